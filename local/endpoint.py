@@ -1,0 +1,221 @@
+"""A local AWS endpoint: one HTTP server on 127.0.0.1 that speaks the AWS JSON protocol.
+
+Real boto3 clients talk to it unchanged (``endpoint_url=`` or ``AWS_ENDPOINT_URL_*``), so
+the orchestration code has a single code path for AWS and for the embedded default.
+Services register under their ``X-Amz-Target`` prefix (``RedshiftData``, ``AWSGlue``);
+this module only does HTTP, identity, error framing and fault injection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
+ANONYMOUS_IDENTITY = "anonymous"
+
+
+class ServiceError(Exception):
+    """An error the service answers with, framed the way botocore parses modeled errors."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as a service sees it."""
+
+    operation: str
+    body: Mapping[str, Any]
+    identity: str
+
+
+class Service(Protocol):
+    """A service behind the endpoint: answers one operation with a JSON-serializable dict."""
+
+    def handle(self, call: Call) -> Mapping[str, Any]: ...
+
+
+def identity_from_headers(authorization: str | None) -> str:
+    """The caller identity is the access key id of the request's SigV4 credential scope.
+
+    The real Data API scopes statements to the IAM session that submitted them; the access
+    key is the closest stand-in that boto3 sends on every call.
+    """
+    if not authorization:
+        return ANONYMOUS_IDENTITY
+    match = _CREDENTIAL_RE.search(authorization)
+    return match.group(1) if match else ANONYMOUS_IDENTITY
+
+
+@dataclass
+class Faults:
+    """Per-operation fault injection for tests (thread-safe).
+
+    ``throttle(op, n)`` answers the next n calls with ThrottlingException; ``latency(op, s)``
+    delays every call; ``drop_after(op, n)`` processes the next n calls and then closes the
+    connection without answering, as a network failure after the server did the work would.
+    An operation of ``"*"`` matches every operation.
+    """
+
+    _throttle: dict[str, int] = field(default_factory=dict)
+    _latency: dict[str, float] = field(default_factory=dict)
+    _drop: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def throttle(self, operation: str, times: int) -> None:
+        with self._lock:
+            self._throttle[operation] = times
+
+    def latency(self, operation: str, seconds: float) -> None:
+        with self._lock:
+            self._latency[operation] = seconds
+
+    def drop_after(self, operation: str, times: int) -> None:
+        with self._lock:
+            self._drop[operation] = times
+
+    def clear(self) -> None:
+        with self._lock:
+            self._throttle.clear()
+            self._latency.clear()
+            self._drop.clear()
+
+    def _take(self, table: dict[str, int], operation: str) -> bool:
+        with self._lock:
+            for key in (operation, "*"):
+                if table.get(key, 0) > 0:
+                    table[key] -= 1
+                    return True
+        return False
+
+    def take_throttle(self, operation: str) -> bool:
+        return self._take(self._throttle, operation)
+
+    def take_drop(self, operation: str) -> bool:
+        return self._take(self._drop, operation)
+
+    def latency_for(self, operation: str) -> float:
+        with self._lock:
+            return self._latency.get(operation, self._latency.get("*", 0.0))
+
+
+class _DroppedConnection(Exception):
+    pass
+
+
+class AwsEndpoint:
+    """The HTTP server. ``register`` services, then ``start`` (background thread) or ``serve``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.services: dict[str, Service] = {}
+        self.faults = Faults()
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def register(self, target_prefix: str, service: Service) -> None:
+        self.services[target_prefix] = service
+
+    def start(self) -> AwsEndpoint:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="aws-endpoint", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def dispatch(self, target: str | None, raw_body: bytes, identity: str) -> Mapping[str, Any]:
+        """Route one request; every failure becomes a ServiceError the client can parse."""
+        if not target or "." not in target:
+            raise ServiceError("UnknownOperationException", f"Missing or bad X-Amz-Target: {target!r}")
+        prefix, operation = target.split(".", 1)
+        service = self.services.get(prefix)
+        if service is None:
+            raise ServiceError("UnknownOperationException", f"Unknown service target {prefix!r}")
+        try:
+            body = json.loads(raw_body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ServiceError("SerializationException", f"Request body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise ServiceError("SerializationException", "Request body must be a JSON object")
+        if self.faults.take_throttle(operation):
+            raise ServiceError("ThrottlingException", "Rate exceeded (injected fault)")
+        delay = self.faults.latency_for(operation)
+        if delay:
+            threading.Event().wait(delay)
+        result = service.handle(Call(operation=operation, body=body, identity=identity))
+        if self.faults.take_drop(operation):
+            raise _DroppedConnection(operation)
+        return result
+
+
+def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s " + format, self.address_string(), *args)
+
+        def do_POST(self) -> None:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY_BYTES:
+                self._reply(413, {"__type": "ValidationException", "message": "Request too large"})
+                self.close_connection = True
+                return
+            raw = self.rfile.read(length)
+            identity = identity_from_headers(self.headers.get("Authorization"))
+            try:
+                payload = dict(endpoint.dispatch(self.headers.get("X-Amz-Target"), raw, identity))
+                self._reply(200, payload)
+            except _DroppedConnection:
+                self.close_connection = True
+                self.connection.close()
+            except ServiceError as err:
+                self._reply(err.status, {"__type": err.code, "message": err.message})
+            except Exception as exc:  # the endpoint must never die on a request
+                log.exception("internal error")
+                self._reply(500, {"__type": "InternalServerException", "message": str(exc)})
+
+        def do_GET(self) -> None:
+            self._reply(200, {"services": sorted(endpoint.services)})
+
+        def _reply(self, status: int, payload: Mapping[str, Any]) -> None:
+            data = json.dumps(payload, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-amzn-RequestId", "local")
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
