@@ -154,7 +154,9 @@ class AwsEndpoint:
     def dispatch(self, target: str | None, raw_body: bytes, identity: str) -> Mapping[str, Any]:
         """Route one request; every failure becomes a ServiceError the client can parse."""
         if not target or "." not in target:
-            raise ServiceError("UnknownOperationException", f"Missing or bad X-Amz-Target: {target!r}")
+            raise ServiceError(
+                "UnknownOperationException", f"Missing or bad X-Amz-Target: {target!r}"
+            )
         prefix, operation = target.split(".", 1)
         service = self.services.get(prefix)
         if service is None:
@@ -162,7 +164,9 @@ class AwsEndpoint:
         try:
             body = json.loads(raw_body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ServiceError("SerializationException", f"Request body is not valid JSON: {exc}") from exc
+            raise ServiceError(
+                "SerializationException", f"Request body is not valid JSON: {exc}"
+            ) from exc
         if not isinstance(body, dict):
             raise ServiceError("SerializationException", "Request body must be a JSON object")
         if self.faults.take_throttle(operation):

@@ -24,7 +24,9 @@ ServiceName = Literal["redshift-data", "glue"]
 DEFAULT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10)
 
 
-def aws_session(credentials: AwsCredentials | None = None, region: str | None = None) -> boto3.Session:
+def aws_session(
+    credentials: AwsCredentials | None = None, region: str | None = None
+) -> boto3.Session:
     """A boto3 session from the block when given (its region wins), else the default chain."""
     if credentials is not None:
         return credentials.get_boto3_session()
