@@ -66,4 +66,4 @@ def aws_client(
     """A typed client for one service; ``endpoint_url`` wins over the environment."""
     session = aws_session(credentials, region)
     merged = DEFAULT_CONFIG.merge(config) if config is not None else DEFAULT_CONFIG
-    return session.client(service, endpoint_url=endpoint_url, config=merged)  # type: ignore[call-overload,no-any-return]
+    return session.client(service, endpoint_url=endpoint_url, config=merged)
