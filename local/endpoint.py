@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,11 +28,28 @@ ANONYMOUS_IDENTITY = "anonymous"
 class ServiceError(Exception):
     """An error the service answers with, framed the way botocore parses modeled errors."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        *,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.fields = dict(fields or {})
+
+    def payload(self) -> dict[str, Any]:
+        """The error body: ``__type``, the message under both spellings, modeled members."""
+        return {
+            "__type": self.code,
+            "message": self.message,
+            "Message": self.message,
+            **self.fields,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,14 +135,24 @@ class _DroppedConnection(Exception):
     pass
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 resets connections when dozens of clients connect at once.
+    request_queue_size = 256
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a long-poll given up, an injected drop) is
+        # routine here; socketserver's default prints a traceback to stderr.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
 class AwsEndpoint:
     """The HTTP server. ``register`` services, then ``start`` (background thread) or ``serve``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.services: dict[str, Service] = {}
         self.faults = Faults()
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -183,6 +211,9 @@ class AwsEndpoint:
 def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes; without TCP_NODELAY, Nagle plus the
+        # client's delayed ACK adds ~40 ms to every keep-alive response.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s " + format, self.address_string(), *args)
@@ -193,7 +224,13 @@ def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler
             except ValueError:
                 length = -1
             if length < 0 or length > MAX_BODY_BYTES:
-                self._reply(413, {"__type": "ValidationException", "message": "Request too large"})
+                # The body is left unread, so this connection cannot carry another request.
+                message = (
+                    f"Request body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit"
+                    if length > 0
+                    else "Content-Length must be a non-negative integer"
+                )
+                self._reply(413, ServiceError("ValidationException", message, 413).payload())
                 self.close_connection = True
                 return
             raw = self.rfile.read(length)
@@ -205,10 +242,11 @@ def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler
                 self.close_connection = True
                 self.connection.close()
             except ServiceError as err:
-                self._reply(err.status, {"__type": err.code, "message": err.message})
+                self._reply(err.status, err.payload())
             except Exception as exc:  # the endpoint must never die on a request
                 log.exception("internal error")
-                self._reply(500, {"__type": "InternalServerException", "message": str(exc)})
+                error = ServiceError("InternalServerException", f"Internal error: {exc}", 500)
+                self._reply(500, error.payload())
 
         def do_GET(self) -> None:
             self._reply(200, {"services": sorted(endpoint.services)})
@@ -218,7 +256,7 @@ def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler
             self.send_response(status)
             self.send_header("Content-Type", "application/x-amz-json-1.1")
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", "local")
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
             self.end_headers()
             self.wfile.write(data)
 

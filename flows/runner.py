@@ -1,0 +1,227 @@
+"""Execute a Pipeline with Prefect: layer by layer, parallel within a layer, stop on failure.
+
+Each step kind maps to one task from tasks/ (which own idempotency: a retried or repeated
+step reattaches to its earlier Glue run or statement). This module owns only ordering,
+the "later steps do not run" rule, progress lines and the night's summary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, wait
+
+from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
+from flows.runtime import Runtime
+from flows.summary import NightSummary, StepOutcome, WarehouseCounts, to_markdown
+from tasks.glue import GlueRunResult, glue_job_run
+from tasks.glue.policy import make_run_key
+from tasks.redshift_data import StatementResult, execute_and_wait, get_rows
+from tasks.redshift_data.prefect_tasks import call_procedure, run_statement
+
+PROGRESS_EVERY_SECONDS = 30.0
+MAX_CHECK_ROWS_SHOWN = 5
+
+COUNTS_SQL = """
+select
+    count(distinct case when customer_key <> -1 then customer_id end) as customers,
+    sum(case when customer_key <> -1 then 1 else 0 end) as customer_versions,
+    sum(case when customer_key <> -1 and scd_current_flag = 'N' then 1 else 0 end)
+        as closed_versions,
+    sum(case when customer_key <> -1 and dw_update_date > dw_insert_date then 1 else 0 end)
+        as updated_in_place,
+    (select count(*) from dw_mystore.sale_fact) as sales
+from dw_mystore.customer_dim
+"""
+
+
+class NightFailedError(RuntimeError):
+    """A step failed; ``summary`` says which, with the real error, and what was skipped."""
+
+    def __init__(self, summary: NightSummary) -> None:
+        super().__init__(summary.error)
+        self.summary = summary.as_dict()
+
+
+class CheckFailedError(RuntimeError):
+    pass
+
+
+@task(name="data-quality-check", cache_policy=NO_CACHE)
+def run_check(step: CheckStep, pipeline: str, runtime: Runtime, night: date, force: bool) -> int:
+    """Run a check query; its offending rows (if any) fail the step and are quoted."""
+    result: StatementResult = run_statement.fn(
+        runtime.redshift_data,
+        runtime.target,
+        step.sql,
+        pipeline=pipeline,
+        logical_date=night,
+        step=step.name,
+        force=force,
+    )
+    rows = get_rows(runtime.redshift_data, result.statement_id) if result.has_result_set else []
+    if rows:
+        shown = "; ".join(json.dumps(r, default=str) for r in rows[:MAX_CHECK_ROWS_SHOWN])
+        raise CheckFailedError(
+            f"check {step.name!r} ({step.description}) found {len(rows)} offending row(s): {shown}"
+        )
+    return 0
+
+
+def submit_step(
+    step: Step, pipeline: Pipeline, runtime: Runtime, night: date, force: bool
+) -> PrefectFuture[Any]:
+    if isinstance(step, GlueStep):
+        settings = runtime.settings
+        arguments = runtime.glue_arguments(render_arguments(step.arguments, night))
+        report = report_path(settings.glue_report_path, step.name, night)
+        if report:
+            arguments["--report_path"] = report
+        return glue_job_run.with_options(
+            task_run_name=step.name, timeout_seconds=step.wait.timeout_seconds
+        ).submit(
+            step.job_name,
+            arguments,
+            run_key=make_run_key(pipeline.name, night.isoformat(), step.name),
+            worker_type=settings.glue_worker_type,
+            number_of_workers=settings.glue_number_of_workers,
+            timeout_minutes=settings.glue_timeout_minutes,
+            force_new=force,
+            client=runtime.glue,
+        )
+    if isinstance(step, ProcedureStep):
+        return call_procedure.with_options(
+            task_run_name=step.name, timeout_seconds=step.wait.timeout_seconds
+        ).submit(
+            runtime.redshift_data,
+            runtime.target,
+            step.schema,
+            step.procedure,
+            step.args,
+            pipeline=pipeline.name,
+            logical_date=night,
+            step=step.name,
+            force=force,
+        )
+    return run_check.with_options(
+        task_run_name=step.name, timeout_seconds=step.wait.timeout_seconds
+    ).submit(step, pipeline.name, runtime, night, force)
+
+
+def report_path(root: str | None, step: str, night: date) -> str | None:
+    if not root:
+        return None
+    return f"{root.rstrip('/')}/{night.isoformat()}/{step}.json"
+
+
+def read_report(path: str | None) -> Mapping[str, Any]:
+    """The clean job's JSON report when it is a readable local file; {} otherwise."""
+    if not path or "://" in path:
+        return {}
+    try:
+        return dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def outcome_of(
+    step: Step, future: PrefectFuture[Any], runtime: Runtime, night: date
+) -> tuple[StepOutcome, BaseException | None]:
+    state = future.state
+    result = future.result(raise_on_failure=False)
+    if isinstance(result, BaseException) or not state.is_completed():
+        error = result if isinstance(result, BaseException) else RuntimeError(str(state.message))
+        return StepOutcome(step.name, step.kind, "failed", detail=str(error)[:500]), error
+    if isinstance(result, GlueRunResult):
+        report = read_report(report_path(runtime.settings.glue_report_path, step.name, night))
+        rows = report.get("rows_written")
+        return StepOutcome(
+            step.name,
+            step.kind,
+            "reattached" if result.reattached else "succeeded",
+            float(result.execution_time or 0),
+            int(rows) if rows is not None else None,
+            f"run {result.run_id}",
+        ), None
+    if isinstance(result, StatementResult):
+        return StepOutcome(
+            step.name,
+            step.kind,
+            "succeeded",
+            result.duration_seconds or 0.0,
+            result.rows_affected,
+            f"statement {result.statement_id}",
+        ), None
+    return StepOutcome(step.name, step.kind, "succeeded", detail="no offending rows"), None
+
+
+def read_counts(runtime: Runtime) -> WarehouseCounts | None:
+    try:
+        result = execute_and_wait(runtime.redshift_data, runtime.target, COUNTS_SQL)
+        rows = get_rows(runtime.redshift_data, result.statement_id)
+    except Exception as exc:  # counts are informative; a missing table must not fail the night
+        get_run_logger().warning("Could not read warehouse counts: %s", exc)
+        return None
+    return WarehouseCounts.from_row(rows[0]) if rows else None
+
+
+def _wait_with_progress(futures: Mapping[str, PrefectFuture[Any]]) -> None:
+    logger = get_run_logger()
+    started = time.monotonic()
+    pending = dict(futures)
+    while pending:
+        done, _ = wait(list(pending.values()), timeout=PROGRESS_EVERY_SECONDS)
+        pending = {n: f for n, f in pending.items() if f not in done}
+        if pending:
+            logger.info(
+                "Still running after %.0fs: %s", time.monotonic() - started, ", ".join(pending)
+            )
+
+
+def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bool) -> NightSummary:
+    logger = get_run_logger()
+    summary = NightSummary(
+        pipeline=pipeline.name,
+        logical_date=night,
+        target=runtime.settings.target,
+        api_calls=runtime.api_calls,
+    )
+    summary.before = read_counts(runtime)
+    failure: tuple[str, BaseException] | None = None
+    for layer in pipeline.layers():
+        if failure is not None:
+            summary.steps += [
+                StepOutcome(s.name, s.kind, "skipped", detail=f"not run: {failure[0]} failed")
+                for s in layer
+            ]
+            continue
+        logger.info("Starting %s", ", ".join(s.name for s in layer))
+        started = {s.name: time.monotonic() for s in layer}
+        futures = {s.name: submit_step(s, pipeline, runtime, night, force) for s in layer}
+        _wait_with_progress(futures)
+        for step in layer:
+            outcome, error = outcome_of(step, futures[step.name], runtime, night)
+            if not outcome.duration_seconds:
+                outcome.duration_seconds = round(time.monotonic() - started[step.name], 1)
+            summary.steps.append(outcome)
+            if error is not None and failure is None:
+                failure = (step.name, error)
+    summary.after = read_counts(runtime)
+    if failure is not None:
+        summary.error = f"step {failure[0]} failed: {failure[1]}"
+    create_markdown_artifact(
+        key=f"{pipeline.name}-summary",
+        markdown=to_markdown(summary),
+        description=f"{pipeline.name} {night.isoformat()}",
+    )
+    if failure is not None:
+        raise NightFailedError(summary) from failure[1]
+    return summary

@@ -1,0 +1,120 @@
+"""What a night did, as data: per-step outcomes, warehouse deltas and API calls.
+
+Built from measurements the flow already has, rendered twice from the same object (a
+terminal table and the Prefect markdown artifact), so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+StepStatus = Literal["succeeded", "failed", "skipped", "reattached"]
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    kind: str
+    status: StepStatus
+    duration_seconds: float = 0.0
+    rows: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class WarehouseCounts:
+    """Counts read from the warehouse before and after the load."""
+
+    customers: int = 0
+    customer_versions: int = 0
+    closed_versions: int = 0
+    updated_in_place: int = 0
+    sales: int = 0
+
+    @staticmethod
+    def from_row(row: Mapping[str, Any]) -> WarehouseCounts:
+        return WarehouseCounts(**{k: int(row.get(k) or 0) for k in WarehouseCounts.__annotations__})
+
+
+@dataclass
+class NightSummary:
+    pipeline: str
+    logical_date: date
+    target: str
+    steps: list[StepOutcome] = field(default_factory=list)
+    before: WarehouseCounts | None = None
+    after: WarehouseCounts | None = None
+    api_calls: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and all(s.status != "failed" for s in self.steps)
+
+    def warehouse_changes(self) -> dict[str, int]:
+        """Customers inserted, updated in place and versioned; sales loaded."""
+        if self.before is None or self.after is None:
+            return {}
+        b, a = self.before, self.after
+        return {
+            "customers inserted": a.customers - b.customers,
+            "customers updated in place": a.updated_in_place,
+            "customers versioned (SCD2)": a.closed_versions - b.closed_versions,
+            "sales loaded": a.sales - b.sales,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "logical_date": self.logical_date.isoformat(),
+            "target": self.target,
+            "succeeded": self.succeeded,
+            "error": self.error,
+            "steps": [vars(s) for s in self.steps],
+            "warehouse": self.warehouse_changes(),
+            "api_calls": dict(sorted(self.api_calls.items())),
+        }
+
+
+def _fmt_rows(rows: int | None) -> str:
+    return "" if rows is None else f"{rows:,}"
+
+
+def step_table_rows(summary: NightSummary) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (s.name, s.status, f"{s.duration_seconds:.1f}s", _fmt_rows(s.rows), s.detail)
+        for s in summary.steps
+    ]
+
+
+def to_markdown(summary: NightSummary) -> str:
+    """The Prefect artifact: a headline, the step table, warehouse changes, API calls."""
+    verdict = "succeeded" if summary.succeeded else "FAILED"
+    lines = [
+        f"# {summary.pipeline} {summary.logical_date.isoformat()} ({summary.target}): {verdict}",
+        "",
+    ]
+    if summary.error:
+        lines += [f"**Error:** {_md_escape(summary.error)}", ""]
+    lines += ["| step | status | duration | rows | detail |", "|---|---|---|---|---|"]
+    lines += [
+        "| " + " | ".join(_md_escape(cell) for cell in row) + " |"
+        for row in step_table_rows(summary)
+    ]
+    changes = summary.warehouse_changes()
+    if changes:
+        lines += ["", "| warehouse | count |", "|---|---|"]
+        lines += [f"| {k} | {v:,} |" for k, v in changes.items()]
+    if summary.api_calls:
+        total = sum(summary.api_calls.values())
+        calls = ", ".join(f"{op} {n}" for op, n in sorted(summary.api_calls.items()))
+        lines += ["", f"API calls: {total} ({calls})"]
+    return "\n".join(lines) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

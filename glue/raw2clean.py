@@ -1,0 +1,404 @@
+"""Glue job: clean one raw MyStore table for one logical date and upsert it into the clean zone.
+
+Arguments (Glue style, ``--name value``; on AWS Glue they are resolved with
+``awsglue.utils.getResolvedOptions``, elsewhere with an equivalent argparse parser)::
+
+    --JOB_NAME raw2clean            job name (Glue always passes it; default raw2clean)
+    --table store_customer          store_customer | store_customer_address | store_sale
+    --raw_path <dir or s3://>       raw zone root; reads <raw_path>/<table>/ingest_date=<date>/
+    --clean_path <dir or s3://>     clean zone root; the table is <clean_path>/<table>
+    --quarantine_path <dir or s3://>  rejects go to <quarantine_path>/<table>/ingest_date=<date>/
+    --logical_date 2026-11-25       the night being loaded (YYYY-MM-DD)
+    --report_path <file or s3://>   optional: where to write the JSON report
+    --max_quarantine_share 0.05     fail the run when more than this share is quarantined
+    --load_type auto                auto | initial | incremental (auto: initial iff no table)
+    --table_format auto             auto | hudi | delta (auto: hudi on Glue or with a jar)
+    --hudi_bundle_jar <jar>         local Hudi: the Hudi Spark bundle (or $MYSTORE_HUDI_BUNDLE_JAR)
+    --hudi_version 0.15             0.15 (Glue 5.0) | 1.0 (Glue 5.1); default from the jar name
+    --retain_commits 10             commits (versions) of history kept by the cleaner
+    --catalog_database clean_mystore  Glue database to sync to; "none" turns sync off
+                                      (default: clean_mystore on Glue, none locally)
+
+Exit code 0 means SUCCEEDED, 1 a failed run, 2 bad arguments. The last line on stderr is
+then ``CleanJobError: <message>`` or ``CleanJobArgumentError: <message>`` (shaped like a
+Python exception line, which the local Glue service reports as the run's ErrorMessage).
+The report (rows read, written, quarantined, duplicates dropped, commit id) is printed as
+one ``RAW2CLEAN_REPORT {...}`` line and written to ``--report_path`` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if __package__ in (None, ""):
+    # Run as a script (``python glue/raw2clean.py``; on Glue the ``glue`` package comes
+    # from --extra-py-files): import siblings as ``glue.*``, not as top-level modules.
+    _here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.path.insert(0, str(Path(_here).parent))
+
+from glue.contract import TableContract, table_contract
+from glue.hudi_options import (
+    DEFAULT_CATALOG_DATABASE,
+    DEFAULT_RETAIN_COMMITS,
+    HudiVersion,
+    LoadType,
+    hudi_version_of,
+    spark_session_conf,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from glue.sinks import TableSink
+
+HUDI_JAR_ENV = "MYSTORE_HUDI_BUNDLE_JAR"
+SPARK_MASTER_ENV = "MYSTORE_SPARK_MASTER"
+DRIVER_MEMORY_ENV = "MYSTORE_SPARK_DRIVER_MEMORY"
+REPORT_PREFIX = "RAW2CLEAN_REPORT"
+REQUIRED = ("table", "raw_path", "clean_path", "quarantine_path", "logical_date")
+OPTIONAL = (
+    "JOB_NAME",
+    "report_path",
+    "max_quarantine_share",
+    "load_type",
+    "table_format",
+    "hudi_bundle_jar",
+    "hudi_version",
+    "retain_commits",
+    "catalog_database",
+)
+
+
+class CleanJobError(Exception):
+    """The run must end FAILED; the message is what Glue shows as ErrorMessage."""
+
+
+@dataclass(frozen=True)
+class JobArguments:
+    job_name: str
+    table: str
+    raw_path: str
+    clean_path: str
+    quarantine_path: str
+    logical_date: date
+    report_path: str | None = None
+    max_quarantine_share: float = 0.05
+    load_type: str = "auto"
+    table_format: str = "auto"
+    hudi_bundle_jar: str | None = None
+    hudi_version: HudiVersion = "0.15"
+    retain_commits: int = DEFAULT_RETAIN_COMMITS
+    catalog_database: str | None = None
+
+    @property
+    def contract(self) -> TableContract:
+        return table_contract(self.table)
+
+    def partition_path(self, root: str) -> str:
+        return f"{root.rstrip('/')}/{self.table}/ingest_date={self.logical_date.isoformat()}"
+
+    @property
+    def table_path(self) -> str:
+        return f"{self.clean_path.rstrip('/')}/{self.table}"
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(
+            f"--{name} {value!r} is not allowed; expected one of: {', '.join(allowed)}"
+        )
+    return value
+
+
+def build_arguments(
+    raw: Mapping[str, str | None], *, on_glue: bool, env: Mapping[str, str] | None = None
+) -> JobArguments:
+    """Validate resolved arguments (all strings) into JobArguments, naming any bad value."""
+    env = os.environ if env is None else env
+    missing = [f"--{n}" for n in REQUIRED if not raw.get(n)]
+    if missing:
+        raise ValueError(f"missing required argument(s): {', '.join(missing)}")
+    table = str(raw["table"])
+    table_contract(table)  # names the allowed tables when wrong
+    try:
+        logical_date = date.fromisoformat(str(raw["logical_date"]))
+    except ValueError as exc:
+        raise ValueError(
+            f"--logical_date {raw['logical_date']!r} is not a YYYY-MM-DD date"
+        ) from exc
+    share_text = raw.get("max_quarantine_share") or "0.05"
+    try:
+        share = float(share_text)
+    except ValueError as exc:
+        raise ValueError(f"--max_quarantine_share {share_text!r} is not a number") from exc
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"--max_quarantine_share {share_text!r} must be between 0 and 1")
+    retain_text = raw.get("retain_commits") or str(DEFAULT_RETAIN_COMMITS)
+    if not retain_text.isdigit() or int(retain_text) < 1:
+        raise ValueError(f"--retain_commits {retain_text!r} must be a whole number >= 1")
+    jar = raw.get("hudi_bundle_jar") or env.get(HUDI_JAR_ENV) or None
+    table_format = _choice(
+        "table_format", raw.get("table_format") or "auto", ("auto", "hudi", "delta")
+    )
+    if table_format == "auto":
+        table_format = "hudi" if on_glue or jar else "delta"
+    if table_format == "hudi" and not on_glue and not jar:
+        raise ValueError(
+            f"--table_format hudi needs a Hudi Spark bundle jar: pass --hudi_bundle_jar or set {HUDI_JAR_ENV}"
+        )
+    version_text = raw.get("hudi_version") or (Path(jar).stem.rsplit("-", 1)[-1] if jar else "0.15")
+    catalog = raw.get("catalog_database")
+    if catalog is None:
+        catalog = DEFAULT_CATALOG_DATABASE if on_glue else None
+    elif catalog.lower() == "none":
+        catalog = None
+    return JobArguments(
+        job_name=raw.get("JOB_NAME") or "raw2clean",
+        table=table,
+        raw_path=str(raw["raw_path"]),
+        clean_path=str(raw["clean_path"]),
+        quarantine_path=str(raw["quarantine_path"]),
+        logical_date=logical_date,
+        report_path=raw.get("report_path") or None,
+        max_quarantine_share=share,
+        load_type=_choice(
+            "load_type", raw.get("load_type") or "auto", ("auto", "initial", "incremental")
+        ),
+        table_format=table_format,
+        hudi_bundle_jar=jar,
+        hudi_version=hudi_version_of(version_text) if table_format == "hudi" else "0.15",
+        retain_commits=int(retain_text),
+        catalog_database=catalog,
+    )
+
+
+def resolve_arguments(
+    argv: Sequence[str], glue_resolver: Callable[[list[str], list[str]], dict[str, str]] | None
+) -> tuple[dict[str, str | None], list[str]]:
+    """Raw argument values and the names of arguments ignored, Glue's way or argparse's."""
+    if glue_resolver is not None:
+        argv_list = ["raw2clean.py", *argv]
+        present = [n for n in OPTIONAL if f"--{n}" in argv]
+        names = [*REQUIRED, *present]
+        if "JOB_NAME" not in names:
+            names.append("JOB_NAME")
+        return dict(glue_resolver(argv_list, names)), []
+    parser = argparse.ArgumentParser(prog="raw2clean", description=__doc__.split("\n")[0])
+    for name in (*REQUIRED, *OPTIONAL):
+        parser.add_argument(f"--{name}", dest=name, default=None)
+    parser.add_argument("--JOB_RUN_ID", help="set by Glue and the local Glue service; unused")
+    known, unknown = parser.parse_known_args(list(argv))
+    values = {k: v for k, v in vars(known).items() if k != "JOB_RUN_ID"}
+    return values, [u for u in unknown if u.startswith("--")]
+
+
+def _glue_resolver() -> Callable[[list[str], list[str]], dict[str, str]] | None:
+    try:
+        from awsglue.utils import getResolvedOptions
+    except ImportError:
+        return None
+    return getResolvedOptions
+
+
+def log(message: str) -> None:
+    print(f"[raw2clean] {message}", flush=True)
+
+
+def _local_spark(args: JobArguments) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master(os.environ.get(SPARK_MASTER_ENV, "local[2]"))
+        .appName(f"{args.job_name}:{args.table}")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "2g"))
+    )
+    if args.table_format == "hudi":
+        for key, value in spark_session_conf(args.hudi_bundle_jar).items():
+            builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def make_sink(spark: SparkSession, args: JobArguments) -> TableSink:
+    from glue.sinks import DeltaSink, HudiSink
+
+    if args.table_format == "hudi":
+        return HudiSink(
+            spark,
+            args.table_path,
+            args.contract,
+            version=args.hudi_version,
+            retain_commits=args.retain_commits,
+            catalog_database=args.catalog_database,
+        )
+    return DeltaSink(args.table_path, args.contract, retain_commits=args.retain_commits)
+
+
+def _exists(spark: SparkSession, path: str) -> bool:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    filesystem = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(filesystem.exists(hadoop_path))
+
+
+def run(spark: SparkSession, args: JobArguments, sink: TableSink | None = None) -> dict[str, Any]:
+    """Read, clean, quarantine and upsert one table for one date; return the report."""
+    from pyspark.sql import functions as F
+
+    from glue.transforms import SESSION_CONF, clean_batch, raw_schema
+
+    started = time.monotonic()
+    for key, value in SESSION_CONF.items():
+        spark.conf.set(key, value)
+    contract = args.contract
+    sink = sink or make_sink(spark, args)
+    raw_dir = args.partition_path(args.raw_path)
+    report: dict[str, Any] = {
+        "job_name": args.job_name,
+        "table": args.table,
+        "logical_date": args.logical_date.isoformat(),
+        "table_format": sink.table_format,
+        "status": "SUCCEEDED",
+        "rows_read": 0,
+        "rows_quarantined": 0,
+        "duplicates_dropped": 0,
+        "rows_written": 0,
+        "commit_id": None,
+    }
+    if not _exists(spark, raw_dir):
+        log(f"no raw data at {raw_dir}; nothing to commit")
+        return report | {"elapsed_seconds": round(time.monotonic() - started, 3)}
+    etl_time = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    raw = spark.read.schema(raw_schema(contract)).option("mode", "PERMISSIVE").json(raw_dir)
+    batch = clean_batch(raw, contract, etl_time)
+    typed = batch.typed.cache()
+    rows_read = typed.count()
+    quarantined = typed.where(F.col("quarantine_reason") != "").count()
+    report |= {"rows_read": rows_read, "rows_quarantined": quarantined}
+    log(f"read {rows_read} row(s) of {args.table} from {raw_dir}; {quarantined} quarantined")
+    if rows_read:
+        quarantine_dir = args.partition_path(args.quarantine_path)
+        quarantine = batch.quarantine.coalesce(1).write.mode("overwrite")
+        quarantine.option("ignoreNullFields", "false").json(quarantine_dir)
+        if quarantined:
+            log(f"wrote {quarantined} quarantined row(s) with reasons to {quarantine_dir}")
+    share = quarantined / rows_read if rows_read else 0.0
+    report["quarantine_share"] = round(share, 6)
+    if share > args.max_quarantine_share:
+        typed.unpersist()
+        raise CleanJobError(
+            f"quarantined {quarantined} of {rows_read} rows of {args.table} "
+            f"({share:.2%}), above --max_quarantine_share {args.max_quarantine_share}; "
+            f"nothing committed; see {args.partition_path(args.quarantine_path)}"
+        )
+    clean = batch.clean.cache()
+    written = clean.count()
+    report |= {"rows_written": written, "duplicates_dropped": rows_read - quarantined - written}
+    if written == 0:
+        log("no rows to upsert; nothing committed")
+    else:
+        load: LoadType
+        if args.load_type == "auto":
+            load = "incremental" if sink.exists() else "initial"
+        else:
+            load = "initial" if args.load_type == "initial" else "incremental"
+        log(f"upserting {written} row(s) into {args.table_path} ({sink.table_format}, {load})")
+        result = sink.write(clean, load)
+        report |= {"load_type": load, "commit_id": result.commit_id}
+        report |= {
+            k: v for k, v in asdict(result).items() if k.startswith("rows_") and v is not None
+        }
+    clean.unpersist()
+    typed.unpersist()
+    return report | {"elapsed_seconds": round(time.monotonic() - started, 3)}
+
+
+def _write_report(path: str, report: Mapping[str, Any]) -> None:
+    import pyarrow.fs as pafs
+
+    filesystem, target = pafs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
+    parent = target.rsplit("/", 1)[0]
+    if parent:
+        filesystem.create_dir(parent, recursive=True)
+    with filesystem.open_output_stream(target) as out:
+        out.write((json.dumps(report, sort_keys=True) + "\n").encode())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: 0 on success, 1 on a failed run, 2 on bad arguments."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    glue_resolver = _glue_resolver()
+    try:
+        raw_args, ignored = resolve_arguments(argv, glue_resolver)
+        args = build_arguments(raw_args, on_glue=glue_resolver is not None)
+    except ValueError as exc:
+        print(f"CleanJobArgumentError: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if ignored:
+        log(f"ignoring argument(s) not used by this job: {', '.join(ignored)}")
+    job = None
+    owns_session = False
+    if glue_resolver is not None:
+        from awsglue.context import GlueContext
+        from awsglue.job import Job
+        from pyspark.context import SparkContext
+
+        glue_context = GlueContext(SparkContext.getOrCreate())
+        spark = glue_context.spark_session
+        job = Job(glue_context)
+        job.init(args.job_name, raw_args)
+    else:
+        from pyspark.sql import SparkSession
+
+        # A session that already exists (tests, notebooks) is borrowed, not stopped.
+        owns_session = SparkSession.getActiveSession() is None
+        spark = _local_spark(args)
+    spark.sparkContext.setLogLevel("WARN")
+    log(f"{args.job_name}: {args.table} for {args.logical_date} ({args.table_format})")
+    report: dict[str, Any]
+    error: str | None = None
+    try:
+        report = run(spark, args)
+        if job is not None:
+            job.commit()
+    except Exception as exc:  # the run fails; the report and the last stderr line say why
+        error = str(exc) if isinstance(exc, CleanJobError) else f"{type(exc).__name__}: {exc}"
+        report = {
+            "job_name": args.job_name,
+            "table": args.table,
+            "status": "FAILED",
+            "error": error,
+        }
+        report["logical_date"] = args.logical_date.isoformat()
+    finally:
+        if owns_session:
+            spark.stop()
+    line = json.dumps(report, sort_keys=True)
+    print(f"{REPORT_PREFIX} {line}", flush=True)
+    if args.report_path:
+        _write_report(args.report_path, report)
+    if error is not None:
+        print(
+            f"CleanJobError: {error.splitlines()[0] if error else 'unknown error'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

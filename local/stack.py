@@ -1,0 +1,149 @@
+"""The local stack in one object: embedded PostgreSQL plus the AWS endpoint serving it.
+
+Flows, tests and the CLI start the same stack; clients reach it only through the standard
+``AWS_ENDPOINT_URL_*`` variables (``client_env``) or an explicit ``endpoint_url``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from local.data_api import TARGET_PREFIX, RedshiftDataService
+from local.data_api.executor import DEFAULT_PAGE_ROWS
+from local.endpoint import AwsEndpoint
+from local.pg import Warehouse, start_warehouse
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path(".local")
+LOCAL_REGION = "us-east-1"
+DUMMY_ACCESS_KEY_ID = "AKIDLOCAL"
+DUMMY_SECRET_ACCESS_KEY = "local-dummy-secret"  # not a secret: the local endpoint ignores it
+
+
+class LocalStack:
+    """A running warehouse and endpoint; ``stop`` (or leaving the ``with``) tears both down."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        warehouse: Warehouse,
+        endpoint: AwsEndpoint,
+        data_api: RedshiftDataService,
+    ) -> None:
+        self.data_dir = data_dir
+        self.warehouse = warehouse
+        self.endpoint = endpoint
+        self.data_api = data_api
+        self.pg_dsn = warehouse.dsn
+        self._stopped = False
+        self._closers: list[Callable[[], None]] = []
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.endpoint.url
+
+    @classmethod
+    def start(
+        cls,
+        data_dir: Path | None = None,
+        port: int = 0,
+        *,
+        max_active_statements: int = 200,
+        page_rows: int = DEFAULT_PAGE_ROWS,
+        with_glue: bool = True,
+    ) -> LocalStack:
+        """Start (or attach to) PostgreSQL under ``data_dir`` and serve the endpoint on ``port``.
+
+        ``port=0`` picks a free port. Statements left unfinished by an endpoint process
+        that died are marked ABORTED here. ``with_glue`` also serves the local Glue job runs
+        (``local.glue_service``) on the same endpoint.
+        """
+        data_dir = (data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser().resolve()
+        warehouse = start_warehouse(data_dir)
+        try:
+            data_api = RedshiftDataService(
+                warehouse.dsn_for,
+                database_dsn=warehouse.dsn,
+                max_active_statements=max_active_statements,
+                page_rows=page_rows,
+            )
+        except Exception:
+            warehouse.stop()
+            raise
+        try:
+            endpoint = AwsEndpoint(port=port)
+        except OSError as exc:
+            data_api.close()
+            warehouse.stop()
+            raise OSError(f"Could not listen on 127.0.0.1:{port}: {exc}") from exc
+        endpoint.register(TARGET_PREFIX, data_api)
+        closers: list[Callable[[], None]] = []
+        if with_glue:
+            try:
+                closers.append(_register_glue(endpoint, warehouse.dsn, data_dir))
+            except Exception:
+                endpoint.stop()
+                data_api.close()
+                warehouse.stop()
+                raise
+        endpoint.start()
+        log.info("Local stack up: endpoint %s, data in %s", endpoint.url, data_dir)
+        stack = cls(data_dir, warehouse, endpoint, data_api)
+        stack._closers = closers
+        return stack
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.endpoint.stop()
+        for close in self._closers:
+            close()
+        self.data_api.close()
+        self.warehouse.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for boto3 clients to reach this stack (dummy keys only if none are set)."""
+        return client_env(self.endpoint_url)
+
+
+def _register_glue(endpoint: AwsEndpoint, pg_dsn: str, data_dir: Path) -> Callable[[], None]:
+    """Serve Glue job runs too when that service is part of this checkout."""
+    try:
+        from local.glue_service import register_glue
+    except ImportError:
+        log.info("local.glue_service is not available; serving the Data API only")
+        return lambda: None
+    service = register_glue(endpoint, pg_dsn=pg_dsn, data_dir=data_dir)
+    return service.close
+
+
+def client_env(endpoint_url: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables that point standard AWS clients at ``endpoint_url``."""
+    current = dict(os.environ) if environ is None else environ
+    env = {
+        "AWS_ENDPOINT_URL_REDSHIFT_DATA": endpoint_url,
+        "AWS_ENDPOINT_URL_GLUE": endpoint_url,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_REGION": LOCAL_REGION,
+    }
+    if not current.get("AWS_ACCESS_KEY_ID") and not current.get("AWS_PROFILE"):
+        env["AWS_ACCESS_KEY_ID"] = DUMMY_ACCESS_KEY_ID
+        env["AWS_SECRET_ACCESS_KEY"] = DUMMY_SECRET_ACCESS_KEY
+    return env

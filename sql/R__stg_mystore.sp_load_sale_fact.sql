@@ -1,0 +1,157 @@
+-- Loads sales into sale_fact.
+--   INCREMENTAL (start and end NULL): the clean sales newer than the high-water mark;
+--   HISTORY (start <= end): the sales of stg_mystore.store_sale in that date range.
+-- Each sale points at the customer version valid at the time of the sale; a sale before
+-- the customer's first version points at that first version; an unknown customer gives
+-- -1. Rows are deleted then inserted on the source key (ticket_id, item_id), so a reload
+-- replaces instead of duplicating, also when a corrected sale moved to another day.
+create or replace procedure stg_mystore.sp_load_sale_fact(
+    p_load_type varchar,
+    p_start_date date,
+    p_end_date date
+)
+as $$
+declare
+    v_mark timestamp;
+    v_max timestamp;
+    v_first_day date;
+    v_last_day date;
+    v_seconds integer;
+    v_rows integer;
+begin
+    call stg_mystore.sp_validate_parameters(p_load_type, p_start_date, p_end_date);
+    delete from stg_mystore.wrk_sale_fact;
+
+    -- 1. Stage one row per sale key, the latest version of each.
+    if p_load_type = 'INCREMENTAL' then
+        call stg_mystore.sp_return_high_water_mark('store_sale', v_mark);
+        select coalesce(max(etl_processing_datetime), v_mark) into v_max
+        from ext_clean_mystore.store_sale;
+        insert into stg_mystore.wrk_sale_fact (
+            ticket_id, item_id, sale_datetime, customer_id, store_id, promo_id, quantity,
+            wholesale_cost, list_price, sales_price, ext_discount_amt, ext_sales_price,
+            ext_wholesale_cost, ext_list_price, ext_tax, coupon_amt, net_paid,
+            net_paid_inc_tax, net_profit
+        )
+        select
+            ticket_id, item_id, sale_datetime, customer_id, store_id, promo_id, quantity,
+            wholesale_cost, list_price, sales_price, ext_discount_amt, ext_sales_price,
+            ext_wholesale_cost, ext_list_price, ext_tax, coupon_amt, net_paid,
+            net_paid_inc_tax, net_profit
+        from (
+            select
+                s.*,
+                row_number() over (
+                    partition by s.ticket_id, s.item_id
+                    order by s.sale_datetime desc, s.etl_processing_datetime desc
+                ) as version_rank
+            from ext_clean_mystore.store_sale as s
+            where s.etl_processing_datetime > v_mark
+                and s.etl_processing_datetime <= v_max
+        ) as ranked
+        where version_rank = 1;
+    else
+        insert into stg_mystore.wrk_sale_fact (
+            ticket_id, item_id, sale_datetime, customer_id, store_id, promo_id, quantity,
+            wholesale_cost, list_price, sales_price, ext_discount_amt, ext_sales_price,
+            ext_wholesale_cost, ext_list_price, ext_tax, coupon_amt, net_paid,
+            net_paid_inc_tax, net_profit
+        )
+        select
+            ticket_id, item_id, sale_datetime, customer_id, store_id, promo_id, quantity,
+            wholesale_cost, list_price, sales_price, ext_discount_amt, ext_sales_price,
+            ext_wholesale_cost, ext_list_price, ext_tax, coupon_amt, net_paid,
+            net_paid_inc_tax, net_profit
+        from (
+            select
+                s.*,
+                row_number() over (
+                    partition by s.ticket_id, s.item_id
+                    order by s.sale_datetime desc, s.etl_processing_datetime desc
+                ) as version_rank
+            from stg_mystore.store_sale as s
+            where s.sale_date between p_start_date and p_end_date
+        ) as ranked
+        where version_rank = 1;
+    end if;
+    get diagnostics v_rows := row_count;
+    raise info 'sale_fact: % % sales staged', v_rows, lower(p_load_type);
+
+    -- 2. The calendar and clock the facts point at.
+    select min(cast(sale_datetime as date)), max(cast(sale_datetime as date))
+    into v_first_day, v_last_day
+    from stg_mystore.wrk_sale_fact;
+    if v_first_day is not null then
+        call stg_mystore.sp_load_date_dim(v_first_day, v_last_day);
+    end if;
+    select count(*) into v_seconds from dw_mystore.time_dim;
+    if v_seconds < 86400 then
+        call stg_mystore.sp_load_time_dim();
+    end if;
+
+    -- 3. Replace the facts of the staged keys.
+    delete from dw_mystore.sale_fact
+    using stg_mystore.wrk_sale_fact as w
+    where sale_fact.ticket_id = w.ticket_id
+        and sale_fact.item_id = w.item_id;
+    get diagnostics v_rows := row_count;
+    raise info 'sale_fact: % rows replaced', v_rows;
+
+    insert into dw_mystore.sale_fact (
+        sold_date_key, sold_time_key, sold_date, customer_key, ticket_id, item_id,
+        store_id, promo_id, quantity, wholesale_cost, list_price, sales_price,
+        ext_discount_amt, ext_sales_price, ext_wholesale_cost, ext_list_price, ext_tax,
+        coupon_amt, net_paid, net_paid_inc_tax, net_profit, dw_insert_date, dw_update_date
+    )
+    select
+        cast(w.sale_datetime as date),
+        cast(date_part('hour', w.sale_datetime) as integer) * 3600
+        + cast(date_part('minute', w.sale_datetime) as integer) * 60
+        + cast(floor(date_part('second', w.sale_datetime)) as integer),
+        cast(w.sale_datetime as date),
+        coalesce(valid.customer_key, earliest.customer_key, -1),
+        w.ticket_id,
+        w.item_id,
+        coalesce(w.store_id, 'Unknown'),
+        coalesce(w.promo_id, 'Unknown'),
+        w.quantity,
+        w.wholesale_cost,
+        w.list_price,
+        w.sales_price,
+        w.ext_discount_amt,
+        w.ext_sales_price,
+        w.ext_wholesale_cost,
+        w.ext_list_price,
+        w.ext_tax,
+        w.coupon_amt,
+        w.net_paid,
+        w.net_paid_inc_tax,
+        w.net_profit,
+        sysdate,
+        sysdate
+    from stg_mystore.wrk_sale_fact as w
+    left join dw_mystore.customer_dim as valid
+        on w.customer_id = valid.customer_id
+            and w.sale_datetime >= valid.scd_start_date
+            and w.sale_datetime < valid.scd_end_date
+            and valid.customer_key <> -1
+    left join (
+        select
+            customer_id,
+            customer_key,
+            row_number() over (
+                partition by customer_id order by scd_start_date
+            ) as version_number
+        from dw_mystore.customer_dim
+        where customer_key <> -1
+    ) as earliest
+        on w.customer_id = earliest.customer_id
+            and earliest.version_number = 1;
+    get diagnostics v_rows := row_count;
+    raise info 'sale_fact: % rows inserted', v_rows;
+
+    if p_load_type = 'INCREMENTAL' then
+        call stg_mystore.sp_update_high_water_mark('store_sale', v_max);
+    end if;
+end;
+$$ language plpgsql;

@@ -1,0 +1,356 @@
+"""Run a Glue job to its end with an injected boto3 client: start or reattach, wait, stop.
+
+The rules live in ``policy.py``; this module is the boto3 layer. What it guarantees:
+
+* at most one live run per run key: before starting, GetJobRuns is searched for a run
+  carrying the key (active, or SUCCEEDED) and that run is attached to instead; after
+  starting, a racing twin is detected and the later run is stopped;
+* ConcurrentRunsExceededException attaches to the matching run if there is one, else backs
+  off and tries again until ``concurrency_wait_seconds`` are used up;
+* FAILED, STOPPED, TIMEOUT, ERROR and EXPIRED raise ``GlueJobFailedError`` with Glue's
+  ErrorMessage; transient API errors while waiting are tolerated up to a budget;
+* if the wait is interrupted (flow cancellation, task timeout, SIGTERM turned into an
+  exception, Ctrl-C) the run is stopped with BatchStopJobRun before the exception goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tasks.glue.policy import (
+    RUN_KEY_ARGUMENT,
+    TRANSIENT_ERROR_CODES,
+    Backoff,
+    RunLinks,
+    build_start_request,
+    classify_state,
+    pick_run_to_attach,
+    pick_winner_of_race,
+    run_links,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_glue import GlueClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL = Backoff(initial=2.0, maximum=30.0)
+DEFAULT_CONCURRENCY_BACKOFF = Backoff(initial=15.0, maximum=120.0)
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+class GlueJobError(Exception):
+    """A Glue job run could not be started, found or watched."""
+
+
+class GlueJobFailedError(GlueJobError):
+    """The run ended in a failed state; carries Glue's own ErrorMessage."""
+
+    def __init__(self, job_name: str, run_id: str, state: str, error_message: str | None) -> None:
+        self.job_name = job_name
+        self.run_id = run_id
+        self.state = state
+        self.error_message = error_message
+        detail = error_message or "(Glue gave no ErrorMessage)"
+        super().__init__(f"Glue job {job_name} run {run_id} ended {state}: {detail}")
+
+
+class GlueConcurrencyError(GlueJobError):
+    """MaxConcurrentRuns stayed exhausted by other runs for longer than we were willing to wait."""
+
+
+class GluePollError(GlueJobError):
+    """The service stayed unreachable while waiting; the run itself may still be fine."""
+
+
+@dataclass(frozen=True)
+class GlueRunResult:
+    job_name: str
+    run_id: str
+    state: str
+    reattached: bool
+    execution_time: int | None
+    console_url: str | None
+    log_url: str | None
+    run: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+def _error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _is_transient(err: Exception) -> bool:
+    if isinstance(err, ClientError):
+        return _error_code(err) in TRANSIENT_ERROR_CODES
+    return isinstance(err, BotoCoreError)
+
+
+def list_runs(client: GlueClient, job_name: str, *, max_runs: int = 500) -> list[Mapping[str, Any]]:
+    """The job's newest ``max_runs`` runs (GetJobRuns pages, newest first)."""
+    runs: list[Mapping[str, Any]] = []
+    for page in client.get_paginator("get_job_runs").paginate(
+        JobName=job_name, PaginationConfig={"PageSize": 200}
+    ):
+        runs.extend(page.get("JobRuns", []))
+        if len(runs) >= max_runs:
+            break
+    return runs
+
+
+def find_run(
+    client: GlueClient,
+    job_name: str,
+    run_key: str,
+    *,
+    max_runs: int = 500,
+    reuse_succeeded: bool = True,
+) -> Mapping[str, Any] | None:
+    """The run to attach to for ``run_key`` among the job's newest ``max_runs`` runs."""
+    runs = list_runs(client, job_name, max_runs=max_runs)
+    return pick_run_to_attach(runs, run_key, reuse_succeeded=reuse_succeeded)
+
+
+def stop_run(client: GlueClient, job_name: str, run_id: str, logger: Logger) -> bool:
+    """Best effort BatchStopJobRun; never raises, because it runs while another error is
+    already on its way out and must not replace it."""
+    try:
+        answer = client.batch_stop_job_run(JobName=job_name, JobRunIds=[run_id])
+    except (ClientError, BotoCoreError) as exc:
+        logger.error("Could not stop Glue job %s run %s: %s", job_name, run_id, exc)
+        return False
+    for error in answer.get("Errors", []):
+        detail = error.get("ErrorDetail", {})
+        logger.warning(
+            "Glue job %s run %s was not stopped: %s %s",
+            job_name,
+            run_id,
+            detail.get("ErrorCode"),
+            detail.get("ErrorMessage"),
+        )
+        return False
+    logger.warning("Stopped Glue job %s run %s (BatchStopJobRun)", job_name, run_id)
+    return True
+
+
+@dataclass
+class _Waiting:
+    """Knobs for the start and wait loops; defaults suit real Glue, tests shrink them."""
+
+    poll: Backoff
+    concurrency_backoff: Backoff
+    concurrency_wait_seconds: float
+    transient_error_budget: int
+    max_runs_scanned: int
+    sleep: Callable[[float], None]
+    rand: Callable[[], float]
+
+
+def _start_or_attach(
+    client: GlueClient,
+    request: Mapping[str, Any],
+    run_key: str,
+    knobs: _Waiting,
+    logger: Logger,
+    seen_before_start: Collection[str] | None,
+) -> tuple[str, bool]:
+    """Start a run; on a concurrency error or a lost answer attach to the key's active run.
+
+    ``seen_before_start`` (ids from the pre-start lookup; None when a new run was forced)
+    turns on the after-start check for a racing twin.
+    """
+    job_name = request["JobName"]
+    reuse = seen_before_start is not None
+    deadline = time.monotonic() + knobs.concurrency_wait_seconds
+    attempt = 0
+    while True:
+        try:
+            run_id = client.start_job_run(**request)["JobRunId"]
+            break
+        except ClientError as err:
+            code = _error_code(err)
+            message = err.response.get("Error", {}).get("Message", "")
+            if code != "ConcurrentRunsExceededException" and not _is_transient(err):
+                raise GlueJobError(
+                    f"StartJobRun for Glue job {job_name} failed: {code}: {message}"
+                ) from err
+            existing = find_run(
+                client, job_name, run_key, max_runs=knobs.max_runs_scanned, reuse_succeeded=reuse
+            )
+            if existing is not None:
+                return str(existing["Id"]), True
+            if time.monotonic() >= deadline:
+                raise GlueConcurrencyError(
+                    f"Glue job {job_name} could not start within "
+                    f"{knobs.concurrency_wait_seconds:.0f}s: {code}: {message}"
+                ) from err
+            delay = knobs.concurrency_backoff.delay(attempt, knobs.rand())
+            logger.info("Glue job %s: %s; trying again in %.1fs", job_name, code, delay)
+            knobs.sleep(delay)
+            attempt += 1
+        except BotoCoreError as err:
+            # The request may have reached Glue before the connection failed: look first.
+            existing = find_run(
+                client, job_name, run_key, max_runs=knobs.max_runs_scanned, reuse_succeeded=reuse
+            )
+            if existing is not None:
+                return str(existing["Id"]), True
+            raise GlueJobError(f"StartJobRun for Glue job {job_name} failed: {err}") from err
+    if seen_before_start is None:
+        return run_id, False
+    runs = list_runs(client, job_name, max_runs=knobs.max_runs_scanned)
+    winner = pick_winner_of_race(runs, run_key, seen_before_start)
+    if winner is not None and winner["Id"] != run_id:
+        logger.warning(
+            "Glue job %s: run %s also holds run key %s and started first; stopping %s",
+            job_name,
+            winner["Id"],
+            run_key,
+            run_id,
+        )
+        stop_run(client, job_name, run_id, logger)
+        return str(winner["Id"]), True
+    return run_id, False
+
+
+def _wait(
+    client: GlueClient,
+    job_name: str,
+    run_id: str,
+    knobs: _Waiting,
+    logger: Logger,
+    announce: Callable[[Mapping[str, Any]], None],
+) -> Mapping[str, Any]:
+    """Poll until the run ends; ``announce`` gets the first answer (for the links)."""
+    attempt = 0
+    errors = 0
+    last_state = None
+    while True:
+        try:
+            run = client.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+            errors = 0
+        except (ClientError, BotoCoreError) as err:
+            if not _is_transient(err) or errors >= knobs.transient_error_budget:
+                raise GluePollError(
+                    f"Could not read Glue job {job_name} run {run_id}; it may still be running "
+                    f"and a retry will reattach to it: {err}"
+                ) from err
+            errors += 1
+            logger.info("Glue job %s run %s: transient error (%s), retrying", job_name, run_id, err)
+        else:
+            if last_state is None:
+                announce(run)
+            state = run.get("JobRunState", "")
+            if state != last_state:
+                logger.info("Glue job %s run %s is %s", job_name, run_id, state)
+                last_state = state
+            if classify_state(state) != "running":
+                return run
+        knobs.sleep(knobs.poll.delay(attempt, knobs.rand()))
+        attempt += 1
+
+
+def run_glue_job(
+    client: GlueClient,
+    job_name: str,
+    arguments: Mapping[str, str] | None = None,
+    *,
+    run_key: str,
+    worker_type: str | None = None,
+    number_of_workers: int | None = None,
+    timeout_minutes: int | None = None,
+    force_new: bool = False,
+    poll: Backoff = DEFAULT_POLL,
+    concurrency_backoff: Backoff = DEFAULT_CONCURRENCY_BACKOFF,
+    concurrency_wait_seconds: float = 1800.0,
+    transient_error_budget: int = 10,
+    max_runs_scanned: int = 500,
+    logger: Logger | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
+) -> GlueRunResult:
+    """Start (or reattach to) the run for ``run_key`` and wait for it to end.
+
+    ``force_new`` starts a new run without looking for one to reuse (a deliberate re-run of a
+    night that already succeeded); only if the job is at its concurrency limit does it attach
+    to a run of the key that is still active. Raises ``GlueJobFailedError`` for a failed run, ``GlueConcurrencyError``
+    when no slot frees up in time, ``GluePollError`` when Glue stays unreachable.
+    """
+    logger = logger or log
+    request = build_start_request(
+        job_name,
+        arguments,
+        run_key,
+        worker_type=worker_type,
+        number_of_workers=number_of_workers,
+        timeout_minutes=timeout_minutes,
+    )
+    knobs = _Waiting(
+        poll,
+        concurrency_backoff,
+        concurrency_wait_seconds,
+        transient_error_budget,
+        max_runs_scanned,
+        sleep,
+        rand,
+    )
+    seen: list[Mapping[str, Any]] = []
+    if not force_new:
+        seen = list_runs(client, job_name, max_runs=max_runs_scanned)
+    existing = pick_run_to_attach(seen, run_key)
+    if existing is not None:
+        run_id, reattached = str(existing["Id"]), True
+    else:
+        seen_ids = None if force_new else {str(r.get("Id")) for r in seen}
+        run_id, reattached = _start_or_attach(client, request, run_key, knobs, logger, seen_ids)
+    links = RunLinks(console=None, logs=None)
+
+    def announce(first: Mapping[str, Any]) -> None:
+        nonlocal links
+        links = run_links(
+            job_name,
+            run_id,
+            region=client.meta.region_name,
+            endpoint_url=client.meta.endpoint_url,
+            log_group=first.get("LogGroupName"),
+        )
+        logger.info(
+            "%s Glue job %s run %s (%s=%s); console: %s; logs: %s",
+            "Reattached to" if reattached else "Started",
+            job_name,
+            run_id,
+            RUN_KEY_ARGUMENT,
+            run_key,
+            links.console or "-",
+            links.logs or "-",
+        )
+
+    try:
+        final = _wait(client, job_name, run_id, knobs, logger, announce)
+    except GluePollError:
+        raise  # Glue is unreachable: a stop would fail too, and the next attempt reattaches
+    except BaseException:
+        # Cancellation, a task timeout, SIGTERM or Ctrl-C: the run must not outlive its flow.
+        stop_run(client, job_name, run_id, logger)
+        raise
+    state = final.get("JobRunState", "")
+    if classify_state(state) != "succeeded":
+        raise GlueJobFailedError(job_name, run_id, state, final.get("ErrorMessage"))
+    logger.info("Glue job %s run %s SUCCEEDED in %ss", job_name, run_id, final.get("ExecutionTime"))
+    return GlueRunResult(
+        job_name=job_name,
+        run_id=run_id,
+        state=state,
+        reattached=reattached,
+        execution_time=final.get("ExecutionTime"),
+        console_url=links.console,
+        log_url=links.logs,
+        run=final,
+    )

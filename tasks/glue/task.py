@@ -1,0 +1,54 @@
+"""The Prefect task around ``run_glue_job``: a run logger, a client, nothing else.
+
+No cache policy: whether the work is already done is decided by the run key against Glue's
+own run history, not by Prefect's cache (which keys on source code and inputs, and would
+start a second run after a code edit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.aws import aws_client
+from tasks.glue.runner import GlueRunResult, run_glue_job
+
+if TYPE_CHECKING:
+    from mypy_boto3_glue import GlueClient
+    from prefect_aws import AwsCredentials
+
+
+@task(name="glue-job-run", cache_policy=NO_CACHE)
+def glue_job_run(
+    job_name: str,
+    arguments: Mapping[str, str] | None = None,
+    *,
+    run_key: str,
+    worker_type: str | None = None,
+    number_of_workers: int | None = None,
+    timeout_minutes: int | None = None,
+    force_new: bool = False,
+    client: GlueClient | None = None,
+    credentials: AwsCredentials | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+) -> GlueRunResult:
+    """Run a Glue job to its end (see ``run_glue_job``); retrying this task is safe: a retry
+    reattaches to the run its key names, and starts afresh only after a failed run."""
+    glue = client or aws_client(
+        "glue", credentials=credentials, region=region, endpoint_url=endpoint_url
+    )
+    return run_glue_job(
+        glue,
+        job_name,
+        arguments,
+        run_key=run_key,
+        worker_type=worker_type,
+        number_of_workers=number_of_workers,
+        timeout_minutes=timeout_minutes,
+        force_new=force_new,
+        logger=get_run_logger(),
+    )

@@ -1,0 +1,84 @@
+"""One exception family, so callers can tell "the statement failed" from "we lost track".
+
+Every error that refers to a statement carries its id (and the query id when Redshift gave
+one): that is what an operator needs to find it in SYS_QUERY_HISTORY, and what a later
+attempt needs to reattach. Parameter values never appear in messages: they may be personal
+data, and messages end up in logs and Prefect's UI.
+"""
+
+from __future__ import annotations
+
+SQL_PREVIEW_CHARS = 300
+
+
+def truncate_sql(sql: str | None, limit: int = SQL_PREVIEW_CHARS) -> str:
+    """SQL for messages: one line, bounded, so a 10 kB batch cannot flood a log line."""
+    if not sql:
+        return ""
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class RedshiftDataError(Exception):
+    """Base of every error raised by tasks.redshift_data."""
+
+
+class InvalidRequestError(RedshiftDataError, ValueError):
+    """Bad input caught before any call to AWS; the message names the value and the rule."""
+
+
+class StatementError(RedshiftDataError):
+    """A statement ended (or was given up on) without FINISHED."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        statement_id: str,
+        status: str | None = None,
+        query_id: int | None = None,
+        sql: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.statement_id = statement_id
+        self.status = status
+        self.query_id = query_id
+        self.sql = truncate_sql(sql)
+        self.error = error
+        details = [f"statement_id={statement_id}"]
+        if query_id is not None and query_id >= 0:
+            details.append(f"query_id={query_id}")
+        if self.sql:
+            details.append(f"sql={self.sql!r}")
+        super().__init__(f"{message} ({', '.join(details)})")
+
+
+class StatementFailedError(StatementError):
+    """Redshift reported FAILED; ``error`` is its message, verbatim."""
+
+
+class StatementAbortedError(StatementError):
+    """The statement was cancelled (by us, an operator, or WLM) before it finished."""
+
+
+class StatementTimeoutError(StatementError, TimeoutError):
+    """The wait exceeded the policy's timeout; the statement was asked to cancel."""
+
+
+class StatementStatusUnknownError(StatementError):
+    """Polling failed too often in a row; the statement may still be running.
+
+    Raised instead of guessing: a later attempt reattaches through the run key.
+    """
+
+
+class SubmitError(RedshiftDataError):
+    """The submit was refused for a reason that may clear (e.g. ActiveStatementsExceeded)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class ResultTooLargeError(RedshiftDataError):
+    """The result set exceeds the caller's ``max_rows`` guard."""

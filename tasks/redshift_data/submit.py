@@ -1,0 +1,293 @@
+"""Submitting: every submit carries a ClientToken, and a known step reattaches first.
+
+``execute_and_wait`` is the plain path (a random token makes botocore's own retries safe).
+``submit_or_reattach`` is the idempotent path for pipelines: it asks the Data API which
+attempts of this step exist (ListStatements by name prefix, all statuses, every page)
+and only submits when there is nothing to reattach to.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tasks.redshift_data.errors import RedshiftDataError, SubmitError
+from tasks.redshift_data.logs import LoggerLike, log
+from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
+from tasks.redshift_data.runkey import RunKey, StepKey
+from tasks.redshift_data.status import (
+    StatementResult,
+    error_code,
+    is_capacity_error,
+    is_transient,
+    outcome_of,
+    parse_description,
+    terminal_error,
+)
+from tasks.redshift_data.target import RedshiftTarget
+from tasks.redshift_data.waiting import WaitPolicy, backoff_delay, wait_or_cancel
+
+if TYPE_CHECKING:
+    from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+SUBMIT_RETRY_POLICY = WaitPolicy(initial_interval=1.0, max_interval=30.0)
+_SUBMIT_EXCEPTIONS = ("ExecuteStatementException", "BatchExecuteStatementException")
+
+
+def submit_statement(
+    client: RedshiftDataAPIServiceClient,
+    operation: SubmitOperation,
+    request: Mapping[str, Any],
+    *,
+    retries: int = 4,
+    logger: LoggerLike | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """The statement id. Capacity and throttling refusals are retried with backoff.
+
+    Errors whose outcome is unknown (a dropped connection, a 5xx) are retried only when the
+    request has a ClientToken, because only then can a retry not start a second statement.
+    An ExecuteStatementException that names a statement is answered by describing that
+    statement: if it runs or finished it is ours, if it failed we raise its error.
+    """
+    logger = logger or log
+    has_token = "ClientToken" in request
+    for retry in range(retries + 1):
+        try:
+            if operation == "ExecuteStatement":
+                return client.execute_statement(**request)["Id"]
+            return client.batch_execute_statement(**request)["Id"]
+        except ClientError as exc:
+            statement_id = exc.response.get("StatementId")
+            if error_code(exc) in _SUBMIT_EXCEPTIONS and isinstance(statement_id, str):
+                return _adopt_or_raise(client, statement_id, exc, logger)
+            retryable = is_capacity_error(exc) or error_code(exc) in (
+                "ThrottlingException",
+                "TooManyRequestsException",
+            )
+            if not retryable and not (has_token and is_transient(exc)):
+                raise RedshiftDataError(f"{operation} was refused: {exc}") from exc
+            failure: Exception = exc
+        except BotoCoreError as exc:
+            if not (has_token and is_transient(exc)):
+                raise SubmitError(
+                    f"{operation} outcome unknown and no ClientToken to retry safely: {exc}"
+                ) from exc
+            failure = exc
+        if retry == retries:
+            raise SubmitError(
+                f"{operation} still refused after {retries + 1} tries: {failure}",
+                code=error_code(failure),
+            ) from failure
+        delay = backoff_delay(SUBMIT_RETRY_POLICY, retry, random.random())
+        logger.warning("%s refused (%s); retrying in %.1f s", operation, failure, delay)
+        sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _adopt_or_raise(
+    client: RedshiftDataAPIServiceClient, statement_id: str, exc: ClientError, logger: LoggerLike
+) -> str:
+    try:
+        description = client.describe_statement(Id=statement_id)
+    except (ClientError, BotoCoreError) as describe_exc:
+        raise SubmitError(
+            f"submit raised {error_code(exc)} for statement {statement_id}, and describing it "
+            f"failed ({describe_exc}); not resubmitting blindly"
+        ) from exc
+    failure = terminal_error(description)
+    if failure is not None:
+        raise failure from exc
+    logger.warning(
+        "submit raised %s but statement %s is %s; continuing with it",
+        error_code(exc),
+        statement_id,
+        description.get("Status"),
+    )
+    return statement_id
+
+
+def execute_and_wait(
+    client: RedshiftDataAPIServiceClient,
+    target: RedshiftTarget,
+    sql: str | Sequence[str],
+    *,
+    parameters: Mapping[str, object] | None = None,
+    statement_name: str | None = None,
+    client_token: str | None = None,
+    policy: WaitPolicy | None = None,
+    execution_mode: ExecutionMode | None = None,
+    logger: LoggerLike | None = None,
+) -> StatementResult:
+    """Run SQL (a list runs as one BatchExecuteStatement) and wait for FINISHED."""
+    operation, request = build_submit_request(
+        target,
+        sql,
+        parameters=parameters,
+        statement_name=statement_name,
+        client_token=client_token or str(uuid.uuid4()),
+        execution_mode=execution_mode,
+    )
+    statement_id = submit_statement(client, operation, request, logger=logger)
+    text = sql if isinstance(sql, str) else "; ".join(sql)
+    description = wait_or_cancel(
+        client,
+        statement_id,
+        policy=policy,
+        sql=text,
+        logger=logger,
+        label=statement_name or statement_id,
+    )
+    return parse_description(description, statement_name)
+
+
+@dataclass(frozen=True)
+class PriorStatement:
+    statement_id: str
+    attempt: int
+    status: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["submit", "reattach"]
+    attempt: int
+    statement_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    statement_id: str
+    statement_name: str
+    attempt: int
+    reattached: bool
+
+
+def find_prior_statements(
+    client: RedshiftDataAPIServiceClient, step: StepKey
+) -> list[PriorStatement]:
+    """Every earlier attempt of this step that the Data API still knows (24 h)."""
+    found = []
+    paginator = client.get_paginator("list_statements")
+    for page in paginator.paginate(StatementName=step.name_prefix, Status="ALL"):
+        for statement in page.get("Statements", []):
+            attempt = step.attempt_of(statement.get("StatementName"))
+            if attempt is not None:
+                found.append(
+                    PriorStatement(
+                        statement_id=statement["Id"],
+                        attempt=attempt,
+                        status=statement["Status"],
+                        created_at=str(statement.get("CreatedAt", "")),
+                    )
+                )
+    return found
+
+
+def decide(prior: Sequence[PriorStatement], *, force: bool = False) -> Decision:
+    """Reattach to the latest attempt unless it FAILED / ABORTED, or ``force`` asks anew."""
+    if not prior:
+        return Decision("submit", 1, None, "no earlier attempt")
+    latest = max(prior, key=lambda p: (p.attempt, p.created_at))
+    outcome = outcome_of(latest.status)
+    if outcome == "running":
+        if force:
+            raise RedshiftDataError(
+                f"attempt {latest.attempt} ({latest.statement_id}) is still {latest.status}; "
+                "cancel it before forcing a new run"
+            )
+        return Decision("reattach", latest.attempt, latest.statement_id, f"still {latest.status}")
+    if outcome == "finished" and not force:
+        return Decision("reattach", latest.attempt, latest.statement_id, "already FINISHED")
+    why = "forced" if outcome == "finished" else f"attempt {latest.attempt} {latest.status}"
+    return Decision("submit", latest.attempt + 1, None, why)
+
+
+def submit_or_reattach(
+    client: RedshiftDataAPIServiceClient,
+    target: RedshiftTarget,
+    sql: str | Sequence[str],
+    step: StepKey,
+    *,
+    parameters: Mapping[str, object] | None = None,
+    force: bool = False,
+    execution_mode: ExecutionMode | None = None,
+    logger: LoggerLike | None = None,
+    submit: Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str] | None = None,
+) -> Submission:
+    """The statement for this step: an earlier live or finished attempt, or a new one.
+
+    ``submit`` lets the Prefect layer checkpoint the new id (its cache is keyed on the run
+    key); it defaults to ``submit_statement``.
+    """
+    logger = logger or log
+    # Validate everything before the first call to AWS.
+    build_submit_request(target, sql, parameters=parameters, execution_mode=execution_mode)
+    decision = decide(find_prior_statements(client, step), force=force)
+    run = step.attempt(decision.attempt)
+    if decision.action == "reattach":
+        assert decision.statement_id is not None
+        logger.info(
+            "reattaching to %s (%s): %s",
+            run.statement_name,
+            decision.statement_id,
+            decision.reason,
+        )
+        return Submission(decision.statement_id, run.statement_name, run.attempt, True)
+    operation, request = build_submit_request(
+        target,
+        sql,
+        parameters=parameters,
+        statement_name=run.statement_name,
+        client_token=run.client_token(target),
+        execution_mode=execution_mode,
+    )
+    if submit is None:
+        statement_id = submit_statement(client, operation, request, logger=logger)
+    else:
+        statement_id = submit(run, operation, request)
+    logger.info("submitted %s as %s (%s)", run.statement_name, statement_id, decision.reason)
+    return Submission(statement_id, run.statement_name, run.attempt, False)
+
+
+def run_step(
+    client: RedshiftDataAPIServiceClient,
+    target: RedshiftTarget,
+    sql: str | Sequence[str],
+    step: StepKey,
+    *,
+    parameters: Mapping[str, object] | None = None,
+    force: bool = False,
+    policy: WaitPolicy | None = None,
+    execution_mode: ExecutionMode | None = None,
+    logger: LoggerLike | None = None,
+) -> StatementResult:
+    """``submit_or_reattach`` then wait: the idempotent path without Prefect."""
+    submission = submit_or_reattach(
+        client,
+        target,
+        sql,
+        step,
+        parameters=parameters,
+        force=force,
+        execution_mode=execution_mode,
+        logger=logger,
+    )
+    text = sql if isinstance(sql, str) else "; ".join(sql)
+    description = wait_or_cancel(
+        client,
+        submission.statement_id,
+        policy=policy,
+        sql=text,
+        logger=logger,
+        label=submission.statement_name,
+    )
+    return parse_description(description, submission.statement_name)

@@ -1,0 +1,328 @@
+"""The job's entry point: its argument contract, and whole runs on generated raw data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+
+from glue.raw2clean import HUDI_JAR_ENV, REPORT_PREFIX, build_arguments, main, resolve_arguments
+from local.generate import GenerateConfig, generate
+
+REPO = Path(__file__).resolve().parents[2]
+TABLES = ("store_customer_address", "store_customer", "store_sale")
+START = date(2026, 11, 1)
+
+
+def required(**overrides: str) -> dict[str, str | None]:
+    base: dict[str, str | None] = {
+        "table": "store_sale",
+        "raw_path": "s3://raw-bucket/raw",
+        "clean_path": "s3://clean-bucket/clean",
+        "quarantine_path": "s3://raw-bucket/quarantine",
+        "logical_date": "2026-11-25",
+    }
+    return base | overrides
+
+
+def test_defaults_for_a_local_run() -> None:
+    args = build_arguments(required(), on_glue=False, env={})
+    assert (args.job_name, args.table_format, args.load_type, args.max_quarantine_share) == (
+        "raw2clean",
+        "delta",
+        "auto",
+        0.05,
+    )
+    assert (args.retain_commits, args.catalog_database, args.report_path) == (10, None, None)
+    assert args.table_path == "s3://clean-bucket/clean/store_sale"
+    assert (
+        args.partition_path(args.raw_path)
+        == "s3://raw-bucket/raw/store_sale/ingest_date=2026-11-25"
+    )
+
+
+def test_on_glue_the_table_is_hudi_and_synced_to_the_catalog() -> None:
+    args = build_arguments(required(JOB_NAME="nightly-clean"), on_glue=True, env={})
+    assert (args.job_name, args.table_format, args.hudi_version, args.catalog_database) == (
+        "nightly-clean",
+        "hudi",
+        "0.15",
+        "clean_mystore",
+    )
+    glue51 = build_arguments(required(hudi_version="1.0.2", catalog_database="none"), on_glue=True)
+    assert (glue51.hudi_version, glue51.catalog_database) == ("1.0", None)
+
+
+def test_a_configured_bundle_jar_selects_hudi_and_its_version() -> None:
+    env = {HUDI_JAR_ENV: "/opt/jars/hudi-spark3.5-bundle_2.12-1.0.2.jar"}
+    args = build_arguments(required(), on_glue=False, env=env)
+    assert (args.table_format, args.hudi_version, args.hudi_bundle_jar) == (
+        "hudi",
+        "1.0",
+        "/opt/jars/hudi-spark3.5-bundle_2.12-1.0.2.jar",
+    )
+    assert (
+        build_arguments(required(table_format="delta"), on_glue=False, env=env).table_format
+        == "delta"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"table": "store_returns"},
+            "unknown clean table 'store_returns'; expected one of: store_customer, store_customer_address, store_sale",
+        ),
+        ({"logical_date": "25/11/2026"}, "--logical_date '25/11/2026' is not a YYYY-MM-DD date"),
+        ({"max_quarantine_share": "lots"}, "--max_quarantine_share 'lots' is not a number"),
+        ({"max_quarantine_share": "1.5"}, "--max_quarantine_share '1.5' must be between 0 and 1"),
+        ({"retain_commits": "0"}, "--retain_commits '0' must be a whole number >= 1"),
+        (
+            {"load_type": "full"},
+            "--load_type 'full' is not allowed; expected one of: auto, initial, incremental",
+        ),
+        (
+            {"table_format": "iceberg"},
+            "--table_format 'iceberg' is not allowed; expected one of: auto, hudi, delta",
+        ),
+        (
+            {"table_format": "hudi"},
+            "--table_format hudi needs a Hudi Spark bundle jar: pass --hudi_bundle_jar or set MYSTORE_HUDI_BUNDLE_JAR",
+        ),
+        ({"raw_path": ""}, "missing required argument(s): --raw_path"),
+    ],
+)
+def test_bad_arguments_name_the_value_and_what_is_allowed(
+    overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        build_arguments(required(**overrides), on_glue=False, env={})
+    assert str(info.value) == message
+
+
+def test_glue_resolution_asks_for_required_and_present_optional_names() -> None:
+    calls: list[tuple[list[str], list[str]]] = []
+
+    def fake_get_resolved_options(argv: list[str], names: list[str]) -> dict[str, str]:
+        calls.append((argv, names))
+        return {"JOB_NAME": "raw2clean", "table": "store_sale"}
+
+    argv = ["--JOB_NAME", "raw2clean", "--table", "store_sale", "--report_path", "s3://r/x.json"]
+    resolved, ignored = resolve_arguments(argv, fake_get_resolved_options)
+    assert resolved == {"JOB_NAME": "raw2clean", "table": "store_sale"}
+    assert ignored == []
+    assert calls == [
+        (
+            ["raw2clean.py", *argv],
+            [
+                "table",
+                "raw_path",
+                "clean_path",
+                "quarantine_path",
+                "logical_date",
+                "JOB_NAME",
+                "report_path",
+            ],
+        )
+    ]
+
+
+def test_local_resolution_ignores_glue_system_arguments() -> None:
+    resolved, ignored = resolve_arguments(
+        [
+            "--table",
+            "store_sale",
+            "--job-bookmark-option",
+            "job-bookmark-disable",
+            "--TempDir",
+            "/t",
+        ],
+        None,
+    )
+    assert resolved["table"] == "store_sale"
+    assert resolved["raw_path"] is None
+    assert ignored == ["--job-bookmark-option", "--TempDir"]
+
+
+def test_bad_arguments_exit_2_without_starting_spark() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "glue/raw2clean.py",
+            "--table",
+            "store_sale",
+            "--logical_date",
+            "tomorrow",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "CleanJobArgumentError: missing required argument(s): --raw_path, --clean_path, --quarantine_path"
+    )
+
+
+# -- whole runs -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("sample")
+    config = GenerateConfig(days=2, customers=150, sales_per_day=300, seed=7, start_date=START)
+    return out, generate(config, out)
+
+
+def job_argv(sample_dir: Path, work: Path, table: str, day: str, *extra: str) -> list[str]:
+    return [
+        "--JOB_NAME", "raw2clean",
+        "--table", table,
+        "--raw_path", str(sample_dir / "raw"),
+        "--clean_path", str(work / "clean"),
+        "--quarantine_path", str(work / "quarantine"),
+        "--logical_date", day,
+        "--report_path", str(work / "reports" / f"{table}-{day}.json"),
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_nights_end_to_end_match_the_truth_file(
+    spark: SparkSession,
+    sample: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sample_dir, truth = sample
+    for night in truth["days"]:
+        for table in TABLES:
+            assert main(job_argv(sample_dir, tmp_path, table, night["date"])) == 0
+            report = json.loads(
+                (tmp_path / "reports" / f"{table}-{night['date']}.json").read_text()
+            )
+            expected = night["tables"][table]
+            assert report["status"] == "SUCCEEDED"
+            assert (
+                report["rows_read"],
+                report["rows_quarantined"],
+                report["duplicates_dropped"],
+                report["rows_written"],
+                report["rows_ignored_older"],
+            ) == (
+                expected["raw_rows"],
+                expected["quarantined"],
+                expected["duplicates_dropped"],
+                expected["rows_written"],
+                expected["stale_ignored"],
+            ), (table, night["date"])
+            clean = DeltaTable(str(tmp_path / "clean" / table)).to_pyarrow_table()
+            assert clean.num_rows == expected["clean_rows"], (table, night["date"])
+    printed = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith(REPORT_PREFIX)
+    ]
+    assert len(printed) == 6
+    assert json.loads(printed[-1].removeprefix(REPORT_PREFIX)) == report
+
+    customers = (
+        DeltaTable(str(tmp_path / "clean" / "store_customer")).to_pyarrow_table().to_pylist()
+    )
+    assert {r["customer_id"]: r["address_id"] for r in customers} == truth["final_customer_address"]
+    assert {
+        r["customer_id"]: r["customer_datetime"].strftime("%Y-%m-%d %H:%M:%S") for r in customers
+    } == truth["final_customer_datetime"]
+    assert all(r["customer_date"] == r["customer_datetime"].date() for r in customers)
+    quarantine = tmp_path / "quarantine" / "store_sale" / f"ingest_date={START}"
+    lines = [
+        json.loads(x) for f in quarantine.glob("part-*.json") for x in f.read_text().splitlines()
+    ]
+    assert len(lines) == truth["days"][0]["tables"]["store_sale"]["quarantined"]
+    assert all(line["quarantine_reason"] for line in lines)
+
+
+@pytest.mark.slow
+def test_empty_input_commits_nothing_and_succeeds(
+    spark: SparkSession, sample: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    sample_dir, _ = sample
+    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-25")) == 0
+    report = json.loads((tmp_path / "reports" / "store_sale-2026-12-25.json").read_text())
+    assert (report["status"], report["rows_read"], report["rows_written"], report["commit_id"]) == (
+        "SUCCEEDED",
+        0,
+        0,
+        None,
+    )
+    assert not (tmp_path / "clean" / "store_sale").exists()
+
+
+@pytest.mark.slow
+def test_quarantine_above_the_threshold_fails_after_writing_the_rejects(
+    sample: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Run as the local Glue service does: a child process, exit code and last stderr line."""
+    sample_dir, truth = sample
+    day = truth["days"][0]
+    argv = job_argv(
+        sample_dir, tmp_path, "store_customer", day["date"], "--max_quarantine_share", "0.001"
+    )
+    env = os.environ | {"MYSTORE_SPARK_MASTER": "local[1]", "MYSTORE_SPARK_DRIVER_MEMORY": "1g"}
+    proc = subprocess.run(
+        [sys.executable, "glue/raw2clean.py", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    expected = day["tables"]["store_customer"]
+    bad, total = expected["quarantined"], expected["raw_rows"]
+    message = (
+        f"quarantined {bad} of {total} rows of store_customer ({bad / total:.2%}), above "
+        f"--max_quarantine_share 0.001; nothing committed; see "
+        f"{tmp_path / 'quarantine'}/store_customer/ingest_date={day['date']}"
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"CleanJobError: {message}"
+    report = json.loads((tmp_path / "reports" / f"store_customer-{day['date']}.json").read_text())
+    assert (report["status"], report["error"]) == ("FAILED", message)
+    quarantine = tmp_path / "quarantine" / "store_customer" / f"ingest_date={day['date']}"
+    assert sum(len(f.read_text().splitlines()) for f in quarantine.glob("part-*.json")) == bad
+    assert not (tmp_path / "clean" / "store_customer").exists()
+
+
+@pytest.mark.slow
+def test_hudi_sink_with_a_configured_bundle_jar(
+    sample: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    jar = os.environ.get(HUDI_JAR_ENV)
+    if not jar:
+        pytest.skip(f"needs a Hudi Spark bundle jar named by {HUDI_JAR_ENV} (not on PyPI)")
+    from hudi import HudiTableBuilder
+
+    sample_dir, truth = sample
+    for night in truth["days"]:
+        argv = job_argv(sample_dir, tmp_path, "store_customer", night["date"])
+        proc = subprocess.run(
+            [sys.executable, "glue/raw2clean.py", *argv],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    batches = (
+        HudiTableBuilder.from_base_uri(str(tmp_path / "clean" / "store_customer")).build().read()
+    )
+    rows = [r for b in batches for r in b.to_pylist()]
+    assert {r["customer_id"]: r["address_id"] for r in rows} == truth["final_customer_address"]

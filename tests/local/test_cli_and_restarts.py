@@ -1,0 +1,202 @@
+"""The CLI, and statements surviving client and endpoint process restarts (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+from local.__main__ import format_table
+from local.stack import LocalStack, client_env
+from tests.conftest import TEST_ACCESS_KEY, data_api_client
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET: dict[str, Any] = {"ClusterIdentifier": "local-cluster", "Database": "dev"}
+
+CLIENT_SCRIPT = """
+import json, os, sys
+import boto3
+client = boto3.client("redshift-data")  # endpoint, region and keys from the environment
+described = client.describe_statement(Id=sys.argv[1])
+result = client.get_statement_result(Id=sys.argv[1])
+print(json.dumps({"status": described["Status"], "records": result["Records"]}))
+"""
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def serve(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``python -m local serve --port 0`` in its own process; yields it and its URL."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--no-glue",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().strip()
+        key, _, url = first.partition("=")
+        assert key == "AWS_ENDPOINT_URL_REDSHIFT_DATA", first
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_client_in_a_new_process_reads_an_earlier_statement(
+    local_stack: LocalStack, redshift_data: RedshiftDataAPIServiceClient
+) -> None:
+    submitted = redshift_data.execute_statement(
+        Sql="select 'kept' as word", WaitTimeSeconds=10, **TARGET
+    )
+    env = {
+        **os.environ,
+        **client_env(local_stack.endpoint_url, {}),
+        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": "another-process",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT_SCRIPT, submitted["Id"]],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == {"status": "FINISHED", "records": [[{"stringValue": "kept"}]]}
+
+
+def start_long_statement(url: str) -> str:
+    client = data_api_client(url)
+    submitted = client.execute_statement(Sql="select pg_sleep(60)", **TARGET)
+    deadline = time.monotonic() + 20
+    while client.describe_statement(Id=submitted["Id"])["Status"] != "STARTED":
+        assert time.monotonic() < deadline, "statement never started"
+        time.sleep(0.05)
+    return submitted["Id"]
+
+
+@pytest.mark.slow
+def test_statements_of_a_killed_endpoint_are_aborted_when_an_endpoint_starts(
+    local_stack: LocalStack, pg_conn: psycopg.Connection[Any]
+) -> None:
+    with serve(local_stack.data_dir) as (first, url):
+        statement_id = start_long_statement(url)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    with serve(local_stack.data_dir) as (_second, url):
+        described = data_api_client(url).describe_statement(Id=statement_id)
+    assert described["Status"] == "ABORTED"
+    assert f"(pid {first.pid})" in described["Error"]
+    assert "stopped before the statement finished" in described["Error"]
+    running = pg_conn.execute(
+        "select count(*) from pg_stat_activity where application_name = %s",
+        [f"local-data-api {statement_id}"],
+    ).fetchone()
+    assert running == (0,)
+
+
+def test_a_running_endpoint_aborts_statements_of_a_peer_that_died(local_stack: LocalStack) -> None:
+    with serve(local_stack.data_dir) as (peer, url):
+        statement_id = start_long_statement(url)
+        shared = data_api_client(local_stack.endpoint_url)
+        assert shared.describe_statement(Id=statement_id)["Status"] == "STARTED"
+        os.kill(peer.pid, signal.SIGKILL)
+        peer.wait(timeout=10)
+    described = shared.describe_statement(Id=statement_id)
+    assert described["Status"] == "ABORTED"
+    assert f"(pid {peer.pid})" in described["Error"]
+
+
+def test_stopping_an_endpoint_aborts_its_running_statements(local_stack: LocalStack) -> None:
+    with serve(local_stack.data_dir) as (process, url):
+        statement_id = start_long_statement(url)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    described = data_api_client(local_stack.endpoint_url).describe_statement(Id=statement_id)
+    assert described["Status"] == "ABORTED"
+    assert "endpoint stopped" in described["Error"]
+
+
+def test_query_prints_a_table_and_fails_with_the_database_message(local_stack: LocalStack) -> None:
+    done = cli("query", "--data-dir", str(local_stack.data_dir), "select 1 as one, null as nothing")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split() == ["one", "|", "nothing"]
+    assert "NULL" in done.stdout
+    assert "(1 row)" in done.stdout
+    failed = cli("query", "--data-dir", str(local_stack.data_dir), "select * from missing_table")
+    assert failed.returncode == 1
+    assert 'relation "missing_table" does not exist' in failed.stderr
+
+
+def test_status_reports_the_running_warehouse(local_stack: LocalStack) -> None:
+    done = cli("status", "--data-dir", str(local_stack.data_dir))
+    assert done.returncode == 0
+    assert f"warehouse: running (pid {local_stack.warehouse.pid})" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "query", "status", "stop"])
+def test_every_command_has_help(command: str) -> None:
+    done = cli(command, "--help")
+    assert done.returncode == 0
+    assert "--data-dir" in done.stdout
+
+
+def test_format_table() -> None:
+    assert format_table(["a", "long_name"], [(1, None), (22, "x")]).splitlines() == [
+        "a  | long_name",
+        "---+----------",
+        "1  | NULL",
+        "22 | x",
+        "(2 rows)",
+    ]
+
+
+def test_client_env_keeps_real_credentials() -> None:
+    assert client_env("http://127.0.0.1:1", {"AWS_ACCESS_KEY_ID": "AKIDREAL"}) == {
+        "AWS_ENDPOINT_URL_REDSHIFT_DATA": "http://127.0.0.1:1",
+        "AWS_ENDPOINT_URL_GLUE": "http://127.0.0.1:1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    assert client_env("http://127.0.0.1:1", {})["AWS_ACCESS_KEY_ID"] == "AKIDLOCAL"
+
+
+def test_serve_on_a_busy_port_says_so(local_stack: LocalStack) -> None:
+    port = local_stack.endpoint_url.rsplit(":", 1)[1]
+    done = cli("serve", "--port", port, "--data-dir", str(local_stack.data_dir), "--no-glue")
+    assert done.returncode == 1
+    assert f"Could not listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    # The failed start released its handle: the shared server is still up.
+    listed = data_api_client(local_stack.endpoint_url).list_statements(MaxResults=1)
+    assert listed["ResponseMetadata"]["HTTPStatusCode"] == 200

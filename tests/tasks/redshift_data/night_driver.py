@@ -1,0 +1,49 @@
+"""A stand-in orchestrator process for the reliability tests (not a test module).
+
+Runs one Prefect flow that calls ``rsd_test.sp_slow(tag, seconds)`` through
+``call_procedure`` for one (pipeline, logical date), against the endpoint named by
+``AWS_ENDPOINT_URL_REDSHIFT_DATA``, and prints ``RESULT <statement id> <status>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from prefect import flow
+
+from tasks.aws import aws_client
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.prefect_tasks import call_procedure
+
+TARGET = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
+
+
+@flow(name="rsd-test-night")
+def night(pipeline: str, logical_date: str, tag: str, seconds: float) -> str:
+    client = aws_client("redshift-data", region="us-east-1")
+    result = call_procedure(
+        client,
+        TARGET,
+        "rsd_test",
+        "sp_slow",
+        [tag, seconds],
+        pipeline=pipeline,
+        logical_date=logical_date,
+        step="slow",
+    )
+    print(f"RESULT {result.statement_id} {result.status}", flush=True)
+    return result.statement_id
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pipeline", required=True)
+    parser.add_argument("--date", required=True)
+    parser.add_argument("--tag", required=True)
+    parser.add_argument("--seconds", type=float, required=True)
+    args = parser.parse_args()
+    night(args.pipeline, args.date, args.tag, args.seconds)

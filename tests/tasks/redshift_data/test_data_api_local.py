@@ -1,0 +1,265 @@
+"""Against the local Data API endpoint with real boto3: outcomes, results, parameters, faults.
+
+Executions are counted by the procedure itself (each call inserts a row) and by the
+endpoint (ListStatements), so "exactly once" is checked on both sides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+from local.stack import LocalStack
+from tasks.redshift_data import (
+    InvalidRequestError,
+    RedshiftTarget,
+    ResultTooLargeError,
+    StatementAbortedError,
+    StatementFailedError,
+    StepKey,
+    SubmitError,
+    WaitPolicy,
+    build_submit_request,
+    call_procedure_sql,
+    cancel_statement,
+    execute_and_wait,
+    get_rows,
+    run_step,
+    submit_statement,
+    wait_for_statement,
+)
+from tasks.redshift_data import submit as submit_module
+from tests.conftest import data_api_client
+
+TARGET = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
+PgConn = psycopg.Connection[tuple[Any, ...]]
+
+SETUP = """
+create schema if not exists rsd_test;
+create table if not exists rsd_test.calls (tag text, a text, b text, c int, d date);
+create or replace procedure rsd_test.sp_record(tag text, a text, b text, c int, d date)
+language plpgsql as $$ begin
+  insert into rsd_test.calls values (tag, a, b, c, d);
+end $$;
+create or replace procedure rsd_test.sp_slow(tag text, seconds float)
+language plpgsql as $$ begin
+  insert into rsd_test.calls (tag) values (tag);
+  perform pg_sleep(seconds);
+end $$;
+"""
+
+
+@pytest.fixture(scope="module")
+def schema(local_stack: LocalStack) -> None:
+    with psycopg.connect(local_stack.pg_dsn, autocommit=True) as conn:
+        conn.execute(SETUP)
+
+
+@pytest.fixture
+def tag() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def fresh_client(local_stack: LocalStack) -> Iterator[RedshiftDataAPIServiceClient]:
+    """A client without botocore retries, so our own retry logic is what is tested."""
+    local_stack.endpoint.faults.clear()
+    yield data_api_client(local_stack.endpoint_url, max_attempts=1)
+    local_stack.endpoint.faults.clear()
+
+
+def count_calls(client: RedshiftDataAPIServiceClient, operation: str = "*") -> list[str]:
+    seen: list[str] = []
+    client.meta.events.register(
+        f"before-send.redshift-data.{operation}",
+        lambda request, **_: seen.append(request.headers.get("X-Amz-Target", b"").decode()),
+    )
+    return seen
+
+
+def rows_for(pg_conn: PgConn, tag: str) -> list[tuple[Any, ...]]:
+    return pg_conn.execute("select a, b, c, d from rsd_test.calls where tag = %s", [tag]).fetchall()
+
+
+def statements_named(client: RedshiftDataAPIServiceClient, prefix: str) -> list[dict[str, Any]]:
+    return list(client.list_statements(StatementName=prefix, Status="ALL")["Statements"])
+
+
+def test_success_returns_ids_duration_and_rows(redshift_data: RedshiftDataAPIServiceClient) -> None:
+    result = execute_and_wait(redshift_data, TARGET, "select pg_sleep(0.3)")
+    assert result.status == "FINISHED"
+    assert result.duration_seconds is not None and result.duration_seconds >= 0.3
+    assert result.query_id is not None and result.has_result_set
+    assert len(get_rows(redshift_data, result.statement_id)) == 1
+
+
+def test_failed_carries_the_database_message(
+    redshift_data: RedshiftDataAPIServiceClient, schema: None
+) -> None:
+    sql, params = call_procedure_sql("rsd_test", "sp_missing", ["x"])
+    with pytest.raises(StatementFailedError) as info:
+        execute_and_wait(redshift_data, TARGET, sql, parameters=params)
+    err = info.value
+    assert "sp_missing" in (err.error or "") and "does not exist" in (err.error or "")
+    assert err.statement_id and err.sql == 'CALL "rsd_test"."sp_missing"(:p1)'
+    assert "does not exist" in str(err)
+
+
+def test_aborted_is_reported_as_aborted(
+    redshift_data: RedshiftDataAPIServiceClient, schema: None, tag: str
+) -> None:
+    sql, params = call_procedure_sql("rsd_test", "sp_slow", [tag, 30])
+    _, request = build_submit_request(TARGET, sql, parameters=params)
+    statement_id = submit_statement(redshift_data, "ExecuteStatement", request)
+    deadline = time.monotonic() + 10
+    while redshift_data.describe_statement(Id=statement_id)["Status"] != "STARTED":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert cancel_statement(redshift_data, statement_id) == "cancelled"
+    with pytest.raises(StatementAbortedError):
+        wait_for_statement(redshift_data, statement_id)
+    assert cancel_statement(redshift_data, statement_id) == "already-ended"
+
+
+def test_results_over_several_pages(redshift_data: RedshiftDataAPIServiceClient) -> None:
+    result = execute_and_wait(
+        redshift_data,
+        TARGET,
+        "select n, (n * 1.25)::numeric(9,2) as price, date '2024-01-01' + n as day, "
+        "case when n % 2 = 0 then null else 'it''s ' || n end as label "
+        "from generate_series(1, 2500) as n order by n",
+    )
+    client = data_api_client(redshift_data.meta.endpoint_url)
+    pages = count_calls(client, "GetStatementResult")
+    # same identity (access key), so the statement is visible to this client too
+    rows = get_rows(client, result.statement_id)
+    assert len(pages) == 3  # the endpoint pages 1000 rows at a time
+    assert len(rows) == 2500
+    assert [r["n"] for r in rows] == list(range(1, 2501))
+    assert rows[0] == {
+        "n": 1,
+        "price": Decimal("1.25"),
+        "day": dt.date(2024, 1, 2),
+        "label": "it's 1",
+    }
+    assert rows[1]["label"] is None
+    with pytest.raises(ResultTooLargeError, match="2500 rows, more than max_rows=2000"):
+        get_rows(client, result.statement_id, max_rows=2000)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["O'Reilly", 'say "hi"', "x'); drop table rsd_test.calls; --", "$$; select 1; $$", "a\\b\nc"],
+)
+def test_parameters_arrive_verbatim(
+    redshift_data: RedshiftDataAPIServiceClient, schema: None, pg_conn: PgConn, tag: str, value: str
+) -> None:
+    sql, params = call_procedure_sql(
+        "rsd_test", "sp_record", [tag, value, None, 7, dt.date(2024, 2, 29)]
+    )
+    execute_and_wait(redshift_data, TARGET, sql, parameters=params)
+    assert rows_for(pg_conn, tag) == [(value, None, 7, dt.date(2024, 2, 29))]
+
+
+def test_empty_string_and_null_are_kept_apart(
+    redshift_data: RedshiftDataAPIServiceClient, schema: None, pg_conn: PgConn, tag: str
+) -> None:
+    sql, params = call_procedure_sql("rsd_test", "sp_record", [tag, "", None, None, None])
+    execute_and_wait(redshift_data, TARGET, sql, parameters=params)
+    assert rows_for(pg_conn, tag) == [("", None, None, None)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["x(); drop table y", 'sp"record', "sp'record", "a" * 128, "sp_r\u0435cord", "sp record"],
+)
+def test_rejected_identifiers_send_nothing(local_stack: LocalStack, name: str) -> None:
+    client = data_api_client(local_stack.endpoint_url)
+    sent = count_calls(client)
+    with pytest.raises(InvalidRequestError):
+        sql, params = call_procedure_sql("rsd_test", name, [])
+        execute_and_wait(client, TARGET, sql, parameters=params)
+    with pytest.raises(InvalidRequestError):
+        call_procedure_sql(name, "sp_record", [])
+    assert sent == []
+
+
+# --- reliability --------------------------------------------------------------------------
+
+
+def test_dropped_submit_connection_reattaches_one_execution(
+    local_stack: LocalStack,
+    fresh_client: RedshiftDataAPIServiceClient,
+    schema: None,
+    pg_conn: PgConn,
+    tag: str,
+) -> None:
+    """(a) The endpoint ran the submit, the answer was lost; the retry gets the same statement."""
+    step = StepKey(tag, "2026-11-25", "record")
+    sql, params = call_procedure_sql("rsd_test", "sp_record", [tag, "once", None, 1, None])
+    local_stack.endpoint.faults.drop_after("ExecuteStatement", 1)
+    submits = count_calls(fresh_client, "ExecuteStatement")
+    result = run_step(fresh_client, TARGET, sql, step, parameters=params)
+    assert len(submits) == 2  # the dropped one and its retry with the same ClientToken
+    assert rows_for(pg_conn, tag) == [("once", None, 1, None)]
+    assert [s["Id"] for s in statements_named(fresh_client, step.name_prefix)] == [
+        result.statement_id
+    ]
+
+
+def test_lost_submit_then_new_invocation_reattaches(
+    local_stack: LocalStack,
+    fresh_client: RedshiftDataAPIServiceClient,
+    schema: None,
+    pg_conn: PgConn,
+    tag: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(a') Every answer lost: the call fails, and the next invocation finds the statement."""
+    monkeypatch.setattr(submit_module, "SUBMIT_RETRY_POLICY", WaitPolicy(initial_interval=0.01))
+    step = StepKey(tag, "2026-11-25", "record")
+    sql, params = call_procedure_sql("rsd_test", "sp_slow", [tag, 0.5])
+    local_stack.endpoint.faults.drop_after("ExecuteStatement", 100)
+    with pytest.raises(SubmitError):
+        run_step(fresh_client, TARGET, sql, step, parameters=params)  # retries with backoff
+    local_stack.endpoint.faults.clear()
+    submits = count_calls(fresh_client, "ExecuteStatement")
+    result = run_step(fresh_client, TARGET, sql, step, parameters=params)
+    assert submits == []  # found by name, not submitted again
+    assert result.statement_name == step.attempt(1).statement_name
+    assert len(rows_for(pg_conn, tag)) == 1
+    assert len(statements_named(fresh_client, step.name_prefix)) == 1
+
+
+def test_failed_attempt_is_followed_by_a_fresh_one(
+    fresh_client: RedshiftDataAPIServiceClient, schema: None, pg_conn: PgConn, tag: str
+) -> None:
+    step = StepKey(tag, "2026-11-25", "record")
+    with pytest.raises(StatementFailedError):
+        run_step(fresh_client, TARGET, "select 1/0", step)
+    again = run_step(fresh_client, TARGET, "select 1", step)
+    assert again.statement_name == step.attempt(2).statement_name
+    assert run_step(fresh_client, TARGET, "select 1", step).statement_id == again.statement_id
+    forced = run_step(fresh_client, TARGET, "select 1", step, force=True)
+    assert forced.statement_name == step.attempt(3).statement_name
+
+
+def test_throttling_during_the_wait_does_not_fail(
+    local_stack: LocalStack, fresh_client: RedshiftDataAPIServiceClient
+) -> None:
+    """(c)"""
+    describes = count_calls(fresh_client, "DescribeStatement")
+    local_stack.endpoint.faults.throttle("DescribeStatement", 4)
+    result = execute_and_wait(
+        fresh_client, TARGET, "select pg_sleep(1)", policy=WaitPolicy(initial_interval=0.05)
+    )
+    assert result.status == "FINISHED"
+    assert len(describes) >= 5

@@ -1,0 +1,189 @@
+"""Crashes and stops of the orchestrating process, which runs in its own process here.
+
+(b) SIGKILL while waiting, then the same night in a new process: reattach, one execution.
+(d) SIGTERM (how a Prefect runner cancels a flow run, and how a pod is stopped): the
+    running statement is cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+from local.stack import LOCAL_REGION
+from tasks.redshift_data import RedshiftTarget, StepKey, execute_and_wait, get_rows
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, data_api_client
+from tests.tasks.conftest import PrefectApi
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[3]
+DRIVER = Path(__file__).with_name("night_driver.py")
+TARGET = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
+SETUP = [
+    "create schema if not exists rsd_test",
+    "create table if not exists rsd_test.calls (tag text, a text, b text, c int, d date)",
+    """create or replace procedure rsd_test.sp_slow(tag text, seconds float)
+    language plpgsql as $$ begin
+      insert into rsd_test.calls (tag) values (tag);
+      perform pg_sleep(seconds);
+    end $$""",
+]
+
+
+def stop_group(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def endpoint_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m local serve`` in its own process, as AWS would be: survives our crashes."""
+    data_dir = tmp_path_factory.mktemp("endpoint-process")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--no-glue",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first.startswith("AWS_ENDPOINT_URL_REDSHIFT_DATA="), first
+        url = first.split("=", 1)[1]
+        execute_and_wait(data_api_client(url), TARGET, SETUP)
+        yield url
+    finally:
+        stop_group(proc)
+
+
+def start_driver(
+    api: PrefectApi, endpoint_url: str, pipeline: str, tag: str, seconds: float, log: Path
+) -> subprocess.Popen[bytes]:
+    env = api.env(
+        AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint_url,
+        AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
+        AWS_DEFAULT_REGION=LOCAL_REGION,
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                str(DRIVER),
+                "--pipeline",
+                pipeline,
+                "--date",
+                "2026-11-25",
+                "--tag",
+                tag,
+                "--seconds",
+                str(seconds),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def statements(client: RedshiftDataAPIServiceClient, pipeline: str) -> list[dict[str, Any]]:
+    prefix = StepKey(pipeline, "2026-11-25", "slow").name_prefix
+    return list(client.list_statements(StatementName=prefix, Status="ALL")["Statements"])
+
+
+def wait_for_status(
+    client: RedshiftDataAPIServiceClient,
+    pipeline: str,
+    status: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = 90,
+) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = statements(client, pipeline)
+        if found and found[0]["Status"] == status:
+            return str(found[0]["Id"])
+        if proc.poll() is not None:
+            pytest.fail(f"driver exited ({proc.returncode}) early:\n{log.read_text()}")
+        time.sleep(0.1)
+    pytest.fail(f"no statement reached {status}:\n{log.read_text()}")
+
+
+def executions(client: RedshiftDataAPIServiceClient, tag: str) -> int:
+    result = execute_and_wait(
+        client,
+        TARGET,
+        "select count(*) as n from rsd_test.calls where tag = :tag",
+        parameters={"tag": tag},
+    )
+    return int(get_rows(client, result.statement_id)[0]["n"])
+
+
+def test_sigkill_while_waiting_then_rerun_reattaches(
+    endpoint_process: str, prefect_api: PrefectApi, tmp_path: Path
+) -> None:
+    client = data_api_client(endpoint_process)
+    pipeline, tag, log = f"p{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, tmp_path / "driver.log"
+    first = start_driver(prefect_api, endpoint_process, pipeline, tag, 8, log)
+    try:
+        statement_id = wait_for_status(client, pipeline, "STARTED", first, log)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert client.describe_statement(Id=statement_id)["Status"] == "STARTED"  # still running
+
+    second = start_driver(prefect_api, endpoint_process, pipeline, tag, 8, log)
+    assert second.wait(timeout=120) == 0, log.read_text()
+    assert f"RESULT {statement_id} FINISHED" in log.read_text()
+    assert "reattaching to" in log.read_text()
+    assert [s["Id"] for s in statements(client, pipeline)] == [statement_id]
+    assert executions(client, tag) == 1
+
+
+def test_sigterm_cancels_the_running_statement(
+    endpoint_process: str, prefect_api: PrefectApi, tmp_path: Path
+) -> None:
+    client = data_api_client(endpoint_process)
+    pipeline, tag, log = f"p{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, tmp_path / "driver.log"
+    proc = start_driver(prefect_api, endpoint_process, pipeline, tag, 120, log)
+    try:
+        statement_id = wait_for_status(client, pipeline, "STARTED", proc, log)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert client.describe_statement(Id=statement_id)["Status"] == "ABORTED"
+    assert f"cancelled statement {statement_id}" in log.read_text()
+    assert executions(client, tag) == 0  # the procedure's insert was rolled back

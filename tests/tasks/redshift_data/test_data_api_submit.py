@@ -1,0 +1,225 @@
+"""Idempotent submit: which attempt to run, and what is sent, with a stubbed client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError
+from botocore.stub import Stubber
+from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+from tasks.redshift_data import (
+    RedshiftDataError,
+    RedshiftTarget,
+    StatementFailedError,
+    StepKey,
+    SubmitError,
+    submit_or_reattach,
+    submit_statement,
+)
+from tasks.redshift_data.submit import PriorStatement, decide
+
+Stubbed = tuple[RedshiftDataAPIServiceClient, Stubber]
+SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
+SID2 = "aaaaaaaa-0747-4bf4-b142-e8883122f766"
+TARGET = RedshiftTarget(database="dev", workgroup_name="mystore-wg")
+STEP = StepKey("nightly", "2026-11-25", "load")
+
+
+def prior(attempt: int, status: str, sid: str = SID, created: str = "2026-11-26") -> PriorStatement:
+    return PriorStatement(sid, attempt, status, created)
+
+
+@pytest.mark.parametrize(
+    ("history", "force", "expected"),
+    [
+        ([], False, ("submit", 1, None)),
+        ([prior(1, "STARTED")], False, ("reattach", 1, SID)),
+        ([prior(1, "SUBMITTED")], False, ("reattach", 1, SID)),
+        ([prior(1, "PICKED")], False, ("reattach", 1, SID)),
+        ([prior(1, "FINISHED")], False, ("reattach", 1, SID)),
+        ([prior(1, "FAILED")], False, ("submit", 2, None)),
+        ([prior(1, "ABORTED")], False, ("submit", 2, None)),
+        ([prior(1, "FAILED"), prior(2, "FINISHED", SID2)], False, ("reattach", 2, SID2)),
+        ([prior(2, "ABORTED", SID2), prior(1, "FINISHED")], False, ("submit", 3, None)),
+        ([prior(1, "FINISHED")], True, ("submit", 2, None)),
+        ([], True, ("submit", 1, None)),
+    ],
+)
+def test_decide(history: list[PriorStatement], force: bool, expected: tuple[Any, ...]) -> None:
+    decision = decide(history, force=force)
+    assert (decision.action, decision.attempt, decision.statement_id) == expected
+
+
+def test_force_refuses_while_an_attempt_runs() -> None:
+    with pytest.raises(RedshiftDataError, match="still STARTED; cancel it"):
+        decide([prior(1, "STARTED")], force=True)
+
+
+def listed(name: str, status: str, sid: str = SID) -> dict[str, Any]:
+    return {
+        "Id": sid,
+        "QueryString": "call x()",
+        "Status": status,
+        "StatementName": name,
+        "CreatedAt": "2026-11-26T01:00:00Z",
+    }
+
+
+def test_reattach_after_paging_through_list_statements(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    prefix = "nightly/2026-11-25/load/attempt-"
+    stub.add_response(
+        "list_statements",
+        {"Statements": [listed(prefix + "1", "FAILED")], "NextToken": "page2"},
+        {"StatementName": prefix, "Status": "ALL"},
+    )
+    stub.add_response(
+        "list_statements",
+        # "load_customer" shares the text prefix "load" but is another step: ignored
+        {
+            "Statements": [
+                listed(prefix + "2", "STARTED", SID2),
+                listed("nightly/2026-11-25/load/attempt-2x", "FINISHED", SID),
+            ]
+        },
+        {"StatementName": prefix, "Status": "ALL", "NextToken": "page2"},
+    )
+    submission = submit_or_reattach(client, TARGET, "call x()", STEP)
+    assert (submission.statement_id, submission.attempt, submission.reattached) == (SID2, 2, True)
+
+
+def test_submit_next_attempt_after_failure(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    prefix = "nightly/2026-11-25/load/attempt-"
+    stub.add_response("list_statements", {"Statements": [listed(prefix + "1", "FAILED")]})
+    stub.add_response(
+        "execute_statement",
+        {"Id": SID2},
+        {
+            "Database": "dev",
+            "WorkgroupName": "mystore-wg",
+            "Sql": "call x(:p1)",
+            "Parameters": [{"name": "p1", "value": "a"}],
+            "StatementName": prefix + "2",
+            "ClientToken": STEP.attempt(2).client_token(TARGET),
+        },
+    )
+    submission = submit_or_reattach(client, TARGET, "call x(:p1)", STEP, parameters={"p1": "a"})
+    assert (submission.statement_id, submission.attempt, submission.reattached) == (SID2, 2, False)
+    assert submission.statement_name == prefix + "2"
+
+
+def test_execute_statement_exception_is_described_not_resubmitted(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    stub.add_client_error(
+        "execute_statement",
+        "ExecuteStatementException",
+        "environment",
+        http_status_code=500,
+        modeled_fields={"Message": "environment", "StatementId": SID},
+    )
+    stub.add_response("describe_statement", {"Id": SID, "Status": "STARTED"}, {"Id": SID})
+    request = {
+        "Sql": "select 1",
+        "Database": "dev",
+        "WorkgroupName": "mystore-wg",
+        "ClientToken": "t",
+    }
+    assert submit_statement(client, "ExecuteStatement", request) == SID
+
+
+def test_execute_statement_exception_for_a_failed_statement_raises_its_error(
+    stubbed: Stubbed,
+) -> None:
+    client, stub = stubbed
+    stub.add_client_error(
+        "execute_statement",
+        "ExecuteStatementException",
+        "environment",
+        http_status_code=500,
+        modeled_fields={"Message": "environment", "StatementId": SID},
+    )
+    stub.add_response("describe_statement", {"Id": SID, "Status": "FAILED", "Error": "disk full"})
+    request = {
+        "Sql": "select 1",
+        "Database": "dev",
+        "WorkgroupName": "mystore-wg",
+        "ClientToken": "t",
+    }
+    with pytest.raises(StatementFailedError, match="disk full"):
+        submit_statement(client, "ExecuteStatement", request)
+
+
+def test_capacity_refusals_are_retried_with_backoff(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    for _ in range(2):
+        stub.add_client_error("execute_statement", "ActiveStatementsExceededException", "too many")
+    stub.add_response("execute_statement", {"Id": SID})
+    sleeps: list[float] = []
+    request = {"Sql": "select 1", "Database": "dev", "WorkgroupName": "mystore-wg"}
+    assert submit_statement(client, "ExecuteStatement", request, sleep=sleeps.append) == SID
+    assert len(sleeps) == 2 and 0.8 <= sleeps[0] <= 1.2 and 1.6 <= sleeps[1] <= 2.4
+
+
+def test_capacity_refusals_give_up_with_a_submit_error(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    for _ in range(2):
+        stub.add_client_error("execute_statement", "ActiveStatementsExceededException", "too many")
+    request = {"Sql": "select 1", "Database": "dev", "WorkgroupName": "mystore-wg"}
+    with pytest.raises(SubmitError, match="still refused after 2 tries") as info:
+        submit_statement(client, "ExecuteStatement", request, retries=1, sleep=lambda _: None)
+    assert info.value.code == "ActiveStatementsExceededException"
+
+
+def test_unknown_outcome_without_token_is_not_retried() -> None:
+    client = boto3.client(
+        "redshift-data",
+        region_name="eu-west-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="AKIDTEST",
+        aws_secret_access_key="not-a-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    sleeps: list[float] = []
+    request = {"Sql": "select 1", "Database": "dev", "WorkgroupName": "mystore-wg"}
+    with pytest.raises(SubmitError, match="no ClientToken to retry safely"):
+        submit_statement(client, "ExecuteStatement", request, sleep=sleeps.append)
+    assert sleeps == []
+
+
+def test_unknown_outcome_with_token_is_retried(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    calls: list[int] = []
+
+    def drop_once(**_: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionClosedError(endpoint_url="https://redshift-data")
+
+    client.meta.events.register("before-parameter-build.redshift-data.ExecuteStatement", drop_once)
+    stub.add_response("execute_statement", {"Id": SID})
+    request = {
+        "Sql": "select 1",
+        "Database": "dev",
+        "WorkgroupName": "mystore-wg",
+        "ClientToken": "t",
+    }
+    assert submit_statement(client, "ExecuteStatement", request, sleep=lambda _: None) == SID
+    assert len(calls) == 2
+
+
+def test_permanent_submit_error_names_the_cause(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    stub.add_client_error("execute_statement", "ValidationException", "Cluster not found")
+    request = {
+        "Sql": "select 1",
+        "Database": "dev",
+        "WorkgroupName": "mystore-wg",
+        "ClientToken": "t",
+    }
+    with pytest.raises(RedshiftDataError, match=r"ExecuteStatement was refused.*Cluster not found"):
+        submit_statement(client, "ExecuteStatement", request)

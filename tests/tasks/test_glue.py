@@ -1,0 +1,436 @@
+"""Glue job-run tasks: pure rules with literal dicts, then ``run_glue_job`` with real boto3
+clients against the real local endpoint running stand-in job scripts in child processes,
+then the Prefect task under a real (temporary) Prefect server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from mypy_boto3_glue import GlueClient
+
+from local.endpoint import AwsEndpoint
+from local.glue_service import GlueService, JobDefinition
+from tasks.glue import (
+    RUN_KEY_ARGUMENT,
+    STATE_OUTCOMES,
+    Backoff,
+    GlueConcurrencyError,
+    GlueJobFailedError,
+    GluePollError,
+    build_start_request,
+    classify_state,
+    make_run_key,
+    pick_run_to_attach,
+    pick_winner_of_race,
+    run_glue_job,
+    run_links,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STANDIN = REPO_ROOT / "tests" / "local" / "glue_jobs" / "standin.py"
+FAST = {
+    "poll": Backoff(initial=0.05, maximum=0.2),
+    "concurrency_backoff": Backoff(initial=0.1, maximum=0.3),
+}
+CREDENTIALS = {"aws_access_key_id": "AKIDLOCALTEST", "aws_secret_access_key": "local-test-secret"}
+
+
+# -- pure rules -------------------------------------------------------------------------
+
+
+def test_state_table_covers_every_glue_state() -> None:
+    model = botocore.session.get_session().get_service_model("glue")
+    assert set(STATE_OUTCOMES) == set(model.shape_for("JobRunState").enum)
+    assert [s for s, o in STATE_OUTCOMES.items() if o == "failed"] == [
+        "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED",
+    ]  # fmt: skip
+    assert classify_state("SUCCEEDED") == "succeeded" and classify_state("WAITING") == "running"
+    with pytest.raises(
+        ValueError, match=r"unknown Glue JobRunState 'PAUSED'; known states: STARTING"
+    ):
+        classify_state("PAUSED")
+
+
+def test_run_key_and_start_request() -> None:
+    key = make_run_key("nightly", "2026-11-25", "clean_store_sale")
+    assert key == "nightly/2026-11-25/clean_store_sale"
+    with pytest.raises(ValueError, match=r"step 'a b' cannot be part of a run key"):
+        make_run_key("nightly", "2026-11-25", "a b")
+    assert build_start_request(
+        "raw2clean",
+        {"--table": "store_sale"},
+        key,
+        worker_type="G.1X",
+        number_of_workers=2,
+        timeout_minutes=60,
+    ) == {
+        "JobName": "raw2clean",
+        "Arguments": {"--table": "store_sale", RUN_KEY_ARGUMENT: key},
+        "WorkerType": "G.1X",
+        "NumberOfWorkers": 2,
+        "Timeout": 60,
+    }
+    for kwargs, pattern in [
+        ({"arguments": {"table": "x"}}, r"argument name 'table' must start with '--'"),
+        ({"arguments": {RUN_KEY_ARGUMENT: "other"}}, r"--orchestrator_run_key is set by run_key"),
+        ({"worker_type": "G.1X"}, r"worker_type and number_of_workers go together"),
+        ({"worker_type": "G.3X", "number_of_workers": 2}, r"worker_type 'G.3X' is not one of"),
+        ({"timeout_minutes": 10080}, r"timeout_minutes must be between 1 and 10079, got 10080"),
+    ]:
+        with pytest.raises(ValueError, match=pattern):
+            build_start_request("raw2clean", kwargs.pop("arguments", None), key, **kwargs)
+
+
+def _run(run_id: str, state: str, started: int, key: str = "k") -> dict[str, Any]:
+    return {
+        "Id": run_id,
+        "JobRunState": state,
+        "StartedOn": started,
+        "Arguments": {RUN_KEY_ARGUMENT: key},
+    }
+
+
+def test_pick_run_to_attach() -> None:
+    other = _run("jr_other", "RUNNING", 9, key="other")
+    assert pick_run_to_attach([other], "k") is None
+    # Two racing starters both see the earliest active run as the one to keep.
+    assert (
+        pick_run_to_attach([_run("b", "RUNNING", 2), _run("a", "STARTING", 1), other], "k")["Id"]
+        == "a"
+    )  # type: ignore[index]
+    # A finished success is reused; a newest failure means start afresh; STOPPING is going away.
+    assert pick_run_to_attach([_run("s", "SUCCEEDED", 1)], "k")["Id"] == "s"  # type: ignore[index]
+    assert pick_run_to_attach([_run("s", "SUCCEEDED", 1), _run("f", "FAILED", 2)], "k") is None
+    assert pick_run_to_attach([_run("x", "STOPPING", 3)], "k") is None
+    assert pick_run_to_attach([_run("s", "SUCCEEDED", 1)], "k", reuse_succeeded=False) is None
+
+
+def test_pick_winner_of_race_among_runs_new_since_the_lookup() -> None:
+    old = _run("old", "SUCCEEDED", 1)
+    first, second = _run("first", "SUCCEEDED", 5), _run("second", "RUNNING", 6)
+    # botocore resent a StartJobRun whose answer was lost: the first run (done already) wins.
+    assert pick_winner_of_race([second, first, old], "k", {"old"}) == first
+    assert pick_winner_of_race([_run("mine", "FAILED", 5), second], "k", set()) == second
+    assert pick_winner_of_race([old], "k", {"old"}) is None
+
+
+def test_backoff_grows_caps_and_jitters() -> None:
+    policy = Backoff(initial=2.0, maximum=30.0, factor=2.0, jitter=0.2)
+    assert [policy.delay(n, 0.5) for n in range(6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert policy.delay(0, 0.0) == pytest.approx(1.6) and policy.delay(0, 0.999) == pytest.approx(
+        2.4, abs=0.01
+    )
+
+
+def test_links_point_at_the_console_on_aws_and_the_log_file_locally() -> None:
+    aws = run_links(
+        "raw2clean", "jr_1", region="eu-west-1", endpoint_url=None, log_group="/aws-glue/jobs"
+    )
+    assert (
+        aws.console
+        == "https://eu-west-1.console.aws.amazon.com/gluestudio/home?region=eu-west-1#/job/raw2clean/run/jr_1"
+    )
+    assert (
+        aws.logs is not None
+        and "log-group/$252Faws-glue$252Fjobs$252Foutput/log-events/jr_1" in aws.logs
+    )
+    local = run_links(
+        "raw2clean",
+        "jr_1",
+        region="us-east-1",
+        endpoint_url="http://127.0.0.1:5",
+        log_group="/d/logs",
+    )
+    assert (local.console, local.logs) == (None, "/d/logs/jr_1.log")
+
+
+# -- against the local endpoint ----------------------------------------------------------
+
+
+def glue_client(endpoint_url: str, max_attempts: int = 1) -> GlueClient:
+    return boto3.client(
+        "glue",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": max_attempts, "mode": "standard"}),
+        **CREDENTIALS,
+    )
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[AwsEndpoint]:
+    jobs = {
+        "standin": JobDefinition("standin", STANDIN, max_concurrent_runs=10),
+        "single": JobDefinition("single", STANDIN, max_concurrent_runs=1),
+    }
+    server = AwsEndpoint().start()
+    service = GlueService(jobs, log_dir=tmp_path / "logs", stop_grace_seconds=2)
+    server.register("AWSGlue", service)
+    try:
+        yield server
+    finally:
+        service.close()
+        server.stop()
+
+
+def runs_with_key(client: GlueClient, job: str, key: str) -> list[Any]:
+    runs = client.get_job_runs(JobName=job)["JobRuns"]
+    return [r for r in runs if r["Arguments"].get(RUN_KEY_ARGUMENT) == key]
+
+
+def wait_state(
+    client: GlueClient, job: str, run_id: str, states: set[str], timeout: float = 20
+) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"]
+        if state in states or time.monotonic() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+def test_success_logs_run_id_and_log_file(
+    endpoint: AwsEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = glue_client(endpoint.url)
+    caplog.set_level(logging.INFO, logger="tasks.glue")
+    result = run_glue_job(client, "standin", {"--sleep": "0.3"}, run_key="p/2026-11-25/ok", **FAST)
+    assert (result.state, result.reattached, result.console_url) == ("SUCCEEDED", False, None)
+    assert result.log_url is not None and "stand-in job done" in Path(result.log_url).read_text()
+    assert [r["Id"] for r in runs_with_key(client, "standin", "p/2026-11-25/ok")] == [result.run_id]
+    started = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("Started Glue job")
+    ]
+    assert started and result.run_id in started[0] and result.log_url in started[0]
+    assert "local-test-secret" not in caplog.text
+
+
+def test_failure_raises_with_glues_error_message(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url)
+    with pytest.raises(GlueJobFailedError) as err:
+        run_glue_job(
+            client,
+            "standin",
+            {"--fail_with": "quarantine share 0.4 > 0.05"},
+            run_key="p/d/fail",
+            **FAST,
+        )
+    failed = err.value
+    assert (failed.job_name, failed.state) == ("standin", "FAILED")
+    assert failed.error_message == "RuntimeError: quarantine share 0.4 > 0.05 (exit code 1)"
+    assert failed.run_id in str(failed) and "quarantine share 0.4 > 0.05" in str(failed)
+
+
+def test_retry_after_a_lost_watcher_reattaches_to_the_one_run(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url)
+    key = "p/2026-11-25/reattach"
+    endpoint.faults.throttle("GetJobRun", 1000)  # the first attempt loses sight of its run
+    began = time.monotonic()
+    with pytest.raises(GluePollError, match="a retry will reattach") as err:
+        run_glue_job(
+            client, "standin", {"--sleep": "3"}, run_key=key, transient_error_budget=2, **FAST
+        )
+    lost_after = time.monotonic() - began
+    assert isinstance(err.value.__cause__, ClientError)
+    endpoint.faults.clear()
+    (first,) = runs_with_key(client, "standin", key)
+    assert first["JobRunState"] in ("STARTING", "RUNNING"), lost_after  # not stopped: needed
+    retried = run_glue_job(client, "standin", {"--sleep": "1"}, run_key=key, **FAST)
+    assert (retried.run_id, retried.reattached, retried.state) == (first["Id"], True, "SUCCEEDED")
+    again = run_glue_job(
+        client, "standin", {"--sleep": "1"}, run_key=key, **FAST
+    )  # same night again
+    assert (again.run_id, again.reattached) == (first["Id"], True)
+    assert len(runs_with_key(client, "standin", key)) == 1
+    fresh = run_glue_job(client, "standin", {}, run_key=key, force_new=True, **FAST)
+    assert fresh.run_id != first["Id"] and not fresh.reattached
+
+
+def test_after_a_failed_run_a_retry_starts_afresh(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url)
+    with pytest.raises(GlueJobFailedError):
+        run_glue_job(client, "standin", {"--fail_with": "x"}, run_key="p/d/afresh", **FAST)
+    result = run_glue_job(client, "standin", {}, run_key="p/d/afresh", **FAST)
+    assert not result.reattached
+    states = sorted(r["JobRunState"] for r in runs_with_key(client, "standin", "p/d/afresh"))
+    assert states == ["FAILED", "SUCCEEDED"]
+
+
+def test_a_lost_start_response_does_not_leave_two_runs(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url, max_attempts=3)  # botocore resends the lost StartJobRun
+    endpoint.faults.drop_after("StartJobRun", 1)
+    result = run_glue_job(client, "standin", {"--sleep": "0.5"}, run_key="p/d/lost", **FAST)
+    runs = runs_with_key(client, "standin", "p/d/lost")
+    assert len(runs) == 2  # the server did start twice...
+    by_id = {r["Id"]: r for r in runs}
+    first = min(runs, key=lambda r: r["StartedOn"])
+    assert result.run_id == first["Id"]  # ...the first one is kept and finished
+    duplicate = next(i for i in by_id if i != first["Id"])
+    assert wait_state(client, "standin", duplicate, {"STOPPED", "SUCCEEDED"}) == "STOPPED"
+
+
+def test_concurrency_limit_backs_off_then_gives_up_with_the_cause(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url)
+    blocker = client.start_job_run(JobName="single", Arguments={"--sleep": "30"})["JobRunId"]
+    with pytest.raises(GlueConcurrencyError, match="could not start within 1s") as err:
+        run_glue_job(client, "single", {}, run_key="p/d/busy", concurrency_wait_seconds=1, **FAST)
+    assert isinstance(err.value.__cause__, ClientError)
+    assert err.value.__cause__.response["Error"]["Code"] == "ConcurrentRunsExceededException"
+    client.batch_stop_job_run(JobName="single", JobRunIds=[blocker])
+
+
+def test_concurrency_limit_waits_for_a_free_slot(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url)
+    client.start_job_run(JobName="single", Arguments={"--sleep": "1"})
+    result = run_glue_job(
+        client, "single", {}, run_key="p/d/wait", concurrency_wait_seconds=30, **FAST
+    )
+    assert result.state == "SUCCEEDED" and not result.reattached
+
+
+def test_concurrency_error_attaches_to_the_matching_run(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url)
+    key = "p/d/mine"
+    mine = client.start_job_run(
+        JobName="single", Arguments={"--sleep": "0.5", RUN_KEY_ARGUMENT: key}
+    )
+    # force_new skips the first lookup, so StartJobRun hits the limit; the run found then is ours.
+    result = run_glue_job(
+        client, "single", {}, run_key=key, force_new=True, concurrency_wait_seconds=0, **FAST
+    )
+    assert (result.run_id, result.reattached) == (mine["JobRunId"], True)
+
+
+def test_interrupted_wait_stops_the_run(endpoint: AwsEndpoint) -> None:
+    client = glue_client(endpoint.url)
+    polls = 0
+
+    def interrupted_sleep(seconds: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 3:
+            raise KeyboardInterrupt  # what Ctrl-C, or a cancellation raised into the task, does
+        time.sleep(seconds)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_glue_job(
+            client,
+            "standin",
+            {"--sleep": "60"},
+            run_key="p/d/cancel",
+            sleep=interrupted_sleep,
+            **FAST,
+        )
+    (run,) = runs_with_key(client, "standin", "p/d/cancel")
+    assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
+
+
+# -- the Prefect task ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.mark.slow
+def test_prefect_task_runs_and_its_timeout_stops_the_run(
+    prefect_api: str, endpoint: AwsEndpoint
+) -> None:
+    from prefect import flow
+
+    from tasks.glue import glue_job_run
+
+    client = glue_client(endpoint.url)
+
+    @flow
+    def night() -> str:
+        return glue_job_run("standin", {"--sleep": "0.2"}, run_key="flow/d/ok", client=client).state
+
+    assert night() == "SUCCEEDED"
+
+    @flow
+    def too_slow() -> None:
+        glue_job_run.with_options(timeout_seconds=2)(
+            "standin", {"--sleep": "60"}, run_key="flow/d/slow", client=client
+        )
+
+    state = too_slow(return_state=True)
+    assert state.is_failed()
+    (run,) = runs_with_key(client, "standin", "flow/d/slow")
+    assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
+
+
+FLOW_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from prefect import flow
+    from tasks.aws import aws_client
+    from tasks.glue import glue_job_run
+
+    @flow
+    def night():
+        glue_job_run("standin", {"--sleep": "120"}, run_key="flow/d/sigterm",
+                     client=aws_client("glue", endpoint_url=sys.argv[1]))
+
+    night()
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_flow_process_stops_the_run(prefect_api: str, endpoint: AwsEndpoint) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PREFECT_API_URL": prefect_api,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", FLOW_SCRIPT, endpoint.url],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    client = glue_client(endpoint.url)
+    try:
+        deadline = time.monotonic() + 60
+        while not [
+            r
+            for r in runs_with_key(client, "standin", "flow/d/sigterm")
+            if r["JobRunState"] == "RUNNING"
+        ]:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert time.monotonic() < deadline, "the flow never started its Glue run"
+            time.sleep(0.1)
+        time.sleep(0.5)  # let the task reach its wait loop
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (run,) = runs_with_key(client, "standin", "flow/d/sigterm")
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED", output
+    assert "Stopped Glue job standin run" in output
