@@ -19,6 +19,7 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 START = date(2026, 11, 1)
 
 
-def run_job(work: Path, day: date) -> tuple[dict[str, object], float]:
+def run_job(work: Path, day: date) -> tuple[dict[str, Any], float]:
     report_path = work / "reports" / f"store_sale-{day}.json"
     argv = [
         sys.executable, str(REPO / "glue" / "raw2clean.py"),
@@ -67,7 +68,7 @@ def main() -> None:
     print(header)
     for night in range(2):
         report, wall = run_job(work, START + timedelta(days=night))
-        rows, job = int(report["rows_read"]), float(report["elapsed_seconds"])  # type: ignore[call-overload]
+        rows, job = int(report["rows_read"]), float(report["elapsed_seconds"])
         label = f"{night + 1} ({report['load_type']})"
         print(
             f"{label:<16} {rows:>10,} {report['rows_quarantined']:>9,} {report['duplicates_dropped']:>7,} "

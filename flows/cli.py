@@ -31,30 +31,48 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings()
 
 
-def run_cli(args: argparse.Namespace, flow_fn: Callable[..., Any], **flow_kwargs: Any) -> int:
-    console = Console(stderr=False)
+def run_cli(
+    args: argparse.Namespace,
+    flow_fn: Callable[..., Any],
+    *,
+    nightly: bool = False,
+    **flow_kwargs: Any,
+) -> int:
+    """Validate settings, prepare the embedded default when targeted, run, print, exit code.
+
+    ``nightly`` runs pick their logical date here (locally: the next night not yet loaded,
+    whose sample data is generated first); other flows get their parameters as given.
+    """
+    # The embedded default is offline: the temporary Prefect server must not phone home.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # logs and CI: keep ids on one line
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
         console.print(f"[red]Invalid settings:[/red] {_validation_message(exc)}")
         return EXIT_USAGE
+    flow_kwargs["force_rerun"] = bool(getattr(args, "force_rerun", False))
     with ExitStack() as resources:
+        prepared = None
         night = getattr(args, "date", None)
         if settings.target == "local":
             from local.embedded import prepare_embedded
 
-            console.print(
-                f"Embedded default: starting the local stack in {settings.local_data_dir}"
+            console.print(f"Embedded default: local stack in {settings.local_data_dir}")
+            prepared = resources.enter_context(
+                prepare_embedded(
+                    settings, night if nightly else None, console=console, nightly=nightly
+                )
             )
-            prepared = resources.enter_context(prepare_embedded(settings, night, console=console))
             night = prepared.logical_date
-            flow_kwargs = {**flow_kwargs, **prepared.flow_overrides}
-        if night is not None:
-            flow_kwargs.setdefault("logical_date", night)
-        if hasattr(args, "force_rerun"):
-            flow_kwargs.setdefault("force_rerun", args.force_rerun)
+        if nightly and night is not None:
+            flow_kwargs["logical_date"] = night
         state = flow_fn(**flow_kwargs, return_state=True)
         result = state.result(raise_on_failure=False)
+        if prepared is not None and nightly and state.is_completed():
+            prepared.mark_done()
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)

@@ -43,7 +43,7 @@ def nightly(logical_date: date | None = None, force_rerun: bool = False) -> dict
     return summary.as_dict()
 
 
-def _parse_date(text: str) -> date:
+def parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--date",
-        type=_parse_date,
+        type=parse_date,
         metavar="YYYY-MM-DD",
         help="logical date to load (default: local, the next night not yet loaded; aws, yesterday)",
     )
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.cli import run_cli
 
     args = build_parser().parse_args(argv)
-    return run_cli(args, nightly)
+    return run_cli(args, nightly, nightly=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ plain data: no boto3, no Prefect, so tests and the export can build it without a
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal
 
@@ -36,10 +36,9 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class WaitPolicy:
-    """How a long step is awaited: long-poll ``poll`` or ``suspend`` (deployed runs only)."""
+class StepWait:
+    """How long a step may run before it is cancelled (the statement) or stopped (the run)."""
 
-    mode: Literal["poll", "suspend"] = "poll"
     timeout_seconds: float = 6 * 3600
 
 
@@ -52,7 +51,7 @@ class GlueStep:
     arguments: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = RetryPolicy()
-    wait: WaitPolicy = WaitPolicy()
+    wait: StepWait = StepWait()
 
     kind: Literal["glue"] = "glue"
 
@@ -67,7 +66,7 @@ class ProcedureStep:
     args: tuple[str | None, ...] = ()
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = RetryPolicy()
-    wait: WaitPolicy = WaitPolicy()
+    wait: StepWait = StepWait()
 
     kind: Literal["procedure"] = "procedure"
 
@@ -81,7 +80,7 @@ class CheckStep:
     sql: str
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = RetryPolicy(attempts=2)
-    wait: WaitPolicy = WaitPolicy(timeout_seconds=1800)
+    wait: StepWait = StepWait(timeout_seconds=1800)
 
     kind: Literal["check"] = "check"
 
@@ -216,6 +215,58 @@ def nightly_pipeline(glue_job_name: str = "raw2clean") -> Pipeline:
         depends_on=tuple(s.name for s in clean_steps),
     )
     return Pipeline(name="mystore-nightly", steps=(*clean_steps, load, *QUALITY_CHECKS))
+
+
+def history_pipeline(
+    start: date,
+    end: date,
+    *,
+    source: Literal["clean_table", "s3_parquet"] = "clean_table",
+    s3_prefix: str | None = None,
+    iam_role: str | None = None,
+) -> Pipeline:
+    """Stage a date range of sales, load it with sp_run_history_load, then check.
+
+    Step names carry the range's end, so two backfills that start on the same day never
+    reattach to each other's statements.
+    """
+    if start > end:
+        raise PipelineDefinitionError(
+            f"start_date {start.isoformat()} is after end_date {end.isoformat()}"
+        )
+    suffix = f"to_{end:%Y%m%d}"
+    span = (start.isoformat(), end.isoformat())
+    if source == "s3_parquet":
+        if not s3_prefix or not iam_role:
+            raise PipelineDefinitionError(
+                "history source 's3_parquet' needs MYSTORE_HISTORY_S3_PREFIX and"
+                " MYSTORE_HISTORY_IAM_ROLE"
+            )
+        stage = ProcedureStep(
+            name=f"stage_sales_{suffix}",
+            schema=WAREHOUSE_SCHEMA,
+            procedure="sp_copy_data",
+            args=(*span, s3_prefix, iam_role),
+        )
+    else:
+        stage = ProcedureStep(
+            name=f"stage_sales_{suffix}",
+            schema=WAREHOUSE_SCHEMA,
+            procedure="sp_stage_store_sale",
+            args=span,
+        )
+    load = ProcedureStep(
+        name=f"load_history_{suffix}",
+        schema=WAREHOUSE_SCHEMA,
+        procedure="sp_run_history_load",
+        args=span,
+        depends_on=(stage.name,),
+    )
+    checks = tuple(
+        replace(check, name=f"{check.name}_{suffix}", depends_on=(load.name,))
+        for check in QUALITY_CHECKS[:2]
+    )
+    return Pipeline(name="mystore-history", steps=(stage, load, *checks))
 
 
 def render_arguments(arguments: Mapping[str, str], logical_date: date) -> dict[str, str]:

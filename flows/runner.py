@@ -21,7 +21,7 @@ from prefect.futures import PrefectFuture, wait
 
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
 from flows.runtime import Runtime
-from flows.summary import NightSummary, StepOutcome, WarehouseCounts, to_markdown
+from flows.summary import NightSummary, StepOutcome, WarehouseChanges, to_markdown
 from tasks.glue import GlueRunResult, glue_job_run
 from tasks.glue.policy import make_run_key
 from tasks.redshift_data import StatementResult, execute_and_wait, get_rows
@@ -30,17 +30,42 @@ from tasks.redshift_data.prefect_tasks import call_procedure, run_statement
 PROGRESS_EVERY_SECONDS = 30.0
 MAX_CHECK_ROWS_SHOWN = 5
 
-COUNTS_SQL = """
+# Before the load: the newest change time and the sales count. After it, every change
+# is newer than that mark, so the warehouse's own timestamps tell what this run did
+# (no clock comparison between the orchestrator and the database).
+MARK_SQL = """
 select
-    count(distinct case when customer_key <> -1 then customer_id end) as customers,
-    sum(case when customer_key <> -1 then 1 else 0 end) as customer_versions,
-    sum(case when customer_key <> -1 and scd_current_flag = 'N' then 1 else 0 end)
-        as closed_versions,
-    sum(case when customer_key <> -1 and dw_update_date > dw_insert_date then 1 else 0 end)
-        as updated_in_place,
+    cast(max(d.dw_update_date) as varchar(32)) as mark,
     (select count(*) from dw_mystore.sale_fact) as sales
-from dw_mystore.customer_dim
+from dw_mystore.customer_dim as d
 """
+
+CHANGES_SQL = """
+with
+new_rows as (
+    select customer_id from dw_mystore.customer_dim
+    where customer_key <> -1 and dw_insert_date > cast(:mark as timestamp)
+),
+old_rows as (
+    select distinct customer_id from dw_mystore.customer_dim
+    where customer_key <> -1 and dw_insert_date <= cast(:mark as timestamp)
+)
+select
+    (select count(distinct n.customer_id) from new_rows as n
+        where n.customer_id not in (select o.customer_id from old_rows as o))
+        as customers_inserted,
+    (select count(distinct c.customer_id) from dw_mystore.customer_dim as c
+        where c.customer_key <> -1 and c.scd_current_flag = 'Y'
+            and c.dw_insert_date <= cast(:mark as timestamp)
+            and c.dw_update_date > cast(:mark as timestamp))
+        as customers_updated_in_place,
+    (select count(distinct n.customer_id) from new_rows as n
+        where n.customer_id in (select o.customer_id from old_rows as o))
+        as customers_versioned,
+    (select count(*) from dw_mystore.sale_fact) as sales
+"""
+
+EPOCH_MARK = "1900-01-01 00:00:00"
 
 
 class NightFailedError(RuntimeError):
@@ -66,6 +91,7 @@ def run_check(step: CheckStep, pipeline: str, runtime: Runtime, night: date, for
         logical_date=night,
         step=step.name,
         force=force,
+        policy=runtime.wait_policy(step.wait.timeout_seconds),
     )
     rows = get_rows(runtime.redshift_data, result.statement_id) if result.has_result_set else []
     if rows:
@@ -85,22 +111,20 @@ def submit_step(
         report = report_path(settings.glue_report_path, step.name, night)
         if report:
             arguments["--report_path"] = report
-        return glue_job_run.with_options(
-            task_run_name=step.name, timeout_seconds=step.wait.timeout_seconds
-        ).submit(
+        return glue_job_run.with_options(task_run_name=step.name).submit(
             step.job_name,
             arguments,
             run_key=make_run_key(pipeline.name, night.isoformat(), step.name),
             worker_type=settings.glue_worker_type,
             number_of_workers=settings.glue_number_of_workers,
-            timeout_minutes=settings.glue_timeout_minutes,
+            timeout_minutes=min(
+                settings.glue_timeout_minutes, int(step.wait.timeout_seconds // 60)
+            ),
             force_new=force,
             client=runtime.glue,
         )
     if isinstance(step, ProcedureStep):
-        return call_procedure.with_options(
-            task_run_name=step.name, timeout_seconds=step.wait.timeout_seconds
-        ).submit(
+        return call_procedure.with_options(task_run_name=step.name).submit(
             runtime.redshift_data,
             runtime.target,
             step.schema,
@@ -110,10 +134,11 @@ def submit_step(
             logical_date=night,
             step=step.name,
             force=force,
+            policy=runtime.wait_policy(step.wait.timeout_seconds),
         )
-    return run_check.with_options(
-        task_run_name=step.name, timeout_seconds=step.wait.timeout_seconds
-    ).submit(step, pipeline.name, runtime, night, force)
+    return run_check.with_options(task_run_name=step.name).submit(
+        step, pipeline.name, runtime, night, force
+    )
 
 
 def report_path(root: str | None, step: str, night: date) -> str | None:
@@ -135,8 +160,8 @@ def read_report(path: str | None) -> Mapping[str, Any]:
 def outcome_of(
     step: Step, future: PrefectFuture[Any], runtime: Runtime, night: date
 ) -> tuple[StepOutcome, BaseException | None]:
+    result = future.result(raise_on_failure=False)  # waits, so the state read next is final
     state = future.state
-    result = future.result(raise_on_failure=False)
     if isinstance(result, BaseException) or not state.is_completed():
         error = result if isinstance(result, BaseException) else RuntimeError(str(state.message))
         return StepOutcome(step.name, step.kind, "failed", detail=str(error)[:500]), error
@@ -163,14 +188,32 @@ def outcome_of(
     return StepOutcome(step.name, step.kind, "succeeded", detail="no offending rows"), None
 
 
-def read_counts(runtime: Runtime) -> WarehouseCounts | None:
+def _query(runtime: Runtime, sql: str, **parameters: object) -> list[dict[str, Any]]:
+    result = execute_and_wait(
+        runtime.redshift_data, runtime.target, sql, parameters=parameters or None
+    )
+    return get_rows(runtime.redshift_data, result.statement_id)
+
+
+def read_mark(runtime: Runtime) -> tuple[str, int] | None:
+    """The change mark and sales count before the load; None when unreadable."""
     try:
-        result = execute_and_wait(runtime.redshift_data, runtime.target, COUNTS_SQL)
-        rows = get_rows(runtime.redshift_data, result.statement_id)
-    except Exception as exc:  # counts are informative; a missing table must not fail the night
+        row = _query(runtime, MARK_SQL)[0]
+    except Exception as exc:  # counts are informative; they must not fail the night
         get_run_logger().warning("Could not read warehouse counts: %s", exc)
         return None
-    return WarehouseCounts.from_row(rows[0]) if rows else None
+    return str(row.get("mark") or EPOCH_MARK), int(row.get("sales") or 0)
+
+
+def read_changes(runtime: Runtime, mark: tuple[str, int] | None) -> WarehouseChanges | None:
+    if mark is None:
+        return None
+    try:
+        row = _query(runtime, CHANGES_SQL, mark=mark[0])[0]
+    except Exception as exc:
+        get_run_logger().warning("Could not read warehouse changes: %s", exc)
+        return None
+    return WarehouseChanges.from_row(row, sales_before=mark[1])
 
 
 def _wait_with_progress(futures: Mapping[str, PrefectFuture[Any]]) -> None:
@@ -194,7 +237,7 @@ def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bo
         target=runtime.settings.target,
         api_calls=runtime.api_calls,
     )
-    summary.before = read_counts(runtime)
+    mark = read_mark(runtime)
     failure: tuple[str, BaseException] | None = None
     for layer in pipeline.layers():
         if failure is not None:
@@ -214,7 +257,7 @@ def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bo
             summary.steps.append(outcome)
             if error is not None and failure is None:
                 failure = (step.name, error)
-    summary.after = read_counts(runtime)
+    summary.changes = read_changes(runtime, mark)
     if failure is not None:
         summary.error = f"step {failure[0]} failed: {failure[1]}"
     create_markdown_artifact(

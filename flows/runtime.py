@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flows.settings import Settings
 from tasks.aws import aws_client
-from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data import RedshiftTarget, WaitPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -48,6 +48,12 @@ class Runtime:
 
     def _count_call(self, model: Any, **_: Any) -> None:
         self.api_calls[model.name] += 1
+
+    def wait_policy(self, step_timeout_seconds: float) -> WaitPolicy:
+        """Long-poll waiting, bounded by the step's timeout and the settings' cap."""
+        return WaitPolicy(
+            timeout_seconds=min(step_timeout_seconds, self.settings.statement_timeout_seconds)
+        )
 
     def glue_arguments(self, table_arguments: dict[str, str]) -> dict[str, str]:
         """The job's per-run arguments: the step's own plus the zone paths from settings."""

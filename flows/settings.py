@@ -62,8 +62,17 @@ class Settings(BaseSettings):
     glue_timeout_minutes: int = Field(120, ge=1, le=2880)
 
     # Waiting
-    wait_mode: Literal["poll", "suspend"] = Field("poll", description="suspend needs a deployment")
-    statement_timeout_seconds: float = Field(6 * 3600, gt=0, le=24 * 3600)
+    statement_timeout_seconds: float = Field(
+        6 * 3600, gt=0, le=24 * 3600, description="cap on any one statement; then it is cancelled"
+    )
+
+    # History load
+    history_source: Literal["clean_table", "s3_parquet"] = Field(
+        "clean_table",
+        description="stage the range from the clean table (Spectrum) or COPY parquet from S3",
+    )
+    history_s3_prefix: str | None = Field(None, description="s3://bucket/prefix of the parquet")
+    history_iam_role: str | None = Field(None, description="IAM role ARN the COPY assumes")
 
     # Embedded default
     local_data_dir: Path = Field(

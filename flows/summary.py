@@ -26,18 +26,22 @@ class StepOutcome:
 
 
 @dataclass(frozen=True)
-class WarehouseCounts:
-    """Counts read from the warehouse before and after the load."""
+class WarehouseChanges:
+    """What the load changed, measured against the warehouse's own timestamps."""
 
-    customers: int = 0
-    customer_versions: int = 0
-    closed_versions: int = 0
-    updated_in_place: int = 0
-    sales: int = 0
+    customers_inserted: int = 0
+    customers_updated_in_place: int = 0
+    customers_versioned: int = 0
+    sales_loaded: int = 0
 
     @staticmethod
-    def from_row(row: Mapping[str, Any]) -> WarehouseCounts:
-        return WarehouseCounts(**{k: int(row.get(k) or 0) for k in WarehouseCounts.__annotations__})
+    def from_row(row: Mapping[str, Any], sales_before: int) -> WarehouseChanges:
+        return WarehouseChanges(
+            customers_inserted=int(row.get("customers_inserted") or 0),
+            customers_updated_in_place=int(row.get("customers_updated_in_place") or 0),
+            customers_versioned=int(row.get("customers_versioned") or 0),
+            sales_loaded=int(row.get("sales") or 0) - sales_before,
+        )
 
 
 @dataclass
@@ -46,8 +50,7 @@ class NightSummary:
     logical_date: date
     target: str
     steps: list[StepOutcome] = field(default_factory=list)
-    before: WarehouseCounts | None = None
-    after: WarehouseCounts | None = None
+    changes: WarehouseChanges | None = None
     api_calls: Counter[str] = field(default_factory=Counter)
     error: str | None = None
 
@@ -57,14 +60,13 @@ class NightSummary:
 
     def warehouse_changes(self) -> dict[str, int]:
         """Customers inserted, updated in place and versioned; sales loaded."""
-        if self.before is None or self.after is None:
+        if self.changes is None:
             return {}
-        b, a = self.before, self.after
         return {
-            "customers inserted": a.customers - b.customers,
-            "customers updated in place": a.updated_in_place,
-            "customers versioned (SCD2)": a.closed_versions - b.closed_versions,
-            "sales loaded": a.sales - b.sales,
+            "customers inserted": self.changes.customers_inserted,
+            "customers updated in place": self.changes.customers_updated_in_place,
+            "customers versioned (SCD2)": self.changes.customers_versioned,
+            "sales loaded": self.changes.sales_loaded,
         }
 
     def as_dict(self) -> dict[str, Any]:

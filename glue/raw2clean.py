@@ -33,6 +33,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
@@ -254,8 +255,31 @@ def _exists(spark: SparkSession, path: str) -> bool:
     return bool(filesystem.exists(hadoop_path))
 
 
-def run(spark: SparkSession, args: JobArguments, sink: TableSink | None = None) -> dict[str, Any]:
-    """Read, clean, quarantine and upsert one table for one date; return the report."""
+def new_report(args: JobArguments) -> dict[str, Any]:
+    return {
+        "job_name": args.job_name,
+        "table": args.table,
+        "logical_date": args.logical_date.isoformat(),
+        "table_format": args.table_format,
+        "status": "SUCCEEDED",
+        "rows_read": 0,
+        "rows_quarantined": 0,
+        "duplicates_dropped": 0,
+        "rows_written": 0,
+        "commit_id": None,
+    }
+
+
+def run(
+    spark: SparkSession,
+    args: JobArguments,
+    report: dict[str, Any],
+    sink: TableSink | None = None,
+) -> dict[str, Any]:
+    """Read, clean, quarantine and upsert one table for one date.
+
+    ``report`` is filled in as the run goes, so a failed run still reports its counts.
+    """
     from pyspark.sql import functions as F
 
     from glue.transforms import SESSION_CONF, clean_batch, raw_schema
@@ -266,28 +290,17 @@ def run(spark: SparkSession, args: JobArguments, sink: TableSink | None = None) 
     contract = args.contract
     sink = sink or make_sink(spark, args)
     raw_dir = args.partition_path(args.raw_path)
-    report: dict[str, Any] = {
-        "job_name": args.job_name,
-        "table": args.table,
-        "logical_date": args.logical_date.isoformat(),
-        "table_format": sink.table_format,
-        "status": "SUCCEEDED",
-        "rows_read": 0,
-        "rows_quarantined": 0,
-        "duplicates_dropped": 0,
-        "rows_written": 0,
-        "commit_id": None,
-    }
     if not _exists(spark, raw_dir):
         log(f"no raw data at {raw_dir}; nothing to commit")
-        return report | {"elapsed_seconds": round(time.monotonic() - started, 3)}
+        report["elapsed_seconds"] = round(time.monotonic() - started, 3)
+        return report
     etl_time = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     raw = spark.read.schema(raw_schema(contract)).option("mode", "PERMISSIVE").json(raw_dir)
     batch = clean_batch(raw, contract, etl_time)
     typed = batch.typed.cache()
     rows_read = typed.count()
     quarantined = typed.where(F.col("quarantine_reason") != "").count()
-    report |= {"rows_read": rows_read, "rows_quarantined": quarantined}
+    report.update(rows_read=rows_read, rows_quarantined=quarantined)
     log(f"read {rows_read} row(s) of {args.table} from {raw_dir}; {quarantined} quarantined")
     if rows_read:
         quarantine_dir = args.partition_path(args.quarantine_path)
@@ -306,7 +319,7 @@ def run(spark: SparkSession, args: JobArguments, sink: TableSink | None = None) 
         )
     clean = batch.clean.cache()
     written = clean.count()
-    report |= {"rows_written": written, "duplicates_dropped": rows_read - quarantined - written}
+    report.update(rows_written=written, duplicates_dropped=rows_read - quarantined - written)
     if written == 0:
         log("no rows to upsert; nothing committed")
     else:
@@ -317,13 +330,24 @@ def run(spark: SparkSession, args: JobArguments, sink: TableSink | None = None) 
             load = "initial" if args.load_type == "initial" else "incremental"
         log(f"upserting {written} row(s) into {args.table_path} ({sink.table_format}, {load})")
         result = sink.write(clean, load)
-        report |= {"load_type": load, "commit_id": result.commit_id}
-        report |= {
-            k: v for k, v in asdict(result).items() if k.startswith("rows_") and v is not None
-        }
+        report.update(load_type=load, commit_id=result.commit_id)
+        report.update(
+            {k: v for k, v in asdict(result).items() if k.startswith("rows_") and v is not None}
+        )
     clean.unpersist()
     typed.unpersist()
-    return report | {"elapsed_seconds": round(time.monotonic() - started, 3)}
+    report["elapsed_seconds"] = round(time.monotonic() - started, 3)
+    return report
+
+
+def error_summary(exc: BaseException) -> str:
+    """One line a person can act on; Py4J errors put the Java exception on their 2nd line."""
+    if isinstance(exc, CleanJobError):
+        return str(exc)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
+        return lines[1].lstrip(": ")
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
 
 
 def _write_report(path: str, report: Mapping[str, Any]) -> None:
@@ -368,21 +392,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark = _local_spark(args)
     spark.sparkContext.setLogLevel("WARN")
     log(f"{args.job_name}: {args.table} for {args.logical_date} ({args.table_format})")
-    report: dict[str, Any]
+    report = new_report(args)
     error: str | None = None
     try:
-        report = run(spark, args)
+        run(spark, args, report)
         if job is not None:
             job.commit()
     except Exception as exc:  # the run fails; the report and the last stderr line say why
-        error = str(exc) if isinstance(exc, CleanJobError) else f"{type(exc).__name__}: {exc}"
-        report = {
-            "job_name": args.job_name,
-            "table": args.table,
-            "status": "FAILED",
-            "error": error,
-        }
-        report["logical_date"] = args.logical_date.isoformat()
+        if not isinstance(exc, CleanJobError):
+            traceback.print_exc()
+        error = error_summary(exc)
+        report.update(status="FAILED", error=error)
     finally:
         if owns_session:
             spark.stop()
@@ -391,11 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report_path:
         _write_report(args.report_path, report)
     if error is not None:
-        print(
-            f"CleanJobError: {error.splitlines()[0] if error else 'unknown error'}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"CleanJobError: {error}", file=sys.stderr, flush=True)
         return 1
     return 0
 

@@ -13,14 +13,13 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
-from flows.migrate import format_report, migrate
+from flows.migrate import LOCAL_PARAMETERS, format_report, migrate
 from flows.settings import Settings
 from local.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
 from local.stack import LocalStack
@@ -36,7 +35,6 @@ class PreparedNight:
     stack: LocalStack
     logical_date: date
     data_dir: Path
-    flow_overrides: dict[str, Any] = field(default_factory=dict)
 
     def mark_done(self) -> None:
         """Remember a night that succeeded, so the next plain run moves on to the next one."""
@@ -105,8 +103,10 @@ def ensure_sample_data(
 
 @contextmanager
 def prepare_embedded(
-    settings: Settings, requested: date | None, *, console: Console
+    settings: Settings, requested: date | None, *, console: Console, nightly: bool = True
 ) -> Iterator[PreparedNight]:
+    """Start the stack, export its endpoint, migrate; for a nightly, also pick the night
+    (``requested`` or the next one not yet loaded) and make sure its raw data exists."""
     data_dir = settings.local_data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = sample_config(data_dir, settings)
@@ -115,8 +115,9 @@ def prepare_embedded(
         os.environ.update(stack.client_env())
         os.environ.setdefault("MYSTORE_GLUE_REPORT_PATH", str(data_dir / "reports"))
         console.print(f"Local AWS endpoint: {stack.endpoint_url}")
-        ensure_sample_data(data_dir, night, config, console)
+        if nightly:
+            ensure_sample_data(data_dir, night, config, console)
         client = aws_client("redshift-data", endpoint_url=stack.endpoint_url)
-        report = migrate(client, LOCAL_TARGET, log=lambda line: None)
+        report = migrate(client, LOCAL_TARGET, parameters=LOCAL_PARAMETERS, log=lambda line: None)
         console.print("Migrations: " + format_report(report).splitlines()[-1])
         yield PreparedNight(stack=stack, logical_date=night, data_dir=data_dir)

@@ -114,7 +114,8 @@ begin
             when w.address_id <> d.address_id then w.customer_datetime
             else w.address_datetime
         end,
-        start_date = d.start_date
+        start_date = d.start_date,
+        current_customer_key = d.customer_key
     from dw_mystore.customer_dim as d
     where d.customer_id = w.customer_id
         and d.scd_current_flag = 'Y';
@@ -126,8 +127,7 @@ begin
         scd_current_flag = 'N',
         dw_update_date = sysdate
     from stg_mystore.wrk_customer_dim as w
-    where d.customer_id = w.customer_id
-        and d.scd_current_flag = 'Y'
+    where d.customer_key = w.current_customer_key
         and w.action = 'version';
     get diagnostics v_rows := row_count;
     raise info 'customer_dim: % versions closed', v_rows;
@@ -148,8 +148,7 @@ begin
         address_datetime = w.address_datetime,
         dw_update_date = sysdate
     from stg_mystore.wrk_customer_dim as w
-    where d.customer_id = w.customer_id
-        and d.scd_current_flag = 'Y'
+    where d.customer_key = w.current_customer_key
         and w.action = 'address';
 
     -- 6. Open the new current versions: new customers and superseded ones.

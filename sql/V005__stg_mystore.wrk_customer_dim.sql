@@ -1,5 +1,6 @@
 -- Work table of sp_load_customer_dim: the changed customers of one run, already decoded,
--- with the action each one gets (new, version, address, none). Emptied at each run.
+-- with the action each one gets (new, version, address, none) and the key of its current
+-- version. Emptied at each run.
 create table if not exists stg_mystore.wrk_customer_dim (
     customer_id varchar(16) not null encode zstd,
     customer_datetime timestamp not null encode az64,
@@ -30,7 +31,8 @@ create table if not exists stg_mystore.wrk_customer_dim (
     gmt_offset decimal(5, 2) encode az64,
     location_type varchar(32) encode zstd,
     action varchar(16) not null encode zstd,
-    change_datetime timestamp encode az64
+    change_datetime timestamp encode az64,
+    current_customer_key bigint encode az64
 )
 backup no
 diststyle all;

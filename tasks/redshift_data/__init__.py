@@ -1,6 +1,9 @@
 """Redshift Data API tasks: submit, wait, results and cancel; never lose a status, never
-run a statement twice. Pure logic lives in the submodules; ``prefect_tasks`` adds Prefect.
+run a statement twice. Pure logic lives in the submodules; ``prefect_tasks`` adds Prefect
+and is imported on first use of its names, so the sync API does not pay Prefect's import.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from tasks.redshift_data.cancel import cancel_statement, cancel_statements_named
 from tasks.redshift_data.errors import (
@@ -34,6 +37,24 @@ from tasks.redshift_data.submit import (
 from tasks.redshift_data.target import RedshiftTarget
 from tasks.redshift_data.waiting import WaitPolicy, wait_for_statement, wait_or_cancel
 
+if TYPE_CHECKING:
+    from tasks.redshift_data.prefect_tasks import (
+        call_procedure,
+        cancel_night_hook,
+        run_statement,
+    )
+
+_PREFECT_NAMES = ("call_procedure", "cancel_night_hook", "run_statement")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PREFECT_NAMES:
+        from tasks.redshift_data import prefect_tasks
+
+        return getattr(prefect_tasks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "InvalidRequestError",
     "RedshiftDataError",
@@ -52,7 +73,9 @@ __all__ = [
     "SubmitError",
     "WaitPolicy",
     "build_submit_request",
+    "call_procedure",
     "call_procedure_sql",
+    "cancel_night_hook",
     "cancel_statement",
     "cancel_statements_named",
     "execute_and_wait",
@@ -60,6 +83,7 @@ __all__ = [
     "get_rows",
     "night_prefix",
     "quote_identifier",
+    "run_statement",
     "run_step",
     "submit_or_reattach",
     "submit_statement",

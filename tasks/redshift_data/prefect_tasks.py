@@ -87,13 +87,12 @@ def _retry_lost_or_refused(_task: Task[..., Any], _run: TaskRun, state: State[An
 def record_statement(pipeline: str, row: Mapping[str, Any]) -> None:
     """Add a statement to this flow run's table artifact (re-published on every change)."""
     context = FlowRunContext.get()
-    run_id = str(context.flow_run.id) if context and context.flow_run else "no-flow-run"
+    if context is None or context.flow_run is None:
+        return  # a task called outside a flow has no run page to show a table on
     with _statements_lock:
-        rows = _statements.setdefault(run_id, [])
+        rows = _statements.setdefault(str(context.flow_run.id), [])
         rows[:] = [r for r in rows if r["id"] != row["id"]] + [dict(row)]
         table = list(rows)
-    if context is None:
-        return
     create_table_artifact(
         table,
         key=f"{ARTIFACT_KEY}-{pipeline.lower().replace('_', '-').replace('.', '-')}",

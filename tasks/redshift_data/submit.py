@@ -71,7 +71,12 @@ def submit_statement(
                 "ThrottlingException",
                 "TooManyRequestsException",
             )
-            if not retryable and not (has_token and is_transient(exc)):
+            if not retryable and is_transient(exc) and not has_token:
+                raise SubmitError(
+                    f"{operation} outcome unknown and no ClientToken to retry safely: {exc}",
+                    code=error_code(exc),
+                ) from exc
+            if not retryable and not is_transient(exc):
                 raise RedshiftDataError(f"{operation} was refused: {exc}") from exc
             failure: Exception = exc
         except BotoCoreError as exc:

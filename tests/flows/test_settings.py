@@ -11,7 +11,7 @@ def test_defaults_are_the_embedded_default(monkeypatch: pytest.MonkeyPatch) -> N
     settings = Settings()
     assert settings.target == "local"
     assert settings.database == "dev"
-    assert settings.wait_mode == "poll"
+    assert settings.statement_timeout_seconds == 6 * 3600
 
 
 def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,15 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from glue.raw2clean import HUDI_JAR_ENV, REPORT_PREFIX, build_arguments, main, resolve_arguments
+from glue.raw2clean import (
+    HUDI_JAR_ENV,
+    REPORT_PREFIX,
+    CleanJobError,
+    build_arguments,
+    error_summary,
+    main,
+    resolve_arguments,
+)
 from local.generate import GenerateConfig, generate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,6 +159,15 @@ def test_local_resolution_ignores_glue_system_arguments() -> None:
     assert resolved["table"] == "store_sale"
     assert resolved["raw_path"] is None
     assert ignored == ["--job-bookmark-option", "--TempDir"]
+
+
+def test_error_summary_is_one_actionable_line() -> None:
+    assert error_summary(CleanJobError("quarantined 9 of 10 rows")) == "quarantined 9 of 10 rows"
+    py4j_text = (
+        "An error occurred while calling o1308.save.\n: java.io.IOException: disk full\n\tat x"
+    )
+    assert error_summary(RuntimeError(py4j_text)) == "java.io.IOException: disk full"
+    assert error_summary(KeyError("sale_date")) == "KeyError: 'sale_date'"
 
 
 def test_bad_arguments_exit_2_without_starting_spark() -> None:
@@ -296,6 +313,7 @@ def test_quarantine_above_the_threshold_fails_after_writing_the_rejects(
     assert proc.stderr.strip().splitlines()[-1] == f"CleanJobError: {message}"
     report = json.loads((tmp_path / "reports" / f"store_customer-{day['date']}.json").read_text())
     assert (report["status"], report["error"]) == ("FAILED", message)
+    assert (report["rows_read"], report["rows_quarantined"]) == (total, bad)
     quarantine = tmp_path / "quarantine" / "store_customer" / f"ingest_date={day['date']}"
     assert sum(len(f.read_text().splitlines()) for f in quarantine.glob("part-*.json")) == bad
     assert not (tmp_path / "clean" / "store_customer").exists()

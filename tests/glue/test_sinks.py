@@ -83,7 +83,19 @@ def test_table_has_exactly_the_clean_columns(tmp_path: Path) -> None:
     snapshot = DeltaTable(str(tmp_path / "a")).to_pyarrow_table()
     assert snapshot.schema.names == list(STORE_CUSTOMER_ADDRESS.column_names)
     assert snapshot.schema == arrow_schema(STORE_CUSTOMER_ADDRESS)
-    assert DeltaTable(str(tmp_path / "a")).metadata().partition_columns == ["address_date"]
+    assert DeltaTable(str(tmp_path / "a")).metadata().partition_columns == []
+
+
+def test_sales_files_are_partitioned_by_sale_date(tmp_path: Path) -> None:
+    sink = DeltaSink(str(tmp_path / "s"), STORE_SALE)
+    sink.write_arrow(
+        table(STORE_SALE, [sale(1, 1, at(1, 9), 2), sale(2, 1, at(2, 9), 1)]), "initial"
+    )
+    assert DeltaTable(str(tmp_path / "s")).metadata().partition_columns == ["sale_date"]
+    assert sorted(p.name for p in (tmp_path / "s").glob("sale_date=*")) == [
+        "sale_date=2026-11-01",
+        "sale_date=2026-11-02",
+    ]
 
 
 def test_late_older_record_never_overwrites_a_newer_one(tmp_path: Path) -> None:

@@ -423,3 +423,8 @@ def test_clean_job_runs_through_the_endpoint_and_is_synced(
     finally:
         service.close()
         endpoint.stop()
+
+
+def test_the_local_stack_serves_the_clean_job(local_stack: Any) -> None:
+    job = glue_client(local_stack.endpoint_url).get_job(JobName="raw2clean")["Job"]
+    assert job["Command"]["ScriptLocation"] == (REPO_ROOT / "glue" / "raw2clean.py").as_uri()

@@ -2,7 +2,8 @@
 
 Runs one Prefect flow that calls ``rsd_test.sp_slow(tag, seconds)`` through
 ``call_procedure`` for one (pipeline, logical date), against the endpoint named by
-``AWS_ENDPOINT_URL_REDSHIFT_DATA``, and prints ``RESULT <statement id> <status>``.
+``AWS_ENDPOINT_URL_REDSHIFT_DATA``, and prints ``RESULT <statement id> <status>``. With
+``--serve`` it serves the flow as deployment ``rsd-test-night/rsd-test`` (a Prefect runner).
 """
 
 from __future__ import annotations
@@ -41,9 +42,13 @@ def night(pipeline: str, logical_date: str, tag: str, seconds: float) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pipeline", required=True)
-    parser.add_argument("--date", required=True)
-    parser.add_argument("--tag", required=True)
-    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--serve", action="store_true", help="serve as deployment rsd-test")
+    parser.add_argument("--pipeline")
+    parser.add_argument("--date")
+    parser.add_argument("--tag")
+    parser.add_argument("--seconds", type=float)
     args = parser.parse_args()
-    night(args.pipeline, args.date, args.tag, args.seconds)
+    if args.serve:
+        night.serve(name="rsd-test")
+    else:
+        night(args.pipeline, args.date, args.tag, args.seconds)

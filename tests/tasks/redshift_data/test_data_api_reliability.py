@@ -1,8 +1,8 @@
 """Crashes and stops of the orchestrating process, which runs in its own process here.
 
 (b) SIGKILL while waiting, then the same night in a new process: reattach, one execution.
-(d) SIGTERM (how a Prefect runner cancels a flow run, and how a pod is stopped): the
-    running statement is cancelled.
+(d) SIGTERM (how a pod is stopped) and a flow run cancelled through the Prefect API (a
+    runner serving the flow stops its process): the running statement is cancelled.
 """
 
 from __future__ import annotations
@@ -187,3 +187,64 @@ def test_sigterm_cancels_the_running_statement(
     assert client.describe_statement(Id=statement_id)["Status"] == "ABORTED"
     assert f"cancelled statement {statement_id}" in log.read_text()
     assert executions(client, tag) == 0  # the procedure's insert was rolled back
+
+
+def test_flow_run_cancellation_cancels_the_statement(
+    endpoint_process: str, prefect_settings: PrefectApi, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    client = data_api_client(endpoint_process)
+    pipeline, tag, log = f"p{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, tmp_path / "runner.log"
+    env = prefect_settings.env(
+        AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint_process,
+        AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
+        AWS_DEFAULT_REGION=LOCAL_REGION,
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+    )
+    with log.open("ab") as out:
+        runner = subprocess.Popen(
+            [sys.executable, str(DRIVER), "--serve"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with get_client(sync_client=True) as api:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    deployment = api.read_deployment_by_name("rsd-test-night/rsd-test")
+                    break
+                except Exception:
+                    if runner.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"runner did not serve the flow:\n{log.read_text()}")
+                    time.sleep(0.5)
+            flow_run = api.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={
+                    "pipeline": pipeline,
+                    "logical_date": "2026-11-25",
+                    "tag": tag,
+                    "seconds": 120,
+                },
+            )
+            statement_id = wait_for_status(client, pipeline, "STARTED", runner, log)
+            api.set_flow_run_state(flow_run.id, Cancelling(), force=True)
+            deadline = time.monotonic() + 60
+            while True:
+                state = api.read_flow_run(flow_run.id).state
+                if state is not None and state.is_cancelled():
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"flow run not cancelled ({state}):\n{log.read_text()}")
+                time.sleep(0.5)
+    finally:
+        stop_group(runner)
+    assert client.describe_statement(Id=statement_id)["Status"] == "ABORTED"
+    assert executions(client, tag) == 0
+    assert f"cancelled statement {statement_id}" in log.read_text()

@@ -223,3 +223,14 @@ def test_permanent_submit_error_names_the_cause(stubbed: Stubbed) -> None:
     }
     with pytest.raises(RedshiftDataError, match=r"ExecuteStatement was refused.*Cluster not found"):
         submit_statement(client, "ExecuteStatement", request)
+
+
+def test_server_error_without_token_is_not_retried(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    stub.add_client_error(
+        "execute_statement", "InternalServerException", "oops", http_status_code=500
+    )
+    request = {"Sql": "select 1", "Database": "dev", "WorkgroupName": "mystore-wg"}
+    with pytest.raises(SubmitError, match="outcome unknown") as info:
+        submit_statement(client, "ExecuteStatement", request, sleep=lambda _: None)
+    assert info.value.code == "InternalServerException"
