@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -23,6 +24,9 @@ from flows.migrate import LOCAL_PARAMETERS, migrate
 from local.stack import LocalStack
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget, execute_and_wait
+
+if TYPE_CHECKING:
+    from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 DAYS = 30
@@ -140,9 +144,9 @@ def run(customers: int, sales: int, changed_share: float, data_dir: Path) -> Non
     print(f"after: {versions:,} customer versions ({current:,} current), {facts:,} sale facts")
 
 
-def _night(client: object) -> float:
+def _night(client: RedshiftDataAPIServiceClient) -> float:
     started = time.perf_counter()
-    execute_and_wait(client, TARGET, "call stg_mystore.sp_run_incremental_load()")  # type: ignore[arg-type]
+    execute_and_wait(client, TARGET, "call stg_mystore.sp_run_incremental_load()")
     return time.perf_counter() - started
 
 

@@ -182,11 +182,12 @@ QUALITY_CHECKS: tuple[CheckStep, ...] = (
         description="every clean sale up to the high-water mark is in the fact table once",
         sql=(
             "select s.ticket_id, s.item_id, count(f.ticket_id) as fact_rows"
-            " from ext_clean_mystore.store_sale s"
-            " left join dw_mystore.sale_fact f"
+            " from ext_clean_mystore.store_sale as s"
+            " left join dw_mystore.sale_fact as f"
             " on f.ticket_id = s.ticket_id and f.item_id = s.item_id"
-            " where s.sale_date <= (select max(start_date) from stg_mystore.dw_incremental_dates"
-            " where source_table_name = 'store_sale')"
+            " where s.etl_processing_datetime <= (select m.start_date"
+            " from stg_mystore.dw_incremental_dates as m"
+            " where m.source_table_name = 'store_sale')"
             " group by s.ticket_id, s.item_id having count(f.ticket_id) <> 1"
         ),
         depends_on=("load_warehouse",),

@@ -80,17 +80,14 @@ class GenerateConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.sales_per_day < 0:
             raise ValueError(f"sales_per_day must be 0 or more, got {self.sales_per_day}")
-        for name in (
-            "change_share",
-            "move_share",
-            "new_customer_share",
-            "duplicate_share",
-            "late_share",
-            "bad_share",
-        ):
+        for name in _SHARES:
             value = getattr(self, name)
             if not 0.0 <= value <= 0.5:
                 raise ValueError(f"{name} must be between 0 and 0.5, got {value}")
+
+
+_SHARES: tuple[str, ...] = ("change_share", "move_share", "new_customer_share")
+_SHARES += ("duplicate_share", "late_share", "bad_share")
 
 
 def _ts(value: datetime) -> str:
@@ -265,7 +262,8 @@ class _Generator:
         else:
             existing = sorted(self.customers)
             resend = [c for c in existing if len(self.history[c]) > 1]
-            for _ in range(max(1, round(cfg.customers * cfg.new_customer_share))):
+            share = cfg.new_customer_share
+            for _ in range(max(1, round(cfg.customers * share)) if share else 0):
                 when = self._at(today)
                 address = self._new_address(when)
                 addresses.append(address)
@@ -433,47 +431,22 @@ def generate(config: GenerateConfig, out: Path) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    defaults = GenerateConfig()
     parser = argparse.ArgumentParser(
         prog="python -m local.generate",
         description="Write deterministic MyStore raw data (JSON lines, all values strings) "
         "for N days, with the imperfections of a real feed, and a truth file of expected counts.",
     )
+    d = GenerateConfig()
     options: list[tuple[str, Callable[[str], Any], Any, str]] = [
-        ("--days", int, defaults.days, "days to generate"),
-        ("--customers", int, defaults.customers, "customers in the day-1 full load"),
-        (
-            "--sales-per-day",
-            int,
-            defaults.sales_per_day,
-            "sale rows per day before duplicates and bad rows",
-        ),
-        ("--seed", int, defaults.seed, "random seed; same seed, same bytes"),
-        (
-            "--start-date",
-            date.fromisoformat,
-            defaults.start_date,
-            "ingest date of day 1, YYYY-MM-DD",
-        ),
-        ("--out", Path, Path(".local/sample"), "output folder; raw/ and truth.json go here"),
-        (
-            "--bad-share",
-            float,
-            defaults.bad_share,
-            "share of rows per table and day that cannot be cleaned",
-        ),
-        (
-            "--duplicate-share",
-            float,
-            defaults.duplicate_share,
-            "share of rows repeated within a day's batch",
-        ),
-        (
-            "--late-share",
-            float,
-            defaults.late_share,
-            "share of late sales (1-3 days) and re-sent stale versions",
-        ),
+        ("--days", int, d.days, "days to generate"),
+        ("--customers", int, d.customers, "customers in the day-1 full load"),
+        ("--sales-per-day", int, d.sales_per_day, "sale rows a day, before dupes and bad rows"),
+        ("--seed", int, d.seed, "random seed; same seed, same bytes"),
+        ("--start-date", date.fromisoformat, d.start_date, "ingest date of day 1, YYYY-MM-DD"),
+        ("--out", Path, Path(".local/sample"), "output folder for raw/ and truth.json"),
+        ("--bad-share", float, d.bad_share, "share of rows a day that cannot be cleaned"),
+        ("--duplicate-share", float, d.duplicate_share, "share of rows repeated in a batch"),
+        ("--late-share", float, d.late_share, "share of late sales and re-sent stale rows"),
     ]
     for flag, type_, default, help_text in options:
         parser.add_argument(

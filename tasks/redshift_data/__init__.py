@@ -5,7 +5,12 @@ and is imported on first use of its names, so the sync API does not pay Prefect'
 
 from typing import TYPE_CHECKING, Any
 
-from tasks.redshift_data.cancel import cancel_statement, cancel_statements_named
+from tasks.redshift_data.cancel import (
+    cancel_statement,
+    cancel_statements_named,
+    cancel_statements_on_stop,
+    cancel_waited_statements,
+)
 from tasks.redshift_data.errors import (
     InvalidRequestError,
     RedshiftDataError,
@@ -78,6 +83,8 @@ __all__ = [
     "cancel_night_hook",
     "cancel_statement",
     "cancel_statements_named",
+    "cancel_statements_on_stop",
+    "cancel_waited_statements",
     "execute_and_wait",
     "find_prior_statements",
     "get_rows",

@@ -7,6 +7,9 @@ own reason for stopping.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -85,3 +88,52 @@ def cancel_statements_named(
     except (ClientError, BotoCoreError) as exc:
         logger.warning("could not list statements named %s* to cancel: %s", name_prefix, exc)
     return outcomes
+
+
+# Statements some thread of this process is waiting on, so that the thread that receives
+# a stop (Prefect raises SIGTERM and cancellation in the main thread) can cancel
+# statements waited on by task-runner worker threads, which no signal reaches.
+_waiting: dict[str, RedshiftDataAPIServiceClient] = {}
+_waiting_lock = threading.Lock()
+
+
+@contextmanager
+def waiting_on(client: RedshiftDataAPIServiceClient, statement_id: str) -> Iterator[None]:
+    with _waiting_lock:
+        _waiting[statement_id] = client
+    try:
+        yield
+    finally:
+        with _waiting_lock:
+            _waiting.pop(statement_id, None)
+
+
+def cancel_waited_statements(
+    reason: str, logger: LoggerLike | None = None
+) -> dict[str, CancelOutcome]:
+    """Cancel every statement this process is currently waiting on."""
+    with _waiting_lock:
+        waiting = list(_waiting.items())
+    return {
+        statement_id: cancel_statement(client, statement_id, reason=reason, logger=logger)
+        for statement_id, client in waiting
+    }
+
+
+@contextmanager
+def cancel_statements_on_stop(logger: LoggerLike | None = None) -> Iterator[None]:
+    """Wrap a flow body: when it is stopped, cancel the statements its tasks wait on.
+
+    Stopped means a BaseException that is not an ordinary error (Prefect's
+    TerminationSignal for SIGTERM and runner cancellation, KeyboardInterrupt, a
+    cancellation) or a TimeoutError (a flow timeout). Tasks run by a thread-pool task
+    runner never see those: Prefect raises them in the flow's thread and then waits for the
+    worker threads, which would wait for their statements. An ordinary failure cancels
+    nothing: the statements keep going and the next run reattaches to them.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):
+            cancel_waited_statements(f"flow stopped: {type(exc).__name__}", logger)
+        raise

@@ -7,8 +7,9 @@ Thin on purpose: the decisions live in the sync modules. What Prefect adds is
 - retries for submit-side refusals and for "we lost track" (both reattach, never rerun);
 - one log line per state change through the run logger;
 - cancellation when waiting is abandoned (task timeout, SIGTERM via Prefect's
-  TerminationSignal, which is also how a runner cancels a flow run), plus a flow hook
-  that cancels by name from another process;
+  TerminationSignal, which is also how a runner cancels a flow run; for tasks in worker
+  threads, ``cancel_statements_on_stop`` around the flow body), plus a flow hook that
+  cancels by name from another process;
 - a table artifact listing every statement of the flow run.
 """
 

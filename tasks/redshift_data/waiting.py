@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from tasks.redshift_data.cancel import cancel_statement
+from tasks.redshift_data.cancel import cancel_statement, waiting_on
 from tasks.redshift_data.errors import (
     InvalidRequestError,
     RedshiftDataError,
@@ -247,19 +247,21 @@ def wait_or_cancel(
 
     Abandoned means: our timeout, or anything that unwinds through here that is not the
     statement's own outcome — KeyboardInterrupt, Prefect's TerminationSignal (SIGTERM, a
-    runner cancelling the flow), a task timeout. When polling itself keeps failing we do
+    runner cancelling the flow), a task timeout. While waiting, the statement is listed
+    for ``cancel_statements_on_stop``, which covers waits in worker threads. When polling itself keeps failing we do
     not cancel: the statement is probably fine and the next attempt reattaches.
     """
     logger = logger or log
     try:
-        return wait_for_statement(
-            client,
-            statement_id,
-            policy=policy,
-            sql=sql,
-            on_change=log_status_change(logger, label or statement_id),
-            **wait_kwargs,
-        )
+        with waiting_on(client, statement_id):
+            return wait_for_statement(
+                client,
+                statement_id,
+                policy=policy,
+                sql=sql,
+                on_change=log_status_change(logger, label or statement_id),
+                **wait_kwargs,
+            )
     except StatementTimeoutError:
         cancel_statement(client, statement_id, reason="wait timed out", logger=logger)
         raise

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from deployments.migrations import MigrationError
-from flows.migrate import build_parser, detect_dialect, history_table_sql, main, migrate
+from deployments.migrations import MigrationError, read_directory
+from flows.migrate import SQL_DIR, build_parser, detect_dialect, history_table_sql, main, migrate
 from local.stack import LocalStack
 from tasks.redshift_data import RedshiftTarget
 
@@ -217,4 +217,5 @@ def test_the_command_migrates_a_fresh_local_warehouse(
     assert "would apply: V001__dw_mystore.sql" in capsys.readouterr().out
     assert main(["--data-dir", data_dir]) == 0
     assert main(["--data-dir", data_dir]) == 0
-    assert capsys.readouterr().out.rstrip().endswith("0 to apply, 24 up to date")
+    files = len(read_directory(SQL_DIR))
+    assert capsys.readouterr().out.rstrip().endswith(f"0 to apply, {files} up to date")

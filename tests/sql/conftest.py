@@ -9,16 +9,8 @@ import psycopg
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from flows.migrate import LOCAL_PARAMETERS, migrate
 from local.stack import LocalStack
-from tests.sql.staging import RESET, TARGET, Warehouse
-
-
-@pytest.fixture(scope="session")
-def migrated(local_stack: LocalStack, redshift_data: RedshiftDataAPIServiceClient) -> LocalStack:
-    """sql/ applied once per session, through the migration runner (idempotent)."""
-    migrate(redshift_data, TARGET, parameters=LOCAL_PARAMETERS, log=lambda _: None)
-    return local_stack
+from tests.sql.staging import RESET, Warehouse
 
 
 @pytest.fixture

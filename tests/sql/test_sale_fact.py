@@ -151,3 +151,21 @@ def test_a_failing_load_leaves_no_half_loaded_state(wh: Warehouse) -> None:
 
     assert wh.snapshot() == before
     assert wh.dim("C2") == []
+
+
+def test_history_can_be_staged_from_the_clean_table_on_any_target(wh: Warehouse) -> None:
+    wh.customers({"customer_id": "C1"})
+    wh.sales(
+        {"ticket_id": 1, "at": datetime(2025, 12, 1, 9)},
+        {"ticket_id": 2, "at": datetime(2025, 12, 2, 9)},
+        {"ticket_id": 3, "at": datetime(2025, 12, 3, 9)},
+    )
+    dates = {"start": "2025-12-02", "end": "2025-12-03"}
+    wh.call("call stg_mystore.sp_stage_store_sale(cast(:start as date), cast(:end as date))", dates)
+    wh.call(
+        "call stg_mystore.sp_stage_store_sale(cast(:start as date), cast(:end as date))", dates
+    )  # a rerun replaces the range instead of doubling it
+    wh.call("call stg_mystore.sp_run_history_load(cast(:start as date), cast(:end as date))", dates)
+
+    assert sorted(wh.facts()) == [(2, 1), (3, 1)]
+    assert wh.rows("select count(*) from stg_mystore.store_sale") == [(2,)]

@@ -17,25 +17,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from prefect import flow
 
 from tasks.aws import aws_client
-from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data import RedshiftTarget, cancel_statements_on_stop
 from tasks.redshift_data.prefect_tasks import call_procedure
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
 
 
 @flow(name="rsd-test-night")
-def night(pipeline: str, logical_date: str, tag: str, seconds: float) -> str:
+def night(pipeline: str, logical_date: str, tag: str, seconds: float, submit: bool = False) -> str:
     client = aws_client("redshift-data", region="us-east-1")
-    result = call_procedure(
-        client,
-        TARGET,
-        "rsd_test",
-        "sp_slow",
-        [tag, seconds],
-        pipeline=pipeline,
-        logical_date=logical_date,
-        step="slow",
-    )
+    args = (client, TARGET, "rsd_test", "sp_slow", [tag, seconds])
+    kwargs = {"pipeline": pipeline, "logical_date": logical_date, "step": "slow"}
+    with cancel_statements_on_stop():
+        if submit:  # in the task runner's thread pool, as flows that fan out do
+            result = call_procedure.submit(*args, **kwargs).result()
+        else:
+            result = call_procedure(*args, **kwargs)
     print(f"RESULT {result.statement_id} {result.status}", flush=True)
     return result.statement_id
 
@@ -47,8 +44,9 @@ if __name__ == "__main__":
     parser.add_argument("--date")
     parser.add_argument("--tag")
     parser.add_argument("--seconds", type=float)
+    parser.add_argument("--submit", action="store_true", help="run the task in the thread pool")
     args = parser.parse_args()
     if args.serve:
         night.serve(name="rsd-test")
     else:
-        night(args.pipeline, args.date, args.tag, args.seconds)
+        night(args.pipeline, args.date, args.tag, args.seconds, args.submit)

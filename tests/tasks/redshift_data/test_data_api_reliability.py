@@ -85,7 +85,13 @@ def endpoint_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def start_driver(
-    api: PrefectApi, endpoint_url: str, pipeline: str, tag: str, seconds: float, log: Path
+    api: PrefectApi,
+    endpoint_url: str,
+    pipeline: str,
+    tag: str,
+    seconds: float,
+    log: Path,
+    *extra: str,
 ) -> subprocess.Popen[bytes]:
     env = api.env(
         AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint_url,
@@ -106,6 +112,7 @@ def start_driver(
                 tag,
                 "--seconds",
                 str(seconds),
+                *extra,
             ],
             cwd=REPO,
             env=env,
@@ -171,12 +178,13 @@ def test_sigkill_while_waiting_then_rerun_reattaches(
     assert executions(client, tag) == 1
 
 
+@pytest.mark.parametrize("mode", [(), ("--submit",)], ids=["direct", "thread-pool"])
 def test_sigterm_cancels_the_running_statement(
-    endpoint_process: str, prefect_api: PrefectApi, tmp_path: Path
+    endpoint_process: str, prefect_api: PrefectApi, tmp_path: Path, mode: tuple[str, ...]
 ) -> None:
     client = data_api_client(endpoint_process)
     pipeline, tag, log = f"p{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, tmp_path / "driver.log"
-    proc = start_driver(prefect_api, endpoint_process, pipeline, tag, 120, log)
+    proc = start_driver(prefect_api, endpoint_process, pipeline, tag, 120, log, *mode)
     try:
         statement_id = wait_for_status(client, pipeline, "STARTED", proc, log)
         proc.send_signal(signal.SIGTERM)
@@ -184,7 +192,7 @@ def test_sigterm_cancels_the_running_statement(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert client.describe_statement(Id=statement_id)["Status"] == "ABORTED"
+    assert client.describe_statement(Id=statement_id)["Status"] == "ABORTED", log.read_text()
     assert f"cancelled statement {statement_id}" in log.read_text()
     assert executions(client, tag) == 0  # the procedure's insert was rolled back
 
