@@ -14,15 +14,39 @@ from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 
+from flows.hooks import stop_hook
 from flows.nightly import parse_date
-from flows.pipeline import history_pipeline
+from flows.pipeline import Pipeline, history_pipeline
 from flows.runner import run_pipeline
 from flows.runtime import Runtime
 from flows.settings import Settings
 
 
-@flow(name="mystore-history", log_prints=False, validate_parameters=True)
+def _history_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
+    start = date.fromisoformat(str(flow_run.parameters["start_date"])[:10])
+    end = date.fromisoformat(str(flow_run.parameters["end_date"])[:10])
+    return _pipeline(Settings(), start, end), start
+
+
+def _pipeline(settings: Settings, start: date, end: date) -> Pipeline:
+    return history_pipeline(
+        start,
+        end,
+        source=settings.history_source,
+        s3_prefix=settings.history_s3_prefix,
+        iam_role=settings.history_iam_role,
+    )
+
+
+@flow(
+    name="mystore-history",
+    log_prints=False,
+    validate_parameters=True,
+    on_cancellation=[stop_hook(_history_of)],
+    on_crashed=[stop_hook(_history_of)],
+)
 def history(start_date: date, end_date: date, force_rerun: bool = False) -> dict[str, Any]:
     """Backfill the sales of ``start_date``..``end_date`` (inclusive).
 
@@ -33,13 +57,7 @@ def history(start_date: date, end_date: date, force_rerun: bool = False) -> dict
             backfill of the same range.
     """
     settings = Settings()
-    pipeline = history_pipeline(
-        start_date,
-        end_date,
-        source=settings.history_source,
-        s3_prefix=settings.history_s3_prefix,
-        iam_role=settings.history_iam_role,
-    )
+    pipeline = _pipeline(settings, start_date, end_date)
     get_run_logger().info(
         "History load %s..%s on target %r from %s",
         start_date.isoformat(),

@@ -14,14 +14,26 @@ from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 
-from flows.pipeline import nightly_pipeline
+from flows.hooks import night_of, stop_hook
+from flows.pipeline import Pipeline, nightly_pipeline
 from flows.runner import run_pipeline
 from flows.runtime import Runtime, default_logical_date
 from flows.settings import Settings
 
 
-@flow(name="mystore-nightly", log_prints=False, validate_parameters=True)
+def _nightly_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
+    return nightly_pipeline(Settings().glue_job_name), night_of(flow_run)
+
+
+@flow(
+    name="mystore-nightly",
+    log_prints=False,
+    validate_parameters=True,
+    on_cancellation=[stop_hook(_nightly_of)],
+    on_crashed=[stop_hook(_nightly_of)],
+)
 def nightly(logical_date: date | None = None, force_rerun: bool = False) -> dict[str, Any]:
     """Run one night of the MyStore ELT.
 

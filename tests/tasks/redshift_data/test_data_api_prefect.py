@@ -41,8 +41,7 @@ from tasks.redshift_data.prefect_tasks import (
     checkpointed_submit,
     run_statement,
 )
-from tests.conftest import data_api_client
-from tests.tasks.conftest import PrefectApi
+from tests.conftest import PrefectApi, data_api_client
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
 

@@ -22,8 +22,7 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LOCAL_REGION
 from tasks.redshift_data import RedshiftTarget, StepKey, execute_and_wait, get_rows
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, data_api_client
-from tests.tasks.conftest import PrefectApi
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi, data_api_client
 
 pytestmark = pytest.mark.slow
 
