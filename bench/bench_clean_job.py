@@ -74,6 +74,8 @@ def main() -> None:
             f"{label:<16} {rows:>10,} {report['rows_quarantined']:>9,} {report['duplicates_dropped']:>7,} "
             f"{report['rows_written']:>10,} {job:>7.1f} {wall:>7.1f} {rows / job:>13,.0f} {rows / wall:>14,.0f}"
         )
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in report["phase_seconds"].items())
+        print(f"{'':<16} phases (s): {phases}")
     print(f"(work dir: {work})")
 
 

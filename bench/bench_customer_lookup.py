@@ -142,7 +142,7 @@ def main() -> None:
     snapshots: list[tuple[int, str, str]] = []
     build_started = time.perf_counter()
     for night, day in enumerate(truth["days"], start=1):
-        raw_dir = str(raw_partition(work / "sample", "store_customer", day["date"]))
+        raw_dir = str(raw_partition(work / "sample" / "raw", "store_customer", day["date"]))
         raw = spark.read.schema(raw_schema(STORE_CUSTOMER)).json(raw_dir)
         rows = to_arrow(
             clean_batch(raw, STORE_CUSTOMER, datetime(2026, 12, 1)).clean, STORE_CUSTOMER

@@ -8,9 +8,11 @@ reaches the flow only as environment (endpoint URLs and zone paths).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -76,6 +78,8 @@ def run_cli(
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)
+        if getattr(args, "summary_json", None):
+            Path(args.summary_json).write_text(json.dumps(summary, indent=1, default=str) + "\n")
     if state.is_completed():
         return EXIT_OK
     console.print(f"[red]Run failed:[/red] {result}")

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", choices=("local", "aws"), help="default: MYSTORE_TARGET, else local"
     )
     parser.add_argument("--force-rerun", action="store_true", help="submit every step afresh")
+    parser.add_argument("--summary-json", metavar="FILE", help="also write the summary as JSON")
     parser.add_argument("--data-dir", metavar="DIR", help="embedded default only (default .local)")
     return parser
 

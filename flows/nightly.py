@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit every step afresh instead of reattaching to an earlier run of the same night",
     )
     parser.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="also write the run's summary (steps, durations, rows, changes, API calls) as JSON",
+    )
+    parser.add_argument(
         "--data-dir",
         metavar="DIR",
         help="embedded default only: where the local stack keeps its data (default .local)",

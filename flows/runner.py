@@ -19,6 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
 
+from flows.hooks import stop_night
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
 from flows.runtime import Runtime
 from flows.summary import NightSummary, StepOutcome, WarehouseChanges, to_markdown
@@ -229,15 +230,11 @@ def _wait_with_progress(futures: Mapping[str, PrefectFuture[Any]]) -> None:
             )
 
 
-def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bool) -> NightSummary:
+def _run_layers(
+    pipeline: Pipeline, runtime: Runtime, night: date, force: bool, summary: NightSummary
+) -> tuple[str, BaseException] | None:
+    """Run layer after layer; after the first failure the rest are recorded as skipped."""
     logger = get_run_logger()
-    summary = NightSummary(
-        pipeline=pipeline.name,
-        logical_date=night,
-        target=runtime.settings.target,
-        api_calls=runtime.api_calls,
-    )
-    mark = read_mark(runtime)
     failure: tuple[str, BaseException] | None = None
     for layer in pipeline.layers():
         if failure is not None:
@@ -257,7 +254,28 @@ def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bo
             summary.steps.append(outcome)
             if error is not None and failure is None:
                 failure = (step.name, error)
+    return failure
+
+
+def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bool) -> NightSummary:
+    summary = NightSummary(
+        pipeline=pipeline.name,
+        logical_date=night,
+        target=runtime.settings.target,
+        api_calls=runtime.api_calls,
+    )
+    started = time.monotonic()
+    mark = read_mark(runtime)
+    try:
+        failure = _run_layers(pipeline, runtime, night, force, summary)
+    except BaseException as exc:
+        # A stop (SIGTERM, cancellation, Ctrl-C, flow timeout) reaches only this thread;
+        # the worker threads would keep waiting, so stop what they wait on, by name.
+        if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):
+            stop_night(runtime, pipeline, night, reason=f"flow stopped: {type(exc).__name__}")
+        raise
     summary.changes = read_changes(runtime, mark)
+    summary.wall_seconds = time.monotonic() - started
     if failure is not None:
         summary.error = f"step {failure[0]} failed: {failure[1]}"
     create_markdown_artifact(

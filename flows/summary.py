@@ -53,6 +53,7 @@ class NightSummary:
     changes: WarehouseChanges | None = None
     api_calls: Counter[str] = field(default_factory=Counter)
     error: str | None = None
+    wall_seconds: float = 0.0
 
     @property
     def succeeded(self) -> bool:
@@ -76,6 +77,7 @@ class NightSummary:
             "target": self.target,
             "succeeded": self.succeeded,
             "error": self.error,
+            "wall_seconds": round(self.wall_seconds, 3),
             "steps": [vars(s) for s in self.steps],
             "warehouse": self.warehouse_changes(),
             "api_calls": dict(sorted(self.api_calls.items())),

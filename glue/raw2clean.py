@@ -297,9 +297,20 @@ def run(
     etl_time = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     raw = spark.read.schema(raw_schema(contract)).option("mode", "PERMISSIVE").json(raw_dir)
     batch = clean_batch(raw, contract, etl_time)
+    phases: dict[str, float] = {}
+    report["phase_seconds"] = phases
+    mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = round(now - mark, 3)
+        mark = now
+
     typed = batch.typed.cache()
     rows_read = typed.count()
     quarantined = typed.where(F.col("quarantine_reason") != "").count()
+    phase("read_and_type")
     report.update(rows_read=rows_read, rows_quarantined=quarantined)
     log(f"read {rows_read} row(s) of {args.table} from {raw_dir}; {quarantined} quarantined")
     if rows_read:
@@ -308,6 +319,7 @@ def run(
         quarantine.option("ignoreNullFields", "false").json(quarantine_dir)
         if quarantined:
             log(f"wrote {quarantined} quarantined row(s) with reasons to {quarantine_dir}")
+        phase("quarantine")
     share = quarantined / rows_read if rows_read else 0.0
     report["quarantine_share"] = round(share, 6)
     if share > args.max_quarantine_share:
@@ -319,6 +331,7 @@ def run(
         )
     clean = batch.clean.cache()
     written = clean.count()
+    phase("deduplicate")
     report.update(rows_written=written, duplicates_dropped=rows_read - quarantined - written)
     if written == 0:
         log("no rows to upsert; nothing committed")
@@ -330,6 +343,7 @@ def run(
             load = "initial" if args.load_type == "initial" else "incremental"
         log(f"upserting {written} row(s) into {args.table_path} ({sink.table_format}, {load})")
         result = sink.write(clean, load)
+        phase("commit")
         report.update(load_type=load, commit_id=result.commit_id)
         report.update(
             {k: v for k, v in asdict(result).items() if k.startswith("rows_") and v is not None}

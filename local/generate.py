@@ -382,9 +382,12 @@ def _ordered(table: str, row: Row) -> Row:
     return {c.name: row.get(c.name) for c in CLEAN_TABLES[table].raw_columns}
 
 
-def raw_partition(out: Path | str, table: str, ingest_date: date | str) -> Path:
-    """Where the raw rows of one table for one ingest date live."""
-    return Path(out) / RAW_DIR / table / f"ingest_date={ingest_date}"
+def raw_partition(raw_path: Path | str, table: str, ingest_date: date | str) -> Path:
+    """The folder of one table's rows for one ingest date under a raw zone root.
+
+    ``raw_path`` is what the clean job gets as ``--raw_path`` (``<out>/raw`` here).
+    """
+    return Path(raw_path) / table / f"ingest_date={ingest_date}"
 
 
 def generate(config: GenerateConfig, out: Path) -> dict[str, Any]:
@@ -401,7 +404,7 @@ def generate(config: GenerateConfig, out: Path) -> dict[str, Any]:
             tables[table] = gen.truth.apply(table, good, len(bad))
             lines = [_ordered(table, r) for r in good + bad]
             gen.rng.shuffle(lines)
-            folder = raw_partition(out, table, today)
+            folder = raw_partition(out / RAW_DIR, table, today)
             folder.mkdir(parents=True, exist_ok=True)
             for stale in folder.iterdir():
                 stale.unlink()

@@ -62,6 +62,10 @@ class GlueJobFailedError(GlueJobError):
         detail = error_message or "(Glue gave no ErrorMessage)"
         super().__init__(f"Glue job {job_name} run {run_id} ended {state}: {detail}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect may pickle a failed task's exception; rebuild it from its fields.
+        return (type(self), (self.job_name, self.run_id, self.state, self.error_message))
+
 
 class GlueConcurrencyError(GlueJobError):
     """MaxConcurrentRuns stayed exhausted by other runs for longer than we were willing to wait."""

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from prefect_aws import AwsCredentials
 
 
-@task(name="glue-job-run", cache_policy=NO_CACHE)
+@task(name="glue-job-run", task_run_name="glue-{job_name}-{run_key}", cache_policy=NO_CACHE)
 def glue_job_run(
     job_name: str,
     arguments: Mapping[str, str] | None = None,

@@ -281,6 +281,13 @@ def test_empty_input_commits_nothing_and_succeeds(
         None,
     )
     assert not (tmp_path / "clean" / "store_sale").exists()
+    empty = sample_dir / "raw" / "store_sale" / "ingest_date=2026-12-26"
+    empty.mkdir(parents=True)
+    (empty / "part-00000.json").write_text("")
+    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-26")) == 0
+    report = json.loads((tmp_path / "reports" / "store_sale-2026-12-26.json").read_text())
+    assert (report["rows_read"], report["rows_written"], report["commit_id"]) == (0, 0, None)
+    assert not (tmp_path / "clean" / "store_sale").exists()
 
 
 @pytest.mark.slow

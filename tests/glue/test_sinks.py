@@ -138,6 +138,14 @@ def test_equal_event_time_lets_the_incoming_record_win(tmp_path: Path) -> None:
     assert stored(path, "address_id", "street") == [("A1", "resent")]
 
 
+def test_an_initial_load_replaces_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "a"
+    sink = DeltaSink(str(path), STORE_CUSTOMER_ADDRESS)
+    sink.write_arrow(table(STORE_CUSTOMER_ADDRESS, [address("A1", at(2, 9), "gone")]), "initial")
+    sink.write_arrow(table(STORE_CUSTOMER_ADDRESS, [address("A2", at(1, 9), "only")]), "initial")
+    assert stored(path, "address_id", "street") == [("A2", "only")]
+
+
 def test_sales_are_matched_within_their_sale_date(tmp_path: Path) -> None:
     path = tmp_path / "s"
     sink = DeltaSink(str(path), STORE_SALE)
@@ -203,3 +211,58 @@ def test_history_is_bounded_to_the_last_ten_writes_after_fifteen_commits(tmp_pat
 def test_bad_retention_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="retain_commits must be at least 1, got 0"):
         DeltaSink(str(tmp_path), STORE_SALE, retain_commits=0)
+
+
+class _RecordingWriter:
+    """Stands in for DataFrameWriter: the seam between the sink and Hudi's Spark bundle."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def format(self, name: str) -> _RecordingWriter:
+        self.calls.append(("format", name))
+        return self
+
+    def options(self, **options: str) -> _RecordingWriter:
+        self.calls.append(("options", options))
+        return self
+
+    def mode(self, mode: str) -> _RecordingWriter:
+        self.calls.append(("mode", mode))
+        return self
+
+    def save(self, path: str) -> None:
+        self.calls.append(("save", path))
+
+
+@pytest.mark.slow
+def test_hudi_sink_writes_with_the_table_options_and_reads_the_timeline(
+    spark: Any, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from glue.hudi_options import hudi_write_options
+    from glue.sinks import HudiSink
+
+    path = tmp_path / "store_sale"
+    sink = HudiSink(spark, str(path), STORE_SALE, version="1.0", retain_commits=5)
+    assert not sink.exists()
+    (path / ".hoodie" / "timeline").mkdir(parents=True)
+    for name in ("20261125010101000.commit", "20261126010101000.commit.requested"):
+        (path / ".hoodie" / name).touch()
+    (path / ".hoodie" / "timeline" / "20261127010101000_20261127010109000.commit").touch()
+    writer = _RecordingWriter()
+
+    result = sink.write(SimpleNamespace(write=writer), "incremental")  # type: ignore[arg-type]
+
+    assert sink.exists()
+    expected_options = hudi_write_options(
+        STORE_SALE, version="1.0", load="incremental", retain_commits=5, catalog_database=None
+    )
+    assert writer.calls == [
+        ("format", "hudi"),
+        ("options", expected_options),
+        ("mode", "append"),
+        ("save", str(path)),
+    ]
+    assert (result.table_format, result.commit_id) == ("hudi", "20261127010101000")

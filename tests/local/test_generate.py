@@ -38,7 +38,7 @@ def files(root: Path) -> dict[str, bytes]:
 
 
 def read_day(out: Path, table: str, day: str) -> list[dict[str, str | None]]:
-    path = raw_partition(out, table, day) / "part-00000.json"
+    path = raw_partition(out / "raw", table, day) / "part-00000.json"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 

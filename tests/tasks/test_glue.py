@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -233,6 +234,10 @@ def test_failure_raises_with_glues_error_message(endpoint: AwsEndpoint) -> None:
     assert (failed.job_name, failed.state) == ("standin", "FAILED")
     assert failed.error_message == "RuntimeError: quarantine share 0.4 > 0.05 (exit code 1)"
     assert failed.run_id in str(failed) and "quarantine share 0.4 > 0.05" in str(failed)
+    copy = pickle.loads(pickle.dumps(failed))  # Prefect may persist a failed task's exception
+    assert (copy.run_id, copy.state, copy.error_message, str(copy)) == (
+        failed.run_id, failed.state, failed.error_message, str(failed),
+    )  # fmt: skip
 
 
 def test_retry_after_a_lost_watcher_reattaches_to_the_one_run(endpoint: AwsEndpoint) -> None:

@@ -1,0 +1,67 @@
+"""SIGTERM in the middle of a night (as a scheduler or `kill` sends it) stops the clean job:
+its runs end STOPPED, no Spark child outlives the run, and the flow run is Crashed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from local.stack import LocalStack
+from tests.conftest import PrefectApi, throwaway_data_dir
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _spark_children(data_dir: Path) -> list[str]:
+    found = subprocess.run(
+        ["pgrep", "-f", f"{data_dir}/raw"], capture_output=True, text=True, check=False
+    )
+    return found.stdout.split()
+
+
+def test_sigterm_stops_the_clean_runs(prefect_api: PrefectApi) -> None:
+    with throwaway_data_dir("sigterm") as data_dir:
+        log_path = data_dir.parent / f"{data_dir.name}.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flows.nightly", "--data-dir", str(data_dir)],
+                cwd=REPO,
+                env=prefect_api.env(
+                    MYSTORE_LOCAL_CUSTOMERS="100", MYSTORE_LOCAL_SALES_PER_DAY="100"
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 300
+            while "Glue job raw2clean run" not in log_path.read_text():
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the clean runs never started"
+                time.sleep(0.5)
+            assert _spark_children(data_dir), "no clean-job child process was running"
+            proc.send_signal(signal.SIGTERM)
+            returncode = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+        output = log_path.read_text()
+        log_path.unlink()
+        assert returncode == -signal.SIGTERM, output[-3000:]  # re-raised, not swallowed
+        assert "Crashed" in output
+        assert _spark_children(data_dir) == []
+        with (
+            LocalStack.start(data_dir, with_glue=False) as stack,
+            psycopg.connect(stack.pg_dsn) as conn,
+        ):
+            states = [r[0] for r in conn.execute("select state from local_glue.job_runs")]
+        assert states and set(states) <= {"STOPPED", "SUCCEEDED"}, states
+        assert "STOPPED" in states
