@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -72,6 +73,18 @@ def checkpointed_submit(
 ) -> str:
     """The statement id, persisted under ``cache_key`` before anyone waits on it."""
     return submit_statement(client, operation, request, logger=get_run_logger())
+
+
+def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) -> bool:
+    """False only when the Data API says the id is unknown; any other answer counts as known
+    (the wait that follows will surface it)."""
+    try:
+        client.describe_statement(Id=statement_id)
+    except client.exceptions.ResourceNotFoundException:
+        return False
+    except (ClientError, BotoCoreError):
+        return True
+    return True
 
 
 def _retry_lost_or_refused(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
@@ -156,8 +169,21 @@ def run_statement(
     step_key = StepKey(pipeline, logical_date, step)  # type: ignore[arg-type]
 
     def submit(run: RunKey, operation: SubmitOperation, request: Mapping[str, Any]) -> str:
-        return checkpointed_submit(
-            run.cache_key(target), run.statement_name, client, operation, request
+        key = run.cache_key(target)
+        statement_id = checkpointed_submit(key, run.statement_name, client, operation, request)
+        if statement_exists(client, statement_id):
+            return statement_id
+        # The checkpoint outlived the statement (the Data API forgets after 24 h) or belongs
+        # to another warehouse behind the same target names (a rebuilt local stack). The
+        # Data API found no statement of that name either, so nothing can run twice.
+        logger.warning(
+            "checkpoint for %s names statement %s, which the Data API does not know; "
+            "submitting afresh",
+            run.statement_name,
+            statement_id,
+        )
+        return checkpointed_submit.with_options(refresh_cache=True)(
+            key, run.statement_name, client, operation, request
         )
 
     submission = submit_or_reattach(

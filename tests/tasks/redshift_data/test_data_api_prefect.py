@@ -147,6 +147,30 @@ def test_checkpoint_returns_the_id_without_resubmitting(prefect_settings: Prefec
 
 
 @pytest.mark.slow
+def test_a_checkpoint_from_another_warehouse_is_not_trusted(
+    local_stack: LocalStack, fresh_data_dir: Any, prefect_settings: PrefectApi
+) -> None:
+    """Rebuilding the local warehouse (or the Data API forgetting a statement after 24 h)
+    leaves a checkpoint naming an unknown id: the step submits afresh instead of failing."""
+    step = f"rebuilt_{uuid.uuid4().hex[:8]}"
+
+    @flow(name="rsd-rebuilt")
+    def once(client: Any) -> str:
+        result = run_statement(
+            client, TARGET, "select 1", pipeline="rebuilt", logical_date="2026-11-25", step=step
+        )
+        return result.statement_id
+
+    first = once(data_api_client(local_stack.endpoint_url))
+    with LocalStack.start(fresh_data_dir, with_glue=False) as rebuilt:
+        client = data_api_client(rebuilt.endpoint_url)
+        second = once(client)
+        assert second != first
+        assert client.describe_statement(Id=second)["Status"] == "FINISHED"
+        assert statuses(client, f"rebuilt/2026-11-25/{step}/") == ["FINISHED"]
+
+
+@pytest.mark.slow
 def test_task_timeout_cancels_the_statement(
     prefect_settings: PrefectApi, local_stack: LocalStack
 ) -> None:
