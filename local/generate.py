@@ -382,6 +382,13 @@ def _ordered(table: str, row: Row) -> Row:
     return {c.name: row.get(c.name) for c in CLEAN_TABLES[table].raw_columns}
 
 
+def _address_attributes(stored: tuple[datetime, datetime, Row] | None) -> list[str | None]:
+    if stored is None:
+        return []
+    row = stored[2]
+    return [row.get(c.name) for c in STORE_CUSTOMER_ADDRESS.raw_columns[2:-1]]
+
+
 def raw_partition(raw_path: Path | str, table: str, ingest_date: date | str) -> Path:
     """The folder of one table's rows for one ingest date under a raw zone root.
 
@@ -410,10 +417,15 @@ def generate(config: GenerateConfig, out: Path) -> dict[str, Any]:
                 stale.unlink()
             with (folder / PART_FILE).open("w", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(line) + "\n" for line in lines)
+        addresses = gen.truth.tables[STORE_CUSTOMER_ADDRESS.name]
         for (customer_id,), (_, _, row) in gen.truth.tables[STORE_CUSTOMER.name].items():
+            # The warehouse versions a customer (SCD2) when its address changes: another
+            # address, or the same address with corrected attributes.
+            address = addresses.get((str(row["address_id"]),))
+            version = json.dumps([row["address_id"], _address_attributes(address)])
             seen = address_versions.setdefault(customer_id, [])
-            if not seen or seen[-1] != row["address_id"]:
-                seen.append(str(row["address_id"]))
+            if not seen or seen[-1] != version:
+                seen.append(version)
         days.append({"date": today.isoformat(), "tables": tables})
     final = gen.truth.tables[STORE_CUSTOMER.name]
     truth: dict[str, Any] = {
