@@ -120,6 +120,10 @@ class PrefectApi:
     home: Path
     storage: Path
 
+    @property
+    def log(self) -> Path:
+        return self.home / "server.log"
+
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a subprocess that runs flows against this server."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_"))}
@@ -159,6 +163,8 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi
     env = api.env(
         PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         PREFECT_SERVER_UI_ENABLED="false",
+        # the deployment test waits for the scheduler to create the nightly's runs
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
     )
     log_path = home / "server.log"
     with log_path.open("wb") as log:

@@ -15,21 +15,16 @@ import itertools
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the lock
+import yaml
 from prefect.cli.deploy._models import PrefectYamlModel
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
@@ -41,6 +36,7 @@ from prefect_aws.workers.ecs_worker import ECSJobConfiguration, ECSWorker
 
 from flows.runtime import default_logical_date
 from flows.settings import Settings
+from tests.conftest import PrefectApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
@@ -184,61 +180,11 @@ class Server:
         return output
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its children
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    server = Server(api_url=f"http://127.0.0.1:{port}/api", home=home, log=home / "server.log")
-    env = server.env(
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        # lets the scheduler materialise the nightly's runs within the test
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
-    )
-    command = [sys.executable, "-m", "prefect", "server", "start"]
-    with server.log.open("wb") as log:
-        proc = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=home,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"prefect server exited ({proc.returncode}):\n{server.log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{server.api_url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prefect server not healthy after 90 s:\n{server.log.read_text()}")
-            time.sleep(0.25)
-        yield server
-    finally:
-        _stop(proc)
+def prefect_server(prefect_api: PrefectApi) -> Server:
+    """The session's Prefect server (its scheduler loops every second, so the nightly's
+    scheduled runs appear within the test)."""
+    return Server(api_url=prefect_api.api_url, home=prefect_api.home, log=prefect_api.log)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ PIPELINE = Pipeline(
     name="hook-test",
     steps=(
         GlueStep("clean_store_sale", job_name="raw2clean", arguments={"--table": "store_sale"}),
-        ProcedureStep("load", "stg_mystore", "sp_run_incremental_load", depends_on=("clean_store_sale",)),
+        ProcedureStep(
+            "load", "stg_mystore", "sp_run_incremental_load", depends_on=("clean_store_sale",)
+        ),
     ),
 )
 
@@ -55,8 +57,10 @@ def test_stop_night_cancels_statements_and_stops_glue_runs(migrated: LocalStack)
 
     _wait_for(lambda: data.describe_statement(Id=ours)["Status"] == "ABORTED")
     _wait_for(
-        lambda: runtime.glue.get_job_run(JobName="raw2clean", RunId=run_id)["JobRun"]["JobRunState"]
-        in ("STOPPED", "SUCCEEDED", "FAILED")
+        lambda: (
+            runtime.glue.get_job_run(JobName="raw2clean", RunId=run_id)["JobRun"]["JobRunState"]
+            in ("STOPPED", "SUCCEEDED", "FAILED")
+        )
     )
     state = runtime.glue.get_job_run(JobName="raw2clean", RunId=run_id)["JobRun"]["JobRunState"]
     assert state == "STOPPED"

@@ -63,7 +63,9 @@ def test_a_failing_procedure_fails_the_night_with_redshifts_message(
     pipeline = Pipeline(
         name="runner-test-proc",
         steps=(
-            ProcedureStep("load", "stg_mystore", "sp_validate_parameters", args=("BOGUS", None, None)),
+            ProcedureStep(
+                "load", "stg_mystore", "sp_validate_parameters", args=("BOGUS", None, None)
+            ),
             CheckStep("after_load", "never runs", "select 1 where false", depends_on=("load",)),
         ),
     )
