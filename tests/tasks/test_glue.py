@@ -5,7 +5,6 @@ then the Prefect task under a real (temporary) Prefect server."""
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from tasks.glue import (
     run_glue_job,
     run_links,
 )
+from tests.conftest import PrefectApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN = REPO_ROOT / "tests" / "local" / "glue_jobs" / "standin.py"
@@ -347,18 +347,9 @@ def test_interrupted_wait_stops_the_run(endpoint: AwsEndpoint) -> None:
 # -- the Prefect task ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield str(PREFECT_API_URL.value())
-
-
 @pytest.mark.slow
 def test_prefect_task_runs_and_its_timeout_stops_the_run(
-    prefect_api: str, endpoint: AwsEndpoint
+    prefect_settings: PrefectApi, endpoint: AwsEndpoint
 ) -> None:
     from prefect import flow
 
@@ -402,11 +393,12 @@ FLOW_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_flow_process_stops_the_run(prefect_api: str, endpoint: AwsEndpoint) -> None:
+def test_sigterm_to_the_flow_process_stops_the_run(
+    prefect_api: PrefectApi, endpoint: AwsEndpoint
+) -> None:
     env = {
-        **os.environ,
+        **prefect_api.env(),
         "PYTHONPATH": str(REPO_ROOT),
-        "PREFECT_API_URL": prefect_api,
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": "us-east-1",
