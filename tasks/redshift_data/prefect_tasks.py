@@ -170,8 +170,11 @@ def run_statement(
 
     def submit(run: RunKey, operation: SubmitOperation, request: Mapping[str, Any]) -> str:
         key = run.cache_key(target)
-        statement_id = checkpointed_submit(key, run.statement_name, client, operation, request)
-        if statement_exists(client, statement_id):
+        state = checkpointed_submit(
+            key, run.statement_name, client, operation, request, return_state=True
+        )
+        statement_id: str = state.result()
+        if state.name != "Cached" or statement_exists(client, statement_id):
             return statement_id
         # The checkpoint outlived the statement (the Data API forgets after 24 h) or belongs
         # to another warehouse behind the same target names (a rebuilt local stack). The
