@@ -71,6 +71,35 @@ def throwaway_data_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@contextmanager
+def serve_endpoint(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``python -m local serve --port 0`` in its own process (as AWS would be: it survives
+    the test's crashes); yields the process and its URL, and stops it as a group."""
+    command = ["local", "serve", "--port", "0", "--data-dir", str(data_dir), "--no-glue"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().strip()
+        key, _, url = first.partition("=")
+        assert key == "AWS_ENDPOINT_URL_REDSHIFT_DATA", first
+        yield process, url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
 @pytest.fixture
 def fresh_data_dir() -> Iterator[Path]:
     """An empty data dir for a test that starts its own warehouse."""

@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.__main__ import format_table
 from local.stack import LocalStack, client_env
-from tests.conftest import TEST_ACCESS_KEY, data_api_client
+from tests.conftest import TEST_ACCESS_KEY, data_api_client, serve_endpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET: dict[str, Any] = {"ClusterIdentifier": "local-cluster", "Database": "dev"}
@@ -42,38 +40,6 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=timeout,
     )
-
-
-@contextmanager
-def serve(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``python -m local serve --port 0`` in its own process; yields it and its URL."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--no-glue",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline().strip()
-        key, _, url = first.partition("=")
-        assert key == "AWS_ENDPOINT_URL_REDSHIFT_DATA", first
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_client_in_a_new_process_reads_an_earlier_statement(
@@ -109,11 +75,11 @@ def start_long_statement(url: str) -> str:
 def test_statements_of_a_killed_endpoint_are_aborted_when_an_endpoint_starts(
     local_stack: LocalStack, pg_conn: psycopg.Connection[Any]
 ) -> None:
-    with serve(local_stack.data_dir) as (first, url):
+    with serve_endpoint(local_stack.data_dir) as (first, url):
         statement_id = start_long_statement(url)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
-    with serve(local_stack.data_dir) as (_second, url):
+    with serve_endpoint(local_stack.data_dir) as (_second, url):
         described = data_api_client(url).describe_statement(Id=statement_id)
     assert described["Status"] == "ABORTED"
     assert f"(pid {first.pid})" in described["Error"]
@@ -126,7 +92,7 @@ def test_statements_of_a_killed_endpoint_are_aborted_when_an_endpoint_starts(
 
 
 def test_a_running_endpoint_aborts_statements_of_a_peer_that_died(local_stack: LocalStack) -> None:
-    with serve(local_stack.data_dir) as (peer, url):
+    with serve_endpoint(local_stack.data_dir) as (peer, url):
         statement_id = start_long_statement(url)
         shared = data_api_client(local_stack.endpoint_url)
         assert shared.describe_statement(Id=statement_id)["Status"] == "STARTED"
@@ -138,7 +104,7 @@ def test_a_running_endpoint_aborts_statements_of_a_peer_that_died(local_stack: L
 
 
 def test_stopping_an_endpoint_aborts_its_running_statements(local_stack: LocalStack) -> None:
-    with serve(local_stack.data_dir) as (process, url):
+    with serve_endpoint(local_stack.data_dir) as (process, url):
         statement_id = start_long_statement(url)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

@@ -22,7 +22,14 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LOCAL_REGION
 from tasks.redshift_data import RedshiftTarget, StepKey, execute_and_wait, get_rows
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi, data_api_client
+from tests.conftest import (
+    TEST_ACCESS_KEY,
+    TEST_SECRET_KEY,
+    PrefectApi,
+    data_api_client,
+    serve_endpoint,
+    throwaway_data_dir,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -51,36 +58,11 @@ def stop_group(proc: subprocess.Popen[Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def endpoint_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m local serve`` in its own process, as AWS would be: survives our crashes."""
-    data_dir = tmp_path_factory.mktemp("endpoint-process")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--no-glue",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first.startswith("AWS_ENDPOINT_URL_REDSHIFT_DATA="), first
-        url = first.split("=", 1)[1]
+def endpoint_process() -> Iterator[str]:
+    """The endpoint in its own process, as AWS would be: it survives our crashes."""
+    with throwaway_data_dir("endpoint-process") as data_dir, serve_endpoint(data_dir) as (_, url):
         execute_and_wait(data_api_client(url), TARGET, SETUP)
         yield url
-    finally:
-        stop_group(proc)
 
 
 def start_driver(
