@@ -47,9 +47,10 @@ def run_cli(
     """
     # The embedded default is offline: the temporary Prefect server must not phone home.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    console = Console()
+    # emoji=False: ARNs hold ":secret:", which rich would otherwise draw as an emoji.
+    console = Console(emoji=False)
     if not console.is_terminal:
-        console = Console(width=160)  # logs and CI: keep ids on one line
+        console = Console(width=160, emoji=False)  # logs and CI: keep ids on one line
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
@@ -119,7 +120,10 @@ def _status_markup(status: str) -> str:
 
 
 def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-        for err in exc.errors()
-    )
+    """One line per problem, named by its MYSTORE_* variable when it belongs to one."""
+    parts = []
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")
+        field = ".".join(str(p) for p in err["loc"])
+        parts.append(f"MYSTORE_{field.upper()}: {message}" if field else message)
+    return "; ".join(parts)
