@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import psycopg
@@ -30,6 +31,7 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 from flows.migrate import LOCAL_PARAMETERS, migrate
 from local.embedded import LOCAL_TARGET
 from local.stack import LOCAL_REGION, LocalStack
+from tests.sql.staging import RESET, Warehouse
 
 TEST_ACCESS_KEY = "AKIDLOCALTEST"
 TEST_SECRET_KEY = "local-test-secret"  # the local endpoint ignores secrets
@@ -136,6 +138,17 @@ def migrated(local_stack: LocalStack, redshift_data: RedshiftDataAPIServiceClien
     """sql/ applied once per session, through the migration runner (idempotent)."""
     migrate(redshift_data, LOCAL_TARGET, parameters=LOCAL_PARAMETERS, log=lambda _: None)
     return local_stack
+
+
+@pytest.fixture
+def wh(
+    migrated: LocalStack,
+    redshift_data: RedshiftDataAPIServiceClient,
+    pg_conn: psycopg.Connection[Any],
+) -> Iterator[Warehouse]:
+    """An empty warehouse (dimensions' fixed rows kept) with high-water marks reset."""
+    pg_conn.execute(RESET)
+    yield Warehouse(redshift_data, pg_conn)
 
 
 # --------------------------------------------------------------------------------------

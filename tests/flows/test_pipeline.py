@@ -8,6 +8,7 @@ from flows.pipeline import (
     Pipeline,
     PipelineDefinitionError,
     ProcedureStep,
+    history_pipeline,
     nightly_pipeline,
     render_arguments,
 )
@@ -72,3 +73,52 @@ def test_malformed_pipelines_are_rejected(steps: tuple[CheckStep, ...], message:
 def test_unknown_step_lookup_names_the_step() -> None:
     with pytest.raises(KeyError, match="no step 'nope'"):
         nightly_pipeline().step("nope")
+
+
+def test_history_stages_then_loads_then_checks_keyed_on_the_range() -> None:
+    pipeline = history_pipeline(date(2026, 11, 1), date(2026, 11, 3))
+    assert [[s.name for s in layer] for layer in pipeline.layers()] == [
+        ["stage_sales_to_20261103"],
+        ["load_history_to_20261103"],
+        ["check_one_current_version_to_20261103", "check_fact_dimension_keys_to_20261103"],
+    ]
+    stage, load = pipeline.steps[0], pipeline.steps[1]
+    assert isinstance(stage, ProcedureStep) and isinstance(load, ProcedureStep)
+    assert (stage.procedure, stage.args) == ("sp_stage_store_sale", ("2026-11-01", "2026-11-03"))
+    assert (load.procedure, load.args) == ("sp_run_history_load", ("2026-11-01", "2026-11-03"))
+
+
+def test_history_from_s3_copies_with_the_prefix_and_role() -> None:
+    pipeline = history_pipeline(
+        date(2026, 11, 1),
+        date(2026, 11, 1),
+        source="s3_parquet",
+        s3_prefix="s3://bkt/sales",
+        iam_role="arn:aws:iam::123456789012:role/copy",
+    )
+    stage = pipeline.steps[0]
+    assert isinstance(stage, ProcedureStep)
+    assert stage.procedure == "sp_copy_data"
+    assert stage.args == (
+        "2026-11-01",
+        "2026-11-01",
+        "s3://bkt/sales",
+        "arn:aws:iam::123456789012:role/copy",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start": date(2026, 11, 2), "end": date(2026, 11, 1)}, "is after end_date"),
+        (
+            {"start": date(2026, 11, 1), "end": date(2026, 11, 1), "source": "s3_parquet"},
+            "needs MYSTORE_HISTORY_S3_PREFIX and MYSTORE_HISTORY_IAM_ROLE",
+        ),
+    ],
+)
+def test_bad_history_ranges_and_sources_are_refused(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(PipelineDefinitionError, match=message):
+        history_pipeline(**kwargs)  # type: ignore[arg-type]

@@ -6,20 +6,21 @@ real local Glue runs; only the pipelines are small ones made for the failure bei
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from prefect import flow
 
-from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep
+from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, history_pipeline
 from flows.runner import NightFailedError, run_pipeline
 from flows.runtime import Runtime
 from flows.settings import Settings
 from local.embedded import LOCAL_TARGET
 from local.stack import LOCAL_REGION, LocalStack
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi, data_api_client
+from tests.sql.staging import Warehouse
 
 NIGHT = date(2026, 11, 20)
 
@@ -43,10 +44,12 @@ def _runtime(stack: LocalStack) -> Runtime:
     return runtime
 
 
-def _run(pipeline: Pipeline, runtime: Runtime, force: bool = False) -> dict[str, Any]:
+def _run(
+    pipeline: Pipeline, runtime: Runtime, force: bool = False, night: date = NIGHT
+) -> dict[str, Any]:
     @flow(name="runner-test")
     def run() -> dict[str, Any]:
-        return run_pipeline(pipeline, runtime, NIGHT, force=force).as_dict()
+        return run_pipeline(pipeline, runtime, night, force=force).as_dict()
 
     return run()
 
@@ -108,3 +111,30 @@ def test_a_failing_clean_job_means_no_warehouse_load(
     assert [s["status"] for s in summary["steps"]] == ["failed", "skipped"]
     assert _statements_named(runtime, "runner-test-glue/2026-11-20/load_warehouse") == []
     assert runtime.api_calls["StartJobRun"] == 1
+
+
+def test_the_history_pipeline_backfills_a_range_once(
+    wh: Warehouse, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    """Staged from the clean table, loaded by sp_run_history_load, checked; a rerun of the
+    same range reattaches instead of loading again."""
+    day = datetime(2026, 10, 1, 12)
+    wh.customers({"customer_id": "C1", "at": day - timedelta(days=30)})
+    wh.addresses({"address_id": "A1", "at": day - timedelta(days=30)})
+    wh.sales(
+        {"ticket_id": 1, "at": day},
+        {"ticket_id": 2, "at": day + timedelta(days=1)},
+        {"ticket_id": 3, "at": day + timedelta(days=5)},  # outside the range
+    )
+    runtime = _runtime(migrated)
+    start = date(2026, 10, 1)
+    pipeline = history_pipeline(start, date(2026, 10, 2))
+    summary = _run(pipeline, runtime, night=start)
+    assert [s["status"] for s in summary["steps"]] == ["succeeded"] * 4
+    assert sorted(wh.facts()) == [(1, 1), (2, 1)]
+    assert summary["warehouse"]["sales loaded"] == 2
+    again = _run(pipeline, runtime, night=start)
+    assert again["warehouse"]["sales loaded"] == 0
+    assert [s["status"] for s in again["steps"]] == ["succeeded"] * 4
+    named = _statements_named(runtime, "mystore-history/2026-10-01/load_history_to_20261002/")
+    assert len(named) == 1  # the second run reattached to the first load
