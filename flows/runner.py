@@ -181,7 +181,7 @@ def outcome_of(
         return StepOutcome(
             step.name,
             step.kind,
-            "succeeded",
+            "reattached" if result.reattached else "succeeded",
             result.duration_seconds or 0.0,
             result.rows_affected,
             f"statement {result.statement_id}",

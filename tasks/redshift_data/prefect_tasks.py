@@ -19,6 +19,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -218,7 +219,10 @@ def run_statement(
     except StatementError as exc:
         record_statement(pipeline, _row(submission.statement_name, None, exc))
         raise
-    result = parse_description(description, submission.statement_name)
+    result = replace(
+        parse_description(description, submission.statement_name),
+        reattached=submission.reattached,
+    )
     record_statement(pipeline, _row(submission.statement_name, result, None))
     logger.info(
         "%s FINISHED in %s s (statement %s, query %s, rows %s)",

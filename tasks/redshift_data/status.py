@@ -130,6 +130,7 @@ class StatementResult:
     has_result_set: bool
     sub_statements: tuple[SubStatement, ...] = ()
     statement_name: str | None = None
+    reattached: bool = False  # an earlier attempt's statement, not one submitted now
 
 
 def _seconds(duration_ns: object) -> float | None:

@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -295,4 +295,7 @@ def run_step(
         logger=logger,
         label=submission.statement_name,
     )
-    return parse_description(description, submission.statement_name)
+    return replace(
+        parse_description(description, submission.statement_name),
+        reattached=submission.reattached,
+    )
