@@ -168,7 +168,11 @@ class PrefectApi:
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a subprocess that runs flows against this server."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PREFECT_", "AWS_", "MYSTORE_"))
+        }
         env.update(
             PREFECT_HOME=str(self.home),
             PREFECT_API_URL=self.api_url,

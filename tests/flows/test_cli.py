@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -10,10 +11,16 @@ from flows import history, nightly
 
 
 @pytest.fixture(autouse=True)
-def _no_mystore_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_mystore_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No MYSTORE_* settings going in, and none left behind: the CLI exports its options
+    (``--target``) to the environment for the flow it starts."""
+    saved = dict(os.environ)
     for key in list(os.environ):
         if key.startswith("MYSTORE_"):
             monkeypatch.delenv(key)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_aws_target_without_a_warehouse_names_the_missing_variables(
