@@ -23,10 +23,11 @@ class PipelineDefinitionError(ValueError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a step is retried after a failure that is not the step's own verdict.
+    """How often a step is tried when the failure is not the step's own verdict.
 
     A FAILED statement or Glue run is the work's verdict and is not retried blindly; these
-    retries cover the orchestration around it (submit errors, lost connections).
+    retries cover the orchestration around it (a refused submit, a service that stayed
+    unreachable while waiting), and each one reattaches instead of running again.
     """
 
     attempts: int = 3

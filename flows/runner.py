@@ -18,14 +18,21 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
+from prefect.states import State
 
 from flows.hooks import stop_night
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
 from flows.runtime import Runtime
 from flows.summary import NightSummary, StepOutcome, WarehouseChanges, to_markdown
-from tasks.glue import GlueRunResult, glue_job_run
+from tasks.glue import GlueConcurrencyError, GluePollError, GlueRunResult, glue_job_run
 from tasks.glue.policy import make_run_key
-from tasks.redshift_data import StatementResult, execute_and_wait, get_rows
+from tasks.redshift_data import (
+    StatementResult,
+    StatementStatusUnknownError,
+    SubmitError,
+    execute_and_wait,
+    get_rows,
+)
 from tasks.redshift_data.prefect_tasks import call_procedure, run_statement
 
 PROGRESS_EVERY_SECONDS = 30.0
@@ -103,6 +110,41 @@ def run_check(step: CheckStep, pipeline: str, runtime: Runtime, night: date, for
     return 0
 
 
+# Failures a retry cannot turn into a second run: it reattaches through the run key. A
+# FAILED statement or Glue run is the work's own verdict and is never retried blindly.
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    SubmitError,
+    StatementStatusUnknownError,
+    GluePollError,
+    GlueConcurrencyError,
+)
+
+
+def retry_only_orchestration_errors(task: Any, task_run: Any, state: State[Any]) -> bool:
+    try:
+        state.result(raise_on_failure=True)
+    except RETRYABLE_ERRORS:
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+def task_options(step: Step) -> dict[str, Any]:
+    """Prefect task options from the step's retry policy (retries that reattach only)."""
+    policy = step.retry
+    retries = max(0, policy.attempts - 1)
+    return {
+        "task_run_name": step.name,
+        "retries": retries,
+        "retry_delay_seconds": [
+            policy.delay_seconds * policy.backoff_rate**n for n in range(retries)
+        ],
+        "retry_jitter_factor": 0.5 if policy.jitter else None,
+        "retry_condition_fn": retry_only_orchestration_errors,
+    }
+
+
 def submit_step(
     step: Step, pipeline: Pipeline, runtime: Runtime, night: date, force: bool
 ) -> PrefectFuture[Any]:
@@ -112,7 +154,7 @@ def submit_step(
         report = report_path(settings.glue_report_path, step.name, night)
         if report:
             arguments["--report_path"] = report
-        return glue_job_run.with_options(task_run_name=step.name).submit(
+        return glue_job_run.with_options(**task_options(step)).submit(
             step.job_name,
             arguments,
             run_key=make_run_key(pipeline.name, night.isoformat(), step.name),
@@ -125,7 +167,7 @@ def submit_step(
             client=runtime.glue,
         )
     if isinstance(step, ProcedureStep):
-        return call_procedure.with_options(task_run_name=step.name).submit(
+        return call_procedure.with_options(**task_options(step)).submit(
             runtime.redshift_data,
             runtime.target,
             step.schema,
@@ -137,7 +179,7 @@ def submit_step(
             force=force,
             policy=runtime.wait_policy(step.wait.timeout_seconds),
         )
-    return run_check.with_options(task_run_name=step.name).submit(
+    return run_check.with_options(**task_options(step)).submit(
         step, pipeline.name, runtime, night, force
     )
 
