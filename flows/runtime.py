@@ -41,8 +41,19 @@ class Runtime:
             db_user=settings.db_user or ("awsuser" if settings.target == "local" else None),
             secret_arn=settings.secret_arn,
         )
-        runtime = cls(settings=settings, redshift_data=data, glue=glue, target=target)
-        for client in (data, glue):
+        return cls.with_clients(settings, data, glue, target)
+
+    @classmethod
+    def with_clients(
+        cls,
+        settings: Settings,
+        redshift_data: RedshiftDataAPIServiceClient,
+        glue: GlueClient,
+        target: RedshiftTarget,
+    ) -> Runtime:
+        """A runtime over given clients; every call they make is counted for the summary."""
+        runtime = cls(settings=settings, redshift_data=redshift_data, glue=glue, target=target)
+        for client in (redshift_data, glue):
             client.meta.events.register("before-call", runtime._count_call)
         return runtime
 

@@ -73,6 +73,19 @@ def throwaway_data_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def stop_process_group(process: subprocess.Popen[Any], grace_seconds: float = 30) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its children, then
+    SIGKILL what is still there after the grace period."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 @contextmanager
 def serve_endpoint(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``python -m local serve --port 0`` in its own process (as AWS would be: it survives
@@ -93,13 +106,7 @@ def serve_endpoint(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]
         assert key == "AWS_ENDPOINT_URL_REDSHIFT_DATA", first
         yield process, url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_process_group(process)
 
 
 @pytest.fixture
@@ -249,13 +256,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi
         yield api
     finally:
         _drain_prefect_workers()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_group(proc)
 
 
 @pytest.fixture

@@ -33,15 +33,9 @@ def _runtime(stack: LocalStack) -> Runtime:
         aws_access_key_id=TEST_ACCESS_KEY,
         aws_secret_access_key=TEST_SECRET_KEY,
     )
-    runtime = Runtime(
-        settings=Settings(target="local"),
-        redshift_data=data_api_client(stack.endpoint_url),
-        glue=glue,
-        target=LOCAL_TARGET,
+    return Runtime.with_clients(
+        Settings(target="local"), data_api_client(stack.endpoint_url), glue, LOCAL_TARGET
     )
-    for client in (runtime.redshift_data, runtime.glue):
-        client.meta.events.register("before-call", runtime._count_call)
-    return runtime
 
 
 def _run(

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from tests.conftest import (
     PrefectApi,
     data_api_client,
     serve_endpoint,
+    stop_process_group,
     throwaway_data_dir,
 )
 
@@ -45,16 +45,6 @@ SETUP = [
       perform pg_sleep(seconds);
     end $$""",
 ]
-
-
-def stop_group(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +223,7 @@ def test_flow_run_cancellation_cancels_the_statement(
                     pytest.fail(f"flow run not cancelled ({state}):\n{log.read_text()}")
                 time.sleep(0.5)
     finally:
-        stop_group(runner)
+        stop_process_group(runner)
     assert client.describe_statement(Id=statement_id)["Status"] == "ABORTED"
     assert executions(client, tag) == 0
     assert f"cancelled statement {statement_id}" in log.read_text()
