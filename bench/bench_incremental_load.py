@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from flows.migrate import LOCAL_PARAMETERS, migrate
+from local.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from local.stack import LocalStack
+from migrations import migrate
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget, execute_and_wait
 
@@ -105,7 +106,13 @@ def run(customers: int, sales: int, changed_share: float, data_dir: Path) -> Non
     with LocalStack.start(data_dir, with_glue=False) as stack:
         os.environ.update(stack.client_env())
         client = aws_client("redshift-data")
-        migrate(client, TARGET, parameters=LOCAL_PARAMETERS, log=lambda _: None)
+        migrate(
+            client,
+            TARGET,
+            parameters=LOCAL_MIGRATION_PARAMETERS,
+            translate=translate_statement,
+            log=lambda _: None,
+        )
         every = max(1, round(1 / changed_share))
         values = {
             "customers": customers,

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.settings import Settings
+from migrations.settings import ENDPOINT_VARIABLE, data_api_endpoint, describe_validation_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -54,16 +55,25 @@ def run_cli(
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
-        console.print(f"[red]Invalid settings:[/red] {_validation_message(exc)}")
+        console.print(f"[red]Invalid settings:[/red] {describe_validation_error(exc)}")
         return EXIT_USAGE
     flow_kwargs["force_rerun"] = bool(getattr(args, "force_rerun", False))
     with ExitStack() as resources:
         prepared = None
         night = getattr(args, "date", None)
-        if settings.target == "local":
+        endpoint = data_api_endpoint()
+        if settings.target == "local" and endpoint is not None:
+            # Someone else serves the warehouse (e.g. `python -m local serve`): use it as
+            # given, and leave its sample data and migrations to whoever runs it.
+            console.print(f"Data API endpoint from {ENDPOINT_VARIABLE}: {endpoint}")
+        elif settings.target == "local":
+            # Import-contract exception: the CLI entry point may start the embedded default.
             from local.embedded import prepare_embedded
 
             console.print(f"Embedded default: local stack in {settings.local_data_dir}")
+            # The stack exports its endpoint for this run only: a later command in the same
+            # process must not mistake it for an endpoint the user gave.
+            resources.callback(_restore_environ, dict(os.environ))
             prepared = resources.enter_context(
                 prepare_embedded(
                     settings, night if nightly else None, console=console, nightly=nightly
@@ -119,11 +129,7 @@ def _status_markup(status: str) -> str:
     return f"[{colour.get(status, 'white')}]{status}[/]"
 
 
-def _validation_message(exc: ValidationError) -> str:
-    """One line per problem, named by its MYSTORE_* variable when it belongs to one."""
-    parts = []
-    for err in exc.errors():
-        message = str(err["msg"]).removeprefix("Value error, ")
-        field = ".".join(str(p) for p in err["loc"])
-        parts.append(f"MYSTORE_{field.upper()}: {message}" if field else message)
-    return "; ".join(parts)
+def _restore_environ(saved: Mapping[str, str]) -> None:
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)

@@ -7,7 +7,7 @@ a short list of exact, tested rewrites (``HANDLED``) plus a list of Redshift-onl
 that are refused with an error (``REFUSED``) instead of passing through to fail obscurely,
 or worse, to run with a different meaning.
 
-Rewrites work on tokens (deployments.sql_text), so nothing inside a string literal, a
+Rewrites work on tokens (migrations.sql_text), so nothing inside a string literal, a
 quoted identifier or a comment is touched; procedure bodies (``$$ ... $$``) are code and
 are rewritten with the same rules.
 """
@@ -17,8 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from deployments.sql_text import Token, dollar_body, split_statements, tokenize
 from glue.contract import CLEAN_TABLES, ColumnType, TableContract
+from migrations.sql_text import Token, dollar_body, split_statements, tokenize
+
+# Migration parameters for a warehouse behind this adapter: it drops the external schema's
+# Data Catalog clauses, so the values only have to be valid.
+LOCAL_MIGRATION_PARAMETERS = {
+    "glue_database": "mystore_clean",
+    "iam_role_arn": "arn:aws:iam::000000000000:role/mystore-local-unused",
+}
 
 
 class UnsupportedConstructError(ValueError):

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from flows.migrate import LOCAL_PARAMETERS, format_report, migrate
 from flows.settings import Settings
+from local.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from local.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
 from local.stack import LocalStack
+from migrations import format_report, migrate
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget
 
@@ -118,6 +119,12 @@ def prepare_embedded(
         if nightly:
             ensure_sample_data(data_dir, night, config, console)
         client = aws_client("redshift-data", endpoint_url=stack.endpoint_url)
-        report = migrate(client, LOCAL_TARGET, parameters=LOCAL_PARAMETERS, log=lambda line: None)
+        report = migrate(
+            client,
+            LOCAL_TARGET,
+            parameters=LOCAL_MIGRATION_PARAMETERS,
+            translate=translate_statement,
+            log=lambda line: None,
+        )
         console.print("Migrations: " + format_report(report).splitlines()[-1])
         yield PreparedNight(stack=stack, logical_date=night, data_dir=data_dir)

@@ -28,9 +28,10 @@ import pytest
 from botocore.config import Config
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from flows.migrate import LOCAL_PARAMETERS, migrate
+from local.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from local.embedded import LOCAL_TARGET
 from local.stack import LOCAL_REGION, LocalStack
+from migrations import migrate
 from tests.sql.staging import RESET, Warehouse
 
 TEST_ACCESS_KEY = "AKIDLOCALTEST"
@@ -143,7 +144,13 @@ def pg_conn(local_stack: LocalStack) -> Iterator[psycopg.Connection[tuple[object
 @pytest.fixture(scope="session")
 def migrated(local_stack: LocalStack, redshift_data: RedshiftDataAPIServiceClient) -> LocalStack:
     """sql/ applied once per session, through the migration runner (idempotent)."""
-    migrate(redshift_data, LOCAL_TARGET, parameters=LOCAL_PARAMETERS, log=lambda _: None)
+    migrate(
+        redshift_data,
+        LOCAL_TARGET,
+        parameters=LOCAL_MIGRATION_PARAMETERS,
+        translate=translate_statement,
+        log=lambda _: None,
+    )
     return local_stack
 
 

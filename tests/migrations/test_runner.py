@@ -10,12 +10,13 @@ import psycopg
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from deployments.migrations import MigrationError, read_directory
-from flows.migrate import SQL_DIR, build_parser, detect_dialect, history_table_sql, main, migrate
+from local.dialect import translate_statement
 from local.stack import LocalStack
-from tasks.redshift_data import RedshiftTarget
+from migrations.data_api import WarehouseTarget
+from migrations.planning import MigrationError
+from migrations.runner import detect_dialect, history_table_sql, migrate
 
-TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
+TARGET = WarehouseTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 
 
 class Project:
@@ -37,7 +38,13 @@ class Project:
 
     def migrate(self, **kw: Any) -> list[str]:
         report = migrate(
-            self.client, TARGET, self.dir, history_table=self.history, log=self.log.append, **kw
+            self.client,
+            TARGET,
+            self.dir,
+            translate=translate_statement,
+            history_table=self.history,
+            log=self.log.append,
+            **kw,
         )
         return [step.file.name for step in report.plan.steps]
 
@@ -118,6 +125,9 @@ def test_an_edited_applied_versioned_file_is_refused(project: Project) -> None:
         project.migrate()
     with pytest.raises(MigrationError, match="must not change"):
         project.migrate(dry_run=True)
+    with pytest.raises(MigrationError, match=r"V001__schema.sql was applied with checksum"):
+        project.migrate(repair=True)
+    assert [r[1] for r in project.history_rows()].count("V001__schema.sql") == 1
 
 
 def test_a_failing_file_is_rolled_back_with_its_history_row(project: Project) -> None:
@@ -189,33 +199,3 @@ def test_the_history_table_name_is_validated(name: str) -> None:
         history_table_sql("public.schema_migration_history")
         == '"public"."schema_migration_history"'
     )
-
-
-def test_the_command_has_helpful_options(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as done:
-        build_parser().parse_args(["--help"])
-    assert done.value.code == 0
-    text = capsys.readouterr().out
-    for option in (
-        "--dry-run",
-        "--repair",
-        "--glue-database",
-        "--iam-role-arn",
-        "--dialect",
-        "--sql-dir",
-    ):
-        assert option in text
-
-
-@pytest.mark.slow
-def test_the_command_migrates_a_fresh_local_warehouse(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("MYSTORE_TARGET", "local")
-    data_dir = str(tmp_path / "local")
-    assert main(["--dry-run", "--data-dir", data_dir]) == 0
-    assert "would apply: V001__dw_mystore.sql" in capsys.readouterr().out
-    assert main(["--data-dir", data_dir]) == 0
-    assert main(["--data-dir", data_dir]) == 0
-    files = len(read_directory(SQL_DIR))
-    assert capsys.readouterr().out.rstrip().endswith(f"0 to apply, {files} up to date")

@@ -2,7 +2,7 @@
 
 Pure functions over file texts and the history table's rows, so every rule (an edited
 versioned file is refused, a changed repeatable is re-applied, parameters are validated)
-is tested with literal inputs; ``flows.migrate`` only does the Data API calls.
+is tested with literal inputs; ``migrations.runner`` only does the Data API calls.
 
 File names (the scheme is documented in docs/warehouse.md):
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from deployments.sql_text import Statement, split_statements, tokenize
+from migrations.sql_text import Statement, split_statements, tokenize
 
 Kind = Literal["V", "R"]
 

@@ -1,9 +1,10 @@
-"""Apply sql/ to the warehouse through the Redshift Data API: ``python -m flows.migrate``.
+"""Apply sql/ to a warehouse through the Redshift Data API: the runner behind ``python -m migrations``.
 
-One code path deploys to Redshift and to the embedded warehouse: the runner only talks to
-the Data API. It asks the database what it is (``select version()``) and, on PostgreSQL,
-passes each statement through the local dialect adapter. Planning rules live in
-``deployments.migrations``; this module does the calls and keeps the history table.
+One code path deploys to Redshift and to any other warehouse behind a Data API endpoint:
+the runner only talks to the Data API, and every statement passes through ``translate``
+(the identity for Redshift; the embedded default passes its dialect adapter, so this
+package knows nothing of it). Planning rules live in ``migrations.planning``; this module
+does the calls and keeps the history table.
 
 Atomicity: a file is applied as one BatchExecuteStatement (one transaction) together with
 the update that marks its history row successful, so a file is either applied and
@@ -14,16 +15,14 @@ stays ``success = false`` and the next run refuses until ``--repair``.
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from deployments.migrations import (
+from migrations.data_api import DataApiTarget, StatementFailedError, execute, fetch_rows
+from migrations.planning import (
     MAX_BATCH_STATEMENTS,
     AppliedMigration,
     MigrationError,
@@ -35,8 +34,6 @@ from deployments.migrations import (
     transaction_blocker,
     validate_parameters,
 )
-from local.dialect import translate_statement
-from tasks.redshift_data import RedshiftTarget, StatementFailedError, execute_and_wait, get_rows
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -44,12 +41,18 @@ if TYPE_CHECKING:
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DEFAULT_HISTORY_TABLE = "public.schema_migration_history"
 Dialect = Literal["redshift", "postgres"]
+Translate = Callable[[str], list[str]]
+"""One Redshift statement in, the statements to run on the warehouse out."""
 _TABLE_NAME = re.compile(r"([a-z_][a-z0-9_]{0,126})\.([a-z_][a-z0-9_]{0,126})")
+
+
+def redshift_dialect(sql: str) -> list[str]:
+    """The translation for Redshift itself: sql/ is written in its dialect."""
+    return [sql]
 
 
 @dataclass
 class Report:
-    dialect: Dialect
     plan: Plan
     applied: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -71,8 +74,10 @@ def detect_dialect(version_text: str) -> Dialect:
     return "redshift" if "redshift" in version_text.lower() else "postgres"
 
 
-def for_dialect(sql: str, dialect: Dialect) -> list[str]:
-    return [sql] if dialect == "redshift" else translate_statement(sql)
+def warehouse_version(client: RedshiftDataAPIServiceClient, target: DataApiTarget) -> str:
+    """What the warehouse says it is (``select version()``), to pick the translation."""
+    statement_id = execute(client, target, "select version() as version", name="mystore-migrate")
+    return str(fetch_rows(client, statement_id)[0]["version"])
 
 
 class Runner:
@@ -81,17 +86,18 @@ class Runner:
     def __init__(
         self,
         client: RedshiftDataAPIServiceClient,
-        target: RedshiftTarget,
+        target: DataApiTarget,
         *,
+        translate: Translate = redshift_dialect,
         history_table: str = DEFAULT_HISTORY_TABLE,
         log: Callable[[str], None] = print,
     ) -> None:
         self.client = client
         self.target = target
+        self.translate = translate
         self.table = history_table_sql(history_table)
         self.table_name = history_table
         self.log = log
-        self.dialect: Dialect = "redshift"
 
     def execute(
         self,
@@ -99,20 +105,16 @@ class Runner:
         parameters: Mapping[str, object] | None = None,
         name: str = "mystore-migrate",
     ) -> str:
-        """Run and wait. Each call gets a fresh ClientToken (botocore's own retries reuse it,
-        so a dropped connection never runs a statement twice); a deterministic token would
-        make a retried, unchanged migration replay its earlier FAILED statement for hours.
-        """
-        result = execute_and_wait(
-            self.client, self.target, sql, parameters=parameters, statement_name=name
-        )
-        return result.statement_id
+        """Run and wait (``migrations.data_api.execute``: a fresh ClientToken per call)."""
+        return execute(self.client, self.target, sql, parameters, name=name)
 
-    def rows(self, sql: str, parameters: Mapping[str, object] | None = None) -> list[dict]:
-        return get_rows(self.client, self.execute(sql, parameters))
+    def rows(
+        self, sql: str, parameters: Mapping[str, object] | None = None
+    ) -> list[dict[str, Any]]:
+        return fetch_rows(self.client, self.execute(sql, parameters))
 
-    def local(self, sql: str) -> list[str]:
-        return for_dialect(sql, self.dialect)
+    def translated(self, sql: str) -> list[str]:
+        return self.translate(sql)
 
     def history_exists(self) -> bool:
         schema, table = self.table_name.split(".")
@@ -137,7 +139,9 @@ class Runner:
             "    success boolean not null\n"
             ")"
         )
-        self.execute([*self.local(f"create schema if not exists {schema}"), *self.local(ddl)])
+        self.execute(
+            [*self.translated(f"create schema if not exists {schema}"), *self.translated(ddl)]
+        )
 
     def applied(self) -> list[AppliedMigration]:
         rows = self.rows(
@@ -155,7 +159,7 @@ class Runner:
         file = step.file
         statements = statements_of(file, parameters)
         blocker = transaction_blocker(statements, file.text)
-        sqls = [out for s in statements for out in self.local(s.text)]
+        sqls = [out for s in statements for out in self.translated(s.text)]
         if blocker is None and len(sqls) > MAX_BATCH_STATEMENTS:
             raise MigrationError(
                 f"{file.name} has {len(sqls)} statements; a transaction batch holds at most"
@@ -163,7 +167,7 @@ class Runner:
             )
         name = f"mystore-migrate:{file.name}"[:500]
         self.execute(
-            self.local(
+            self.translated(
                 f"insert into {self.table} (installed_rank, script, kind, checksum,"  # noqa: S608
                 " transactional, started_at, success) values (cast(:rank as integer), :script,"
                 " :kind, :checksum, cast(:transactional as boolean), getdate(), false)"
@@ -177,7 +181,7 @@ class Runner:
             },
             name=name,
         )
-        mark_done = self.local(
+        mark_done = self.translated(
             f"update {self.table} set success = true, applied_at = getdate() where success = false"  # noqa: S608
         )[0]
         how = "in one transaction" if blocker is None else f"statement by statement ({blocker})"
@@ -205,25 +209,24 @@ class Runner:
 
 def migrate(
     client: RedshiftDataAPIServiceClient,
-    target: RedshiftTarget,
+    target: DataApiTarget,
     sql_dir: Path = SQL_DIR,
     *,
     parameters: Mapping[str, str] | None = None,
-    dialect: Dialect | Literal["auto"] = "auto",
+    translate: Translate = redshift_dialect,
     dry_run: bool = False,
     repair: bool = False,
     history_table: str = DEFAULT_HISTORY_TABLE,
     log: Callable[[str], None] = print,
 ) -> Report:
-    """Apply what is pending in ``sql_dir``; idempotent, and a dry run writes nothing."""
+    """Apply what is pending in ``sql_dir``; idempotent, and a dry run writes nothing.
+
+    ``translate`` turns each Redshift statement into what the warehouse runs: the identity
+    (default) for Redshift, a dialect adapter for another engine behind the Data API.
+    """
     values = validate_parameters(parameters or {})
     files = read_directory(sql_dir)
-    runner = Runner(client, target, history_table=history_table, log=log)
-    if dialect == "auto":
-        version = runner.rows("select version() as version")[0]["version"]
-        runner.dialect = detect_dialect(str(version))
-    else:
-        runner.dialect = dialect
+    runner = Runner(client, target, translate=translate, history_table=history_table, log=log)
     exists = runner.history_exists()
     applied = runner.applied() if exists else []
     if repair and not dry_run and any(not a.success for a in applied):
@@ -231,10 +234,10 @@ def migrate(
         runner.execute(f"delete from {runner.table} where success = false")  # noqa: S608
         applied = [a for a in applied if a.success]
     the_plan = plan(files, applied, repair=repair)
-    report = Report(runner.dialect, the_plan, dry_run=dry_run)
+    report = Report(the_plan, dry_run=dry_run)
     for step in the_plan.steps:  # render and translate everything first: fail before writing
         for statement in statements_of(step.file, values):
-            runner.local(statement.text)
+            runner.translated(statement.text)
     if dry_run:
         return report
     if not exists:
@@ -247,7 +250,7 @@ def migrate(
 
 def format_report(report: Report) -> str:
     verb = "would apply" if report.dry_run else "applied"
-    lines = [f"dialect: {report.dialect}"]
+    lines: list[str] = []
     for step in report.plan.steps:
         lines.append(f"  {verb}: {step.file.name} ({step.reason})")
     lines.append(
@@ -255,98 +258,3 @@ def format_report(report: Report) -> str:
         + (" (dry run: nothing was changed)" if report.dry_run else "")
     )
     return "\n".join(lines)
-
-
-# The external schema clauses are dropped locally, so these only have to be valid.
-LOCAL_PARAMETERS = {
-    "glue_database": "mystore_clean",
-    "iam_role_arn": "arn:aws:iam::000000000000:role/mystore-local-unused",
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.migrate",
-        description=(
-            "Apply sql/ to the warehouse through the Redshift Data API. Versioned files"
-            " (V<n>__*.sql) apply once, in order; repeatable files (R__*.sql: views,"
-            " procedures) re-apply when they change; each file with its history row in one"
-            " transaction where Redshift allows it. The target comes from MYSTORE_*"
-            " settings: by default the embedded local warehouse (started for the run);"
-            " MYSTORE_TARGET=aws with MYSTORE_CLUSTER_IDENTIFIER or MYSTORE_WORKGROUP_NAME"
-            " for Redshift."
-        ),
-        epilog="Example: python -m flows.migrate --dry-run",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="list what would be applied")
-    parser.add_argument(
-        "--repair",
-        action="store_true",
-        help="clear history rows an interrupted run left unfinished, then migrate",
-    )
-    parser.add_argument("--sql-dir", type=Path, default=SQL_DIR, help="default: %(default)s")
-    parser.add_argument(
-        "--dialect",
-        choices=["auto", "redshift", "postgres"],
-        default="auto",
-        help="auto asks the database (select version()); postgres uses the dialect adapter",
-    )
-    parser.add_argument(
-        "--glue-database",
-        default=os.environ.get("MYSTORE_GLUE_DATABASE"),
-        help="Glue Data Catalog database behind ext_clean_mystore (MYSTORE_GLUE_DATABASE)",
-    )
-    parser.add_argument(
-        "--iam-role-arn",
-        default=os.environ.get("MYSTORE_IAM_ROLE_ARN"),
-        help="IAM role Spectrum assumes for ext_clean_mystore (MYSTORE_IAM_ROLE_ARN)",
-    )
-    parser.add_argument(
-        "--history-table", default=DEFAULT_HISTORY_TABLE, help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--data-dir",
-        help="local target only: where the embedded warehouse lives (MYSTORE_LOCAL_DATA_DIR)",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from flows.cli import settings_from_args
-    from flows.runtime import Runtime
-
-    settings = settings_from_args(argparse.Namespace(data_dir=args.data_dir))
-    given = {"glue_database": args.glue_database, "iam_role_arn": args.iam_role_arn}
-    parameters = {k: v for k, v in given.items() if v}
-    stack = None
-    try:
-        if settings.target == "local":
-            from local.stack import LocalStack
-
-            parameters = {**LOCAL_PARAMETERS, **parameters}
-            stack = LocalStack.start(settings.local_data_dir, with_glue=False)
-            os.environ.update(stack.client_env())
-        runtime = Runtime.from_settings(settings)
-        report = migrate(
-            runtime.redshift_data,
-            runtime.target,
-            args.sql_dir,
-            parameters=parameters,
-            dialect=args.dialect,
-            dry_run=args.dry_run,
-            repair=args.repair,
-            history_table=args.history_table,
-        )
-    except (MigrationError, StatementFailedError) as exc:
-        print(f"migration failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if stack is not None:
-            stack.stop()
-    print(format_report(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.sql_text import SqlSyntaxError, split_statements, tokenize
+from migrations.sql_text import SqlSyntaxError, split_statements, tokenize
 
 
 def texts(sql: str) -> list[str]:

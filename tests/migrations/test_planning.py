@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.migrations import (
+from migrations.planning import (
     AppliedMigration,
     MigrationError,
     MigrationFile,
@@ -19,7 +19,7 @@ from deployments.migrations import (
     transaction_blocker,
     validate_parameters,
 )
-from deployments.sql_text import split_statements
+from migrations.sql_text import split_statements
 
 V1 = parse_name("V001__dw_mystore.sql", "create schema dw_mystore;")
 V2 = parse_name("V002__dw_mystore.t.sql", "create table dw_mystore.t (a int);")
@@ -98,6 +98,15 @@ def test_an_edited_applied_versioned_file_is_refused() -> None:
         MigrationError, match=r"V002__dw_mystore.t.sql was applied with checksum .* must not change"
     ):
         plan([V1, V2], [applied(V1, 1), applied(V2, 2, text="create table dw_mystore.t (b int);")])
+
+
+def test_repair_still_refuses_an_edited_applied_versioned_file() -> None:
+    """--repair clears unfinished rows; it is no licence to re-run a changed versioned file."""
+    history = [applied(V1, 1, text="create schema other;"), applied(V2, 2, success=False)]
+    with pytest.raises(
+        MigrationError, match=r"V001__dw_mystore.sql was applied with checksum .* must not change"
+    ):
+        plan([V1, V2], history, repair=True)
 
 
 def test_a_new_versioned_file_below_the_highest_applied_is_refused() -> None:

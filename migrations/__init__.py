@@ -1,0 +1,29 @@
+"""Apply sql/ to a warehouse through the Redshift Data API: plan, split, run.
+
+``python -m migrations`` is the command (``migrations.cli``). From Python::
+
+    from migrations import migrate
+    migrate(client, target, parameters={...}, translate=...)
+
+with an injected ``redshift-data`` client, a target that names its connection fields
+(``WarehouseTarget`` or ``tasks.redshift_data.RedshiftTarget``) and, for an engine other
+than Redshift, a dialect translation. This package imports nothing of flows/, tasks/ or
+local/ (checked by ``lint-imports``).
+"""
+
+from migrations.data_api import DataApiTarget, StatementFailedError, WarehouseTarget
+from migrations.planning import MigrationError
+from migrations.runner import SQL_DIR, Report, Translate, format_report, migrate, redshift_dialect
+
+__all__ = [
+    "SQL_DIR",
+    "DataApiTarget",
+    "MigrationError",
+    "Report",
+    "StatementFailedError",
+    "Translate",
+    "WarehouseTarget",
+    "format_report",
+    "migrate",
+    "redshift_dialect",
+]
