@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from prefect import flow
 
 from flows import history, nightly
+from flows.cli import run_cli
+from tests.conftest import PrefectApi
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +22,7 @@ def _no_mystore_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     (``--target``) to the environment for the flow it starts."""
     saved = dict(os.environ)
     for key in list(os.environ):
-        if key.startswith("MYSTORE_"):
+        if key.startswith("MYSTORE_") or key == "AWS_ENDPOINT_URL_REDSHIFT_DATA":
             monkeypatch.delenv(key)
     yield
     os.environ.clear()
@@ -71,3 +77,30 @@ def test_history_refuses_a_reversed_range(capsys: pytest.CaptureFixture[str]) ->
         history.main(["--start-date", "2026-11-03", "--end-date", "2026-11-01"])
     assert exited.value.code == 2
     assert "--start-date 2026-11-03 is after --end-date 2026-11-01" in capsys.readouterr().err
+
+
+def test_a_given_endpoint_is_used_instead_of_starting_a_local_stack(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_settings: PrefectApi,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    given = "http://127.0.0.1:4566"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REDSHIFT_DATA", given)
+    seen: dict[str, Any] = {}
+
+    @flow(name="endpoint-probe")
+    def probe(force_rerun: bool = False) -> dict[str, Any]:
+        seen["endpoint"] = os.environ.get("AWS_ENDPOINT_URL_REDSHIFT_DATA")
+        return {"pipeline": "probe", "succeeded": True, "steps": []}
+
+    never = tmp_path / "never-started"
+    args = argparse.Namespace(target=None, data_dir=str(never))
+
+    assert run_cli(args, probe) == 0
+
+    assert seen["endpoint"] == given  # not overridden by a stack of its own
+    assert not never.exists()  # no embedded stack was started
+    assert f"Data API endpoint from AWS_ENDPOINT_URL_REDSHIFT_DATA: {given}" in (
+        capsys.readouterr().out
+    )
