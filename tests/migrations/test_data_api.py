@@ -73,7 +73,7 @@ def test_waiting_falls_back_to_short_polls_where_long_polls_are_refused() -> Non
         "redshift-data",
         region_name="us-east-1",
         aws_access_key_id="AKIDSTUB",
-        aws_secret_access_key="stub",  # noqa: S106 - never sent: the Stubber answers
+        aws_secret_access_key="stub",  # never sent: the Stubber answers
     )
     with Stubber(client) as stub:
         stub.add_client_error(
