@@ -21,7 +21,7 @@ from rich.console import Console
 
 from flows.migrate import LOCAL_PARAMETERS, format_report, migrate
 from flows.settings import Settings
-from local.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
+from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
 from local.stack import LocalStack
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget

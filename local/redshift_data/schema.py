@@ -1,0 +1,140 @@
+"""The bookkeeping schema ``local_data_api`` and the pool of connections that use it.
+
+The schema is created on first use and dropped and recreated when its layout version
+changes: it holds only the endpoint's own bookkeeping, never warehouse data.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+
+SCHEMA = "local_data_api"
+SCHEMA_VERSION = 3
+_DDL_LOCK = 0x6C6F63616C  # advisory lock key for schema creation
+
+_DDL = """
+create schema if not exists local_data_api;
+create table if not exists local_data_api.schema_version (version int not null);
+create sequence if not exists local_data_api.query_id_seq;
+create table if not exists local_data_api.statements (
+    id text primary key,
+    parent_id text references local_data_api.statements (id) on delete cascade,
+    sub_index int,
+    identity text not null,
+    owner_pid int not null,
+    owner_started double precision not null,
+    status text not null,
+    query_string text,
+    query_strings jsonb,
+    parameters jsonb,
+    statement_name text,
+    database text not null,
+    cluster_identifier text,
+    workgroup_name text,
+    db_user text,
+    secret_arn text,
+    is_batch boolean not null default false,
+    execution_mode text,
+    created_at timestamptz not null default clock_timestamp(),
+    updated_at timestamptz not null default clock_timestamp(),
+    started_at timestamptz,
+    duration_ns bigint,
+    error text,
+    redshift_pid int,
+    redshift_query_id bigint,
+    has_result_set boolean not null default false,
+    result_rows bigint not null default -1,
+    result_size bigint not null default -1,
+    column_metadata jsonb,
+    page_count int not null default 0,
+    cancel_requested boolean not null default false
+);
+create index if not exists statements_identity_created
+    on local_data_api.statements (identity, created_at desc) where parent_id is null;
+create index if not exists statements_active
+    on local_data_api.statements (status) where status in ('SUBMITTED', 'PICKED', 'STARTED');
+create index if not exists statements_parent on local_data_api.statements (parent_id);
+create table if not exists local_data_api.result_pages (
+    statement_id text not null references local_data_api.statements (id) on delete cascade,
+    page_no int not null,
+    records text not null,
+    primary key (statement_id, page_no)
+);
+create table if not exists local_data_api.client_tokens (
+    identity text not null,
+    token text not null,
+    fingerprint text not null,
+    statement_id text not null,
+    created_at timestamptz not null default clock_timestamp(),
+    primary key (identity, token)
+);
+"""
+
+
+class ConnectionPool:
+    """A small fixed pool of autocommit bookkeeping connections shared by request threads."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._idle: queue.LifoQueue[psycopg.Connection[DictRow]] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[DictRow]]:
+        self._slots.acquire()
+        conn: psycopg.Connection[DictRow] | None = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(
+                    self._dsn,
+                    autocommit=True,
+                    row_factory=dict_row,
+                    application_name="local-data-api bookkeeping",
+                )
+            yield conn
+        except psycopg.OperationalError:
+            if conn is not None:
+                conn.close()
+                conn = None
+            raise
+        finally:
+            if conn is not None:
+                if self._closed or conn.closed or conn.info.transaction_status != 0:
+                    conn.close()
+                else:
+                    self._idle.put(conn)
+            self._slots.release()
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def ensure_schema(dsn: str) -> None:
+    """Create the bookkeeping schema; an older layout is dropped (it holds only bookkeeping)."""
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", [_DDL_LOCK])
+        exists = conn.execute(
+            "select 1 from information_schema.tables where table_schema = %s and table_name = 'schema_version'",
+            [SCHEMA],
+        ).fetchone()
+        if exists:
+            row = conn.execute("select max(version) from local.redshift_data.schema_version").fetchone()
+            if row is not None and row[0] == SCHEMA_VERSION:
+                return
+            conn.execute("drop schema local_data_api cascade")
+        conn.execute(_DDL)
+        conn.execute("insert into local_data_api.schema_version values (%s)", [SCHEMA_VERSION])
