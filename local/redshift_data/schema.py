@@ -132,7 +132,7 @@ def ensure_schema(dsn: str) -> None:
             [SCHEMA],
         ).fetchone()
         if exists:
-            row = conn.execute("select max(version) from local.redshift_data.schema_version").fetchone()
+            row = conn.execute("select max(version) from local_data_api.schema_version").fetchone()
             if row is not None and row[0] == SCHEMA_VERSION:
                 return
             conn.execute("drop schema local_data_api cascade")

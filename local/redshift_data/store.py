@@ -53,7 +53,7 @@ class StatementStore:
                 if existing is not None:
                     return existing, False
             active = conn.execute(
-                "select count(*) as n from local.redshift_data.statements where parent_id is null and status in ('SUBMITTED', 'PICKED', 'STARTED')"
+                "select count(*) as n from local_data_api.statements where parent_id is null and status in ('SUBMITTED', 'PICKED', 'STARTED')"
             ).fetchone()
             if active is not None and active["n"] >= max_active:
                 raise active_statements_exceeded(max_active)
@@ -103,11 +103,11 @@ class StatementStore:
         self, conn: psycopg.Connection[DictRow], request: SubmitRequest, identity: str
     ) -> DictRow | None:
         conn.execute(
-            "delete from local.redshift_data.client_tokens where identity = %s and token = %s and created_at < clock_timestamp() - make_interval(hours => %s)",
+            "delete from local_data_api.client_tokens where identity = %s and token = %s and created_at < clock_timestamp() - make_interval(hours => %s)",
             [identity, request.client_token, CLIENT_TOKEN_HOURS],
         )
         token = conn.execute(
-            "select fingerprint, statement_id from local.redshift_data.client_tokens where identity = %s and token = %s",
+            "select fingerprint, statement_id from local_data_api.client_tokens where identity = %s and token = %s",
             [identity, request.client_token],
         ).fetchone()
         if token is None:
@@ -130,7 +130,7 @@ class StatementStore:
     @staticmethod
     def _get(conn: psycopg.Connection[DictRow], statement_id: str) -> DictRow | None:
         return conn.execute(
-            "select * from local.redshift_data.statements where id = %s", [statement_id]
+            "select * from local_data_api.statements where id = %s", [statement_id]
         ).fetchone()
 
     def get(self, statement_id: str, identity: str | None = None) -> DictRow | None:
@@ -144,7 +144,7 @@ class StatementStore:
     def sub_statements(self, parent_id: str) -> list[DictRow]:
         with self.pool.connection() as conn:
             return conn.execute(
-                "select * from local.redshift_data.statements where parent_id = %s order by sub_index",
+                "select * from local_data_api.statements where parent_id = %s order by sub_index",
                 [parent_id],
             ).fetchall()
 
@@ -214,7 +214,7 @@ class StatementStore:
     def result_page(self, statement_id: str, page_no: int) -> str | None:
         with self.pool.connection() as conn:
             row = conn.execute(
-                "select records from local.redshift_data.result_pages where statement_id = %s and page_no = %s",
+                "select records from local_data_api.result_pages where statement_id = %s and page_no = %s",
                 [statement_id, page_no],
             ).fetchone()
         return None if row is None else row["records"]
@@ -247,7 +247,7 @@ class StatementStore:
         }
         with self.pool.connection() as conn:
             rows = conn.execute(
-                """select * from local.redshift_data.statements
+                """select * from local_data_api.statements
                    where identity = %(identity)s and parent_id is null
                      and (%(status)s::text is null or status = %(status)s::text)
                      and (%(prefix)s::text is null or starts_with(statement_name, %(prefix)s::text))
@@ -261,7 +261,7 @@ class StatementStore:
         """Unfinished top-level statements recorded by other endpoint processes."""
         with self.pool.connection() as conn:
             return conn.execute(
-                """select id, owner_pid, owner_started, redshift_pid from local.redshift_data.statements
+                """select id, owner_pid, owner_started, redshift_pid from local_data_api.statements
                     where parent_id is null and status in ('SUBMITTED', 'PICKED', 'STARTED')
                       and not (owner_pid = %s and owner_started = %s)""",
                 [owner[0], owner[1]],
@@ -285,11 +285,11 @@ class StatementStore:
         """Forget statements (and results) past the Data API's 24-hour retention."""
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(
-                "delete from local.redshift_data.client_tokens where created_at < clock_timestamp() - make_interval(hours => %s)",
+                "delete from local_data_api.client_tokens where created_at < clock_timestamp() - make_interval(hours => %s)",
                 [CLIENT_TOKEN_HOURS],
             )
             cursor = conn.execute(
-                """delete from local.redshift_data.statements where parent_id is null
+                """delete from local_data_api.statements where parent_id is null
                     and status not in ('SUBMITTED', 'PICKED', 'STARTED')
                     and created_at < clock_timestamp() - make_interval(hours => %s)""",
                 [RESULT_RETENTION_HOURS],
