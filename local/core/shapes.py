@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.model import ServiceModel, Shape
+from botocore.model import ListShape, MapShape, ServiceModel, Shape, StringShape, StructureShape
 
 from local.core.validation import has_json_type, short, type_word
 
@@ -34,21 +34,21 @@ def _check(value: Any, shape: Shape, path: str, problems: list[str]) -> None:
     if not has_json_type(value, shape):
         problems.append(f"{path} must be {type_word(shape)} ({shape.name}), got {short(value)}")
         return
-    if shape.type_name == "structure":
+    if isinstance(shape, StructureShape):
         _check_structure(value, shape, path, problems)
-    elif shape.type_name == "list":
+    elif isinstance(shape, ListShape):
         for index, item in enumerate(value):
             _check(item, shape.member, f"{path}[{index}]", problems)
-    elif shape.type_name == "map":
+    elif isinstance(shape, MapShape):
         for key, item in value.items():
             _check(key, shape.key, f"{path} key {key!r}", problems)
             _check(item, shape.value, f"{path}.{key}", problems)
-    elif shape.type_name == "string" and shape.enum and value not in shape.enum:
+    elif isinstance(shape, StringShape) and shape.enum and value not in shape.enum:
         problems.append(f"{path} {short(value)} is not one of {', '.join(shape.enum)}")
 
 
 def _check_structure(
-    value: Mapping[str, Any], shape: Shape, path: str, problems: list[str]
+    value: Mapping[str, Any], shape: StructureShape, path: str, problems: list[str]
 ) -> None:
     members = shape.members
     for name in shape.required_members:

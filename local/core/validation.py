@@ -24,33 +24,20 @@ from local.core.errors import ServiceError
 
 _VALIDATION_CODES = ("ValidationException", "InvalidInputException")
 _NUMBERS = frozenset({"integer", "long", "float", "double"})
-# JSON types of each model type as the JSON protocol carries them (timestamps as epoch
-# seconds, blobs as base64 text); booleans are never numbers.
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "long": (int,),
-    "float": (int, float),
-    "double": (int, float),
-    "boolean": (bool,),
-    "timestamp": (int, float, str),
-    "blob": (str,),
-    "structure": (dict,),
-    "map": (dict,),
-    "list": (list,),
-}
-_TYPE_WORDS = {
-    "string": "a string",
-    "integer": "an integer",
-    "long": "an integer",
-    "float": "a number",
-    "double": "a number",
-    "boolean": "a boolean",
-    "timestamp": "a timestamp (epoch seconds)",
-    "blob": "base64 text",
-    "structure": "an object",
-    "map": "an object",
-    "list": "a list",
+# Each model type: its JSON types as the JSON protocol carries them (timestamps as epoch
+# seconds, blobs as base64 text; booleans are never numbers), and how a message names it.
+_JSON_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "string": ((str,), "a string"),
+    "integer": ((int,), "an integer"),
+    "long": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "double": ((int, float), "a number"),
+    "boolean": ((bool,), "a boolean"),
+    "timestamp": ((int, float, str), "a timestamp (epoch seconds)"),
+    "blob": ((str,), "base64 text"),
+    "structure": ((dict,), "an object"),
+    "map": ((dict,), "an object"),
+    "list": ((list,), "a list"),
 }
 # Java regexes match astral characters as surrogate pairs; Python matches code points.
 _SURROGATE_RANGE = re.compile(
@@ -86,13 +73,13 @@ def type_word(shape: Shape) -> str:
         return "a non-empty string"
     if shape.type_name == "list" and minimum == 1 and "max" not in shape.metadata:
         return "a non-empty list"
-    return _TYPE_WORDS.get(shape.type_name, shape.type_name)
+    return _JSON_TYPES[shape.type_name][1] if shape.type_name in _JSON_TYPES else shape.type_name
 
 
 def has_json_type(value: Any, shape: Shape) -> bool:
     if isinstance(value, bool) and shape.type_name in _NUMBERS:
         return False
-    return isinstance(value, _JSON_TYPES.get(shape.type_name, (object,)))
+    return isinstance(value, _JSON_TYPES.get(shape.type_name, ((object,), ""))[0])
 
 
 def _bounds(minimum: Any, maximum: Any, unit: str = "") -> str:
@@ -116,11 +103,16 @@ def constraint_problem(value: Any, shape: Shape, name: str) -> str | None:
                 return f"{name} must be {_bounds(minimum, maximum, ' characters')}, got {size}."
             if minimum == 1 and maximum is None:
                 return f"{name} must be {type_word(shape)}, got {short(value)}."
-            items = f"{minimum} to {maximum}" if None not in (minimum, maximum) else _bounds(minimum, maximum)
+            items = (
+                f"{minimum} to {maximum}"
+                if None not in (minimum, maximum)
+                else _bounds(minimum, maximum)
+            )
             return f"{name} must have {items} items, got {size}."
-    elif shape.type_name in _NUMBERS:
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            return f"{name} must be {_bounds(minimum, maximum)}, got {value}."
+    elif shape.type_name in _NUMBERS and (
+        (minimum is not None and value < minimum) or (maximum is not None and value > maximum)
+    ):
+        return f"{name} must be {_bounds(minimum, maximum)}, got {value}."
     if shape.type_name == "string":
         enum = meta.get("enum")
         if enum and value not in enum:
@@ -157,10 +149,13 @@ class _Problems(ValidationErrors):
         elif reason in ("invalid length", "invalid range"):
             pass  # reported, with the maximum too, by constraint_problem
         elif reason == "invalid type":  # JSON types are checked first: a bad timestamp text
-            self.messages.append(f"{self.path(name)} must be a timestamp, got {short(kwargs['param'])}.")
-        else:  # unions, documents: botocore's own words
-            super().report(name, reason, **kwargs)
-            self.messages.append(self._format_error(self._errors[-1]))
+            self.messages.append(
+                f"{self.path(name)} must be a timestamp, got {short(kwargs['param'])}."
+            )
+        else:  # a tagged union setting no member or several; a document of the wrong type
+            members = kwargs.get("members")
+            detail = f" (one of: {', '.join(members)})" if members else ""
+            self.messages.append(f"{self.path(name) or 'the request'}: {reason}{detail}.")
 
     def add(self, message: str) -> None:
         self.messages.append(message)
@@ -181,7 +176,7 @@ class _ModelValidator(ParamValidator):
         if params is not None and not has_json_type(params, shape):
             errors.add(f"{path} must be {type_word(shape)}, got {short(params)}.")
             return
-        super()._validate(params, shape, errors, name)
+        super()._validate(params, shape, errors, name)  # type: ignore[misc]  # not in the stubs
         if params is not None and (problem := constraint_problem(params, shape, path)):
             errors.add(problem)
 

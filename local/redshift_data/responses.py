@@ -22,6 +22,21 @@ def epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
+# Optional members and the statement columns they come from.
+_TARGET = {
+    "ClusterIdentifier": "cluster_identifier",
+    "WorkgroupName": "workgroup_name",
+    "DbUser": "db_user",
+    "SecretArn": "secret_arn",
+}
+_DESCRIBED = {"Error": "error", **_TARGET, "QueryParameters": "parameters"}
+_LISTED = {
+    "StatementName": "statement_name",
+    "SecretArn": "secret_arn",
+    "QueryParameters": "parameters",
+}
+
+
 def _present(row: Mapping[str, Any], members: Mapping[str, str]) -> dict[str, Any]:
     """Optional members: the model has no nulls, so an unset column leaves its member out."""
     return {key: row[column] for key, column in members.items() if row[column] is not None}
@@ -55,19 +70,15 @@ def describe_shape(row: Mapping[str, Any], subs: Sequence[Mapping[str, Any]]) ->
         shape["SubStatements"] = [sub_statement_shape(sub) for sub in subs]
     else:
         shape["QueryString"] = row["query_string"]
-    optional = {
-        "Error": "error",
-        "ClusterIdentifier": "cluster_identifier",
-        "WorkgroupName": "workgroup_name",
-        "DbUser": "db_user",
-        "SecretArn": "secret_arn",
-        "QueryParameters": "parameters",
-    }
-    return {**shape, **_present(row, optional)}
+    return {**shape, **_present(row, _DESCRIBED)}
 
 
 def sub_statement_shape(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {**_progress(row), "QueryString": row["query_string"], **_present(row, {"Error": "error"})}
+    return {
+        **_progress(row),
+        "QueryString": row["query_string"],
+        **_present(row, {"Error": "error"}),
+    }
 
 
 def list_item_shape(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,12 +94,7 @@ def list_item_shape(row: Mapping[str, Any]) -> dict[str, Any]:
         shape["QueryStrings"] = row["query_strings"]
     else:
         shape["QueryString"] = row["query_string"]
-    optional = {
-        "StatementName": "statement_name",
-        "SecretArn": "secret_arn",
-        "QueryParameters": "parameters",
-    }
-    return {**shape, **_present(row, optional)}
+    return {**shape, **_present(row, _LISTED)}
 
 
 def submit_shape(row: Mapping[str, Any], waited: bool) -> dict[str, Any]:
@@ -98,13 +104,7 @@ def submit_shape(row: Mapping[str, Any], waited: bool) -> dict[str, Any]:
         "CreatedAt": epoch(row["created_at"]),
         "Database": row["database"],
     }
-    optional = {
-        "ClusterIdentifier": "cluster_identifier",
-        "WorkgroupName": "workgroup_name",
-        "DbUser": "db_user",
-        "SecretArn": "secret_arn",
-    }
-    shape.update(_present(row, optional))
+    shape.update(_present(row, _TARGET))
     if waited:
         shape["Status"] = row["status"]
         shape["HasResultSet"] = bool(row["has_result_set"])

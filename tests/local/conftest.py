@@ -4,11 +4,11 @@ the real API answers InternalServerException naming the difference, and the test
 
 from __future__ import annotations
 
+import pytest
+
 from local.core import ModeledService
 from local.endpoint import AwsEndpoint
 from local.stack import LocalStack
-
-import pytest
 
 
 def strict(endpoint: AwsEndpoint) -> AwsEndpoint:

@@ -57,7 +57,9 @@ def test_a_strict_service_refuses_to_send_a_drifted_response() -> None:
     with pytest.raises(ServiceError) as exc:
         service.handle(call)
     assert (exc.value.code, exc.value.status) == ("InternalServerException", 500)
-    assert "CancelStatement.Status must be a boolean (Boolean), got 'cancelled'" in exc.value.message
+    assert (
+        "CancelStatement.Status must be a boolean (Boolean), got 'cancelled'" in exc.value.message
+    )
 
 
 def test_routing_follows_the_model() -> None:

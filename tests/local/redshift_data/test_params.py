@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from local.redshift_data.params import bind_parameters, to_pyformat
 from local.core import ServiceError
+from local.redshift_data.params import bind_parameters, to_pyformat
 
 
 @pytest.mark.parametrize(

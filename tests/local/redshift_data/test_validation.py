@@ -30,6 +30,7 @@ def list_request(body: dict[str, Any]) -> ListRequest:
     REQUESTS.check("ListStatements", body)
     return parse_list(body)
 
+
 BASE: dict[str, Any] = {"Sql": "select 1", "ClusterIdentifier": "my-cluster", "Database": "dev"}
 
 

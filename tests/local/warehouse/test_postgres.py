@@ -15,7 +15,12 @@ import psutil
 import psycopg
 import pytest
 
-from local.warehouse.postgres import prune_dead_handles, recover_stale_postmaster, start_warehouse, with_database
+from local.warehouse.postgres import (
+    prune_dead_handles,
+    recover_stale_postmaster,
+    start_warehouse,
+    with_database,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
