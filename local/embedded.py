@@ -20,9 +20,9 @@ from pathlib import Path
 from rich.console import Console
 
 from flows.settings import Settings
-from local.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
-from local.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
+from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
 from local.stack import LocalStack
+from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from migrations import format_report, migrate
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget

@@ -16,55 +16,15 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
+
+from local.core import Call, Service, ServiceError
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
 ANONYMOUS_IDENTITY = "anonymous"
-
-
-class ServiceError(Exception):
-    """An error the service answers with, framed the way botocore parses modeled errors."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        status: int = 400,
-        *,
-        fields: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
-        self.fields = dict(fields or {})
-
-    def payload(self) -> dict[str, Any]:
-        """The error body: ``__type``, the message under both spellings, modeled members."""
-        return {
-            "__type": self.code,
-            "message": self.message,
-            "Message": self.message,
-            **self.fields,
-        }
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as a service sees it."""
-
-    operation: str
-    body: Mapping[str, Any]
-    identity: str
-
-
-class Service(Protocol):
-    """A service behind the endpoint: answers one operation with a JSON-serializable dict."""
-
-    def handle(self, call: Call) -> Mapping[str, Any]: ...
 
 
 def identity_from_headers(authorization: str | None) -> str:
@@ -147,7 +107,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class AwsEndpoint:
-    """The HTTP server. ``register`` services, then ``start`` (background thread) or ``serve``."""
+    """The HTTP server. ``register`` services, then ``start`` it (a background thread)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.services: dict[str, Service] = {}
@@ -161,6 +121,8 @@ class AwsEndpoint:
         return f"http://{host!s}:{port}"
 
     def register(self, target_prefix: str, service: Service) -> None:
+        """Route ``<target_prefix>.*`` calls to ``service`` (a ModeledService's
+        ``target_prefix`` is the one its botocore model names)."""
         self.services[target_prefix] = service
 
     def start(self) -> AwsEndpoint:
@@ -170,11 +132,9 @@ class AwsEndpoint:
         self._thread.start()
         return self
 
-    def serve(self) -> None:
-        self._server.serve_forever()
-
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for a serve loop, so only if one runs
+            self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -188,7 +148,10 @@ class AwsEndpoint:
         prefix, operation = target.split(".", 1)
         service = self.services.get(prefix)
         if service is None:
-            raise ServiceError("UnknownOperationException", f"Unknown service target {prefix!r}")
+            raise ServiceError(
+                "UnknownOperationException",
+                f"Unknown service target {prefix!r}; served: {', '.join(sorted(self.services))}",
+            )
         try:
             body = json.loads(raw_body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:

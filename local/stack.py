@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from local.data_api import TARGET_PREFIX, RedshiftDataService
-from local.data_api.executor import DEFAULT_PAGE_ROWS
 from local.endpoint import AwsEndpoint
-from local.pg import Warehouse, start_warehouse
+from local.redshift_data import RedshiftDataBackend, serve_redshift_data
+from local.redshift_data.executor import DEFAULT_PAGE_ROWS
+from local.warehouse import Warehouse, start_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class LocalStack:
         data_dir: Path,
         warehouse: Warehouse,
         endpoint: AwsEndpoint,
-        data_api: RedshiftDataService,
+        data_api: RedshiftDataBackend,
     ) -> None:
         self.data_dir = data_dir
         self.warehouse = warehouse
@@ -61,27 +61,27 @@ class LocalStack:
 
         ``port=0`` picks a free port. Statements left unfinished by an endpoint process
         that died are marked ABORTED here. ``with_glue`` also serves the local Glue job runs
-        (``local.glue_service``) on the same endpoint.
+        (``local.glue_jobs``) on the same endpoint.
         """
         data_dir = (data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser().resolve()
         warehouse = start_warehouse(data_dir)
         try:
-            data_api = RedshiftDataService(
+            endpoint = AwsEndpoint(port=port)
+        except OSError as exc:
+            warehouse.stop()
+            raise OSError(f"Could not listen on 127.0.0.1:{port}: {exc}") from exc
+        try:
+            data_api = serve_redshift_data(
+                endpoint,
                 warehouse.dsn_for,
                 database_dsn=warehouse.dsn,
                 max_active_statements=max_active_statements,
                 page_rows=page_rows,
             )
         except Exception:
+            endpoint.stop()
             warehouse.stop()
             raise
-        try:
-            endpoint = AwsEndpoint(port=port)
-        except OSError as exc:
-            data_api.close()
-            warehouse.stop()
-            raise OSError(f"Could not listen on 127.0.0.1:{port}: {exc}") from exc
-        endpoint.register(TARGET_PREFIX, data_api)
         closers: list[Callable[[], None]] = []
         if with_glue:
             try:
@@ -126,9 +126,9 @@ class LocalStack:
 def _register_glue(endpoint: AwsEndpoint, pg_dsn: str, data_dir: Path) -> Callable[[], None]:
     """Serve Glue job runs too when that service is part of this checkout."""
     try:
-        from local.glue_service import register_glue
+        from local.glue_jobs import register_glue
     except ImportError:
-        log.info("local.glue_service is not available; serving the Data API only")
+        log.info("local.glue_jobs is not available; serving the Data API only")
         return lambda: None
     service = register_glue(endpoint, pg_dsn=pg_dsn, data_dir=data_dir)
     return service.close

@@ -173,6 +173,6 @@ def _local_dialect() -> tuple[Translate, dict[str, str]]:
 
     Import-contract exception: the lazy import of ``local`` is the CLI entry point's.
     """
-    from local.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
+    from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 
     return translate_statement, dict(LOCAL_MIGRATION_PARAMETERS)

@@ -28,9 +28,9 @@ import pytest
 from botocore.config import Config
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from local.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from local.embedded import LOCAL_TARGET
 from local.stack import LOCAL_REGION, LocalStack
+from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
 from migrations import migrate
 from tests.sql.staging import RESET, Warehouse
 

@@ -23,7 +23,7 @@ from glue.raw2clean import (
     main,
     resolve_arguments,
 )
-from local.generate import GenerateConfig, generate
+from local.sample_data import GenerateConfig, generate
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("store_customer_address", "store_customer", "store_sale")

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from local.dialect import translate_statement
 from local.stack import LocalStack
+from local.warehouse.dialect import translate_statement
 from migrations.data_api import WarehouseTarget
 from migrations.planning import MigrationError
 from migrations.runner import detect_dialect, history_table_sql, migrate

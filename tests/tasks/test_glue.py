@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from mypy_boto3_glue import GlueClient
 
 from local.endpoint import AwsEndpoint
-from local.glue_service import GlueService, JobDefinition
+from local.glue_jobs import GlueService, JobDefinition
 from tasks.glue import (
     RUN_KEY_ARGUMENT,
     STATE_OUTCOMES,

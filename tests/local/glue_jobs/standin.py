@@ -24,7 +24,7 @@ def write_delta(clean_path: str, table: str, keys: list[str]) -> None:
     from deltalake import write_deltalake
 
     from glue.contract import table_contract
-    from local.catalog_sync import column_types
+    from local.warehouse.catalog_sync import column_types
 
     contract = table_contract(table)
     data = pa.table(

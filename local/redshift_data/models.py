@@ -1,0 +1,216 @@
+"""The Data API's backend: statements submitted, scoped, waited on, cancelled and listed.
+
+State lives in the warehouse (store.py) and statements run in executor.py; this module is
+the service's logic between them, with no JSON in sight (responses.py shapes the answers).
+Statements are scoped to the caller identity: another identity's statement is "not found",
+as with the real API's session scoping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+
+import psutil
+import psycopg
+from psycopg.rows import DictRow
+
+from local.redshift_data.exceptions import (
+    invalid,
+    no_result,
+    not_found,
+    submit_failed,
+)
+from local.redshift_data.executor import DEFAULT_PAGE_ROWS, Executor, Job
+from local.redshift_data.params import bind_parameters
+from local.redshift_data.requests import TERMINAL_STATUSES, ListRequest, SubmitRequest
+from local.redshift_data.store import StatementStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ACTIVE_STATEMENTS = 200
+_REMOTE_POLL_SECONDS = 0.2
+_CANCEL_RETRY_SECONDS = 2.0
+
+
+def this_process_owner() -> tuple[int, float]:
+    """(pid, start time): a pid alone could be reused by a later process."""
+    pid = os.getpid()
+    return pid, psutil.Process(pid).create_time()
+
+
+def owner_alive(pid: int, started: float) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return (
+            abs(process.create_time() - started) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.Error:
+        return False
+
+
+def orphan_reason(owner_pid: int) -> str:
+    return (
+        f"Aborted: the local Data API endpoint process (pid {owner_pid}) that ran "
+        "this statement stopped before the statement finished."
+    )
+
+
+class RedshiftDataBackend:
+    """Statements over the local warehouse; ``stage_delays`` holds statuses open for tests."""
+
+    def __init__(
+        self,
+        dsn_for: Callable[[str], str],
+        *,
+        database_dsn: str,
+        max_active_statements: int = DEFAULT_MAX_ACTIVE_STATEMENTS,
+        page_rows: int = DEFAULT_PAGE_ROWS,
+    ) -> None:
+        self.max_active_statements = max_active_statements
+        self.owner = this_process_owner()
+        self.store = StatementStore(database_dsn)
+        self.executor = Executor(self.store, dsn_for, page_rows=page_rows)
+        self.recover()
+
+    @property
+    def stage_delays(self) -> dict[str, float]:
+        """Seconds to hold each new statement in SUBMITTED / PICKED / STARTED (for tests)."""
+        return self.executor.stage_delays
+
+    def close(self) -> None:
+        self.executor.stop()
+        self.store.close()
+
+    def recover(self) -> list[str]:
+        """ABORT statements left unfinished by endpoint processes that are gone; purge old ones."""
+        aborted = []
+        for row in self.store.active_owned_elsewhere(self.owner):
+            if owner_alive(row["owner_pid"], row["owner_started"]):
+                continue
+            self.store.abort_orphan(row["id"], orphan_reason(row["owner_pid"]))
+            aborted.append(row["id"])
+        if aborted:
+            log.warning("Marked %d statement(s) of dead endpoint processes ABORTED", len(aborted))
+        self.store.purge_expired()
+        return aborted
+
+    def submit(self, operation: str, request: SubmitRequest, identity: str) -> DictRow:
+        """Record and start a statement, or find the one its ClientToken names; with
+        WaitTimeSeconds, return it once it ended or the wait ran out."""
+        sqls, values = bind_parameters(list(request.sqls), list(request.parameters or []) or None)
+        statement_id = str(uuid.uuid4())
+        try:
+            row, is_new = self.store.submit(
+                request, statement_id, identity, self.owner, self.max_active_statements
+            )
+        except psycopg.Error as exc:
+            raise submit_failed(operation, statement_id, exc) from exc
+        if is_new:
+            self.executor.submit(
+                Job(
+                    statement_id=statement_id,
+                    database=request.database,
+                    sqls=sqls,
+                    values=values,
+                    is_batch=request.is_batch,
+                    execution_mode=request.execution_mode,
+                )
+            )
+        return self.wait(row["id"], request.wait_time_seconds) if request.wait_time_seconds else row
+
+    def owned(self, statement_id: str, identity: str, wait: int | None = None) -> DictRow:
+        """The caller's statement (after waiting up to ``wait`` seconds for it to end)."""
+        row = self.store.get(statement_id, identity)
+        if row is None:
+            raise not_found(statement_id)
+        row = self._reap_if_orphaned(row)
+        return self.wait(statement_id, wait) if wait else row
+
+    def sub_statements(self, row: DictRow) -> list[DictRow]:
+        return self.store.sub_statements(row["id"]) if row["is_batch"] else []
+
+    def _reap_if_orphaned(self, row: DictRow) -> DictRow:
+        """An unfinished statement whose endpoint process died is ABORTED on sight.
+
+        Endpoints sharing the server would otherwise show it running until one restarts.
+        """
+        if (
+            row["status"] in TERMINAL_STATUSES
+            or (row["owner_pid"], row["owner_started"]) == self.owner
+        ):
+            return row
+        if owner_alive(row["owner_pid"], row["owner_started"]):
+            return row
+        top_id = row["parent_id"] or row["id"]
+        self.store.abort_orphan(top_id, orphan_reason(row["owner_pid"]))
+        return self.store.get(row["id"]) or row
+
+    def result_page(self, row: DictRow, page_no: int) -> str:
+        """Page ``page_no`` of a FINISHED statement's records (JSON text)."""
+        statement_id = row["id"]
+        if row["is_batch"]:
+            raise invalid(
+                f"Statement {statement_id} is a batch; fetch the result of a sub-statement "
+                f"by its Id ({statement_id}:1 to {statement_id}:{len(row['query_strings'] or [])})."
+            )
+        if row["status"] != "FINISHED":
+            if row["status"] in TERMINAL_STATUSES:
+                raise no_result(statement_id, f"is {row['status']}")
+            raise invalid(
+                f"Statement {statement_id} is {row['status']}; its result is available once it "
+                "is FINISHED (pass WaitTimeSeconds to wait for it)."
+            )
+        if not row["has_result_set"]:
+            raise no_result(statement_id, "returned no result set")
+        if page_no >= max(row["page_count"], 1):
+            raise invalid(f"NextToken does not match a page of statement {statement_id}.")
+        return self.store.result_page(statement_id, page_no) or "[]"
+
+    def cancel(self, statement_id: str, identity: str) -> None:
+        row = self.owned(statement_id, identity)
+        if row["parent_id"] is not None:
+            raise invalid(
+                f"Cancel the batch {row['parent_id']}, not its sub-statement {statement_id}."
+            )
+        if row["status"] in TERMINAL_STATUSES:
+            raise invalid(
+                f"Could not cancel a query that is already in {row['status']} state with ID: {statement_id}"
+            )
+        self.store.request_cancel(statement_id)
+        deadline = time.monotonic() + _CANCEL_RETRY_SECONDS
+        while True:
+            current = self.store.get(statement_id)
+            if current is None or current["status"] in TERMINAL_STATUSES:
+                return
+            if current["status"] == "STARTED" and current["redshift_pid"]:
+                self.store.cancel_backend(current["redshift_pid"], statement_id)
+            if time.monotonic() >= deadline:
+                return
+            self.executor.wait_for_change(statement_id, self.executor.version(statement_id), 0.05)
+
+    def list(self, identity: str, request: ListRequest) -> tuple[list[DictRow], bool]:
+        return self.store.list_statements(identity, request)
+
+    def wait(self, statement_id: str, seconds: int) -> DictRow:
+        """The statement once it has ended, or as it is when ``seconds`` run out.
+
+        Statements run by this process wake the waiter as soon as they change; statements
+        run by another endpoint process are re-read every 0.2 s.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            version = self.executor.version(statement_id)
+            row = self.store.get(statement_id)
+            if row is None:
+                raise not_found(statement_id)
+            row = self._reap_if_orphaned(row)
+            remaining = deadline - time.monotonic()
+            if row["status"] in TERMINAL_STATUSES or remaining <= 0:
+                return row
+            self.executor.wait_for_change(
+                statement_id, version, min(remaining, _REMOTE_POLL_SECONDS)
+            )

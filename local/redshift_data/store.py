@@ -1,0 +1,297 @@
+"""Statement bookkeeping in the warehouse itself (schema ``local_data_api``).
+
+Keeping statements, client tokens and result pages in PostgreSQL rather than in memory is
+what lets a client in a new process describe a statement, an endpoint restarted after a
+crash answer for statements it ran before, and several endpoint processes share one server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from local.redshift_data.exceptions import active_statements_exceeded, invalid
+from local.redshift_data.requests import ListRequest, SubmitRequest
+from local.redshift_data.schema import ConnectionPool, ensure_schema
+
+CLIENT_TOKEN_HOURS = 8
+RESULT_RETENTION_HOURS = 24
+_SUBMIT_LOCK = 0x6C6F63616D  # serializes the active-statement count and token checks
+
+
+class StatementStore:
+    """All reads and writes of statement records; every method is one short transaction."""
+
+    def __init__(self, dsn: str, pool_size: int = 12) -> None:
+        ensure_schema(dsn)
+        self.pool = ConnectionPool(dsn, pool_size)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def submit(
+        self,
+        request: SubmitRequest,
+        statement_id: str,
+        identity: str,
+        owner: tuple[int, float],
+        max_active: int,
+    ) -> tuple[DictRow, bool]:
+        """Record a new statement, or return the one its ClientToken already names.
+
+        Returns the statement row and whether it is new (and so must be run).
+        """
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", [_SUBMIT_LOCK])
+            if request.client_token is not None:
+                existing = self._replay(conn, request, identity)
+                if existing is not None:
+                    return existing, False
+            active = conn.execute(
+                "select count(*) as n from local_data_api.statements where parent_id is null and status in ('SUBMITTED', 'PICKED', 'STARTED')"
+            ).fetchone()
+            if active is not None and active["n"] >= max_active:
+                raise active_statements_exceeded(max_active)
+            common = {
+                "identity": identity,
+                "owner_pid": owner[0],
+                "owner_started": owner[1],
+                "parameters": Jsonb(list(request.parameters)) if request.parameters else None,
+                "statement_name": request.statement_name,
+                "database": request.database,
+                "cluster_identifier": request.cluster_identifier,
+                "workgroup_name": request.workgroup_name,
+                "db_user": request.db_user,
+                "secret_arn": request.secret_arn,
+            }
+            self._insert(
+                conn,
+                id=statement_id,
+                status="SUBMITTED",
+                query_string=None if request.is_batch else request.sqls[0],
+                query_strings=Jsonb(list(request.sqls)) if request.is_batch else None,
+                is_batch=request.is_batch,
+                execution_mode=request.execution_mode if request.is_batch else None,
+                **common,
+            )
+            if request.is_batch:
+                for index, sql in enumerate(request.sqls, start=1):
+                    self._insert(
+                        conn,
+                        id=f"{statement_id}:{index}",
+                        parent_id=statement_id,
+                        sub_index=index,
+                        status="SUBMITTED",
+                        query_string=sql,
+                        **common,
+                    )
+            if request.client_token is not None:
+                conn.execute(
+                    "insert into local_data_api.client_tokens (identity, token, fingerprint, statement_id) values (%s, %s, %s, %s)",
+                    [identity, request.client_token, request.fingerprint, statement_id],
+                )
+            row = self._get(conn, statement_id)
+            assert row is not None
+            return row, True
+
+    def _replay(
+        self, conn: psycopg.Connection[DictRow], request: SubmitRequest, identity: str
+    ) -> DictRow | None:
+        conn.execute(
+            "delete from local_data_api.client_tokens where identity = %s and token = %s and created_at < clock_timestamp() - make_interval(hours => %s)",
+            [identity, request.client_token, CLIENT_TOKEN_HOURS],
+        )
+        token = conn.execute(
+            "select fingerprint, statement_id from local_data_api.client_tokens where identity = %s and token = %s",
+            [identity, request.client_token],
+        ).fetchone()
+        if token is None:
+            return None
+        if token["fingerprint"] != request.fingerprint:
+            raise invalid(
+                f"ClientToken {request.client_token!r} was already used with a different request "
+                f"(statement {token['statement_id']}); a reused token must come with an identical request."
+            )
+        return self._get(conn, token["statement_id"])
+
+    @staticmethod
+    def _insert(conn: psycopg.Connection[DictRow], **values: Any) -> None:
+        query = sql.SQL("insert into local_data_api.statements ({}) values ({})").format(
+            sql.SQL(", ").join(sql.Identifier(name) for name in values),
+            sql.SQL(", ").join(sql.Placeholder(name) for name in values),
+        )
+        conn.execute(query, values)
+
+    @staticmethod
+    def _get(conn: psycopg.Connection[DictRow], statement_id: str) -> DictRow | None:
+        return conn.execute(
+            "select * from local_data_api.statements where id = %s", [statement_id]
+        ).fetchone()
+
+    def get(self, statement_id: str, identity: str | None = None) -> DictRow | None:
+        """The statement if it exists (and belongs to ``identity`` when one is given)."""
+        with self.pool.connection() as conn:
+            row = self._get(conn, statement_id)
+        if row is None or (identity is not None and row["identity"] != identity):
+            return None
+        return row
+
+    def sub_statements(self, parent_id: str) -> list[DictRow]:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                "select * from local_data_api.statements where parent_id = %s order by sub_index",
+                [parent_id],
+            ).fetchall()
+
+    def update(self, statement_id: str, **values: Any) -> None:
+        """Set columns (and ``updated_at``); durations come from ``started_at`` when finishing."""
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
+            for name in values
+        )
+        query = sql.SQL(
+            "update local_data_api.statements set {}, updated_at = clock_timestamp() where id = %(_id)s"
+        ).format(assignments)
+        with self.pool.connection() as conn:
+            conn.execute(query, {**values, "_id": statement_id})
+
+    def mark_started(self, statement_id: str, pid: int) -> DictRow:
+        """STARTED with the backend pid and a new query id; returns the row (for the cancel flag)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                """update local_data_api.statements
+                    set status = 'STARTED', redshift_pid = %s, redshift_query_id = nextval('local_data_api.query_id_seq'),
+                        started_at = clock_timestamp(), updated_at = clock_timestamp()
+                    where id = %s returning *""",
+                [pid, statement_id],
+            ).fetchone()
+        assert row is not None
+        return row
+
+    def finish(
+        self,
+        statement_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        has_result_set: bool = False,
+        result_rows: int = -1,
+        column_metadata: Sequence[Mapping[str, Any]] | None = None,
+        pages: Sequence[str] = (),
+    ) -> None:
+        """End a statement and store its result pages in one transaction."""
+        with self.pool.connection() as conn, conn.transaction():
+            for page_no, records in enumerate(pages):
+                conn.execute(
+                    "insert into local_data_api.result_pages (statement_id, page_no, records) values (%s, %s, %s)",
+                    [statement_id, page_no, records],
+                )
+            conn.execute(
+                """update local_data_api.statements
+                    set status = %s, error = %s, has_result_set = %s, result_rows = %s,
+                        result_size = %s, column_metadata = %s, page_count = %s,
+                        updated_at = clock_timestamp(),
+                        duration_ns = case when started_at is null then 0
+                            else (extract(epoch from clock_timestamp() - started_at) * 1e9)::bigint end
+                    where id = %s""",
+                [
+                    status,
+                    error,
+                    has_result_set,
+                    result_rows,
+                    sum(len(page) for page in pages) if has_result_set else -1,
+                    Jsonb(list(column_metadata)) if column_metadata is not None else None,
+                    len(pages),
+                    statement_id,
+                ],
+            )
+
+    def result_page(self, statement_id: str, page_no: int) -> str | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "select records from local_data_api.result_pages where statement_id = %s and page_no = %s",
+                [statement_id, page_no],
+            ).fetchone()
+        return None if row is None else row["records"]
+
+    def request_cancel(self, statement_id: str) -> DictRow | None:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                "update local_data_api.statements set cancel_requested = true, updated_at = clock_timestamp() where id = %s returning *",
+                [statement_id],
+            ).fetchone()
+
+    def cancel_backend(self, pid: int, statement_id: str) -> bool:
+        """Cancel the query of the backend running ``statement_id`` (matched by application name)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "select pg_cancel_backend(pid) as ok from pg_stat_activity where pid = %s and application_name = %s",
+                [pid, f"local-data-api {statement_id.split(':')[0]}"],
+            ).fetchone()
+        return bool(row and row["ok"])
+
+    def list_statements(self, identity: str, request: ListRequest) -> tuple[list[DictRow], bool]:
+        """One page of the caller's top-level statements, newest first; and whether more exist."""
+        params: dict[str, Any] = {
+            "identity": identity,
+            "status": None if request.status == "ALL" else request.status,
+            "prefix": request.name_prefix or None,
+            "database": request.database,
+            "limit": request.max_results + 1,
+            "offset": request.offset,
+        }
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                """select * from local_data_api.statements
+                   where identity = %(identity)s and parent_id is null
+                     and (%(status)s::text is null or status = %(status)s::text)
+                     and (%(prefix)s::text is null or starts_with(statement_name, %(prefix)s::text))
+                     and (%(database)s::text is null or database = %(database)s::text)
+                   order by created_at desc, id limit %(limit)s offset %(offset)s""",
+                params,
+            ).fetchall()
+        return rows[: request.max_results], len(rows) > request.max_results
+
+    def active_owned_elsewhere(self, owner: tuple[int, float]) -> list[DictRow]:
+        """Unfinished top-level statements recorded by other endpoint processes."""
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """select id, owner_pid, owner_started, redshift_pid from local_data_api.statements
+                    where parent_id is null and status in ('SUBMITTED', 'PICKED', 'STARTED')
+                      and not (owner_pid = %s and owner_started = %s)""",
+                [owner[0], owner[1]],
+            ).fetchall()
+
+    def abort_orphan(self, statement_id: str, reason: str) -> None:
+        """ABORT a statement (and its unfinished sub-statements) whose endpoint died."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                """select pg_terminate_backend(a.pid) from pg_stat_activity a
+                    where a.application_name = %s""",
+                [f"local-data-api {statement_id}"],
+            )
+            conn.execute(
+                """update local_data_api.statements set status = 'ABORTED', error = %s, updated_at = clock_timestamp()
+                    where (id = %s or parent_id = %s) and status in ('SUBMITTED', 'PICKED', 'STARTED')""",
+                [reason, statement_id, statement_id],
+            )
+
+    def purge_expired(self) -> int:
+        """Forget statements (and results) past the Data API's 24-hour retention."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "delete from local_data_api.client_tokens where created_at < clock_timestamp() - make_interval(hours => %s)",
+                [CLIENT_TOKEN_HOURS],
+            )
+            cursor = conn.execute(
+                """delete from local_data_api.statements where parent_id is null
+                    and status not in ('SUBMITTED', 'PICKED', 'STARTED')
+                    and created_at < clock_timestamp() - make_interval(hours => %s)""",
+                [RESULT_RETENTION_HOURS],
+            )
+            return cursor.rowcount

@@ -1,0 +1,5 @@
+"""Deterministic sample raw data and the truth about it (``python -m local.sample_data``)."""
+
+from local.sample_data.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
+
+__all__ = ["TRUTH_FILE", "GenerateConfig", "generate", "raw_partition"]

@@ -1,0 +1,264 @@
+"""Local catalog sync: real Spark-written Hudi tables (../shared/fixtures/hudi), real Delta
+tables written with deltalake, loaded into the session's real warehouse PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import zipfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from local.warehouse.catalog_sync import (
+    CatalogSyncError,
+    column_types,
+    conform,
+    contract_columns,
+    detect_format,
+    load_snapshot,
+    read_snapshot,
+    sync_after_clean_run,
+    sync_clean_table,
+    sync_table,
+)
+
+HUDI_FIXTURES = Path(
+    os.environ.get(
+        "MYSTORE_HUDI_FIXTURES",
+        Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "hudi",
+    )
+)
+FIXTURE_ZIPS = (
+    "cow_v6_nonpartitioned.zip",
+    "cow_v8_nonpartitioned.zip",
+    "cow_v6_partitioned.zip",
+    "mor_v6_nonpartitioned.zip",
+)
+# The fixtures' own columns (they are Hudi's test tables, not the MyStore contract).
+FIXTURE_COLUMNS = [
+    ("id", "int"),
+    ("name", "string"),
+    ("isActive", "boolean"),
+    ("longField", "bigint"),
+    ("doubleField", "double"),
+    ("decimalField", "decimal(10,5)"),
+    ("dateField", "date"),
+    ("timestampField", "timestamp"),
+]
+
+
+@pytest.fixture
+def conn(local_stack: Any) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(local_stack.pg_dsn, autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA IF NOT EXISTS catalog_sync_test")
+        yield connection
+
+
+def unzip_fixture(name: str, into: Path) -> Path:
+    archive = HUDI_FIXTURES / name
+    if not archive.exists():
+        pytest.skip(
+            f"Hudi fixture {archive} is missing (expected the folder ../shared/fixtures/hudi)"
+        )
+    with zipfile.ZipFile(archive) as zipped:
+        members = [m for m in zipped.namelist() if not m.startswith("__MACOSX")]
+        zipped.extractall(into, members)
+    (table,) = {p.parent for p in into.rglob(".hoodie")}
+    return table
+
+
+# -- pure ------------------------------------------------------------------------------
+
+
+def test_types_map_and_unknown_types_are_named() -> None:
+    assert column_types("decimal(7,2)") == ("numeric(7,2)", pa.decimal128(7, 2))
+    assert column_types("timestamp") == ("timestamp", pa.timestamp("us"))
+    with pytest.raises(
+        CatalogSyncError, match=r"unsupported column type 'map'; expected one of: string"
+    ):
+        column_types("map")
+
+
+def test_conform_selects_casts_and_makes_timestamps_utc_wall_time() -> None:
+    data = pa.table(
+        {
+            "extra": [1],
+            "ts": pa.array(
+                [dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)], pa.timestamp("us", tz="UTC")
+            ),
+            "n": pa.array([7], pa.int64()),
+        }
+    )
+    out = conform(data, [("n", "int"), ("ts", "timestamp")])
+    assert out.column_names == ["n", "ts"]
+    assert out.schema.field("n").type == pa.int32()
+    assert out.column("ts").to_pylist() == [dt.datetime(2026, 1, 1, 12)]
+    with pytest.raises(
+        CatalogSyncError,
+        match=r"column 'missing' is missing from the snapshot \(has: extra, ts, n\)",
+    ):
+        conform(data, [("missing", "string")])
+
+
+def test_a_folder_that_is_no_table_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        CatalogSyncError, match=r"is neither a Hudi table \(no .hoodie folder\) nor a Delta"
+    ):
+        detect_format(tmp_path)
+    with pytest.raises(CatalogSyncError, match="has no --clean_path argument"):
+        sync_after_clean_run("postgresql://unused", {"--table": "store_sale"})
+
+
+# -- Hudi: all four real fixtures --------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", FIXTURE_ZIPS)
+def test_hudi_fixture_snapshot_is_loaded(
+    fixture: str, tmp_path: Path, local_stack: Any, conn: psycopg.Connection[Any]
+) -> None:
+    path = unzip_fixture(fixture, tmp_path)
+    table_format, snapshot = read_snapshot(path)
+    assert table_format == "hudi"
+    assert not [c for c in snapshot.column_names if c.startswith("_hoodie_")]
+    target = fixture.removesuffix(".zip")
+    result = sync_table(
+        local_stack.pg_dsn, path, target, FIXTURE_COLUMNS, schema="catalog_sync_test"
+    )
+    assert (result.rows, result.source_format) == (4, "hudi")
+    rows = conn.execute(
+        f'SELECT id, name, "decimalField", "dateField", "timestampField" FROM catalog_sync_test.{target} ORDER BY id'
+    ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(1, "Alice"), (2, "Bob"), (3, "Carol"), (4, "Diana")]
+    expected = {r["id"]: r for r in snapshot.to_pylist()}
+    for id_, _, decimal, date, timestamp in rows:
+        assert decimal == expected[id_]["decimalField"]
+        assert date == expected[id_]["dateField"]
+        assert timestamp == expected[id_]["timestampField"].replace(tzinfo=None)
+
+
+# -- Delta and the MyStore contract ------------------------------------------------------
+
+
+def address_rows(n: int, city: str) -> pa.Table:
+    columns = contract_columns("store_customer_address")
+    values: dict[str, list[Any]] = {
+        "address_id": [f"A{i}" for i in range(n)],
+        "address_datetime": [dt.datetime(2026, 11, 25, 8, 30, 15, 123456)] * n,
+        "street": [""] * n,  # empty string, not NULL
+        "city": [city] * n,
+        "zip": ["01234"] * n,
+        "gmt_offset": [Decimal("-5.50")] * n,
+        "address_date": [dt.date(2026, 11, 25)] * n,
+    }
+    return pa.table(
+        {
+            name: pa.array(values.get(name, [None] * n), column_types(type_)[1])
+            for name, type_ in columns
+        }
+    )
+
+
+def test_delta_clean_table_syncs_with_contract_types(
+    tmp_path: Path, local_stack: Any, conn: psycopg.Connection[Any]
+) -> None:
+    table = tmp_path / "store_customer_address"
+    write_deltalake(str(table), address_rows(3, "Old"), mode="overwrite")
+    write_deltalake(
+        str(table), address_rows(2, "New"), mode="overwrite"
+    )  # the current version wins
+    result = sync_clean_table(
+        local_stack.pg_dsn, "store_customer_address", tmp_path, schema="catalog_sync_test"
+    )
+    assert (result.rows, result.source_format) == (2, "delta")
+    rows = conn.execute(
+        "SELECT address_id, city, street, county, zip, gmt_offset, address_datetime, address_date"
+        " FROM catalog_sync_test.store_customer_address ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        ("A0", "New", "", None, "01234", Decimal("-5.50"), dt.datetime(2026, 11, 25, 8, 30, 15, 123456), dt.date(2026, 11, 25)),
+        ("A1", "New", "", None, "01234", Decimal("-5.50"), dt.datetime(2026, 11, 25, 8, 30, 15, 123456), dt.date(2026, 11, 25)),
+    ]  # fmt: skip
+    types = dict(
+        conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'catalog_sync_test' AND table_name = 'store_customer_address'"
+        ).fetchall()
+    )
+    assert (
+        types["gmt_offset"] == "numeric"
+        and types["address_datetime"] == "timestamp without time zone"
+    )
+
+
+def test_no_table_yet_creates_an_empty_external_table(
+    tmp_path: Path, local_stack: Any, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute("DROP TABLE IF EXISTS catalog_sync_test.store_sale")
+    result = sync_clean_table(
+        local_stack.pg_dsn, "store_sale", tmp_path, schema="catalog_sync_test"
+    )
+    assert (result.rows, result.source_format) == (0, "none")
+    count = conn.execute("SELECT count(*) FROM catalog_sync_test.store_sale").fetchone()
+    assert count == (0,)
+
+
+def test_a_failed_load_leaves_the_previous_snapshot(
+    local_stack: Any, conn: psycopg.Connection[Any]
+) -> None:
+    columns = [("k", "int")]
+    with psycopg.connect(local_stack.pg_dsn) as writer:
+        load_snapshot(
+            writer, "catalog_sync_test", "atomic_fail", columns, pa.table({"k": [1, 2, 3]})
+        )
+    conn.execute("ALTER TABLE catalog_sync_test.atomic_fail ADD CONSTRAINT k_small CHECK (k < 100)")
+    bad = pa.table({"k": [*([1] * 50_000), 100]})  # the last row breaks the CHECK
+    with (
+        psycopg.connect(local_stack.pg_dsn) as writer,
+        pytest.raises(psycopg.errors.CheckViolation),
+    ):
+        load_snapshot(writer, "catalog_sync_test", "atomic_fail", columns, bad)
+    assert conn.execute(
+        "SELECT array_agg(k ORDER BY k) FROM catalog_sync_test.atomic_fail"
+    ).fetchone() == ([1, 2, 3],)
+
+
+def test_readers_never_see_a_half_loaded_table(
+    local_stack: Any, conn: psycopg.Connection[Any]
+) -> None:
+    columns = [("k", "int")]
+    with psycopg.connect(local_stack.pg_dsn) as writer:
+        load_snapshot(
+            writer, "catalog_sync_test", "atomic_read", columns, pa.table({"k": list(range(10))})
+        )
+    big = pa.table({"k": list(range(200_000))})  # several COPY chunks
+    seen: set[int] = set()
+    done, reading = threading.Event(), threading.Event()
+
+    def read() -> None:
+        with psycopg.connect(local_stack.pg_dsn, autocommit=True) as reader:
+            while not done.is_set():
+                row = reader.execute(
+                    "SELECT count(*) FROM catalog_sync_test.atomic_read"
+                ).fetchone()
+                assert row is not None
+                seen.add(row[0])
+                reading.set()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    assert reading.wait(10)
+    try:
+        with psycopg.connect(local_stack.pg_dsn) as writer:
+            load_snapshot(writer, "catalog_sync_test", "atomic_read", columns, big)
+    finally:
+        done.set()
+        thread.join()
+    assert seen <= {10, 200_000} and 10 in seen

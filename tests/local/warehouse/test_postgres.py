@@ -1,0 +1,145 @@
+"""The embedded PostgreSQL server: sharing between processes, and recovery after a crash."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from local.warehouse.postgres import (
+    prune_dead_handles,
+    recover_stale_postmaster,
+    start_warehouse,
+    with_database,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+
+ATTACH_SCRIPT = """
+import sys
+from pathlib import Path
+from local.warehouse.postgres import start_warehouse
+warehouse = start_warehouse(Path(sys.argv[1]))
+print(warehouse.pid, flush=True)
+warehouse.stop()
+"""
+
+
+def attach_from_another_process(data_dir: Path) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", ATTACH_SCRIPT, str(data_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def wait_gone(pid: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still running")
+
+
+def test_processes_share_one_server_and_the_last_one_stops_it(fresh_data_dir: Path) -> None:
+    warehouse = start_warehouse(fresh_data_dir)
+    try:
+        assert warehouse.pid is not None
+        assert attach_from_another_process(fresh_data_dir) == warehouse.pid
+        # The other process left; this handle keeps the server up.
+        with psycopg.connect(warehouse.dsn) as conn:
+            assert conn.execute("select current_database()").fetchone() == ("dev",)
+        postmaster = warehouse.pid
+    finally:
+        warehouse.stop()
+    wait_gone(postmaster)
+
+
+def test_a_killed_server_is_recovered_on_the_next_start(
+    fresh_data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    warehouse = start_warehouse(fresh_data_dir)
+    with psycopg.connect(warehouse.dsn, autocommit=True) as conn:
+        conn.execute("create table survivor (n int)")
+        conn.execute("insert into survivor values (42)")
+    killed = warehouse.pid
+    assert killed is not None
+    os.kill(killed, signal.SIGKILL)
+    wait_gone(killed)
+    with caplog.at_level(logging.WARNING, logger="local.warehouse.postgres"):
+        again = start_warehouse(fresh_data_dir)
+    try:
+        assert again.pid != killed
+        assert any("stale postmaster.pid" in record.getMessage() for record in caplog.records)
+        with psycopg.connect(again.dsn) as conn:
+            assert conn.execute("select n from survivor").fetchone() == (42,)
+    finally:
+        again.stop()
+    assert again.pid is not None
+    wait_gone(again.pid)
+    warehouse.stop()  # the handle on the dead server has nothing left to release
+
+
+def test_handles_of_dead_processes_are_pruned(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    (tmp_path / ".handle_pids.json").write_text(json.dumps([os.getpid(), dead_pid]))
+    assert prune_dead_handles(tmp_path) == [dead_pid]
+    assert json.loads((tmp_path / ".handle_pids.json").read_text()) == [os.getpid()]
+    assert prune_dead_handles(tmp_path) == []
+
+
+def test_a_postmaster_pid_of_a_live_server_is_left_alone(tmp_path: Path) -> None:
+    lines = [
+        str(os.getpid()),
+        str(tmp_path),
+        "1700000000",
+        "5432",
+        str(tmp_path),
+        "",
+        "1 2",
+        "ready",
+    ]
+    (tmp_path / "postmaster.pid").write_text("\n".join(lines) + "\n")
+    assert recover_stale_postmaster(tmp_path) is None
+    assert (tmp_path / "postmaster.pid").exists()
+
+
+def test_with_database_swaps_only_the_path() -> None:
+    uri = "postgresql://postgres:@/postgres?host=/tmp/sock"
+    assert with_database(uri, "dev") == "postgresql://postgres:@/dev?host=/tmp/sock"
+
+
+def test_two_handles_in_one_process_keep_the_server_until_both_stop(fresh_data_dir: Path) -> None:
+    first = start_warehouse(fresh_data_dir)
+    second = start_warehouse(fresh_data_dir)
+    postmaster = first.pid
+    assert postmaster is not None and second.pid == postmaster
+    second.stop()
+    second.stop()  # releasing twice is harmless
+    with psycopg.connect(first.dsn) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    first.stop()
+    wait_gone(postmaster)
