@@ -76,7 +76,7 @@ def _session_with_maven_hudi(builder: Any, version: HudiVersion) -> SparkSession
         missing = missing_artifacts(version, ivy)
         if missing:
             print(
-                f"downloading {', '.join(a.coordinate for a in missing)} from {repository} "
+                f"[raw2clean] downloading {', '.join(a.coordinate for a in missing)} from {repository} "
                 f"into {ivy} (first run only, about 130 MB)",
                 flush=True,
             )
