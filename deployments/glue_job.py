@@ -276,7 +276,6 @@ def plan(config: GlueJobConfig) -> dict[str, Any]:
 def apply(config: GlueJobConfig, *, s3: Any, iam: Any, glue: Any) -> dict[str, str]:
     """Create or update everything in ``plan`` with the given boto3 clients."""
     definition = plan(config)
-    bucket, _ = split_s3(config.script_location, "script")
     for target, body in (
         (config.script_location, (GLUE_PACKAGE / "raw2clean.py").read_bytes()),
         (config.package_location, glue_package_zip()),

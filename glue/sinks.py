@@ -50,6 +50,7 @@ def _delta() -> Any:
 
     return deltalake
 
+
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(json|checkpoint\.parquet|crc)$")
 _WRITE_OPERATIONS = frozenset({"WRITE", "MERGE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
 
@@ -160,7 +161,9 @@ class DeltaSink:
         self.storage_options = storage_options
 
     def exists(self) -> bool:
-        return bool(_delta().DeltaTable.is_deltatable(self.path, storage_options=self.storage_options))
+        return bool(
+            _delta().DeltaTable.is_deltatable(self.path, storage_options=self.storage_options)
+        )
 
     def write(self, clean: DataFrame, load: LoadType) -> CommitResult:
         return self.write_arrow(to_arrow(clean, self.contract), load)

@@ -113,6 +113,7 @@ class GlueCatalogService:
             "BatchUpdatePartition": self.batch_update_partition,
             "DeletePartition": self.delete_partition,
             "BatchDeletePartition": self.batch_delete_partition,
+            "GetPartitionIndexes": self.get_partition_indexes,
         }
 
     def handle(self, call: Call) -> Mapping[str, Any]:
@@ -248,6 +249,11 @@ class GlueCatalogService:
         return {}
 
     # -- partitions -----------------------------------------------------------------------
+
+    def get_partition_indexes(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """No partition indexes locally (Hudi's sync asks before every sync)."""
+        self.store.read(lambda s: self._table(s, body.get("DatabaseName"), body.get("TableName")))
+        return {"PartitionIndexDescriptorList": []}
 
     def _partitions(
         self, state: dict[str, Any], body: Mapping[str, Any]

@@ -1,10 +1,9 @@
-"""Local catalog sync: real Spark-written Hudi tables (../shared/fixtures/hudi), real Delta
+"""Local catalog sync: real Spark-written Hudi tables (tests/fixtures/hudi), real Delta
 tables written with deltalake, loaded into the session's real warehouse PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -30,12 +29,7 @@ from local.catalog_sync import (
     sync_table,
 )
 
-HUDI_FIXTURES = Path(
-    os.environ.get(
-        "MYSTORE_HUDI_FIXTURES",
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "hudi",
-    )
-)
+HUDI_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hudi"
 FIXTURE_ZIPS = (
     "cow_v6_nonpartitioned.zip",
     "cow_v8_nonpartitioned.zip",
@@ -64,10 +58,6 @@ def conn(local_stack: Any) -> Iterator[psycopg.Connection[Any]]:
 
 def unzip_fixture(name: str, into: Path) -> Path:
     archive = HUDI_FIXTURES / name
-    if not archive.exists():
-        pytest.skip(
-            f"Hudi fixture {archive} is missing (expected the folder ../shared/fixtures/hudi)"
-        )
     with zipfile.ZipFile(archive) as zipped:
         members = [m for m in zipped.namelist() if not m.startswith("__MACOSX")]
         zipped.extractall(into, members)
