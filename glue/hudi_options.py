@@ -16,8 +16,10 @@ Why each choice (see DESIGN.md section 8):
   index, which prunes by key ranges of the (increasing) ticket ids.
 * Cleaner KEEP_LATEST_COMMITS with N commits retained bounds storage; archival keeps the
   active timeline between 2N and 3N commits, above the retained count as Hudi requires.
-* Catalog sync in HMS mode against the Glue Data Catalog, timestamps synced as timestamps,
-  so Spectrum sees the table through ``ext_clean_mystore``.
+* Catalog sync with Hudi's Glue Data Catalog sync tool (``AwsGlueCatalogSyncTool``, from
+  ``hudi-aws``), timestamps synced as timestamps, so Spectrum sees the table through
+  ``ext_clean_mystore``. It calls the Glue API directly; on the embedded default the only
+  difference is ``hoodie.aws.glue.endpoint`` (the local endpoint, from ``--catalog_endpoint``).
 * Initial load uses ``bulk_insert`` (no index lookup on an empty table); incremental runs
   ``upsert``.
 """
@@ -68,10 +70,13 @@ def hudi_write_options(
     load: LoadType,
     retain_commits: int = DEFAULT_RETAIN_COMMITS,
     catalog_database: str | None = DEFAULT_CATALOG_DATABASE,
+    catalog_endpoint: str | None = None,
+    catalog_region: str | None = None,
 ) -> dict[str, str]:
     """All options for ``df.write.format("hudi").options(**opts)`` for one clean table.
 
-    ``catalog_database=None`` turns catalog sync off (local runs have no Glue catalog).
+    ``catalog_database=None`` turns catalog sync off. ``catalog_endpoint`` points the sync
+    at another Glue Data Catalog endpoint (the local one); on AWS it stays None.
     """
     _check(version, HUDI_VERSIONS, "Hudi version")
     _check(load, LOAD_TYPES, "load type")
@@ -133,19 +138,31 @@ def hudi_write_options(
             options |= {"hoodie.index.type": "BLOOM"}
     if catalog_database is not None:
         options |= hive_sync_options(contract, catalog_database)
+        if catalog_endpoint:
+            # The one line that differs from AWS: where the Glue Data Catalog is.
+            options["hoodie.aws.glue.endpoint"] = catalog_endpoint
+        if catalog_region:
+            options["hoodie.aws.glue.region"] = catalog_region
     return options
 
 
+GLUE_SYNC_TOOL = "org.apache.hudi.aws.sync.AwsGlueCatalogSyncTool"
+
+
 def hive_sync_options(contract: TableContract, database: str) -> dict[str, str]:
-    """Sync to the Glue Data Catalog (Glue's Hive metastore client) in HMS mode."""
+    """Sync to the Glue Data Catalog with Hudi's Glue sync tool after every commit.
+
+    The tool takes the ``hive_sync.*`` settings (database, table, partition fields) and
+    calls Glue's API itself (databases, tables, partitions), so it needs no Hive metastore
+    client; the same options work against any endpoint that speaks that API.
+    """
     if not database or not database.replace("_", "").isalnum():
         raise ValueError(
             f"invalid catalog database {database!r}; expected letters, digits and underscores"
         )
     return {
-        "hoodie.datasource.hive_sync.enable": "true",
-        "hoodie.datasource.hive_sync.mode": "hms",
-        "hoodie.datasource.hive_sync.use_jdbc": "false",
+        "hoodie.datasource.meta.sync.enable": "true",
+        "hoodie.meta.sync.client.tool.class": GLUE_SYNC_TOOL,
         "hoodie.datasource.hive_sync.database": database,
         "hoodie.datasource.hive_sync.table": contract.name,
         "hoodie.datasource.hive_sync.partition_fields": contract.partition,

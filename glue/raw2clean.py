@@ -54,8 +54,15 @@ from glue.hudi_options import (
     HudiVersion,
     LoadType,
     hudi_version_of,
-    spark_session_conf,
 )
+from glue.hudi_runtime import (
+    GLUE_HUDI_RELEASES,
+    LOCAL_TABLE_FORMAT_ENV,
+    HudiRuntimeError,
+    check_runtime,
+    expected_hudi_release,
+)
+from glue.local_spark import local_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -63,8 +70,6 @@ if TYPE_CHECKING:
     from glue.sinks import TableSink
 
 HUDI_JAR_ENV = "MYSTORE_HUDI_BUNDLE_JAR"
-SPARK_MASTER_ENV = "MYSTORE_SPARK_MASTER"
-DRIVER_MEMORY_ENV = "MYSTORE_SPARK_DRIVER_MEMORY"
 REPORT_PREFIX = "RAW2CLEAN_REPORT"
 REQUIRED = ("table", "raw_path", "clean_path", "quarantine_path", "logical_date")
 OPTIONAL = (
@@ -77,6 +82,9 @@ OPTIONAL = (
     "hudi_version",
     "retain_commits",
     "catalog_database",
+    "catalog_endpoint",
+    "catalog_region",
+    "glue_version",
 )
 
 
@@ -100,6 +108,9 @@ class JobArguments:
     hudi_version: HudiVersion = "0.15"
     retain_commits: int = DEFAULT_RETAIN_COMMITS
     catalog_database: str | None = None
+    catalog_endpoint: str | None = None
+    catalog_region: str | None = None
+    glue_version: str | None = None
 
     @property
     def contract(self) -> TableContract:
@@ -152,15 +163,26 @@ def build_arguments(
         "table_format", raw.get("table_format") or "auto", ("auto", "hudi", "delta")
     )
     if table_format == "auto":
-        table_format = "hudi" if on_glue or jar else "delta"
-    if table_format == "hudi" and not on_glue and not jar:
-        raise ValueError(
-            f"--table_format hudi needs a Hudi Spark bundle jar: pass --hudi_bundle_jar or set {HUDI_JAR_ENV}"
+        # Hudi everywhere by default; locally Spark fetches the bundle from Maven Central.
+        local_choice = (env.get(LOCAL_TABLE_FORMAT_ENV) or "hudi").strip().lower()
+        table_format = (
+            "hudi" if on_glue else _choice(LOCAL_TABLE_FORMAT_ENV, local_choice, ("hudi", "delta"))
         )
-    version_text = raw.get("hudi_version") or (Path(jar).stem.rsplit("-", 1)[-1] if jar else "0.15")
+    glue_version = raw.get("glue_version") or None
+    if glue_version is not None:
+        try:
+            expected_hudi_release(glue_version)
+        except HudiRuntimeError as exc:  # a bad argument: exit 2 like the others
+            raise ValueError(str(exc)) from exc
+    version_text = (
+        raw.get("hudi_version")
+        or (Path(jar).stem.rsplit("-", 1)[-1] if jar else None)
+        or (GLUE_HUDI_RELEASES[glue_version] if glue_version else "0.15")
+    )
+    catalog_endpoint = raw.get("catalog_endpoint") or None
     catalog = raw.get("catalog_database")
     if catalog is None:
-        catalog = DEFAULT_CATALOG_DATABASE if on_glue else None
+        catalog = DEFAULT_CATALOG_DATABASE if on_glue or catalog_endpoint else None
     elif catalog.lower() == "none":
         catalog = None
     return JobArguments(
@@ -179,7 +201,10 @@ def build_arguments(
         hudi_bundle_jar=jar,
         hudi_version=hudi_version_of(version_text) if table_format == "hudi" else "0.15",
         retain_commits=int(retain_text),
-        catalog_database=catalog,
+        catalog_database=catalog if table_format == "hudi" else None,
+        catalog_endpoint=catalog_endpoint,
+        catalog_region=raw.get("catalog_region") or None,
+        glue_version=glue_version,
     )
 
 
@@ -215,23 +240,6 @@ def log(message: str) -> None:
     print(f"[raw2clean] {message}", flush=True)
 
 
-def _local_spark(args: JobArguments) -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    builder = (
-        SparkSession.builder.master(os.environ.get(SPARK_MASTER_ENV, "local[2]"))
-        .appName(f"{args.job_name}:{args.table}")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "2g"))
-    )
-    if args.table_format == "hudi":
-        for key, value in spark_session_conf(args.hudi_bundle_jar).items():
-            builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
 def make_sink(spark: SparkSession, args: JobArguments) -> TableSink:
     from glue.sinks import DeltaSink, HudiSink
 
@@ -243,6 +251,8 @@ def make_sink(spark: SparkSession, args: JobArguments) -> TableSink:
             version=args.hudi_version,
             retain_commits=args.retain_commits,
             catalog_database=args.catalog_database,
+            catalog_endpoint=args.catalog_endpoint,
+            catalog_region=args.catalog_region,
         )
     return DeltaSink(args.table_path, args.contract, retain_commits=args.retain_commits)
 
@@ -356,7 +366,7 @@ def run(
 
 def error_summary(exc: BaseException) -> str:
     """One line a person can act on; Py4J errors put the Java exception on their 2nd line."""
-    if isinstance(exc, CleanJobError):
+    if isinstance(exc, (CleanJobError, HudiRuntimeError)):
         return str(exc)
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
@@ -373,6 +383,17 @@ def _write_report(path: str, report: Mapping[str, Any]) -> None:
         filesystem.create_dir(parent, recursive=True)
     with filesystem.open_output_stream(target) as out:
         out.write((json.dumps(report, sort_keys=True) + "\n").encode())
+
+
+def _fail_before_start(args: JobArguments, error: str) -> int:
+    """No Spark session: report the failure the way a failed run does (exit 1)."""
+    report = new_report(args)
+    report.update(status="FAILED", error=error)
+    print(f"{REPORT_PREFIX} {json.dumps(report, sort_keys=True)}", flush=True)
+    if args.report_path:
+        _write_report(args.report_path, report)
+    print(f"CleanJobError: {error}", file=sys.stderr, flush=True)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -403,17 +424,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # A session that already exists (tests, notebooks) is borrowed, not stopped.
         owns_session = SparkSession.getActiveSession() is None
-        spark = _local_spark(args)
+        try:
+            spark = local_spark(
+                args.job_name,
+                args.table,
+                args.table_format,
+                args.hudi_version,
+                args.hudi_bundle_jar,
+            )
+        except HudiRuntimeError as exc:
+            return _fail_before_start(args, str(exc))
     spark.sparkContext.setLogLevel("WARN")
     log(f"{args.job_name}: {args.table} for {args.logical_date} ({args.table_format})")
     report = new_report(args)
     error: str | None = None
     try:
+        if args.table_format == "hudi":
+            release = check_runtime(spark, args.hudi_version, args.glue_version)
+            log(f"Hudi {release} (options for {args.hudi_version})")
         run(spark, args, report)
         if job is not None:
             job.commit()
     except Exception as exc:  # the run fails; the report and the last stderr line say why
-        if not isinstance(exc, CleanJobError):
+        if not isinstance(exc, (CleanJobError, HudiRuntimeError)):
             traceback.print_exc()
         error = error_summary(exc)
         report.update(status="FAILED", error=error)

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-from deltalake import DeltaTable, write_deltalake
 
 from glue.contract import ColumnType, TableContract
 from glue.hudi_options import (
@@ -40,7 +39,17 @@ from glue.hudi_options import (
 )
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
     from pyspark.sql import DataFrame, SparkSession
+
+
+def _delta() -> Any:
+    """deltalake, imported on use: Glue's runtime has no deltalake, and only the local
+    fallback needs it."""
+    import deltalake
+
+    return deltalake
+
 
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(json|checkpoint\.parquet|crc)$")
 _WRITE_OPERATIONS = frozenset({"WRITE", "MERGE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
@@ -121,6 +130,11 @@ def newer_predicate(contract: TableContract) -> str:
     return f"s.`{contract.ordering}` >= t.`{contract.ordering}`"
 
 
+def _open_delta(path: str, storage_options: dict[str, str] | None) -> DeltaTable:
+    table: DeltaTable = _delta().DeltaTable(path, storage_options=storage_options)
+    return table
+
+
 class DeltaSink:
     """The local stand-in for the Hudi table (see module docstring for the semantics)."""
 
@@ -147,7 +161,9 @@ class DeltaSink:
         self.storage_options = storage_options
 
     def exists(self) -> bool:
-        return DeltaTable.is_deltatable(self.path, storage_options=self.storage_options)
+        return bool(
+            _delta().DeltaTable.is_deltatable(self.path, storage_options=self.storage_options)
+        )
 
     def write(self, clean: DataFrame, load: LoadType) -> CommitResult:
         return self.write_arrow(to_arrow(clean, self.contract), load)
@@ -156,7 +172,7 @@ class DeltaSink:
         """Upsert (or, for an initial load, replace) and then trim history."""
         rows = rows.cast(arrow_schema(self.contract))
         if load == "initial" or not self.exists():
-            write_deltalake(
+            _delta().write_deltalake(
                 self.path,
                 rows,
                 partition_by=[self.contract.partition] if self.partitioned else None,
@@ -166,7 +182,7 @@ class DeltaSink:
             )
             result = CommitResult(self.table_format, "", rows.num_rows, 0, 0)
         else:
-            table = DeltaTable(self.path, storage_options=self.storage_options)
+            table = _open_delta(self.path, self.storage_options)
             partitions = None
             if not is_global_index(self.contract):
                 partitions = [str(p) for p in rows.column(self.contract.partition).unique()]
@@ -197,7 +213,7 @@ class DeltaSink:
 
     def write_versions(self) -> list[int]:
         """Versions of the loadable history that wrote data (newest first)."""
-        table = DeltaTable(self.path, storage_options=self.storage_options)
+        table = _open_delta(self.path, self.storage_options)
         return [
             int(entry["version"])
             for entry in table.history()
@@ -206,7 +222,7 @@ class DeltaSink:
 
     def _trim_history(self) -> int:
         """Keep only what the last N write commits need; return the newest write version."""
-        table = DeltaTable(self.path, storage_options=self.storage_options)
+        table = _open_delta(self.path, self.storage_options)
         version = table.version()
         # A checkpoint at every write lets the oldest kept write load without older logs.
         table.create_checkpoint()
@@ -230,7 +246,7 @@ class DeltaSink:
 
 
 class HudiSink:
-    """Hudi through Spark's datasource: on Glue, or locally with a Hudi Spark bundle jar."""
+    """Hudi through Spark's datasource: on Glue, and locally with the bundle from Maven."""
 
     table_format = "hudi"
 
@@ -243,8 +259,12 @@ class HudiSink:
         version: HudiVersion,
         retain_commits: int = DEFAULT_RETAIN_COMMITS,
         catalog_database: str | None = None,
+        catalog_endpoint: str | None = None,
+        catalog_region: str | None = None,
     ) -> None:
         self.spark = spark
+        self.catalog_endpoint = catalog_endpoint
+        self.catalog_region = catalog_region
         self.path = path
         self.contract = contract
         self.version: HudiVersion = version
@@ -268,6 +288,8 @@ class HudiSink:
             load=load,
             retain_commits=self.retain_commits,
             catalog_database=self.catalog_database,
+            catalog_endpoint=self.catalog_endpoint,
+            catalog_region=self.catalog_region,
         )
         clean.write.format("hudi").options(**options).mode(save_mode(load)).save(self.path)
         return CommitResult(self.table_format, self._latest_commit())

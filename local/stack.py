@@ -131,6 +131,11 @@ def _register_glue(endpoint: AwsEndpoint, pg_dsn: str, data_dir: Path) -> Callab
         log.info("local.glue_jobs is not available; serving the Data API only")
         return lambda: None
     service = register_glue(endpoint, pg_dsn=pg_dsn, data_dir=data_dir)
+    # The local Glue Data Catalog on the same AWSGlue target; it also points the clean job's
+    # Hudi sync at this endpoint and drives the Spectrum stand-in (local/glue_catalog).
+    from local.glue_catalog import attach_glue_catalog
+
+    attach_glue_catalog(endpoint, data_dir=data_dir, glue_service=service, pg_dsn=pg_dsn)
     return service.close
 
 

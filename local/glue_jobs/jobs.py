@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from local.warehouse.catalog_sync import sync_after_clean_run
+from local.glue_catalog.after_run import sync_after_clean_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLEAN_JOB = "raw2clean"

@@ -1,9 +1,13 @@
-"""The local stand-in for Glue Data Catalog sync + Redshift Spectrum.
+"""The local stand-in for Redshift Spectrum over the Glue Data Catalog.
 
-On AWS the clean job's hive sync registers each Hudi table in the Glue Data Catalog and
-Spectrum reads its current snapshot through ``ext_clean_mystore``. Locally, after a clean
-job run succeeds, the table's current snapshot is read (Delta with ``deltalake``, Hudi with
-``hudi``/hudi-rs) and loaded into ``ext_clean_mystore.<table>`` in the warehouse.
+On AWS the clean job's Hudi sync registers each table in the Glue Data Catalog and
+Spectrum reads its current snapshot through ``ext_clean_mystore``. Locally the same sync
+writes the local catalog (``local.glue_catalog``); after a clean run succeeds, this module
+asks the catalog for the table's location, columns and partitions, reads the latest
+snapshot there (Hudi with ``hudi``/hudi-rs, Delta with ``deltalake``), keeps the rows of
+registered partitions, and loads them into ``ext_clean_mystore.<table>``. A column the
+catalog gains is added to the external table. Delta tables (the local fallback) have no
+Hudi sync, so they are registered in the catalog first, from their own schema.
 
 The load is one transaction: TRUNCATE then COPY. TRUNCATE takes an ACCESS EXCLUSIVE lock,
 so a reader either sees the old snapshot (before) or waits and sees the new one (after);
@@ -18,6 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
 
 import psycopg
 import pyarrow as pa
@@ -28,6 +34,7 @@ from psycopg import sql
 from glue.contract import table_contract
 
 EXTERNAL_SCHEMA = "ext_clean_mystore"
+DEFAULT_CATALOG_DATABASE = "clean_mystore"
 HUDI_META_PREFIX = "_hoodie_"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
@@ -45,6 +52,15 @@ _SCALAR_TYPES: dict[str, tuple[str, pa.DataType]] = {
     "double": ("double precision", pa.float64()),
     "float": ("real", pa.float32()),
 }
+
+
+class CatalogReader(Protocol):
+    """What the Spectrum stand-in reads of a Glue Data Catalog (``local.glue_catalog``'s
+    store): a table's entry and its registered partitions, as Glue's API shapes them."""
+
+    def table(self, database: str, name: str) -> Mapping[str, Any] | None: ...
+
+    def partitions(self, database: str, name: str) -> Sequence[Mapping[str, Any]]: ...
 
 
 class CatalogSyncError(RuntimeError):
@@ -167,6 +183,7 @@ def load_snapshot(
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, definitions))
+        _add_missing_columns(conn, schema, table, columns)
         conn.execute(sql.SQL("TRUNCATE {}").format(target))
         with conn.cursor() as cursor:
             copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, column_list)
@@ -174,6 +191,29 @@ def load_snapshot(
                 for chunk in _csv_chunks(conformed):
                     copy.write(chunk)
     return conformed.num_rows
+
+
+def _add_missing_columns(
+    conn: psycopg.Connection, schema: str, table: str, columns: Sequence[tuple[str, str]]
+) -> None:
+    """A column added to the clean table reaches the external table (views stay valid)."""
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s",
+            (schema, table),
+        ).fetchall()
+    }
+    for name, type_name in columns:
+        if name not in present:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                    sql.Identifier(schema, table),
+                    sql.Identifier(name),
+                    sql.SQL(column_types(type_name)[0]),
+                )
+            )
 
 
 def sync_table(
@@ -228,11 +268,58 @@ def load_snapshot_if_missing(
     return load_snapshot(conn, schema, table, columns, empty)
 
 
-def sync_after_clean_run(dsn: str, arguments: Mapping[str, str]) -> str:
-    """The after-success step of the local ``raw2clean`` job: sync the run's table."""
-    try:
-        table, clean_path = arguments["--table"], arguments["--clean_path"]
-    except KeyError as exc:
-        raise CatalogSyncError(f"the clean job run has no {exc.args[0]} argument to sync") from exc
-    result = sync_clean_table(dsn, table, Path(clean_path))
-    return f"synced {result.rows} rows of {result.source_format} table {table} into {EXTERNAL_SCHEMA}.{table}"
+def path_of_location(location: str) -> Path:
+    """A catalog location (``file:/x``, ``file:///x`` or a plain path) as a local path."""
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path) if parsed.scheme else location)
+    raise CatalogSyncError(
+        f"table location {location!r} is not a local path; the local Spectrum stand-in "
+        "reads file: locations only"
+    )
+
+
+def catalog_columns(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Data columns then partition keys, as the catalog lists them, without Hudi's meta
+    columns (Spectrum users never select those)."""
+    descriptor = entry.get("StorageDescriptor") or {}
+    listed = [*descriptor.get("Columns", []), *(entry.get("PartitionKeys") or [])]
+    return [
+        (str(c["Name"]), str(c["Type"]).lower())
+        for c in listed
+        if not str(c["Name"]).startswith(HUDI_META_PREFIX)
+    ]
+
+
+def keep_registered_partitions(
+    data: pa.Table, keys: Sequence[str], partitions: Sequence[Mapping[str, Any]]
+) -> pa.Table:
+    """Spectrum reads only partitions the catalog holds: drop rows of any other."""
+    if not keys:
+        return data
+    registered = {tuple(p["Values"]) for p in partitions}
+    columns = [pc.cast(data.column(k), pa.string()).to_pylist() for k in keys]
+    mask = pa.array([tuple(values) in registered for values in zip(*columns, strict=True)])
+    return data.filter(mask) if len(mask) else data
+
+
+def refresh_from_catalog(
+    dsn: str, catalog: CatalogReader, database: str, table: str, *, schema: str = EXTERNAL_SCHEMA
+) -> SyncResult:
+    """Load ``schema.table`` from the catalog's table: its location, columns, partitions."""
+    entry = catalog.table(database, table)
+    if entry is None:
+        raise CatalogSyncError(
+            f"the catalog has no table {database}.{table}: the clean job's catalog sync did "
+            "not run (is --catalog_database set to none?)"
+        )
+    location = (entry.get("StorageDescriptor") or {}).get("Location")
+    if not location:
+        raise CatalogSyncError(f"catalog table {database}.{table} has no location")
+    columns = catalog_columns(entry)
+    table_format, data = read_snapshot(path_of_location(str(location)))
+    keys = [str(k["Name"]) for k in entry.get("PartitionKeys") or []]
+    data = keep_registered_partitions(data, keys, catalog.partitions(database, table))
+    with psycopg.connect(dsn) as conn:
+        rows = load_snapshot(conn, schema, table, columns, data)
+    return SyncResult(table=table, source_format=table_format, rows=rows)

@@ -30,8 +30,8 @@ COMMON = {
     "hoodie.clean.automatic": "true",
     "hoodie.keep.min.commits": "20",
     "hoodie.keep.max.commits": "30",
-    "hoodie.datasource.hive_sync.enable": "true",
-    "hoodie.datasource.hive_sync.mode": "hms",
+    "hoodie.datasource.meta.sync.enable": "true",
+    "hoodie.meta.sync.client.tool.class": "org.apache.hudi.aws.sync.AwsGlueCatalogSyncTool",
     "hoodie.datasource.hive_sync.database": "clean_mystore",
     "hoodie.datasource.hive_sync.support_timestamp": "true",
 }
@@ -119,9 +119,8 @@ def test_retention_and_archival_follow_the_retained_commits() -> None:
 
 def test_hive_sync_options_for_a_named_database() -> None:
     assert hive_sync_options(STORE_SALE, "mystore_clean") == {
-        "hoodie.datasource.hive_sync.enable": "true",
-        "hoodie.datasource.hive_sync.mode": "hms",
-        "hoodie.datasource.hive_sync.use_jdbc": "false",
+        "hoodie.datasource.meta.sync.enable": "true",
+        "hoodie.meta.sync.client.tool.class": "org.apache.hudi.aws.sync.AwsGlueCatalogSyncTool",
         "hoodie.datasource.hive_sync.database": "mystore_clean",
         "hoodie.datasource.hive_sync.table": "store_sale",
         "hoodie.datasource.hive_sync.partition_fields": "sale_date",
@@ -131,6 +130,28 @@ def test_hive_sync_options_for_a_named_database() -> None:
         "hoodie.datasource.hive_sync.support_timestamp": "true",
         "hoodie.datasource.hive_sync.sync_as_datasource": "false",
     }
+
+
+def test_a_local_catalog_differs_from_aws_by_the_endpoint_line_only() -> None:
+    on_aws = hudi_write_options(STORE_SALE, version="0.15", load="incremental")
+    local = hudi_write_options(
+        STORE_SALE,
+        version="0.15",
+        load="incremental",
+        catalog_endpoint="http://127.0.0.1:4566",
+    )
+    assert {k: v for k, v in local.items() if k not in on_aws} == {
+        "hoodie.aws.glue.endpoint": "http://127.0.0.1:4566"
+    }
+    assert {k: v for k, v in local.items() if k in on_aws} == on_aws
+    no_sync = hudi_write_options(
+        STORE_SALE,
+        version="0.15",
+        load="incremental",
+        catalog_database=None,
+        catalog_endpoint="http://127.0.0.1:4566",
+    )
+    assert not any("sync" in k or "glue" in k for k in no_sync)
 
 
 def test_session_conf_for_a_local_bundle_jar() -> None:

@@ -28,6 +28,9 @@ from local.sample_data import GenerateConfig, generate
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("store_customer_address", "store_customer", "store_sale")
 START = date(2026, 11, 1)
+# In-process runs borrow the test session, which has no Hudi jars: they test the job's
+# logic on the Delta fallback; Hudi runs go through a child process, as the Glue service does.
+DELTA = ("--table_format", "delta")
 
 
 def required(**overrides: str) -> dict[str, str | None]:
@@ -45,11 +48,12 @@ def test_defaults_for_a_local_run() -> None:
     args = build_arguments(required(), on_glue=False, env={})
     assert (args.job_name, args.table_format, args.load_type, args.max_quarantine_share) == (
         "raw2clean",
-        "delta",
+        "hudi",
         "auto",
         0.05,
     )
     assert (args.retain_commits, args.catalog_database, args.report_path) == (10, None, None)
+    assert (args.hudi_version, args.hudi_bundle_jar, args.glue_version) == ("0.15", None, None)
     assert args.table_path == "s3://clean-bucket/clean/store_sale"
     assert (
         args.partition_path(args.raw_path)
@@ -67,6 +71,39 @@ def test_on_glue_the_table_is_hudi_and_synced_to_the_catalog() -> None:
     )
     glue51 = build_arguments(required(hudi_version="1.0.2", catalog_database="none"), on_glue=True)
     assert (glue51.hudi_version, glue51.catalog_database) == ("1.0", None)
+
+
+def test_delta_is_the_explicit_local_fallback() -> None:
+    args = build_arguments(required(), on_glue=False, env={"MYSTORE_LOCAL_TABLE_FORMAT": "delta"})
+    assert (args.table_format, args.catalog_database) == ("delta", None)
+    on_glue = build_arguments(required(), on_glue=True, env={"MYSTORE_LOCAL_TABLE_FORMAT": "delta"})
+    assert on_glue.table_format == "hudi"
+    with pytest.raises(ValueError) as info:
+        build_arguments(required(), on_glue=False, env={"MYSTORE_LOCAL_TABLE_FORMAT": "orc"})
+    assert str(info.value) == (
+        "--MYSTORE_LOCAL_TABLE_FORMAT 'orc' is not allowed; expected one of: hudi, delta"
+    )
+
+
+def test_a_local_catalog_endpoint_turns_on_catalog_sync_to_it() -> None:
+    args = build_arguments(
+        required(catalog_endpoint="http://127.0.0.1:4566", catalog_region="us-east-1"),
+        on_glue=False,
+        env={},
+    )
+    assert (args.catalog_database, args.catalog_endpoint, args.catalog_region) == (
+        "clean_mystore",
+        "http://127.0.0.1:4566",
+        "us-east-1",
+    )
+
+
+def test_the_glue_version_picks_the_hudi_options_and_is_checked() -> None:
+    assert build_arguments(required(glue_version="5.1"), on_glue=True).hudi_version == "1.0"
+    assert build_arguments(required(glue_version="5.0"), on_glue=True).hudi_version == "0.15"
+    with pytest.raises(ValueError) as info:
+        build_arguments(required(glue_version="3.0"), on_glue=True)
+    assert str(info.value) == "unsupported --glue_version '3.0'; expected one of: 4.0, 5.0, 5.1"
 
 
 def test_a_configured_bundle_jar_selects_hudi_and_its_version() -> None:
@@ -101,10 +138,6 @@ def test_a_configured_bundle_jar_selects_hudi_and_its_version() -> None:
         (
             {"table_format": "iceberg"},
             "--table_format 'iceberg' is not allowed; expected one of: auto, hudi, delta",
-        ),
-        (
-            {"table_format": "hudi"},
-            "--table_format hudi needs a Hudi Spark bundle jar: pass --hudi_bundle_jar or set MYSTORE_HUDI_BUNDLE_JAR",
         ),
         ({"raw_path": ""}, "missing required argument(s): --raw_path"),
     ],
@@ -224,7 +257,8 @@ def test_two_nights_end_to_end_match_the_truth_file(
     sample_dir, truth = sample
     for night in truth["days"]:
         for table in TABLES:
-            assert main(job_argv(sample_dir, tmp_path, table, night["date"])) == 0
+            argv = job_argv(sample_dir, tmp_path, table, night["date"], "--table_format", "delta")
+            assert main(argv) == 0
             report = json.loads(
                 (tmp_path / "reports" / f"{table}-{night['date']}.json").read_text()
             )
@@ -272,7 +306,7 @@ def test_empty_input_commits_nothing_and_succeeds(
     spark: SparkSession, sample: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
     sample_dir, _ = sample
-    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-25")) == 0
+    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-25", *DELTA)) == 0
     report = json.loads((tmp_path / "reports" / "store_sale-2026-12-25.json").read_text())
     assert (report["status"], report["rows_read"], report["rows_written"], report["commit_id"]) == (
         "SUCCEEDED",
@@ -284,7 +318,7 @@ def test_empty_input_commits_nothing_and_succeeds(
     empty = sample_dir / "raw" / "store_sale" / "ingest_date=2026-12-26"
     empty.mkdir(parents=True)
     (empty / "part-00000.json").write_text("")
-    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-26")) == 0
+    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-26", *DELTA)) == 0
     report = json.loads((tmp_path / "reports" / "store_sale-2026-12-26.json").read_text())
     assert (report["rows_read"], report["rows_written"], report["commit_id"]) == (0, 0, None)
     assert not (tmp_path / "clean" / "store_sale").exists()
@@ -327,15 +361,21 @@ def test_quarantine_above_the_threshold_fails_after_writing_the_rejects(
 
 
 @pytest.mark.slow
-def test_hudi_sink_with_a_configured_bundle_jar(
+def test_real_hudi_from_maven_upserts_by_event_time_across_partition_moves(
     sample: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    jar = os.environ.get(HUDI_JAR_ENV)
-    if not jar:
-        pytest.skip(f"needs a Hudi Spark bundle jar named by {HUDI_JAR_ENV} (not on PyPI)")
+    """The default local run: Hudi 0.15.0 from Maven Central (cached in ~/.ivy2), as on Glue 5.0.
+
+    The sample's second night has late, older customer records whose newer version moved
+    to another customer_date partition; the truth file says the newer one must survive.
+    """
     from hudi import HudiTableBuilder
 
     sample_dir, truth = sample
+    env = {
+        k: v for k, v in os.environ.items() if k not in (HUDI_JAR_ENV, "MYSTORE_LOCAL_TABLE_FORMAT")
+    }
+    env |= {"MYSTORE_SPARK_MASTER": "local[1]", "MYSTORE_SPARK_DRIVER_MEMORY": "1g"}
     for night in truth["days"]:
         argv = job_argv(sample_dir, tmp_path, "store_customer", night["date"])
         proc = subprocess.run(
@@ -343,11 +383,61 @@ def test_hudi_sink_with_a_configured_bundle_jar(
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=900,
+            env=env,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
-    batches = (
-        HudiTableBuilder.from_base_uri(str(tmp_path / "clean" / "store_customer")).build().read()
-    )
+        report = json.loads(
+            (tmp_path / "reports" / f"store_customer-{night['date']}.json").read_text()
+        )
+        assert (report["table_format"], report["status"]) == ("hudi", "SUCCEEDED")
+        assert "[raw2clean] Hudi 0.15.0 (options for 0.15)" in proc.stdout
+    table = tmp_path / "clean" / "store_customer"
+    commits = sorted(p.name for p in (table / ".hoodie").glob("*.commit"))
+    assert len(commits) == 2, commits
+    batches = HudiTableBuilder.from_base_uri(str(table)).build().read()
     rows = [r for b in batches for r in b.to_pylist()]
+    assert len(rows) == truth["days"][-1]["tables"]["store_customer"]["clean_rows"]
     assert {r["customer_id"]: r["address_id"] for r in rows} == truth["final_customer_address"]
+    assert {
+        r["customer_id"]: r["customer_datetime"].strftime("%Y-%m-%d %H:%M:%S") for r in rows
+    } == truth["final_customer_datetime"]
+    assert all(r["customer_date"] == r["customer_datetime"].date() for r in rows)
+    partitions = {p.name for p in table.glob("customer_date=*")}
+    assert len(partitions) > 1, partitions
+
+
+@pytest.mark.slow
+def test_offline_resolution_fails_with_the_fix_and_the_fallback(
+    sample: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    sample_dir, truth = sample
+    day = truth["days"][0]["date"]
+    empty_ivy = tmp_path / "ivy"
+    env = {
+        k: v for k, v in os.environ.items() if k not in (HUDI_JAR_ENV, "MYSTORE_LOCAL_TABLE_FORMAT")
+    }
+    # An empty cache and a repository nobody listens on: what a laptop offline sees.
+    env |= {
+        "MYSTORE_IVY_DIR": str(empty_ivy),
+        "MYSTORE_MAVEN_REPOSITORY": "http://127.0.0.1:9/maven2/",
+    }
+    proc = subprocess.run(
+        [sys.executable, "glue/raw2clean.py", *job_argv(sample_dir, tmp_path, "store_sale", day)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "CleanJobError: could not resolve the Hudi jars (org.apache.hudi:hudi-spark3.5-bundle_2.12:0.15.0, "
+        f"org.apache.hudi:hudi-aws:0.15.0) from http://127.0.0.1:9/maven2/ into {empty_ivy}: "
+    ), last
+    assert last.endswith("set MYSTORE_LOCAL_TABLE_FORMAT=delta (the local Delta Lake fallback).")
+    assert "[raw2clean] downloading org.apache.hudi:hudi-spark3.5-bundle_2.12:0.15.0" in proc.stdout
+    report = json.loads((tmp_path / "reports" / f"store_sale-{day}.json").read_text())
+    assert (report["status"], report["error"]) == ("FAILED", last.removeprefix("CleanJobError: "))
+    assert not (tmp_path / "clean" / "store_sale").exists()

@@ -21,11 +21,11 @@ from mypy_boto3_glue import GlueClient
 
 from local.core import RequestValidator, ServiceError, service_model
 from local.endpoint import AwsEndpoint
+from local.glue_catalog.after_run import sync_after_clean_run
 from local.glue_jobs import GlueService, JobDefinition, RunStore, default_jobs, register_glue
 from local.glue_jobs.jobs import MISSING_JAVA_MESSAGE, build_argv, find_java_home, merge_arguments
 from local.glue_jobs.requests import StartRequest, validate_start_request
 from local.glue_jobs.runs import RunRecord, last_error_line, page_of_runs
-from local.warehouse.catalog_sync import sync_after_clean_run
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 STANDIN = Path(__file__).parent / "standin.py"

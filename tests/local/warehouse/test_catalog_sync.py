@@ -1,10 +1,9 @@
-"""Local catalog sync: real Spark-written Hudi tables (../shared/fixtures/hudi), real Delta
+"""Local catalog sync: real Spark-written Hudi tables (tests/fixtures/hudi), real Delta
 tables written with deltalake, loaded into the session's real warehouse PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
+from local.glue_catalog.after_run import sync_after_clean_run
 from local.warehouse.catalog_sync import (
     CatalogSyncError,
     column_types,
@@ -25,17 +25,11 @@ from local.warehouse.catalog_sync import (
     detect_format,
     load_snapshot,
     read_snapshot,
-    sync_after_clean_run,
     sync_clean_table,
     sync_table,
 )
 
-HUDI_FIXTURES = Path(
-    os.environ.get(
-        "MYSTORE_HUDI_FIXTURES",
-        Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "hudi",
-    )
-)
+HUDI_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hudi"
 FIXTURE_ZIPS = (
     "cow_v6_nonpartitioned.zip",
     "cow_v8_nonpartitioned.zip",
@@ -64,10 +58,6 @@ def conn(local_stack: Any) -> Iterator[psycopg.Connection[Any]]:
 
 def unzip_fixture(name: str, into: Path) -> Path:
     archive = HUDI_FIXTURES / name
-    if not archive.exists():
-        pytest.skip(
-            f"Hudi fixture {archive} is missing (expected the folder ../shared/fixtures/hudi)"
-        )
     with zipfile.ZipFile(archive) as zipped:
         members = [m for m in zipped.namelist() if not m.startswith("__MACOSX")]
         zipped.extractall(into, members)
@@ -262,3 +252,93 @@ def test_readers_never_see_a_half_loaded_table(
         done.set()
         thread.join()
     assert seen <= {10, 200_000} and 10 in seen
+
+
+# -- from the catalog (the embedded default's path) -------------------------------------
+
+
+def catalog_with_fixture(tmp_path: Path, columns: list[dict[str, str]]) -> tuple[Any, Path]:
+    from local.glue_catalog.service import GlueCatalogService
+    from local.glue_catalog.store import CatalogStore
+
+    table_path = unzip_fixture("cow_v6_nonpartitioned.zip", tmp_path / "hudi")
+    store = CatalogStore(tmp_path / "catalog.json")
+    service = GlueCatalogService(store)
+    service.create_database({"DatabaseInput": {"Name": "clean_fixture"}})
+    service.create_table(
+        {
+            "DatabaseName": "clean_fixture",
+            "TableInput": {
+                "Name": "fixture",
+                "StorageDescriptor": {"Columns": columns, "Location": str(table_path)},
+            },
+        }
+    )
+    return store, table_path
+
+
+def test_the_stand_in_follows_the_catalog_and_its_schema_changes(
+    local_stack: Any, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    from local.glue_catalog.service import GlueCatalogService
+    from local.warehouse.catalog_sync import refresh_from_catalog
+
+    meta = {"Name": "_hoodie_commit_time", "Type": "string"}
+    columns = [meta, {"Name": "id", "Type": "int"}, {"Name": "name", "Type": "string"}]
+    store, table_path = catalog_with_fixture(tmp_path, columns)
+    conn.execute("DROP TABLE IF EXISTS catalog_sync_test.fixture")
+    result = refresh_from_catalog(
+        local_stack.pg_dsn, store, "clean_fixture", "fixture", schema="catalog_sync_test"
+    )
+    assert (result.source_format, result.rows) == ("hudi", 4)
+    conn.execute(
+        "CREATE VIEW catalog_sync_test.v_fixture AS SELECT id FROM catalog_sync_test.fixture"
+    )
+    # The clean table gains a column; the catalog says so; the external table follows.
+    added = [*columns, {"Name": "longField", "Type": "bigint"}]
+    GlueCatalogService(store).update_table(
+        {
+            "DatabaseName": "clean_fixture",
+            "TableInput": {
+                "Name": "fixture",
+                "StorageDescriptor": {"Columns": added, "Location": f"file:{table_path}"},
+            },
+        }
+    )
+    refresh_from_catalog(
+        local_stack.pg_dsn, store, "clean_fixture", "fixture", schema="catalog_sync_test"
+    )
+    rows = conn.execute(
+        'SELECT id, name, "longField" FROM catalog_sync_test.fixture ORDER BY id'
+    ).fetchall()
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    assert all(isinstance(r[2], int) for r in rows)
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "'catalog_sync_test' AND table_name = 'fixture' ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    assert names == ["id", "name", "longField"]
+    assert conn.execute("SELECT count(*) FROM catalog_sync_test.v_fixture").fetchone() == (4,)
+    conn.execute("DROP VIEW catalog_sync_test.v_fixture")
+
+
+def test_a_table_missing_from_the_catalog_is_named(local_stack: Any, tmp_path: Path) -> None:
+    from local.glue_catalog.store import CatalogStore
+    from local.warehouse.catalog_sync import refresh_from_catalog
+
+    with pytest.raises(CatalogSyncError) as info:
+        refresh_from_catalog(local_stack.pg_dsn, CatalogStore(None), "clean_mystore", "store_sale")
+    assert str(info.value).startswith(
+        "the catalog has no table clean_mystore.store_sale: the clean job's catalog sync did not run"
+    )
+
+
+def test_only_registered_partitions_are_kept() -> None:
+    from local.warehouse.catalog_sync import keep_registered_partitions
+
+    data = pa.table({"id": [1, 2, 3], "day": ["2026-11-01", "2026-11-02", "2026-11-01"]})
+    kept = keep_registered_partitions(data, ["day"], [{"Values": ["2026-11-01"]}])
+    assert kept.column("id").to_pylist() == [1, 3]

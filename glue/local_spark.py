@@ -1,0 +1,93 @@
+"""The clean job's local Spark session, with Hudi from Maven Central (see glue.hudi_runtime).
+
+On Glue the session comes from GlueContext; this is only the laptop's way to get the same
+Hudi on the classpath: ``spark.jars.packages`` resolved through Spark's Ivy cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from glue.hudi_options import HudiVersion, spark_session_conf
+from glue.hudi_runtime import (
+    DEFAULT_MAVEN_REPOSITORY,
+    MAVEN_REPOSITORY_ENV,
+    HudiRuntimeError,
+    ivy_dir,
+    local_spark_conf,
+    missing_artifacts,
+    offline_message,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SPARK_MASTER_ENV = "MYSTORE_SPARK_MASTER"
+DRIVER_MEMORY_ENV = "MYSTORE_SPARK_DRIVER_MEMORY"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
+
+
+def local_spark(
+    job_name: str, table: str, table_format: str, version: HudiVersion, bundle_jar: str | None
+) -> SparkSession:
+    """The local session; for Hudi with the bundle jar given, else from Maven Central."""
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master(os.environ.get(SPARK_MASTER_ENV, "local[2]"))
+        .appName(f"{job_name}:{table}")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "2g"))
+    )
+    if table_format != "hudi":
+        return builder.getOrCreate()
+    for key, value in spark_session_conf(bundle_jar).items():
+        builder = builder.config(key, value)
+    if bundle_jar:
+        return builder.getOrCreate()
+    return _session_with_maven_hudi(builder, version)
+
+
+def _session_with_maven_hudi(builder: Any, version: HudiVersion) -> SparkSession:
+    """Start Spark with the Hudi jars from Maven Central, downloading them on first use.
+
+    Parallel runs (the nightly starts three) take a file lock while the cache is cold, so
+    only one downloads and the others wait and then find the jars cached.
+    """
+    import fcntl
+
+    ivy = ivy_dir()
+    repository = os.environ.get(MAVEN_REPOSITORY_ENV) or DEFAULT_MAVEN_REPOSITORY
+    for key, value in local_spark_conf(version, ivy, repository).items():
+        builder = builder.config(key, value)
+    if not missing_artifacts(version, ivy):
+        session: SparkSession = builder.getOrCreate()
+        return session
+    with open(ivy / "mystore-hudi.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = missing_artifacts(version, ivy)
+        if missing:
+            print(
+                f"[raw2clean] downloading {', '.join(a.coordinate for a in missing)} from {repository} "
+                f"into {ivy} (first run only, about 130 MB)",
+                flush=True,
+            )
+        return _start_or_explain(builder, version, repository, ivy)
+
+
+def _start_or_explain(
+    builder: Any, version: HudiVersion, repository: str, ivy: Path
+) -> SparkSession:
+    try:
+        session: SparkSession = builder.getOrCreate()
+    except Exception as exc:  # spark-submit exits before the JVM gateway opens
+        raise HudiRuntimeError(offline_message(version, repository, ivy, _first_line(exc))) from exc
+    return session

@@ -1,0 +1,118 @@
+"""Hudi's own Glue catalog sync (AwsGlueCatalogSyncTool, Hudi 0.15.0) into the local
+catalog, run by the real clean job through the local endpoint, twice; then the Spectrum
+stand-in follows the catalog."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import psycopg
+import pytest
+
+from local.endpoint import AwsEndpoint
+from local.glue_catalog import attach_glue_catalog
+from local.glue_jobs import register_glue
+
+TABLE = "store_sale"
+
+
+@pytest.fixture
+def scratch_dsn(local_stack: Any) -> Iterator[str]:
+    parts = urlsplit(local_stack.pg_dsn)
+    with psycopg.connect(local_stack.pg_dsn, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS hudi_sync_e2e WITH (FORCE)")
+        conn.execute("CREATE DATABASE hudi_sync_e2e")
+        try:
+            yield urlunsplit(parts._replace(path="/hudi_sync_e2e"))
+        finally:
+            conn.execute("DROP DATABASE IF EXISTS hudi_sync_e2e WITH (FORCE)")
+
+
+def run_night(glue: Any, day: str) -> dict[str, Any]:
+    run_id = glue.start_job_run(
+        JobName="raw2clean", Arguments={"--table": TABLE, "--logical_date": day}
+    )["JobRunId"]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = glue.get_job_run(JobName="raw2clean", RunId=run_id)["JobRun"]
+        if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING"):
+            log = (Path(run["LogGroupName"]) / f"{run_id}.log").read_text()
+            assert run["JobRunState"] == "SUCCEEDED", (run.get("ErrorMessage"), log[-4000:])
+            return run
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+@pytest.mark.slow
+def test_two_nights_register_then_update_tables_and_partitions(
+    scratch_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hudi import HudiTableBuilder
+
+    from local.sample_data import GenerateConfig, generate
+
+    # The job's AWS SDK (Java) signs requests; the local endpoint ignores the keys.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local-dummy-secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("MYSTORE_SPARK_MASTER", "local[1]")
+    monkeypatch.setenv("MYSTORE_SPARK_DRIVER_MEMORY", "1g")
+    monkeypatch.delenv("MYSTORE_LOCAL_TABLE_FORMAT", raising=False)
+    truth = generate(GenerateConfig(days=2, customers=40, sales_per_day=60), tmp_path)
+    days = [night["date"] for night in truth["days"]]
+    endpoint = AwsEndpoint()
+    service = register_glue(endpoint, pg_dsn=scratch_dsn, data_dir=tmp_path)
+    attach_glue_catalog(endpoint, data_dir=tmp_path, glue_service=service, pg_dsn=scratch_dsn)
+    endpoint.start()
+    glue = boto3.client(
+        "glue",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDLOCAL",
+        aws_secret_access_key="local-dummy-secret",
+    )
+    try:
+        run_night(glue, days[0])
+        first = glue.get_table(DatabaseName="clean_mystore", Name=TABLE)["Table"]
+        columns = [c["Name"] for c in first["StorageDescriptor"]["Columns"]]
+        assert columns[:2] == ["_hoodie_commit_time", "_hoodie_commit_seqno"]
+        assert {"ticket_id", "item_id", "sale_datetime", "net_paid"} <= set(columns)
+        assert [k["Name"] for k in first["PartitionKeys"]] == ["sale_date"]
+        assert first["StorageDescriptor"]["Location"].endswith(f"/clean/{TABLE}")
+        first_sync = first["Parameters"]["last_commit_time_sync"]
+        partitions = glue.get_partitions(DatabaseName="clean_mystore", TableName=TABLE)
+        first_values = {p["Values"][0] for p in partitions["Partitions"]}
+        assert days[0] in first_values
+
+        run_night(glue, days[1])
+        second = glue.get_table(DatabaseName="clean_mystore", Name=TABLE)["Table"]
+        assert second["Parameters"]["last_commit_time_sync"] > first_sync
+        partitions = glue.get_partitions(DatabaseName="clean_mystore", TableName=TABLE)
+        values = {p["Values"][0] for p in partitions["Partitions"]}
+        assert first_values < values and days[1] in values
+
+        batches = HudiTableBuilder.from_base_uri(str(tmp_path / "clean" / TABLE)).build().read()
+        hudi_rows = sum(b.num_rows for b in batches)
+        assert hudi_rows == truth["days"][-1]["tables"][TABLE]["clean_rows"]
+        with psycopg.connect(scratch_dsn) as conn:
+            count = conn.execute(f"SELECT count(*) FROM ext_clean_mystore.{TABLE}").fetchone()
+            ext_columns = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE "
+                    "table_schema = 'ext_clean_mystore' AND table_name = %s "
+                    "ORDER BY ordinal_position",
+                    (TABLE,),
+                ).fetchall()
+            ]
+        assert count == (hudi_rows,)
+        expected = [c for c in columns if not c.startswith("_hoodie_")]
+        assert ext_columns == [*expected, "sale_date"] or ext_columns == expected
+    finally:
+        service.close()
+        endpoint.stop()
