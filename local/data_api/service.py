@@ -167,6 +167,7 @@ class RedshiftDataService:
                     values=values,
                     is_batch=request.is_batch,
                     execution_mode=request.execution_mode,
+                    db_user=request.db_user,
                 )
             )
         if request.wait_time_seconds:
