@@ -219,9 +219,10 @@ def procedure_calls(sql: str) -> list[str]:
     names: list[str] = []
     for tokens in _segments(tokenize(sql)):
         words = _words(tokens)
-        if words and words[0].upper == "CALL":
+        starts = [k for k, t in enumerate(words) if t.upper == "CALL" and t.kind == "word"]
+        for start in starts[:1]:
             name = []
-            for token in words[1:]:
+            for token in words[start + 1 :]:
                 if token.text == "(":
                     break
                 name.append(token.text.lower().strip('"'))
@@ -344,6 +345,8 @@ def _raise_violations(words: list[Token], up: list[str], k: int) -> list[Violati
     if up[k + 1] not in _RAISE_LEVELS or len(rest) < 2 or rest[1].kind != "string":
         return [Violation(RULES["raise_form"], line, " ".join(t.text for t in rest[:3]))]
     args = rest[2:]
+    if args and args[0].text != ",":
+        return [Violation(RULES["raise_form"], line, args[0].text)]
     found: list[Violation] = []
     depth, current = 0, []
     for token in [*args, Token("punct", ",", line)]:
@@ -355,8 +358,6 @@ def _raise_violations(words: list[Token], up: list[str], k: int) -> list[Violati
             current = []
         elif token.text != "," or depth > 0:
             current.append(token)
-    if args and args[0].text != ",":
-        found.append(Violation(RULES["raise_form"], line, args[0].text))
     return found
 
 

@@ -25,6 +25,8 @@ truncate ext_clean_mystore.store_customer, ext_clean_mystore.store_customer_addr
     ext_clean_mystore.store_sale, stg_mystore.store_sale, stg_mystore.wrk_customer_dim,
     stg_mystore.wrk_sale_fact, dw_mystore.sale_fact, dw_mystore.date_dim;
 delete from dw_mystore.customer_dim where customer_key <> -1;
+delete from stg_mystore.dw_incremental_dates
+where source_table_name not in ('store_customer', 'store_customer_address', 'store_sale');
 update stg_mystore.dw_incremental_dates set start_date = '1900-01-01';
 """
 
