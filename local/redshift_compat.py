@@ -330,9 +330,14 @@ def _statement_violations(tokens: list[Token], *, plpgsql: bool) -> list[Violati
             at(k, "create_index")
         elif plpgsql and word == "RAISE":
             found.extend(_raise_violations(words, up, k))
-        elif plpgsql and word == "EXCEPTION" and (k == 0 or up[k - 1] != "RAISE"):
-            if nxt == "WHEN" and up[k + 2 : k + 4] != ["OTHERS", "THEN"]:
-                at(k, "exception_condition", f"WHEN {words[k + 2].text}" if k + 2 < len(up) else "")
+        elif (
+            plpgsql
+            and word == "EXCEPTION"
+            and (k == 0 or up[k - 1] != "RAISE")
+            and nxt == "WHEN"
+            and up[k + 2 : k + 4] != ["OTHERS", "THEN"]
+        ):
+            at(k, "exception_condition", f"WHEN {words[k + 2].text}" if k + 2 < len(up) else "")
     return found
 
 
@@ -348,7 +353,7 @@ def _raise_violations(words: list[Token], up: list[str], k: int) -> list[Violati
     if args and args[0].text != ",":
         return [Violation(RULES["raise_form"], line, args[0].text)]
     found: list[Violation] = []
-    depth, current = 0, []
+    depth, current = 0, list[Token]()
     for token in [*args, Token("punct", ",", line)]:
         depth += {"(": 1, ")": -1}.get(token.text, 0)
         if token.text == "," and depth == 0:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import ClientCursor, sql as pgsql
+from psycopg import ClientCursor
+from psycopg import sql as pgsql
 
 from local.data_api.encoding import column_metadata, encode_rows, paginate, use_text_loaders
 from local.data_api.store import StatementStore

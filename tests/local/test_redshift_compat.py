@@ -35,7 +35,9 @@ REJECTED: list[tuple[str, str, int]] = [
     (body("begin\n    raise 'no level %', a;\nend;"), "raise_form", 4),
     (body("begin\n    raise exception 'x' using errcode = '22012';\nend;"), "raise_form", 4),
     (
-        body("begin\n    select 1;\nexception\n    when division_by_zero then\n        null;\nend;"),
+        body(
+            "begin\n    select 1;\nexception\n    when division_by_zero then\n        null;\nend;"
+        ),
         "exception_condition",
         5,
     ),
@@ -118,7 +120,7 @@ def test_every_file_of_sql_passes_the_gate(path: Path) -> None:
 
 def test_a_script_error_names_the_line_in_the_file() -> None:
     script = "select 1;\n\n" + body("begin\n    raise info 'x %', upper(a);\nend;") + ";\n"
-    with pytest.raises(RedshiftCompatibilityError, match="^line 6: RAISE"):
+    with pytest.raises(RedshiftCompatibilityError, match=r"^line 6: RAISE"):
         check_script(script)
 
 

@@ -67,6 +67,4 @@ def test_a_user_without_the_grant_cannot_run_the_night(
 ) -> None:
     _, stranger = users
     with pytest.raises(StatementFailedError, match="permission denied for"):
-        execute_and_wait(
-            wh.client, as_user(stranger), "call stg_mystore.sp_run_incremental_load()"
-        )
+        execute_and_wait(wh.client, as_user(stranger), "call stg_mystore.sp_run_incremental_load()")

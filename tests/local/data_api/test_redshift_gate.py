@@ -79,9 +79,7 @@ def test_a_call_that_commits_is_refused_inside_a_transaction_batch(
         f"create or replace procedure public.{table}_commits() as $$"
         f" begin delete from public.{table}; commit; end; $$ language plpgsql"
     )
-    described = _run(
-        redshift_data, Sqls=["select 1", f"call public.{table}_commits()"], **TARGET
-    )
+    described = _run(redshift_data, Sqls=["select 1", f"call public.{table}_commits()"], **TARGET)
     assert described["Status"] == "FAILED"
     assert f"COMMIT in public.{table}_commits" in described["Error"]
     assert "stored-procedure-transaction-management" in described["Error"]
