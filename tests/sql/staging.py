@@ -61,7 +61,8 @@ class Warehouse:
         for row in rows:
             values = {**row, "etl_processing_datetime": row.get("etl_processing_datetime", etl)}
             ordering = values[table.ordering]
-            values.setdefault(table.partition, ordering.date())
+            if table.partition not in values:  # given when the ordering field is NULL
+                values[table.partition] = ordering.date()
             keys = " and ".join(f"{k} = %s" for k in table.key)
             self.conn.execute(
                 f"delete from ext_clean_mystore.{table.name} where {keys}",
