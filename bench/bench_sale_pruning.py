@@ -5,7 +5,7 @@ each night's sales are 3 days late) and loaded; night 30 is staged and loaded wh
 PostgreSQL's table statistics count the rows read from the clean sales. "before" runs the
 two reads the load made before it pruned on sale_date (the new high-water mark and the new
 rows, each over the whole table); "after" is what sp_run_incremental_load reads now. The
-goal: proportional to one night (here 8 partitions: the late-sale window), not to history.
+goal: proportional to one night (here 9 partitions: the late-sale window and the new night), not to history.
 
     uv run --locked python -m bench.bench_sale_pruning [--per-night 5000] [--nights 30]
 """

@@ -5,10 +5,11 @@
 -- the customer's first version points at that first version; an unknown customer gives
 -- -1. Rows are deleted then inserted on the source key (ticket_id, item_id), so a reload
 -- replaces instead of duplicating, also when a corrected sale moved to another day.
--- The incremental read prunes on the sale_date partition: a clean sale is processed at
--- most v_late_days days after its sale_date, so only the partitions from the high-water
--- mark's day minus v_late_days are read (Spectrum cost stays one night's, not history's).
--- A sale later than that is not loaded; check_sales_reconciled reports it.
+-- The incremental read prunes on the sale_date partition: a new sale is dated at most
+-- v_late_days days before the newest sale already loaded, so only the partitions from
+-- there on are read (Spectrum cost stays one night's, not history's). Business dates, not
+-- the processing clock, so a replayed or backfilled night is read too. A sale later than
+-- that is not loaded; check_sales_reconciled reports it.
 create or replace procedure stg_mystore.sp_load_sale_fact(
     p_load_type varchar,
     p_start_date date,
@@ -33,7 +34,9 @@ begin
     -- 1. Stage one row per sale key, the latest version of each.
     if p_load_type = 'INCREMENTAL' then
         call stg_mystore.sp_return_high_water_mark('store_sale', v_mark);
-        v_from := cast(v_mark as date) - v_late_days;
+        select coalesce(max(sold_date_key), cast('1900-01-01' as date)) into v_from
+        from dw_mystore.sale_fact;
+        v_from := v_from - v_late_days;
         select coalesce(max(etl_processing_datetime), v_mark) into v_max
         from ext_clean_mystore.store_sale
         where sale_date >= v_from;
