@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from local.stack import LocalStack
-from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
+from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
+from local.warehouse.redshift_compat import preflight
 from migrations import migrate
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget, execute_and_wait
@@ -110,7 +111,7 @@ def run(customers: int, sales: int, changed_share: float, data_dir: Path) -> Non
             client,
             TARGET,
             parameters=LOCAL_MIGRATION_PARAMETERS,
-            translate=translate_statement,
+            check=preflight,
             log=lambda _: None,
         )
         every = max(1, round(1 / changed_share))

@@ -22,7 +22,8 @@ from rich.console import Console
 from flows.settings import Settings
 from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
 from local.stack import LocalStack
-from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
+from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
+from local.warehouse.redshift_compat import preflight
 from migrations import format_report, migrate
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget
@@ -123,7 +124,7 @@ def prepare_embedded(
             client,
             LOCAL_TARGET,
             parameters=LOCAL_MIGRATION_PARAMETERS,
-            translate=translate_statement,
+            check=preflight,
             log=lambda line: None,
         )
         console.print("Migrations: " + format_report(report).splitlines()[-1])

@@ -33,11 +33,10 @@ from migrations.planning import MigrationError
 from migrations.runner import (
     DEFAULT_HISTORY_TABLE,
     SQL_DIR,
-    Translate,
+    Check,
     detect_dialect,
     format_report,
     migrate,
-    redshift_dialect,
     warehouse_version,
 )
 from migrations.settings import (
@@ -128,9 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             dialect = args.dialect
             if dialect == "auto":
                 dialect = detect_dialect(warehouse_version(client, target))
-            translate: Translate = redshift_dialect
+            check: Check | None = None
             if dialect == "postgres":
-                translate, defaults = _local_dialect()
+                check, defaults = _local_dialect()
                 parameters = {**defaults, **parameters}
             print(f"dialect: {dialect}")
             report = migrate(
@@ -138,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 target,
                 args.sql_dir,
                 parameters=parameters,
-                translate=translate,
+                check=check,
                 dry_run=args.dry_run,
                 repair=args.repair,
                 history_table=args.history_table,
@@ -168,11 +167,13 @@ def _embedded_warehouse(data_dir: Path) -> Iterator[RedshiftDataAPIServiceClient
         yield session.client("redshift-data", endpoint_url=stack.endpoint_url)
 
 
-def _local_dialect() -> tuple[Translate, dict[str, str]]:
-    """The local dialect adapter and the parameters it makes irrelevant (PostgreSQL only).
+def _local_dialect() -> tuple[Check, dict[str, str]]:
+    """The local pre-flight check (the Redshift gate and the dialect adapter, as the local
+    Data API applies them) and the parameters the adapter makes irrelevant.
 
     Import-contract exception: the lazy import of ``local`` is the CLI entry point's.
     """
-    from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
+    from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
+    from local.warehouse.redshift_compat import preflight
 
-    return translate_statement, dict(LOCAL_MIGRATION_PARAMETERS)
+    return preflight, dict(LOCAL_MIGRATION_PARAMETERS)

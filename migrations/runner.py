@@ -1,10 +1,13 @@
 """Apply sql/ to a warehouse through the Redshift Data API: the runner behind ``python -m migrations``.
 
 One code path deploys to Redshift and to any other warehouse behind a Data API endpoint:
-the runner only talks to the Data API, and every statement passes through ``translate``
-(the identity for Redshift; the embedded default passes its dialect adapter, so this
-package knows nothing of it). Planning rules live in ``migrations.planning``; this module
-does the calls and keeps the history table.
+the runner only talks to the Data API and always sends the Redshift SQL of sql/ unchanged.
+A warehouse that is not Redshift translates it itself (the embedded default's local Data
+API gates and translates every statement it runs), so this package knows nothing of it.
+``check`` (optional) is a pre-flight check of every statement, run before anything is
+written: the embedded default passes its compatibility gate and dialect adapter, so a
+construct it cannot run fails the whole migration up front. Planning rules live in
+``migrations.planning``; this module does the calls and keeps the history table.
 
 Atomicity: a file is applied as one BatchExecuteStatement (one transaction) together with
 the update that marks its history row successful, so a file is either applied and
@@ -41,14 +44,9 @@ if TYPE_CHECKING:
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DEFAULT_HISTORY_TABLE = "public.schema_migration_history"
 Dialect = Literal["redshift", "postgres"]
-Translate = Callable[[str], list[str]]
-"""One Redshift statement in, the statements to run on the warehouse out."""
+Check = Callable[[str], object]
+"""A pre-flight check of one Redshift statement: raises (with a message) to refuse it."""
 _TABLE_NAME = re.compile(r"([a-z_][a-z0-9_]{0,126})\.([a-z_][a-z0-9_]{0,126})")
-
-
-def redshift_dialect(sql: str) -> list[str]:
-    """The translation for Redshift itself: sql/ is written in its dialect."""
-    return [sql]
 
 
 @dataclass
@@ -75,7 +73,7 @@ def detect_dialect(version_text: str) -> Dialect:
 
 
 def warehouse_version(client: RedshiftDataAPIServiceClient, target: DataApiTarget) -> str:
-    """What the warehouse says it is (``select version()``), to pick the translation."""
+    """What the warehouse says it is (``select version()``), to know what the migration runs on."""
     statement_id = execute(client, target, "select version() as version", name="mystore-migrate")
     return str(fetch_rows(client, statement_id)[0]["version"])
 
@@ -88,13 +86,11 @@ class Runner:
         client: RedshiftDataAPIServiceClient,
         target: DataApiTarget,
         *,
-        translate: Translate = redshift_dialect,
         history_table: str = DEFAULT_HISTORY_TABLE,
         log: Callable[[str], None] = print,
     ) -> None:
         self.client = client
         self.target = target
-        self.translate = translate
         self.table = history_table_sql(history_table)
         self.table_name = history_table
         self.log = log
@@ -112,9 +108,6 @@ class Runner:
         self, sql: str, parameters: Mapping[str, object] | None = None
     ) -> list[dict[str, Any]]:
         return fetch_rows(self.client, self.execute(sql, parameters))
-
-    def translated(self, sql: str) -> list[str]:
-        return self.translate(sql)
 
     def history_exists(self) -> bool:
         schema, table = self.table_name.split(".")
@@ -139,9 +132,7 @@ class Runner:
             "    success boolean not null\n"
             ")"
         )
-        self.execute(
-            [*self.translated(f"create schema if not exists {schema}"), *self.translated(ddl)]
-        )
+        self.execute([f"create schema if not exists {schema}", ddl])
 
     def applied(self) -> list[AppliedMigration]:
         rows = self.rows(
@@ -159,7 +150,7 @@ class Runner:
         file = step.file
         statements = statements_of(file, parameters)
         blocker = transaction_blocker(statements, file.text)
-        sqls = [out for s in statements for out in self.translated(s.text)]
+        sqls = [s.text for s in statements]
         if blocker is None and len(sqls) > MAX_BATCH_STATEMENTS:
             raise MigrationError(
                 f"{file.name} has {len(sqls)} statements; a transaction batch holds at most"
@@ -167,11 +158,9 @@ class Runner:
             )
         name = f"mystore-migrate:{file.name}"[:500]
         self.execute(
-            self.translated(
-                f"insert into {self.table} (installed_rank, script, kind, checksum,"  # noqa: S608
-                " transactional, started_at, success) values (cast(:rank as integer), :script,"
-                " :kind, :checksum, cast(:transactional as boolean), getdate(), false)"
-            )[0],
+            f"insert into {self.table} (installed_rank, script, kind, checksum,"  # noqa: S608
+            " transactional, started_at, success) values (cast(:rank as integer), :script,"
+            " :kind, :checksum, cast(:transactional as boolean), getdate(), false)",
             {
                 "rank": rank,
                 "script": file.name,
@@ -181,9 +170,9 @@ class Runner:
             },
             name=name,
         )
-        mark_done = self.translated(
+        mark_done = (
             f"update {self.table} set success = true, applied_at = getdate() where success = false"  # noqa: S608
-        )[0]
+        )
         how = "in one transaction" if blocker is None else f"statement by statement ({blocker})"
         self.log(f"applying {file.name} ({step.reason}, {len(sqls)} statements, {how})")
         done = 0
@@ -213,7 +202,7 @@ def migrate(
     sql_dir: Path = SQL_DIR,
     *,
     parameters: Mapping[str, str] | None = None,
-    translate: Translate = redshift_dialect,
+    check: Check | None = None,
     dry_run: bool = False,
     repair: bool = False,
     history_table: str = DEFAULT_HISTORY_TABLE,
@@ -221,12 +210,13 @@ def migrate(
 ) -> Report:
     """Apply what is pending in ``sql_dir``; idempotent, and a dry run writes nothing.
 
-    ``translate`` turns each Redshift statement into what the warehouse runs: the identity
-    (default) for Redshift, a dialect adapter for another engine behind the Data API.
+    ``check`` is run on every pending statement before anything is written (a dry run
+    too): a warehouse that translates Redshift SQL itself passes the check of what it can
+    run, so a refused construct fails the whole run up front, naming it.
     """
     values = validate_parameters(parameters or {})
     files = read_directory(sql_dir)
-    runner = Runner(client, target, translate=translate, history_table=history_table, log=log)
+    runner = Runner(client, target, history_table=history_table, log=log)
     exists = runner.history_exists()
     applied = runner.applied() if exists else []
     if repair and not dry_run and any(not a.success for a in applied):
@@ -235,9 +225,10 @@ def migrate(
         applied = [a for a in applied if a.success]
     the_plan = plan(files, applied, repair=repair)
     report = Report(the_plan, dry_run=dry_run)
-    for step in the_plan.steps:  # render and translate everything first: fail before writing
+    for step in the_plan.steps:  # render and check everything first: fail before writing
         for statement in statements_of(step.file, values):
-            runner.translated(statement.text)
+            if check is not None:
+                check(statement.text)
     if dry_run:
         return report
     if not exists:

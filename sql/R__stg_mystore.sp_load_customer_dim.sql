@@ -7,8 +7,11 @@
 --     current version's start corrects that version in place instead;
 --   * a customer or address record older than the one a version reflects is ignored, so
 --     a late record never overwrites a newer one;
---   * gender and marital status are decoded to words; NULLs become 'Unknown', -1 or
---     1000-01-01.
+--   * gender and marital status are decoded to words (an unrecognised code is kept as
+--     it came); birth_country is INITCAP'ed; NULLs become 'Unknown', -1 or 1000-01-01, a
+--     missing state '#' and a missing gmt_offset -999 (-1 is a real UTC offset);
+--   * a customer without customer_datetime is kept, dated 1000-01-01, so any dated
+--     record of it supersedes it.
 -- Each run reads a bounded window (high-water mark, newest row seen at start], and the
 -- marks advance in the same transaction as the load, so a failure leaves both unchanged.
 create or replace procedure stg_mystore.sp_load_customer_dim()
@@ -40,20 +43,24 @@ begin
     )
     select
         c.customer_id,
-        c.customer_datetime,
+        coalesce(c.customer_datetime, cast('1000-01-01' as timestamp)),
         coalesce(c.first_name, 'Unknown'),
         coalesce(c.last_name, 'Unknown'),
         coalesce(c.salutation, 'Unknown'),
-        case upper(c.gender) when 'M' then 'Male' when 'F' then 'Female' else 'Unknown' end,
+        case upper(c.gender)
+            when 'M' then 'Male'
+            when 'F' then 'Female'
+            else coalesce(c.gender, 'Unknown')
+        end,
         coalesce(c.birth_date, cast('1000-01-01' as date)),
-        coalesce(c.birth_country, 'Unknown'),
+        coalesce(initcap(c.birth_country), 'Unknown'),
         coalesce(c.email_address, 'Unknown'),
         case upper(c.marital_status)
             when 'S' then 'Single'
             when 'M' then 'Married'
             when 'D' then 'Divorced'
             when 'W' then 'Widowed'
-            else 'Unknown'
+            else coalesce(c.marital_status, 'Unknown')
         end,
         coalesce(c.education_status, 'Unknown'),
         coalesce(c.purchase_estimate, -1),
@@ -62,24 +69,23 @@ begin
         coalesce(c.vehicle_count, -1),
         coalesce(c.lower_bound, -1),
         coalesce(c.upper_bound, -1),
-        cast(c.customer_datetime as date),
+        cast(coalesce(c.customer_datetime, cast('1000-01-01' as timestamp)) as date),
         coalesce(c.address_id, 'Unknown'),
         coalesce(a.address_datetime, cast('1000-01-01' as timestamp)),
         coalesce(a.street, 'Unknown'),
         coalesce(a.city, 'Unknown'),
         coalesce(a.county, 'Unknown'),
-        coalesce(a.state, 'Unknown'),
+        coalesce(a.state, '#'),
         coalesce(a.zip, 'Unknown'),
         coalesce(a.country, 'Unknown'),
-        coalesce(a.gmt_offset, -1),
+        coalesce(a.gmt_offset, -999),
         coalesce(a.location_type, 'Unknown'),
         'new',
-        c.customer_datetime
+        coalesce(c.customer_datetime, cast('1000-01-01' as timestamp))
     from stg_mystore.v_store_customer as c
     left join stg_mystore.v_store_customer_address as a
         on c.address_id = a.address_id
     where c.customer_id is not null
-        and c.customer_datetime is not null
         and c.etl_processing_datetime <= v_customer_max
         and (
             c.etl_processing_datetime > v_customer_mark

@@ -5,6 +5,11 @@
 -- the customer's first version points at that first version; an unknown customer gives
 -- -1. Rows are deleted then inserted on the source key (ticket_id, item_id), so a reload
 -- replaces instead of duplicating, also when a corrected sale moved to another day.
+-- The incremental read prunes on the sale_date partition: a new sale is dated at most
+-- v_late_days days before the newest sale already loaded, so only the partitions from
+-- there on are read (Spectrum cost stays one night's, not history's). Business dates, not
+-- the processing clock, so a replayed or backfilled night is read too. A sale later than
+-- that is not loaded; check_sales_reconciled reports it.
 create or replace procedure stg_mystore.sp_load_sale_fact(
     p_load_type varchar,
     p_start_date date,
@@ -18,15 +23,23 @@ declare
     v_last_day date;
     v_seconds integer;
     v_rows integer;
+    v_late_days integer := 7;
+    v_from date;
+    v_load_kind varchar(16);
 begin
+    v_load_kind := lower(p_load_type);
     call stg_mystore.sp_validate_parameters(p_load_type, p_start_date, p_end_date);
     delete from stg_mystore.wrk_sale_fact;
 
     -- 1. Stage one row per sale key, the latest version of each.
     if p_load_type = 'INCREMENTAL' then
         call stg_mystore.sp_return_high_water_mark('store_sale', v_mark);
+        select coalesce(max(sold_date_key), cast('1900-01-01' as date)) into v_from
+        from dw_mystore.sale_fact;
+        v_from := v_from - v_late_days;
         select coalesce(max(etl_processing_datetime), v_mark) into v_max
-        from ext_clean_mystore.store_sale;
+        from ext_clean_mystore.store_sale
+        where sale_date >= v_from;
         insert into stg_mystore.wrk_sale_fact (
             ticket_id, item_id, sale_datetime, customer_id, store_id, promo_id, quantity,
             wholesale_cost, list_price, sales_price, ext_discount_amt, ext_sales_price,
@@ -46,7 +59,8 @@ begin
                     order by s.sale_datetime desc, s.etl_processing_datetime desc
                 ) as version_rank
             from ext_clean_mystore.store_sale as s
-            where s.etl_processing_datetime > v_mark
+            where s.sale_date >= v_from
+                and s.etl_processing_datetime > v_mark
                 and s.etl_processing_datetime <= v_max
         ) as ranked
         where version_rank = 1;
@@ -75,7 +89,7 @@ begin
         where version_rank = 1;
     end if;
     get diagnostics v_rows := row_count;
-    raise info 'sale_fact: % % sales staged', v_rows, lower(p_load_type);
+    raise info 'sale_fact: % % sales staged', v_rows, v_load_kind;
 
     -- 2. The calendar and clock the facts point at.
     select min(cast(sale_datetime as date)), max(cast(sale_datetime as date))

@@ -1,7 +1,8 @@
 -- History load, step 1 (any target): stages the sales of a date range from the clean
 -- table (Spectrum on Redshift, the synced local copy on the embedded default) into
 -- stg_mystore.store_sale. The alternative to sp_copy_data when the clean table already
--- holds the history. The range is replaced, so a rerun stages it once.
+-- holds the history. The range is replaced, so a rerun stages it once. SECURITY DEFINER:
+-- the ETL role calls it without owning the staging table.
 create or replace procedure stg_mystore.sp_stage_store_sale(
     p_start_date date,
     p_end_date date
@@ -27,4 +28,9 @@ begin
     from ext_clean_mystore.store_sale
     where sale_date between p_start_date and p_end_date;
 end;
-$$ language plpgsql;
+$$ language plpgsql
+security definer
+set search_path = stg_mystore;
+
+revoke execute on procedure stg_mystore.sp_stage_store_sale(date, date) from public;
+grant execute on procedure stg_mystore.sp_stage_store_sale(date, date) to role mystore_etl;

@@ -29,7 +29,7 @@ from (
         c.*,
         row_number() over (
             partition by c.customer_id
-            order by c.customer_datetime desc, c.etl_processing_datetime desc
+            order by c.customer_datetime desc nulls last, c.etl_processing_datetime desc
         ) as version_rank
     from ext_clean_mystore.store_customer as c
 ) as ranked

@@ -30,7 +30,8 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.embedded import LOCAL_TARGET
 from local.stack import LOCAL_REGION, LocalStack
-from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS, translate_statement
+from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
+from local.warehouse.redshift_compat import preflight
 from migrations import migrate
 from tests.sql.staging import RESET, Warehouse
 
@@ -148,7 +149,7 @@ def migrated(local_stack: LocalStack, redshift_data: RedshiftDataAPIServiceClien
         redshift_data,
         LOCAL_TARGET,
         parameters=LOCAL_MIGRATION_PARAMETERS,
-        translate=translate_statement,
+        check=preflight,
         log=lambda _: None,
     )
     return local_stack

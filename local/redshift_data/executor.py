@@ -9,6 +9,7 @@ statements) and makes RedshiftPid the real backend pid, so CancelStatement is a 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,9 +19,11 @@ from typing import Any
 
 import psycopg
 from psycopg import ClientCursor
+from psycopg import sql as pgsql
 
 from local.redshift_data.encoding import column_metadata, encode_rows, paginate, use_text_loaders
 from local.redshift_data.store import StatementStore
+from local.warehouse.redshift_compat import gate_enabled, local_statements
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,14 @@ DEFAULT_PAGE_ROWS = 1000
 # Statements holding a PostgreSQL connection at once; the rest wait in SUBMITTED, the way
 # Redshift queues work beyond its concurrency. Keeps well under max_connections (100).
 DEFAULT_MAX_RUNNING = 48
+# DbUser values that run as the local superuser: Redshift's default admin user. Any other
+# DbUser runs as that PostgreSQL role (SET SESSION AUTHORIZATION), so grants are enforced.
+ADMIN_DB_USERS = frozenset({"awsuser"})
+_PROCEDURE_BODY = (
+    "select p.prosrc from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace"
+    " where p.prokind = 'p' and (n.nspname || '.' || p.proname = %(name)s"
+    " or (p.proname = %(name)s and n.nspname = any(current_schemas(false))))"
+)
 
 
 @dataclass
@@ -42,6 +53,7 @@ class Job:
     values: Mapping[str, str] | None
     is_batch: bool
     execution_mode: str
+    db_user: str | None = None
 
 
 class _Cancelled(Exception):
@@ -80,6 +92,7 @@ class Executor:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._backends: dict[str, int] = {}
+        self.redshift_gate = gate_enabled(os.environ)  # MYSTORE_LOCAL_REDSHIFT_GATE
 
     def submit(self, job: Job) -> None:
         thread = threading.Thread(
@@ -186,6 +199,13 @@ class Executor:
             return
         with conn:
             use_text_loaders(conn.adapters)
+            if job.db_user and job.db_user not in ADMIN_DB_USERS | {conn.info.user}:
+                try:
+                    authorize = pgsql.SQL("set session authorization {}")
+                    conn.execute(authorize.format(pgsql.Identifier(job.db_user)))
+                except psycopg.Error as exc:
+                    self._finish_failed(job, _pg_message(exc))
+                    return
             with self._lock:
                 self._backends[job.statement_id] = conn.info.backend_pid
             try:
@@ -215,7 +235,7 @@ class Executor:
         for sub_id, sql in zip(subs, job.sqls, strict=True):
             self.store.mark_started(sub_id, conn.info.backend_pid)
             self.notify(sub_id)
-            outcome = self._execute(conn, sub_id, sql, job.values)
+            outcome = self._execute(conn, sub_id, sql, job.values, in_transaction)
             if outcome.status != "FINISHED":
                 failed = outcome
                 break
@@ -245,14 +265,26 @@ class Executor:
         statement_id: str,
         sql: str,
         values: Mapping[str, str] | None,
+        in_transaction: bool = False,
     ) -> _Outcome:
+        try:  # the Redshift compatibility gate and dialect translation (local/warehouse/redshift_compat.py)
+            first, *more = local_statements(
+                sql,
+                gate=self.redshift_gate,
+                in_transaction_block=in_transaction,
+                body_of=lambda name: _procedure_body(conn, name),
+            )
+        except ValueError as exc:
+            return _Outcome(status="FAILED", error=f"ERROR: {exc}")
         cursor = ClientCursor(conn)
         try:
             with cursor:
                 if values is None:
-                    cursor.execute(sql)
+                    cursor.execute(first)
                 else:
-                    cursor.execute(sql, values)
+                    cursor.execute(first, values)
+                for extra in more:  # e.g. the index the adapter adds for a SORTKEY
+                    cursor.execute(extra)
                 description = cursor.description
                 while cursor.nextset():
                     if cursor.description is not None:
@@ -310,6 +342,11 @@ class Executor:
 
 
 _TYPE_NAME_CACHE: dict[int, str] = {}
+
+
+def _procedure_body(conn: psycopg.Connection[Any], name: str) -> str | None:
+    row = conn.execute(_PROCEDURE_BODY, {"name": name}).fetchone()
+    return str(row[0]) if row else None
 
 
 def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:

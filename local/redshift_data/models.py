@@ -118,6 +118,7 @@ class RedshiftDataBackend:
                     values=values,
                     is_batch=request.is_batch,
                     execution_mode=request.execution_mode,
+                    db_user=request.db_user,
                 )
             )
         return self.wait(row["id"], request.wait_time_seconds) if request.wait_time_seconds else row

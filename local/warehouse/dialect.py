@@ -50,7 +50,15 @@ HANDLED: dict[str, str] = {
     "NVL(a, b, ...)": "COALESCE(a, b, ...)",
     "ANALYZE ... PREDICATE COLUMNS | ALL COLUMNS": "ANALYZE ... (the column choice is removed)",
     "WITH NO SCHEMA BINDING": "removed (late-binding views are ordinary views locally)",
-    "CREATE EXTERNAL SCHEMA ... FROM DATA CATALOG": "CREATE SCHEMA plus one table per clean table of glue.contract",
+    "CREATE EXTERNAL SCHEMA ... FROM DATA CATALOG": (
+        "CREATE SCHEMA plus one table per clean table of glue.contract, each with an index on"
+        " its partition column (the local stand-in for Spectrum partition pruning)"
+    ),
+    "GRANT / REVOKE ... TO | FROM ROLE r, GRANT ROLE r TO u": "the same without the word ROLE",
+    "GRANT USAGE ON SCHEMA <external schema> TO r": (
+        "also GRANT SELECT ON ALL TABLES IN SCHEMA (on Redshift, USAGE on an external schema"
+        " is what lets a user read its tables)"
+    ),
 }
 
 # Redshift-only function calls that are refused, with what to write instead.
@@ -118,6 +126,8 @@ def translate_statement(
     words = _significant(tokens)
     if [t.upper for t in words[:3]] == ["CREATE", "EXTERNAL", "SCHEMA"]:
         return _external_schema(words, external_tables)
+    if words and words[0].upper in ("GRANT", "REVOKE"):
+        return _grant(tokens, external_tables)
     translated = "".join(t.text for t in _translate_segment(tokens)).strip()
     index = _sortkey_index(words)
     return [translated] if index is None else [translated, index]
@@ -184,10 +194,38 @@ def _external_schema(
             " add its tables to the adapter's external_tables"
         )
     guard = "if not exists " if if_not_exists else ""
+    tables = external_tables[name]
     return [
         f'create schema {guard}"{name}"',
-        *(postgres_table_ddl(name, table, if_not_exists) for table in external_tables[name]),
+        *(postgres_table_ddl(name, table, if_not_exists) for table in tables),
+        *(
+            f'create index if not exists "{t.name}_{t.partition}" on "{name}"."{t.name}"'
+            f' ("{t.partition}")'
+            for t in tables
+        ),
     ]
+
+
+def _grant(
+    tokens: list[Token], external_tables: Mapping[str, Sequence[TableContract]]
+) -> list[str]:
+    """Redshift's ``ROLE`` keyword in grants removed; USAGE on an external schema reads it."""
+    sig = [i for i, t in enumerate(tokens) if t.significant]
+    upper = [tokens[i].upper for i in sig]
+    drop: set[int] = set()
+    for k, word in enumerate(upper):
+        if word == "ROLE" and k > 0 and upper[k - 1] in ("TO", "FROM", "GRANT", "REVOKE"):
+            drop.add(sig[k])
+            if sig[k] + 1 < len(tokens) and tokens[sig[k] + 1].kind == "space":
+                drop.add(sig[k] + 1)
+    kept = [t for i, t in enumerate(tokens) if i not in drop]
+    out = ["".join(t.text for t in _translate_segment(kept)).strip()]
+    if upper[:4] == ["GRANT", "USAGE", "ON", "SCHEMA"] and "TO" in upper:
+        schema = tokens[sig[4]].text.strip('"').lower()
+        grantees = "".join(t.text for t in kept[kept.index(tokens[sig[upper.index("TO")]]) :])
+        if schema in external_tables:
+            out.append(f'grant select on all tables in schema "{schema}" {grantees.strip()}')
+    return out
 
 
 def _translate_segment(tokens: list[Token]) -> list[Token]:

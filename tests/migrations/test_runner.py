@@ -11,7 +11,7 @@ import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LocalStack
-from local.warehouse.dialect import translate_statement
+from local.warehouse.redshift_compat import preflight
 from migrations.data_api import WarehouseTarget
 from migrations.planning import MigrationError
 from migrations.runner import detect_dialect, history_table_sql, migrate
@@ -41,7 +41,7 @@ class Project:
             self.client,
             TARGET,
             self.dir,
-            translate=translate_statement,
+            check=preflight,
             history_table=self.history,
             log=self.log.append,
             **kw,

@@ -25,6 +25,8 @@ truncate ext_clean_mystore.store_customer, ext_clean_mystore.store_customer_addr
     ext_clean_mystore.store_sale, stg_mystore.store_sale, stg_mystore.wrk_customer_dim,
     stg_mystore.wrk_sale_fact, dw_mystore.sale_fact, dw_mystore.date_dim;
 delete from dw_mystore.customer_dim where customer_key <> -1;
+delete from stg_mystore.dw_incremental_dates
+where source_table_name not in ('store_customer', 'store_customer_address', 'store_sale');
 update stg_mystore.dw_incremental_dates set start_date = '1900-01-01';
 """
 
@@ -59,7 +61,8 @@ class Warehouse:
         for row in rows:
             values = {**row, "etl_processing_datetime": row.get("etl_processing_datetime", etl)}
             ordering = values[table.ordering]
-            values.setdefault(table.partition, ordering.date())
+            if table.partition not in values:  # given when the ordering field is NULL
+                values[table.partition] = ordering.date()
             keys = " and ".join(f"{k} = %s" for k in table.key)
             self.conn.execute(
                 f"delete from ext_clean_mystore.{table.name} where {keys}",

@@ -46,8 +46,10 @@ def test_nulls_become_unknown_minus_one_and_year_1000(wh: Warehouse) -> None:
     assert (row["gender"], row["marital_status"], row["first_name"]) == ("Unknown",) * 3
     assert row["birth_date"] == date(1000, 1, 1)
     assert (row["vehicle_count"], row["income_band_lower_bound"]) == (-1, -1)
-    # The address record has not arrived: its attributes are unknown, not NULL.
-    assert (row["street"], row["city"], row["gmt_offset"]) == ("Unknown", "Unknown", -1)
+    # The address record has not arrived: its attributes are unknown, not NULL; a missing
+    # state is '#' and a missing gmt_offset -999 (-1 is a real UTC offset), as originally.
+    assert (row["street"], row["city"], row["state"]) == ("Unknown", "Unknown", "#")
+    assert row["gmt_offset"] == -999
 
 
 def test_type1_change_updates_in_place_without_a_new_version(wh: Warehouse) -> None:
@@ -223,3 +225,39 @@ def test_exactly_one_current_row_per_customer_after_any_sequence_of_loads(
             for (_, end, _), (start, _, _) in itertools.pairwise(versions):
                 assert end == start, f"versions of {customer_id} must be contiguous: {versions}"
             assert all(start < end for start, end, _ in versions)
+
+
+def test_the_original_decoding_is_kept(wh: Warehouse) -> None:
+    """Unrecognised codes pass through, birth_country is INITCAP'ed, a missing state is '#'."""
+    wh.addresses({"address_id": "A1", "state": None})
+    wh.customers(
+        {
+            "customer_id": "C1",
+            "gender": "X",
+            "marital_status": "U",
+            "birth_country": "united STATES",
+        }
+    )
+    wh.call(LOAD)
+
+    [row] = wh.dim("C1")
+    assert (row["gender"], row["marital_status"]) == ("X", "U")
+    assert row["birth_country"] == "United States"
+    assert row["state"] == "#"
+
+
+def test_a_customer_without_customer_datetime_is_kept_and_a_dated_record_supersedes_it(
+    wh: Warehouse,
+) -> None:
+    wh.addresses({"address_id": "A1"})
+    wh.customers({"customer_id": "C1", "customer_datetime": None, "customer_date": START.date()})
+    wh.call(LOAD)
+
+    [row] = wh.dim("C1")
+    assert row["customer_datetime"] == datetime(1000, 1, 1)
+    assert row["scd_current_flag"] == "Y"
+
+    wh.customers({"customer_id": "C1", "email_address": "dated@example.com"})
+    wh.call(LOAD)
+    [row] = wh.dim("C1")
+    assert (row["email_address"], row["customer_datetime"]) == ("dated@example.com", START)

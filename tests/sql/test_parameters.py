@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from tasks.redshift_data import StatementFailedError
@@ -32,8 +34,8 @@ from tests.sql.staging import Warehouse
             "start_date 2026-02-01 is after end_date 2026-01-01",
         ),
         (
-            "call stg_mystore.sp_return_high_water_mark('store_items', null)",
-            "no high-water mark for source table 'store_items': expected one of store_customer",
+            "call stg_mystore.sp_return_high_water_mark(null, null)",
+            "source table name is NULL: expected a table name such as store_sale",
         ),
         (
             "call stg_mystore.sp_update_high_water_mark('store_sale', null)",
@@ -77,3 +79,13 @@ def test_copy_data_checks_its_parameters_before_reaching_s3_which_is_redshift_on
             "call stg_mystore.sp_copy_data('2026-01-01', '2026-01-01', 's3://bucket/sales/',"
             " 'arn:aws:iam::123456789012:role/copy')"
         )
+
+
+def test_a_missing_high_water_mark_row_is_created_at_1900(wh: Warehouse) -> None:
+    """As in the original design: a new source table needs no hand-made mark row."""
+    assert "store_items" not in wh.marks()
+    [row] = wh.query("call stg_mystore.sp_return_high_water_mark('store_items', null)")
+    assert str(row["p_high_water_mark"]).startswith("1900-01-01")
+    assert wh.marks()["store_items"] == datetime(1900, 1, 1)
+    wh.call("call stg_mystore.sp_update_high_water_mark('store_items', '2026-03-01')")
+    assert wh.marks()["store_items"] == datetime(2026, 3, 1)

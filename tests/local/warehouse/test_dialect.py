@@ -58,6 +58,10 @@ CASES: dict[str, tuple[str, str]] = {
         "analyze dw.t predicate columns",
         "analyze dw.t",
     ),
+    "GRANT / REVOKE ... TO | FROM ROLE r, GRANT ROLE r TO u": (
+        "grant execute on procedure s.p() to role etl",
+        "grant execute on procedure s.p() to etl",
+    ),
     "WITH NO SCHEMA BINDING": (
         "create view v as select a from ext.t with no schema binding",
         "create view v as select a from ext.t",
@@ -66,7 +70,10 @@ CASES: dict[str, tuple[str, str]] = {
 
 
 def test_every_handled_construct_has_a_case() -> None:
-    assert set(CASES) == set(HANDLED) - {"CREATE EXTERNAL SCHEMA ... FROM DATA CATALOG"}
+    assert set(CASES) == set(HANDLED) - {
+        "CREATE EXTERNAL SCHEMA ... FROM DATA CATALOG",
+        "GRANT USAGE ON SCHEMA <external schema> TO r",
+    }
 
 
 @pytest.mark.parametrize("construct", sorted(CASES))
@@ -87,7 +94,14 @@ def test_external_schema_becomes_a_schema_with_the_contract_tables() -> None:
         " database 'clean' iam_role 'arn:aws:iam::123456789012:role/r'"
     )
     assert out[0] == 'create schema if not exists "ext_clean_mystore"'
-    assert out[1:] == [postgres_table_ddl("ext_clean_mystore", t) for t in CLEAN_TABLES.values()]
+    tables = list(CLEAN_TABLES.values())
+    assert out[1:4] == [postgres_table_ddl("ext_clean_mystore", t) for t in tables]
+    # Each partition column is indexed: the local stand-in for Spectrum partition pruning.
+    assert out[4:] == [
+        f'create index if not exists "{t.name}_{t.partition}" on "ext_clean_mystore".'
+        f'"{t.name}" ("{t.partition}")'
+        for t in tables
+    ]
     assert '"gmt_offset" numeric(5, 2)' in out[2] and '"sale_date" date' in out[3]
 
 
@@ -175,3 +189,19 @@ def test_a_table_sortkey_becomes_an_index_locally() -> None:
         'create index if not exists "t_sortkey" on dw.t (a, b)',
     ]
     assert translate_statement("create table t (a int sortkey)") == ["create table t (a int)"]
+
+
+def test_grants_drop_the_role_keyword_and_usage_on_an_external_schema_reads_its_tables() -> None:
+    assert translate_statement("grant role mystore_etl to etl_user") == [
+        "grant mystore_etl to etl_user"
+    ]
+    assert translate_statement("revoke execute on procedure s.p() from role etl") == [
+        "revoke execute on procedure s.p() from etl"
+    ]
+    assert translate_statement("grant usage on schema ext_clean_mystore to role etl") == [
+        "grant usage on schema ext_clean_mystore to etl",
+        'grant select on all tables in schema "ext_clean_mystore" to etl',
+    ]
+    assert translate_statement("grant usage on schema dw to role etl") == [
+        "grant usage on schema dw to etl"
+    ]
