@@ -44,22 +44,34 @@ def build_start_request(
     args: dict[str, str] = {}
     for key, value in (arguments or {}).items():
         if not key.startswith("--"):
-            raise InvalidRequestError(f"argument name {key!r} must start with '--' (e.g. '--table')")
+            raise InvalidRequestError(
+                f"argument name {key!r} must start with '--' (e.g. '--table')"
+            )
         if not isinstance(value, str):
-            raise InvalidRequestError(f"argument {key} must be a string, got {type(value).__name__}")
+            raise InvalidRequestError(
+                f"argument {key} must be a string, got {type(value).__name__}"
+            )
         args[key] = value
     if args.get(RUN_KEY_ARGUMENT, run_key) != run_key:
-        raise InvalidRequestError(f"{RUN_KEY_ARGUMENT} is set by run_key; do not pass it in arguments")
+        raise InvalidRequestError(
+            f"{RUN_KEY_ARGUMENT} is set by run_key; do not pass it in arguments"
+        )
     args[RUN_KEY_ARGUMENT] = run_key
     request: dict[str, Any] = {"JobName": job_name, "Arguments": args}
     if (worker_type is None) != (number_of_workers is None):
-        raise InvalidRequestError("worker_type and number_of_workers go together: set both or neither")
+        raise InvalidRequestError(
+            "worker_type and number_of_workers go together: set both or neither"
+        )
     if worker_type is not None:
         if worker_type not in WORKER_TYPES:
-            raise InvalidRequestError(f"worker_type {worker_type!r} is not one of {', '.join(WORKER_TYPES)}")
+            raise InvalidRequestError(
+                f"worker_type {worker_type!r} is not one of {', '.join(WORKER_TYPES)}"
+            )
         assert number_of_workers is not None
         if number_of_workers < 1:
-            raise InvalidRequestError(f"number_of_workers must be at least 1, got {number_of_workers}")
+            raise InvalidRequestError(
+                f"number_of_workers must be at least 1, got {number_of_workers}"
+            )
         request["WorkerType"] = worker_type
         request["NumberOfWorkers"] = number_of_workers
     if timeout_minutes is not None:

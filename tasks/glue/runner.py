@@ -54,7 +54,11 @@ log = logging.getLogger(__name__)
 # run ending and the flow noticing under 5 s (a 30 s cap cost a night ~15 s per layer).
 # No timeout: the run's own Timeout (minutes, set at start) and the task's bound the wait.
 DEFAULT_POLL = WaitPolicy(
-    initial_interval=1.0, max_interval=5.0, multiplier=1.5, timeout_seconds=None, long_poll_seconds=0
+    initial_interval=1.0,
+    max_interval=5.0,
+    multiplier=1.5,
+    timeout_seconds=None,
+    long_poll_seconds=0,
 )
 # How long to keep trying while MaxConcurrentRuns is used up by other runs.
 DEFAULT_CONCURRENCY_WAIT = WaitPolicy(

@@ -37,9 +37,7 @@ def cancel_statement(
     except ClientError as exc:
         code = error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "")
-        if code in ("ValidationException", "ResourceNotFoundException") and not is_throttling(
-            exc
-        ):
+        if code in ("ValidationException", "ResourceNotFoundException") and not is_throttling(exc):
             logger.info(
                 "statement %s not cancelled%s: it had already ended (%s: %s)",
                 statement_id,
@@ -87,4 +85,3 @@ def cancel_statements_named(
     except (ClientError, BotoCoreError) as exc:
         logger.warning("could not list statements named %s* to cancel: %s", name_prefix, exc)
     return outcomes
-

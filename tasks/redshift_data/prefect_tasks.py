@@ -77,9 +77,7 @@ def checkpointed_submit(
     request: Mapping[str, Any],
 ) -> str:
     """The statement id, persisted under ``cache_key`` before anyone waits on it."""
-    return submit_statement(
-        target.data_api_client(), operation, request, logger=get_run_logger()
-    )
+    return submit_statement(target.data_api_client(), operation, request, logger=get_run_logger())
 
 
 def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) -> bool:

@@ -266,4 +266,3 @@ def submit_or_reattach(
         statement_id = submit(run, operation, request)
     logger.info("submitted %s as %s (%s)", run.statement_name, statement_id, decision.reason)
     return Submission(statement_id, run.statement_name, run.attempt, False)
-

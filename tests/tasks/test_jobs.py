@@ -117,7 +117,10 @@ def test_an_unknown_state_is_an_error_not_still_running() -> None:
 
 def client_error(code: str, message: str = "", status: int = 400) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
         "DescribeStatement",
     )
 

@@ -44,9 +44,7 @@ def test_cancel_by_name_cancels_only_this_nights_running_statements(
 
 def test_a_night_with_nothing_running_cancels_nothing(stubbed: Stubbed, calls: list[str]) -> None:
     client, stub = stubbed
-    stub.add_response(
-        "list_statements", _listed(("done-1", f"{PREFIX}load/attempt-1", "FINISHED"))
-    )
+    stub.add_response("list_statements", _listed(("done-1", f"{PREFIX}load/attempt-1", "FINISHED")))
     assert cancel_statements_named(client, PREFIX) == {}
     assert calls == ["ListStatements"]
 

@@ -155,7 +155,9 @@ def test_call_procedure_passes_force_on(
     )
     stub.add_response("execute_statement", {"Id": "sid-2"})
     stub.add_response("describe_statement", finished("sid-2"))
-    result = call_procedure("stg_mystore.sp_run_incremental_load", target=target, run_key=key, force=True)
+    result = call_procedure(
+        "stg_mystore.sp_run_incremental_load", target=target, run_key=key, force=True
+    )
     assert (result.statement_id, result.reattached) == ("sid-2", False)
     assert submits(ops)[0]["StatementName"] == key.with_attempt(2).statement_name
     assert submits(ops)[0]["Sql"] == 'CALL "stg_mystore"."sp_run_incremental_load"()'

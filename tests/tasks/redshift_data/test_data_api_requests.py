@@ -125,7 +125,10 @@ def test_run_key_name_and_token_are_deterministic() -> None:
     target = RedshiftTarget(database="dev", workgroup_name="mystore-wg")
     run = RunKey("nightly", dt.date(2026, 11, 25), "load_customer_dim", 2)
     op, request = build_submit_request(
-        target, "call x()", statement_name=run.statement_name, client_token=run.client_token(target.scope())
+        target,
+        "call x()",
+        statement_name=run.statement_name,
+        client_token=run.client_token(target.scope()),
     )
     assert op == "ExecuteStatement"
     assert request["StatementName"] == "nightly/2026-11-25/load_customer_dim/attempt-2"

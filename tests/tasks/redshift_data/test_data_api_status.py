@@ -45,7 +45,12 @@ def test_a_failed_batch_names_the_failing_sub_statement() -> None:
             "RedshiftQueryId": 7,
             "SubStatements": [
                 {"Id": "b:1", "Status": "FINISHED", "RedshiftQueryId": 8},
-                {"Id": "b:2", "Status": "FAILED", "RedshiftQueryId": 9, "QueryString": "select 1/0"},
+                {
+                    "Id": "b:2",
+                    "Status": "FAILED",
+                    "RedshiftQueryId": 9,
+                    "QueryString": "select 1/0",
+                },
             ],
         }
     )
