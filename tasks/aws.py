@@ -80,4 +80,4 @@ def aws_client(
         params["region_name"] = region
     if endpoint_url is not None:
         params["endpoint_url"] = endpoint_url
-    return session.client(service, config=merged, **params)  # type: ignore[call-overload, no-any-return]
+    return session.client(service, config=merged, **params)

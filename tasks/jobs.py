@@ -99,7 +99,7 @@ def retry_condition(_task: Task[..., Any], _task_run: TaskRun, state: State[Any]
     """
     try:
         state.result(raise_on_failure=True)
-    except BaseException as error:  # noqa: BLE001 - the verdict is about the error's type
+    except BaseException as error:
         return safe_to_retry(error)
     return False
 

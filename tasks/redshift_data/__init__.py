@@ -17,9 +17,9 @@ from tasks.redshift_data.errors import (
     StatementTimeoutError,
 )
 from tasks.redshift_data.prefect_tasks import call_procedure, execute_statement
-from tasks.redshift_data.results import get_rows as get_rows  # noqa: PLC0414 - see below
+from tasks.redshift_data.results import get_rows as get_rows
 from tasks.redshift_data.status import StatementResult
-from tasks.redshift_data.submit import execute_and_wait as execute_and_wait  # noqa: PLC0414
+from tasks.redshift_data.submit import execute_and_wait as execute_and_wait
 from tasks.redshift_data.target import RedshiftTarget
 
 # Not public: ``execute_and_wait`` and ``get_rows`` stay importable from here only until the

@@ -6,8 +6,8 @@ real local Glue runs; only the pipelines are small ones made for the failure bei
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
 import uuid
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import boto3

@@ -5,7 +5,6 @@ then the Prefect task under a real (temporary) Prefect server."""
 from __future__ import annotations
 
 import datetime as dt
-
 import logging
 import pickle
 import signal
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError

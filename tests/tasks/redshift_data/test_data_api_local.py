@@ -21,9 +21,9 @@ from local.stack import LocalStack
 from tasks.jobs import InvalidRequestError, SubmitError, WaitPolicy
 from tasks.redshift_data import (
     RedshiftTarget,
+    RunKey,
     StatementAbortedError,
     StatementFailedError,
-    RunKey,
     StatementResult,
     execute_statement,
 )

@@ -191,7 +191,7 @@ def test_call_procedure_validates_before_any_call(
     target, _, ops = stubbed_target
     with pytest.raises(InvalidRequestError, match=r"procedure 'x\(\); drop table y' contains"):
         call_procedure("stg_mystore.x(); drop table y", target=target)
-    with pytest.raises(InvalidRequestError, match="allowed: 'schema.name'"):
+    with pytest.raises(InvalidRequestError, match=r"allowed: 'schema\.name'"):
         call_procedure("sp_without_schema", target=target)
     assert ops == []
 
