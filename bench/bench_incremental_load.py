@@ -23,7 +23,8 @@ import psycopg
 from flows.migrate import LOCAL_PARAMETERS, migrate
 from local.stack import LocalStack
 from tasks.aws import aws_client
-from tasks.redshift_data import RedshiftTarget, execute_and_wait
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.submit import execute_and_wait
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient

@@ -324,7 +324,7 @@ def test_concurrency_error_attaches_to_the_matching_run(endpoint: AwsEndpoint) -
     mine = client.start_job_run(
         JobName="single", Arguments={"--sleep": "0.5", RUN_KEY_ARGUMENT: key.glue_argument}
     )
-    # force_new skips the first lookup, so StartJobRun hits the limit; the run found then is ours.
+    # force skips the first lookup, so StartJobRun hits the limit; the run found then is ours.
     result = run_glue_job(client, "single", {}, run_key=key, force=True, **within(0.01))
     assert (result.run_id, result.reattached) == (mine["JobRunId"], True)
 
