@@ -192,7 +192,8 @@ def _row(name: str, result: StatementResult | None, error: StatementError | None
     }
 
 
-def run_sql(
+@task(name="redshift-data-execute-statement", cache_policy=NO_CACHE, **task_retry_options())
+def execute_statement(
     sql: str | Sequence[str],
     *,
     target: RedshiftTarget,
@@ -204,7 +205,25 @@ def run_sql(
     execution_mode: ExecutionMode | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> StatementResult:
-    """The body both tasks share (see ``execute_statement``); call it inside a task or flow."""
+    """Run SQL on ``target`` through the Data API and wait for it to finish.
+
+    Args:
+        sql: one statement, or a list that runs as one BatchExecuteStatement.
+        target: where to run it (a ``RedshiftTarget`` block, e.g. ``RedshiftTarget.load(name)``).
+        parameters: values for ``:name`` placeholders; they travel as Data API Parameters.
+        run_key: makes the statement once-only across runs: a retry, a restarted flow run or
+            a second call with the same key reattaches to the running or finished statement
+            (found by its StatementName ``pipeline/date/step/attempt-N``); only after FAILED
+            or ABORTED does a new attempt submit. Without one every call submits anew.
+        fetch: also return the result rows, typed (Decimal, date, datetime ...), in ``rows``.
+        force: with a run key, submit a new attempt even if an earlier one FINISHED.
+        policy: how to wait (long polling, backoff, timeout); the defaults suit Redshift.
+        execution_mode: for a batch, TRANSACTION (default) or AUTO_COMMIT.
+        max_rows: with ``fetch``, fail rather than fetch more rows than this.
+
+    Raises StatementFailedError (with Redshift's message, statement and query id),
+    StatementAbortedError, StatementTimeoutError (after cancelling the statement).
+    """
     started = time.monotonic()
     logger = get_run_logger()
     client = target.data_api_client()
@@ -259,51 +278,6 @@ def run_sql(
     return result
 
 
-@task(name="redshift-data-execute-statement", cache_policy=NO_CACHE, **task_retry_options())
-def execute_statement(
-    sql: str | Sequence[str],
-    *,
-    target: RedshiftTarget,
-    parameters: Mapping[str, object] | None = None,
-    run_key: RunKey | None = None,
-    fetch: bool = False,
-    force: bool = False,
-    policy: WaitPolicy | None = None,
-    execution_mode: ExecutionMode | None = None,
-    max_rows: int = DEFAULT_MAX_ROWS,
-) -> StatementResult:
-    """Run SQL on ``target`` through the Data API and wait for it to finish.
-
-    Args:
-        sql: one statement, or a list that runs as one BatchExecuteStatement.
-        target: where to run it (a ``RedshiftTarget`` block, e.g. ``RedshiftTarget.load(name)``).
-        parameters: values for ``:name`` placeholders; they travel as Data API Parameters.
-        run_key: makes the statement once-only across runs: a retry, a restarted flow run or
-            a second call with the same key reattaches to the running or finished statement
-            (found by its StatementName ``pipeline/date/step/attempt-N``); only after FAILED
-            or ABORTED does a new attempt submit. Without one every call submits anew.
-        fetch: also return the result rows, typed (Decimal, date, datetime ...), in ``rows``.
-        force: with a run key, submit a new attempt even if an earlier one FINISHED.
-        policy: how to wait (long polling, backoff, timeout); the defaults suit Redshift.
-        execution_mode: for a batch, TRANSACTION (default) or AUTO_COMMIT.
-        max_rows: with ``fetch``, fail rather than fetch more rows than this.
-
-    Raises StatementFailedError (with Redshift's message, statement and query id),
-    StatementAbortedError, StatementTimeoutError (after cancelling the statement).
-    """
-    return run_sql(
-        sql,
-        target=target,
-        parameters=parameters,
-        run_key=run_key,
-        fetch=fetch,
-        force=force,
-        policy=policy,
-        execution_mode=execution_mode,
-        max_rows=max_rows,
-    )
-
-
 @task(name="redshift-data-call-procedure", cache_policy=NO_CACHE, **task_retry_options())
 def call_procedure(
     procedure: str,
@@ -321,6 +295,6 @@ def call_procedure(
     """
     schema, name = split_procedure_name(procedure)
     sql, parameters = call_procedure_sql(schema, name, args)
-    return run_sql(
+    return execute_statement.fn(
         sql, target=target, parameters=parameters, run_key=run_key, force=force, policy=policy
     )
