@@ -25,7 +25,8 @@ from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
 from local.warehouse.redshift_compat import preflight
 from migrations import migrate
 from tasks.aws import aws_client
-from tasks.redshift_data import RedshiftTarget, execute_and_wait
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.submit import execute_and_wait
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient

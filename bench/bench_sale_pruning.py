@@ -24,7 +24,8 @@ from flows.migrate import LOCAL_PARAMETERS, migrate
 
 from local.stack import LocalStack
 from tasks.aws import aws_client
-from tasks.redshift_data import RedshiftTarget, execute_and_wait
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.submit import execute_and_wait
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 

@@ -27,12 +27,10 @@ import boto3
 from botocore.config import Config
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.redshift_data import (
-    RedshiftTarget,
-    build_submit_request,
-    submit_statement,
-    wait_for_statement,
-)
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.requests import build_submit_request
+from tasks.redshift_data.submit import submit_statement
+from tasks.redshift_data.waiting import wait_for_statement
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="bench", db_user="awsuser")
 ORIGINAL_WAIT_SECONDS = 30

@@ -20,25 +20,26 @@ from prefect.states import State
 from flows.pipeline import GlueStep, Pipeline
 from flows.runtime import Runtime, default_logical_date
 from flows.settings import Settings
-from tasks.glue import RUN_KEY_ARGUMENT, list_runs, stop_run
-from tasks.redshift_data import cancel_statements_named, night_prefix
+from tasks.glue import stop_runs_named
+from tasks.jobs import night_prefix
+from tasks.redshift_data.cancel import cancel_statements_named
 
 log = logging.getLogger(__name__)
-
-ACTIVE_GLUE_STATES = frozenset({"STARTING", "RUNNING", "WAITING"})
 
 Hook = FlowStateHook[..., Any]
 
 
 def stop_night(runtime: Runtime, pipeline: Pipeline, night: date, reason: str) -> None:
-    """Cancel the night's running statements and stop its running Glue runs."""
+    """Cancel the night's running statements and stop its running Glue runs, by name.
+
+    The one stop path: the runner calls it when the flow is stopped (SIGTERM, cancellation,
+    Ctrl-C, a flow timeout) and ``stop_hook`` when a runner cancels or loses the run.
+    Only this night's work is touched; other nights' statements and runs go on.
+    """
     prefix = night_prefix(pipeline.name, night)
     cancel_statements_named(runtime.redshift_data, prefix, reason=reason, logger=log)
     for job_name in sorted({s.job_name for s in pipeline if isinstance(s, GlueStep)}):
-        for run in list_runs(runtime.glue, job_name, max_runs=200):
-            key = (run.get("Arguments") or {}).get(RUN_KEY_ARGUMENT, "")
-            if key.startswith(prefix) and run.get("JobRunState") in ACTIVE_GLUE_STATES:
-                stop_run(runtime.glue, job_name, run["Id"], log)
+        stop_runs_named(runtime.glue, job_name, prefix, logger=log)
 
 
 def stop_hook(pipeline_for: Callable[[FlowRun], tuple[Pipeline, date]]) -> Hook:

@@ -18,22 +18,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
-from prefect.states import State
 
 from flows.hooks import stop_night
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
 from flows.runtime import Runtime
 from flows.summary import NightSummary, StepOutcome, WarehouseChanges, to_markdown
-from tasks.glue import GlueConcurrencyError, GluePollError, GlueRunResult, glue_job_run
-from tasks.glue.policy import make_run_key
-from tasks.redshift_data import (
-    StatementResult,
-    StatementStatusUnknownError,
-    SubmitError,
-    execute_and_wait,
-    get_rows,
-)
-from tasks.redshift_data.prefect_tasks import call_procedure, run_statement
+from tasks.glue import GlueRunResult, glue_job_run
+from tasks.jobs import retry_condition
+from tasks.redshift_data import RunKey, StatementResult, call_procedure, execute_statement
 
 PROGRESS_EVERY_SECONDS = 30.0
 MAX_CHECK_ROWS_SHOWN = 5
@@ -90,44 +82,26 @@ class CheckFailedError(RuntimeError):
 
 @task(name="data-quality-check", cache_policy=NO_CACHE)
 def run_check(step: CheckStep, pipeline: str, runtime: Runtime, night: date, force: bool) -> int:
-    """Run a check query; its offending rows (if any) fail the step and are quoted."""
-    result: StatementResult = run_statement.fn(
-        runtime.redshift_data,
-        runtime.target,
+    """Run a check query; its offending rows (if any) fail the step and are quoted.
+
+    The statement runs inside this task (``execute_statement.fn``), so the step's retries
+    are the only ones.
+    """
+    result: StatementResult = execute_statement.fn(
         step.sql,
-        pipeline=pipeline,
-        logical_date=night,
-        step=step.name,
+        target=runtime.target,
+        run_key=RunKey(pipeline, night, step.name),
+        fetch=True,
         force=force,
         policy=runtime.wait_policy(step.wait.timeout_seconds),
     )
-    rows = get_rows(runtime.redshift_data, result.statement_id) if result.has_result_set else []
+    rows = result.rows
     if rows:
         shown = "; ".join(json.dumps(r, default=str) for r in rows[:MAX_CHECK_ROWS_SHOWN])
         raise CheckFailedError(
             f"check {step.name!r} ({step.description}) found {len(rows)} offending row(s): {shown}"
         )
     return 0
-
-
-# Failures a retry cannot turn into a second run: it reattaches through the run key. A
-# FAILED statement or Glue run is the work's own verdict and is never retried blindly.
-RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
-    SubmitError,
-    StatementStatusUnknownError,
-    GluePollError,
-    GlueConcurrencyError,
-)
-
-
-def retry_only_orchestration_errors(task: Any, task_run: Any, state: State[Any]) -> bool:
-    try:
-        state.result(raise_on_failure=True)
-    except RETRYABLE_ERRORS:
-        return True
-    except BaseException:
-        return False
-    return False
 
 
 def task_options(step: Step) -> dict[str, Any]:
@@ -141,7 +115,7 @@ def task_options(step: Step) -> dict[str, Any]:
             policy.delay_seconds * policy.backoff_rate**n for n in range(retries)
         ],
         "retry_jitter_factor": 0.5 if policy.jitter else None,
-        "retry_condition_fn": retry_only_orchestration_errors,
+        "retry_condition_fn": retry_condition,
     }
 
 
@@ -157,25 +131,21 @@ def submit_step(
         return glue_job_run.with_options(**task_options(step)).submit(
             step.job_name,
             arguments,
-            run_key=make_run_key(pipeline.name, night.isoformat(), step.name),
+            run_key=RunKey(pipeline.name, night, step.name),
             worker_type=settings.glue_worker_type,
             number_of_workers=settings.glue_number_of_workers,
             timeout_minutes=min(
                 settings.glue_timeout_minutes, int(step.wait.timeout_seconds // 60)
             ),
-            force_new=force,
+            force=force,
             client=runtime.glue,
         )
     if isinstance(step, ProcedureStep):
         return call_procedure.with_options(**task_options(step)).submit(
-            runtime.redshift_data,
-            runtime.target,
-            step.schema,
-            step.procedure,
+            f"{step.schema}.{step.procedure}",
             step.args,
-            pipeline=pipeline.name,
-            logical_date=night,
-            step=step.name,
+            target=runtime.target,
+            run_key=RunKey(pipeline.name, night, step.name),
             force=force,
             policy=runtime.wait_policy(step.wait.timeout_seconds),
         )
@@ -231,11 +201,12 @@ def outcome_of(
     return StepOutcome(step.name, step.kind, "succeeded", detail="no offending rows"), None
 
 
-def _query(runtime: Runtime, sql: str, **parameters: object) -> list[dict[str, Any]]:
-    result = execute_and_wait(
-        runtime.redshift_data, runtime.target, sql, parameters=parameters or None
+def _query(runtime: Runtime, sql: str, **parameters: object) -> tuple[dict[str, Any], ...]:
+    """An informative query (no run key: it may run again on a rerun, and that is fine)."""
+    result = execute_statement.with_options(retries=0, task_run_name="read-warehouse-counts")(
+        sql, target=runtime.target, parameters=parameters or None, fetch=True
     )
-    return get_rows(runtime.redshift_data, result.statement_id)
+    return result.rows
 
 
 def read_mark(runtime: Runtime) -> tuple[str, int] | None:

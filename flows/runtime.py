@@ -20,40 +20,47 @@ if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 
+def target_from_settings(settings: Settings, credentials: Any = None) -> RedshiftTarget:
+    """The warehouse as an (unsaved) ``RedshiftTarget`` block built from MYSTORE_* settings;
+    the embedded default is the local cluster ``local`` as user ``awsuser``."""
+    local = settings.target == "local"
+    return RedshiftTarget(
+        database=settings.database,
+        cluster_identifier=settings.cluster_identifier or ("local" if local else None),
+        workgroup_name=settings.workgroup_name,
+        db_user=settings.db_user or ("awsuser" if local else None),
+        secret_arn=settings.secret_arn,
+        region_name=settings.region,
+        aws_credentials=credentials,
+    )
+
+
 @dataclass
 class Runtime:
+    """The target block the Data API tasks get, the Glue client, and a count of API calls."""
+
     settings: Settings
-    redshift_data: RedshiftDataAPIServiceClient
-    glue: GlueClient
     target: RedshiftTarget
+    glue: GlueClient
     api_calls: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def redshift_data(self) -> RedshiftDataAPIServiceClient:
+        """The target's own client: the one the tasks use (one identity submits and polls)."""
+        return self.target.data_api_client()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         credentials = _load_credentials(settings.aws_credentials_block)
-        data = aws_client("redshift-data", credentials=credentials, region=settings.region)
         glue = aws_client("glue", credentials=credentials, region=settings.region)
-        target = RedshiftTarget(
-            database=settings.database,
-            cluster_identifier=settings.cluster_identifier
-            or ("local" if settings.target == "local" else None),
-            workgroup_name=settings.workgroup_name,
-            db_user=settings.db_user or ("awsuser" if settings.target == "local" else None),
-            secret_arn=settings.secret_arn,
-        )
-        return cls.with_clients(settings, data, glue, target)
+        return cls.with_clients(settings, target_from_settings(settings, credentials), glue)
 
     @classmethod
-    def with_clients(
-        cls,
-        settings: Settings,
-        redshift_data: RedshiftDataAPIServiceClient,
-        glue: GlueClient,
-        target: RedshiftTarget,
-    ) -> Runtime:
-        """A runtime over given clients; every call they make is counted for the summary."""
-        runtime = cls(settings=settings, redshift_data=redshift_data, glue=glue, target=target)
-        for client in (redshift_data, glue):
+    def with_clients(cls, settings: Settings, target: RedshiftTarget, glue: GlueClient) -> Runtime:
+        """A runtime over a target and a Glue client; every call the target's Data API
+        client and the Glue client make is counted for the summary."""
+        runtime = cls(settings=settings, target=target, glue=glue)
+        for client in (target.data_api_client(), glue):
             client.meta.events.register("before-call", runtime._count_call)
         return runtime
 

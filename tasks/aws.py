@@ -1,4 +1,4 @@
-"""The one place AWS clients are made; every task takes its client as an argument.
+"""The one place AWS clients are made (the Data API target block and the Glue task use it).
 
 Deployed runs pass a prefect-aws ``AwsCredentials`` block (secrets stay in the block, never
 in settings or logs). Everything else uses boto3's default chain, which also honours the
@@ -7,7 +7,7 @@ standard ``AWS_ENDPOINT_URL_<SERVICE>`` variables that point clients at the loca
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
@@ -63,7 +63,21 @@ def aws_client(
     endpoint_url: str | None = None,
     config: Config | None = None,
 ) -> RedshiftDataAPIServiceClient | GlueClient:
-    """A typed client for one service; ``endpoint_url`` wins over the environment."""
+    """A typed client for one service.
+
+    ``region`` wins over the block's; ``endpoint_url`` wins over the block's client
+    parameters, which win over the ``AWS_ENDPOINT_URL_<SERVICE>`` variables boto3 reads.
+    """
     session = aws_session(credentials, region)
-    merged = DEFAULT_CONFIG.merge(config) if config is not None else DEFAULT_CONFIG
-    return session.client(service, endpoint_url=endpoint_url, config=merged)
+    params: dict[str, Any] = {}
+    if credentials is not None:
+        params = credentials.aws_client_parameters.get_params_override()
+    block_config = params.pop("config", None)
+    merged = DEFAULT_CONFIG.merge(block_config) if block_config is not None else DEFAULT_CONFIG
+    if config is not None:
+        merged = merged.merge(config)
+    if region is not None:
+        params["region_name"] = region
+    if endpoint_url is not None:
+        params["endpoint_url"] = endpoint_url
+    return session.client(service, config=merged, **params)

@@ -1,4 +1,6 @@
-"""Pure rules for Glue job runs: request building, state table, run matching, backoff, links.
+"""Pure rules for Glue job runs: request building, run matching, links.
+
+States, run keys, transient errors and backoff are shared with the Data API (``tasks.jobs``).
 
 Nothing here talks to AWS, so every rule is tested with literal dicts; ``runner.py`` puts
 boto3 on top.
@@ -6,71 +8,23 @@ boto3 on top.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, urlsplit
+
+from tasks.jobs import InvalidRequestError
 
 # Carried in the run's Arguments so any later attempt can find the run with GetJobRuns:
 # Glue has no idempotency token for StartJobRun, but it does keep and return Arguments.
 RUN_KEY_ARGUMENT = "--orchestrator_run_key"
 
-Outcome = Literal["running", "succeeded", "failed"]
-
-# The one table of Glue job-run states (botocore's JobRunState enum).
-STATE_OUTCOMES: Mapping[str, Outcome] = {
-    "STARTING": "running",
-    "RUNNING": "running",
-    "STOPPING": "running",
-    "WAITING": "running",
-    "SUCCEEDED": "succeeded",
-    "FAILED": "failed",
-    "STOPPED": "failed",
-    "TIMEOUT": "failed",
-    "ERROR": "failed",
-    "EXPIRED": "failed",
-}
-
+# A run that is still doing work: what a caller attaches to and what a stop hook stops.
+# (STOPPING is on its way out; see tasks.jobs.GLUE_RUN_STATES for every state.)
 ATTACHABLE_STATES = frozenset({"STARTING", "RUNNING", "WAITING"})
 
 WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "Standard", "Z.2X")
 MAX_TIMEOUT_MINUTES = 10079  # Glue rejects job-run timeouts of 7 days (10080 min) or more
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "InternalServiceException",
-        "OperationTimeoutException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalFailure",
-        "InternalServerException",
-    }
-)
-_RUN_KEY_PART = re.compile(r"^[A-Za-z0-9_.:@+=-]+$")
-
-
-def classify_state(state: str) -> Outcome:
-    """running / succeeded / failed for a JobRunState; an unknown state is an error, not
-    "still running", so a new state can never make a wait loop spin until timeout."""
-    try:
-        return STATE_OUTCOMES[state]
-    except KeyError:
-        known = ", ".join(STATE_OUTCOMES)
-        raise ValueError(f"unknown Glue JobRunState {state!r}; known states: {known}") from None
-
-
-def make_run_key(pipeline: str, logical_date: str, step: str) -> str:
-    """``pipeline/logical_date/step``: the same night's same step always gets the same key,
-    so a retry, a restarted flow run or a second invocation finds the run."""
-    for what, part in (("pipeline", pipeline), ("logical_date", logical_date), ("step", step)):
-        if not _RUN_KEY_PART.match(part):
-            raise ValueError(
-                f"{what} {part!r} cannot be part of a run key: use letters, digits and _ . : @ + = -"
-            )
-    return f"{pipeline}/{logical_date}/{step}"
 
 
 def build_start_request(
@@ -84,33 +38,45 @@ def build_start_request(
 ) -> dict[str, Any]:
     """The StartJobRun request, with the run key added to Arguments; bad values are named."""
     if not job_name:
-        raise ValueError("job_name must be a non-empty Glue job name")
+        raise InvalidRequestError("job_name must be a non-empty Glue job name")
     if not run_key:
-        raise ValueError("run_key must be non-empty (see make_run_key)")
+        raise InvalidRequestError("run_key must be non-empty (see RunKey.glue_argument)")
     args: dict[str, str] = {}
     for key, value in (arguments or {}).items():
         if not key.startswith("--"):
-            raise ValueError(f"argument name {key!r} must start with '--' (e.g. '--table')")
+            raise InvalidRequestError(
+                f"argument name {key!r} must start with '--' (e.g. '--table')"
+            )
         if not isinstance(value, str):
-            raise ValueError(f"argument {key} must be a string, got {type(value).__name__}")
+            raise InvalidRequestError(
+                f"argument {key} must be a string, got {type(value).__name__}"
+            )
         args[key] = value
     if args.get(RUN_KEY_ARGUMENT, run_key) != run_key:
-        raise ValueError(f"{RUN_KEY_ARGUMENT} is set by run_key; do not pass it in arguments")
+        raise InvalidRequestError(
+            f"{RUN_KEY_ARGUMENT} is set by run_key; do not pass it in arguments"
+        )
     args[RUN_KEY_ARGUMENT] = run_key
     request: dict[str, Any] = {"JobName": job_name, "Arguments": args}
     if (worker_type is None) != (number_of_workers is None):
-        raise ValueError("worker_type and number_of_workers go together: set both or neither")
+        raise InvalidRequestError(
+            "worker_type and number_of_workers go together: set both or neither"
+        )
     if worker_type is not None:
         if worker_type not in WORKER_TYPES:
-            raise ValueError(f"worker_type {worker_type!r} is not one of {', '.join(WORKER_TYPES)}")
+            raise InvalidRequestError(
+                f"worker_type {worker_type!r} is not one of {', '.join(WORKER_TYPES)}"
+            )
         assert number_of_workers is not None
         if number_of_workers < 1:
-            raise ValueError(f"number_of_workers must be at least 1, got {number_of_workers}")
+            raise InvalidRequestError(
+                f"number_of_workers must be at least 1, got {number_of_workers}"
+            )
         request["WorkerType"] = worker_type
         request["NumberOfWorkers"] = number_of_workers
     if timeout_minutes is not None:
         if not 1 <= timeout_minutes <= MAX_TIMEOUT_MINUTES:
-            raise ValueError(
+            raise InvalidRequestError(
                 f"timeout_minutes must be between 1 and {MAX_TIMEOUT_MINUTES}, got {timeout_minutes}"
             )
         request["Timeout"] = timeout_minutes
@@ -165,20 +131,15 @@ def pick_winner_of_race(
     return _earliest(fresh)
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter: ``initial * factor**attempt`` capped at ``maximum``,
-    then spread by +/- ``jitter`` so many waiters do not poll in step."""
-
-    initial: float = 2.0
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int, rand: float) -> float:
-        """Seconds to wait before poll number ``attempt`` (0-based); ``rand`` is in [0, 1)."""
-        base = min(self.maximum, self.initial * self.factor ** max(0, attempt))
-        return max(0.0, base * (1 - self.jitter + 2 * self.jitter * rand))
+def runs_to_stop(runs: Iterable[Mapping[str, Any]], key_prefix: str) -> list[Mapping[str, Any]]:
+    """The active runs whose run key starts with ``key_prefix`` (e.g. one night's), and
+    no other: a stop hook for one night must leave every other night's runs alone."""
+    return [
+        r
+        for r in runs
+        if str((r.get("Arguments") or {}).get(RUN_KEY_ARGUMENT, "")).startswith(key_prefix)
+        and r.get("JobRunState") in ATTACHABLE_STATES
+    ]
 
 
 @dataclass(frozen=True)

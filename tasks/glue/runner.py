@@ -6,7 +6,7 @@ The rules live in ``policy.py``; this module is the boto3 layer. What it guarant
   carrying the key (active, or SUCCEEDED) and that run is attached to instead; after
   starting, a racing twin is detected and the later run is stopped;
 * ConcurrentRunsExceededException attaches to the matching run if there is one, else backs
-  off and tries again until ``concurrency_wait_seconds`` are used up;
+  off and tries again until the ``concurrency`` policy's timeout is used up;
 * FAILED, STOPPED, TIMEOUT, ERROR and EXPIRED raise ``GlueJobFailedError`` with Glue's
   ErrorMessage; transient API errors while waiting are tolerated up to a budget;
 * if the wait is interrupted (flow cancellation, task timeout, SIGTERM turned into an
@@ -26,14 +26,23 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.glue.policy import (
     RUN_KEY_ARGUMENT,
-    TRANSIENT_ERROR_CODES,
-    Backoff,
     RunLinks,
     build_start_request,
-    classify_state,
     pick_run_to_attach,
     pick_winner_of_race,
     run_links,
+    runs_to_stop,
+)
+from tasks.jobs import (
+    GLUE_RUN_STATES,
+    JobError,
+    Logger,
+    RunKey,
+    StatusUnknownError,
+    SubmitError,
+    WaitPolicy,
+    error_code,
+    is_transient,
 )
 
 if TYPE_CHECKING:
@@ -43,17 +52,21 @@ log = logging.getLogger(__name__)
 
 # GetJobRun costs nothing and Glue has no long poll: a short cap keeps the delay between a
 # run ending and the flow noticing under 5 s (a 30 s cap cost a night ~15 s per layer).
-DEFAULT_POLL = Backoff(initial=1.0, maximum=5.0, factor=1.5)
-DEFAULT_CONCURRENCY_BACKOFF = Backoff(initial=15.0, maximum=120.0)
+# No timeout: the run's own Timeout (minutes, set at start) and the task's bound the wait.
+DEFAULT_POLL = WaitPolicy(
+    initial_interval=1.0,
+    max_interval=5.0,
+    multiplier=1.5,
+    timeout_seconds=None,
+    long_poll_seconds=0,
+)
+# How long to keep trying while MaxConcurrentRuns is used up by other runs.
+DEFAULT_CONCURRENCY_WAIT = WaitPolicy(
+    initial_interval=15.0, max_interval=120.0, timeout_seconds=1800.0, long_poll_seconds=0
+)
 
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 
-
-class GlueJobError(Exception):
-    """A Glue job run could not be started, found or watched."""
-
-
-class GlueJobFailedError(GlueJobError):
+class GlueJobFailedError(JobError):
     """The run ended in a failed state; carries Glue's own ErrorMessage."""
 
     def __init__(self, job_name: str, run_id: str, state: str, error_message: str | None) -> None:
@@ -64,16 +77,12 @@ class GlueJobFailedError(GlueJobError):
         detail = error_message or "(Glue gave no ErrorMessage)"
         super().__init__(f"Glue job {job_name} run {run_id} ended {state}: {detail}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Prefect may pickle a failed task's exception; rebuild it from its fields.
-        return (type(self), (self.job_name, self.run_id, self.state, self.error_message))
 
-
-class GlueConcurrencyError(GlueJobError):
+class GlueConcurrencyError(SubmitError):
     """MaxConcurrentRuns stayed exhausted by other runs for longer than we were willing to wait."""
 
 
-class GluePollError(GlueJobError):
+class GluePollError(StatusUnknownError):
     """The service stayed unreachable while waiting; the run itself may still be fine."""
 
 
@@ -87,16 +96,6 @@ class GlueRunResult:
     console_url: str | None
     log_url: str | None
     run: Mapping[str, Any] = field(repr=False, default_factory=dict)
-
-
-def _error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
-def _is_transient(err: Exception) -> bool:
-    if isinstance(err, ClientError):
-        return _error_code(err) in TRANSIENT_ERROR_CODES
-    return isinstance(err, BotoCoreError)
 
 
 def list_runs(client: GlueClient, job_name: str, *, max_runs: int = 500) -> list[Mapping[str, Any]]:
@@ -122,6 +121,32 @@ def find_run(
     """The run to attach to for ``run_key`` among the job's newest ``max_runs`` runs."""
     runs = list_runs(client, job_name, max_runs=max_runs)
     return pick_run_to_attach(runs, run_key, reuse_succeeded=reuse_succeeded)
+
+
+def stop_runs_named(
+    client: GlueClient,
+    job_name: str,
+    key_prefix: str,
+    *,
+    logger: Logger | None = None,
+    max_runs: int = 200,
+) -> list[str]:
+    """Stop the job's active runs whose run key starts with ``key_prefix`` (one night's:
+    ``tasks.jobs.night_prefix``); the ids asked to stop. Never raises, like ``stop_run``.
+
+    For stop hooks that run in another process than the one that started the runs: the
+    run key in the Arguments is the only state they share with it.
+    """
+    logger = logger or log
+    try:
+        runs = list_runs(client, job_name, max_runs=max_runs)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("could not list Glue job %s runs to stop: %s", job_name, exc)
+        return []
+    stopped = [str(run["Id"]) for run in runs_to_stop(runs, key_prefix)]
+    for run_id in stopped:
+        stop_run(client, job_name, run_id, logger)
+    return stopped
 
 
 def stop_run(client: GlueClient, job_name: str, run_id: str, logger: Logger) -> bool:
@@ -150,10 +175,8 @@ def stop_run(client: GlueClient, job_name: str, run_id: str, logger: Logger) -> 
 class _Waiting:
     """Knobs for the start and wait loops; defaults suit real Glue, tests shrink them."""
 
-    poll: Backoff
-    concurrency_backoff: Backoff
-    concurrency_wait_seconds: float
-    transient_error_budget: int
+    poll: WaitPolicy
+    concurrency: WaitPolicy
     max_runs_scanned: int
     sleep: Callable[[float], None]
     rand: Callable[[], float]
@@ -174,17 +197,17 @@ def _start_or_attach(
     """
     job_name = request["JobName"]
     reuse = seen_before_start is not None
-    deadline = time.monotonic() + knobs.concurrency_wait_seconds
+    deadline = time.monotonic() + (knobs.concurrency.timeout_seconds or 0.0)
     attempt = 0
     while True:
         try:
             run_id = client.start_job_run(**request)["JobRunId"]
             break
         except ClientError as err:
-            code = _error_code(err)
+            code = error_code(err)
             message = err.response.get("Error", {}).get("Message", "")
-            if code != "ConcurrentRunsExceededException" and not _is_transient(err):
-                raise GlueJobError(
+            if code != "ConcurrentRunsExceededException" and not is_transient(err):
+                raise JobError(
                     f"StartJobRun for Glue job {job_name} failed: {code}: {message}"
                 ) from err
             existing = find_run(
@@ -195,9 +218,9 @@ def _start_or_attach(
             if time.monotonic() >= deadline:
                 raise GlueConcurrencyError(
                     f"Glue job {job_name} could not start within "
-                    f"{knobs.concurrency_wait_seconds:.0f}s: {code}: {message}"
+                    f"{knobs.concurrency.timeout_seconds or 0:.0f}s: {code}: {message}"
                 ) from err
-            delay = knobs.concurrency_backoff.delay(attempt, knobs.rand())
+            delay = knobs.concurrency.delay(attempt, knobs.rand())
             logger.info("Glue job %s: %s; trying again in %.1fs", job_name, code, delay)
             knobs.sleep(delay)
             attempt += 1
@@ -208,7 +231,7 @@ def _start_or_attach(
             )
             if existing is not None:
                 return str(existing["Id"]), True
-            raise GlueJobError(f"StartJobRun for Glue job {job_name} failed: {err}") from err
+            raise JobError(f"StartJobRun for Glue job {job_name} failed: {err}") from err
     if seen_before_start is None:
         return run_id, False
     runs = list_runs(client, job_name, max_runs=knobs.max_runs_scanned)
@@ -243,7 +266,7 @@ def _wait(
             run = client.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
             errors = 0
         except (ClientError, BotoCoreError) as err:
-            if not _is_transient(err) or errors >= knobs.transient_error_budget:
+            if not is_transient(err) or errors >= knobs.poll.transient_error_budget:
                 raise GluePollError(
                     f"Could not read Glue job {job_name} run {run_id}; it may still be running "
                     f"and a retry will reattach to it: {err}"
@@ -257,7 +280,7 @@ def _wait(
             if state != last_state:
                 logger.info("Glue job %s run %s is %s", job_name, run_id, state)
                 last_state = state
-            if classify_state(state) != "running":
+            if GLUE_RUN_STATES.outcome(state) != "running":
                 return run
         knobs.sleep(knobs.poll.delay(attempt, knobs.rand()))
         attempt += 1
@@ -268,15 +291,13 @@ def run_glue_job(
     job_name: str,
     arguments: Mapping[str, str] | None = None,
     *,
-    run_key: str,
+    run_key: RunKey,
     worker_type: str | None = None,
     number_of_workers: int | None = None,
     timeout_minutes: int | None = None,
-    force_new: bool = False,
-    poll: Backoff = DEFAULT_POLL,
-    concurrency_backoff: Backoff = DEFAULT_CONCURRENCY_BACKOFF,
-    concurrency_wait_seconds: float = 1800.0,
-    transient_error_budget: int = 10,
+    force: bool = False,
+    poll: WaitPolicy = DEFAULT_POLL,
+    concurrency: WaitPolicy = DEFAULT_CONCURRENCY_WAIT,
     max_runs_scanned: int = 500,
     logger: Logger | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -284,38 +305,32 @@ def run_glue_job(
 ) -> GlueRunResult:
     """Start (or reattach to) the run for ``run_key`` and wait for it to end.
 
-    ``force_new`` starts a new run without looking for one to reuse (a deliberate re-run of a
+    The run carries ``run_key.glue_argument`` in its Arguments (``--orchestrator_run_key``).
+    ``force`` starts a new run without looking for one to reuse (a deliberate re-run of a
     night that already succeeded); only if the job is at its concurrency limit does it attach
     to a run of the key that is still active. Raises ``GlueJobFailedError`` for a failed run, ``GlueConcurrencyError``
     when no slot frees up in time, ``GluePollError`` when Glue stays unreachable.
     """
     logger = logger or log
+    key = run_key.glue_argument
     request = build_start_request(
         job_name,
         arguments,
-        run_key,
+        key,
         worker_type=worker_type,
         number_of_workers=number_of_workers,
         timeout_minutes=timeout_minutes,
     )
-    knobs = _Waiting(
-        poll,
-        concurrency_backoff,
-        concurrency_wait_seconds,
-        transient_error_budget,
-        max_runs_scanned,
-        sleep,
-        rand,
-    )
+    knobs = _Waiting(poll, concurrency, max_runs_scanned, sleep, rand)
     seen: list[Mapping[str, Any]] = []
-    if not force_new:
+    if not force:
         seen = list_runs(client, job_name, max_runs=max_runs_scanned)
-    existing = pick_run_to_attach(seen, run_key)
+    existing = pick_run_to_attach(seen, key)
     if existing is not None:
         run_id, reattached = str(existing["Id"]), True
     else:
-        seen_ids = None if force_new else {str(r.get("Id")) for r in seen}
-        run_id, reattached = _start_or_attach(client, request, run_key, knobs, logger, seen_ids)
+        seen_ids = None if force else {str(r.get("Id")) for r in seen}
+        run_id, reattached = _start_or_attach(client, request, key, knobs, logger, seen_ids)
     links = RunLinks(console=None, logs=None)
 
     def announce(first: Mapping[str, Any]) -> None:
@@ -333,7 +348,7 @@ def run_glue_job(
             job_name,
             run_id,
             RUN_KEY_ARGUMENT,
-            run_key,
+            key,
             links.console or "-",
             links.logs or "-",
         )
@@ -347,7 +362,7 @@ def run_glue_job(
         stop_run(client, job_name, run_id, logger)
         raise
     state = final.get("JobRunState", "")
-    if classify_state(state) != "succeeded":
+    if GLUE_RUN_STATES.outcome(state) != "succeeded":
         raise GlueJobFailedError(job_name, run_id, state, final.get("ErrorMessage"))
     logger.info("Glue job %s run %s SUCCEEDED in %ss", job_name, run_id, final.get("ExecutionTime"))
     return GlueRunResult(

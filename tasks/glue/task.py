@@ -1,8 +1,9 @@
-"""The Prefect task around ``run_glue_job``: a run logger, a client, nothing else.
+"""The Prefect task around ``run_glue_job``: a run logger, a client, the shared retries.
 
 No cache policy: whether the work is already done is decided by the run key against Glue's
 own run history, not by Prefect's cache (which keys on source code and inputs, and would
-start a second run after a code edit).
+start a second run after a code edit). Retries are the Data API tasks' own
+(``tasks.jobs.task_retry_options``): only failures that reattach are retried.
 """
 
 from __future__ import annotations
@@ -15,32 +16,39 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import aws_client
 from tasks.glue.runner import GlueRunResult, run_glue_job
+from tasks.jobs import RunKey, task_retry_options
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
     from prefect_aws import AwsCredentials
 
 
-@task(name="glue-job-run", task_run_name="glue-{job_name}-{run_key}", cache_policy=NO_CACHE)
+@task(
+    name="glue-job-run",
+    task_run_name="glue-{job_name}-{run_key}",
+    cache_policy=NO_CACHE,
+    **task_retry_options(),
+)
 def glue_job_run(
     job_name: str,
     arguments: Mapping[str, str] | None = None,
     *,
-    run_key: str,
+    run_key: RunKey,
     worker_type: str | None = None,
     number_of_workers: int | None = None,
     timeout_minutes: int | None = None,
-    force_new: bool = False,
+    force: bool = False,
     client: GlueClient | None = None,
     credentials: AwsCredentials | None = None,
     region: str | None = None,
-    endpoint_url: str | None = None,
 ) -> GlueRunResult:
     """Run a Glue job to its end (see ``run_glue_job``); retrying this task is safe: a retry
-    reattaches to the run its key names, and starts afresh only after a failed run."""
-    glue = client or aws_client(
-        "glue", credentials=credentials, region=region, endpoint_url=endpoint_url
-    )
+    reattaches to the run its key names, and starts afresh only after a failed run.
+
+    The client is ``client`` when given, else built from ``credentials`` and ``region``
+    (boto3's default chain and ``AWS_ENDPOINT_URL_GLUE`` otherwise).
+    """
+    glue = client or aws_client("glue", credentials=credentials, region=region)
     return run_glue_job(
         glue,
         job_name,
@@ -49,6 +57,6 @@ def glue_job_run(
         worker_type=worker_type,
         number_of_workers=number_of_workers,
         timeout_minutes=timeout_minutes,
-        force_new=force_new,
+        force=force,
         logger=get_run_logger(),
     )

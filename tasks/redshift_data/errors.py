@@ -1,12 +1,15 @@
-"""One exception family, so callers can tell "the statement failed" from "we lost track".
+"""Statement errors: every one carries the statement id (and the query id when Redshift
+gave one), which is what an operator needs to find it in SYS_QUERY_HISTORY and what a
+later attempt needs to reattach. Parameter values never appear in messages: they may be
+personal data, and messages end up in logs and Prefect's UI.
 
-Every error that refers to a statement carries its id (and the query id when Redshift gave
-one): that is what an operator needs to find it in SYS_QUERY_HISTORY, and what a later
-attempt needs to reattach. Parameter values never appear in messages: they may be personal
-data, and messages end up in logs and Prefect's UI.
+The base and the shared errors (``JobError``, ``InvalidRequestError``, ``SubmitError``)
+live in ``tasks.jobs``; all of them pickle (Prefect persists a failed task's exception).
 """
 
 from __future__ import annotations
+
+from tasks.jobs import JobError, StatusUnknownError
 
 SQL_PREVIEW_CHARS = 300
 
@@ -19,15 +22,7 @@ def truncate_sql(sql: str | None, limit: int = SQL_PREVIEW_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-class RedshiftDataError(Exception):
-    """Base of every error raised by tasks.redshift_data."""
-
-
-class InvalidRequestError(RedshiftDataError, ValueError):
-    """Bad input caught before any call to AWS; the message names the value and the rule."""
-
-
-class StatementError(RedshiftDataError):
+class StatementError(JobError):
     """A statement ended (or was given up on) without FINISHED."""
 
     def __init__(
@@ -65,20 +60,12 @@ class StatementTimeoutError(StatementError, TimeoutError):
     """The wait exceeded the policy's timeout; the statement was asked to cancel."""
 
 
-class StatementStatusUnknownError(StatementError):
+class StatementStatusUnknownError(StatementError, StatusUnknownError):
     """Polling failed too often in a row; the statement may still be running.
 
     Raised instead of guessing: a later attempt reattaches through the run key.
     """
 
 
-class SubmitError(RedshiftDataError):
-    """The submit was refused for a reason that may clear (e.g. ActiveStatementsExceeded)."""
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        self.code = code
-        super().__init__(message)
-
-
-class ResultTooLargeError(RedshiftDataError):
+class ResultTooLargeError(JobError):
     """The result set exceeds the caller's ``max_rows`` guard."""

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from tasks.redshift_data.errors import InvalidRequestError
+from tasks.jobs import InvalidRequestError
 
 MAX_IDENTIFIER_BYTES = 127
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -106,3 +106,14 @@ def call_procedure_sql(
             parameters[key] = to_parameter_value(value, f"argument {label!r} of {target}")
             placeholders.append(f":{key}")
     return f"CALL {target}({', '.join(placeholders)})", parameters
+
+
+def split_procedure_name(procedure: object) -> tuple[str, str]:
+    """``"schema.name"`` into its two parts (validated when the CALL is built)."""
+    if not isinstance(procedure, str) or "." not in procedure:
+        raise InvalidRequestError(
+            f"procedure {procedure!r} is invalid; allowed: 'schema.name', e.g. "
+            "'stg_mystore.sp_run_incremental_load'"
+        )
+    schema, _, name = procedure.partition(".")
+    return schema, name

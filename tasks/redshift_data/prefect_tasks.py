@@ -1,23 +1,27 @@
-"""The Prefect layer: tasks that checkpoint, log, retry, cancel and report statements.
+"""The Prefect tasks: ``execute_statement`` and ``call_procedure``, one line each to call.
 
 Thin on purpose: the decisions live in the sync modules. What Prefect adds is
-- a checkpoint: the submit is a task whose persisted result is the statement id, cached on
-  the run key (pipeline, logical date, step, attempt) and not on the task's source code,
-  so a crashed, retried or resumed run gets the id back instead of submitting again;
-- retries for submit-side refusals and for "we lost track" (both reattach, never rerun);
+- a client built from the target block inside the task (nothing to pass but the target);
+- a checkpoint: with a run key, the submit is a task whose persisted result is the
+  statement id, cached on the run key (pipeline, logical date, step, attempt) and not on
+  the task's source code, so a crashed, retried or resumed run gets the id back instead
+  of submitting again; without one, the ClientToken is derived from the task run, so a
+  retry of the same task run cannot start a second statement within the token's 8 hours;
+- retries only for what reattaches (``tasks.jobs.retry_condition``), the same on both tasks;
 - one log line per state change through the run logger;
 - cancellation when waiting is abandoned (task timeout, SIGTERM via Prefect's
-  TerminationSignal, which is also how a runner cancels a flow run; for tasks in worker
-  threads, ``cancel_statements_on_stop`` around the flow body), plus a flow hook that
-  cancels by name from another process;
+  TerminationSignal); a flow run stopped from outside is handled by name in
+  ``flows.hooks``;
 - a table artifact listing every statement of the flow run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -27,24 +31,19 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.tasks import exponential_backoff
 
-from tasks.redshift_data.cancel import cancel_statements_named
-from tasks.redshift_data.errors import StatementError, StatementStatusUnknownError, SubmitError
-from tasks.redshift_data.identifiers import ArgValue, call_procedure_sql
-from tasks.redshift_data.requests import ExecutionMode, SubmitOperation
-from tasks.redshift_data.runkey import RunKey, StepKey, night_prefix
+from tasks.jobs import Logger, RunKey, WaitPolicy, task_retry_options
+from tasks.redshift_data.errors import StatementError
+from tasks.redshift_data.identifiers import ArgValue, call_procedure_sql, split_procedure_name
+from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
+from tasks.redshift_data.results import DEFAULT_MAX_ROWS, get_rows
 from tasks.redshift_data.status import StatementResult, parse_description
-from tasks.redshift_data.submit import submit_or_reattach, submit_statement
+from tasks.redshift_data.submit import Submission, submit_or_reattach, submit_statement
 from tasks.redshift_data.target import RedshiftTarget
-from tasks.redshift_data.waiting import WaitPolicy, wait_or_cancel, within
+from tasks.redshift_data.waiting import wait_or_cancel
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
-    from prefect import Flow
-    from prefect.client.schemas.objects import FlowRun, TaskRun
-    from prefect.states import State
-    from prefect.tasks import Task
 
 ARTIFACT_KEY = "redshift-statements"
 CHECKPOINT_TTL = dt.timedelta(hours=24)  # the Data API keeps statements 24 h
@@ -52,6 +51,11 @@ TIMEOUT_MARGIN = 1.0  # seconds left to cancel the statement before the task tim
 
 _statements: dict[str, list[dict[str, Any]]] = {}
 _statements_lock = threading.Lock()
+
+
+def checkpoint_key(run: RunKey, target: RedshiftTarget) -> str:
+    """The Prefect cache key of one attempt's submit: the run key and the warehouse only."""
+    return f"redshift-data-submit-{run.client_token(target.scope())}"
 
 
 def _checkpoint_key(_: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -68,12 +72,12 @@ def _checkpoint_key(_: TaskRunContext, parameters: dict[str, Any]) -> str:
 def checkpointed_submit(
     cache_key: str,
     statement_name: str,
-    client: RedshiftDataAPIServiceClient,
+    target: RedshiftTarget,
     operation: SubmitOperation,
     request: Mapping[str, Any],
 ) -> str:
     """The statement id, persisted under ``cache_key`` before anyone waits on it."""
-    return submit_statement(client, operation, request, logger=get_run_logger())
+    return submit_statement(target.data_api_client(), operation, request, logger=get_run_logger())
 
 
 def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) -> bool:
@@ -88,30 +92,78 @@ def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) ->
     return True
 
 
-def _retry_lost_or_refused(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
-    """Retry when a rerun cannot run SQL twice: it reattaches through the run key."""
-    try:
-        state.result(raise_on_failure=True)
-    except (SubmitError, StatementStatusUnknownError):
-        return True
-    except BaseException:
-        return False
-    return False
+def _submit_checkpointed(
+    target: RedshiftTarget, logger: Logger
+) -> Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str]:
+    """The ``submit`` hook of ``submit_or_reattach``: submit through the checkpoint."""
+    client = target.data_api_client()
+
+    def submit(run: RunKey, operation: SubmitOperation, request: Mapping[str, Any]) -> str:
+        key = checkpoint_key(run, target)
+        state = checkpointed_submit(
+            key, run.statement_name, target, operation, request, return_state=True
+        )
+        statement_id: str = state.result()
+        if state.name != "Cached" or statement_exists(client, statement_id):
+            return statement_id
+        # The checkpoint outlived the statement (the Data API forgets after 24 h) or belongs
+        # to another warehouse behind the same target names (a rebuilt local stack). The
+        # Data API found no statement of that name either, so nothing can run twice.
+        logger.warning(
+            "checkpoint for %s names statement %s, which the Data API does not know; "
+            "submitting afresh",
+            run.statement_name,
+            statement_id,
+        )
+        return checkpointed_submit.with_options(refresh_cache=True)(
+            key, run.statement_name, target, operation, request
+        )
+
+    return submit
 
 
-def record_statement(pipeline: str, row: Mapping[str, Any]) -> None:
+def _task_run_token(target: RedshiftTarget) -> str:
+    """A ClientToken stable across retries of this task run, new for every other call."""
+    context = TaskRunContext.get()
+    run_id = str(context.task_run.id) if context and context.task_run else str(uuid.uuid4())
+    return hashlib.sha256(f"{target.scope()}|task-run|{run_id}".encode()).hexdigest()
+
+
+def _submit_without_key(
+    target: RedshiftTarget,
+    sql: str | Sequence[str],
+    parameters: Mapping[str, object] | None,
+    execution_mode: ExecutionMode | None,
+    logger: Logger,
+) -> Submission:
+    operation, request = build_submit_request(
+        target,
+        sql,
+        parameters=parameters,
+        client_token=_task_run_token(target),
+        execution_mode=execution_mode,
+    )
+    statement_id = submit_statement(target.data_api_client(), operation, request, logger=logger)
+    logger.info("submitted statement %s", statement_id)
+    return Submission(statement_id, statement_id, 1, False)
+
+
+def record_statement(pipeline: str | None, row: Mapping[str, Any]) -> None:
     """Add a statement to this flow run's table artifact (re-published on every change)."""
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return  # a task called outside a flow has no run page to show a table on
+    key = ARTIFACT_KEY
+    if pipeline:
+        key += "-" + pipeline.lower().replace("_", "-").replace(".", "-")
     with _statements_lock:
-        rows = _statements.setdefault(str(context.flow_run.id), [])
+        rows = _statements.setdefault(f"{context.flow_run.id}/{key}", [])
         rows[:] = [r for r in rows if r["id"] != row["id"]] + [dict(row)]
         table = list(rows)
     create_table_artifact(
         table,
-        key=f"{ARTIFACT_KEY}-{pipeline.lower().replace('_', '-').replace('.', '-')}",
-        description=f"Redshift Data API statements of pipeline {pipeline}",
+        key=key,
+        description=f"Redshift Data API statements of {pipeline or 'this flow run'}",
     )
 
 
@@ -140,79 +192,67 @@ def _row(name: str, result: StatementResult | None, error: StatementError | None
     }
 
 
-@task(
-    name="redshift-data-run-statement",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_lost_or_refused,
-)
-def run_statement(
-    client: RedshiftDataAPIServiceClient,
-    target: RedshiftTarget,
+@task(name="redshift-data-execute-statement", cache_policy=NO_CACHE, **task_retry_options())
+def execute_statement(
     sql: str | Sequence[str],
     *,
-    pipeline: str,
-    logical_date: dt.date | str,
-    step: str,
+    target: RedshiftTarget,
     parameters: Mapping[str, object] | None = None,
+    run_key: RunKey | None = None,
+    fetch: bool = False,
     force: bool = False,
     policy: WaitPolicy | None = None,
     execution_mode: ExecutionMode | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> StatementResult:
-    """Run SQL once per (pipeline, logical date, step): reattach, or submit, then wait.
+    """Run SQL on ``target`` through the Data API and wait for it to finish.
 
-    With a task timeout, the wait ends (and cancels the statement) a second before it, rather than being interrupted only after the current long poll returns.
+    Args:
+        sql: one statement, or a list that runs as one BatchExecuteStatement.
+        target: where to run it (a ``RedshiftTarget`` block, e.g. ``RedshiftTarget.load(name)``).
+        parameters: values for ``:name`` placeholders; they travel as Data API Parameters.
+        run_key: makes the statement once-only across runs: a retry, a restarted flow run or
+            a second call with the same key reattaches to the running or finished statement
+            (found by its StatementName ``pipeline/date/step/attempt-N``); only after FAILED
+            or ABORTED does a new attempt submit. Without one every call submits anew.
+        fetch: also return the result rows, typed (Decimal, date, datetime ...), in ``rows``.
+        force: with a run key, submit a new attempt even if an earlier one FINISHED.
+        policy: how to wait (long polling, backoff, timeout); the defaults suit Redshift.
+        execution_mode: for a batch, TRANSACTION (default) or AUTO_COMMIT.
+        max_rows: with ``fetch``, fail rather than fetch more rows than this.
+
+    Raises StatementFailedError (with Redshift's message, statement and query id),
+    StatementAbortedError, StatementTimeoutError (after cancelling the statement).
     """
     started = time.monotonic()
     logger = get_run_logger()
-    step_key = StepKey(pipeline, logical_date, step)  # type: ignore[arg-type]
-
-    def submit(run: RunKey, operation: SubmitOperation, request: Mapping[str, Any]) -> str:
-        key = run.cache_key(target)
-        state = checkpointed_submit(
-            key, run.statement_name, client, operation, request, return_state=True
+    client = target.data_api_client()
+    if run_key is None:
+        submission = _submit_without_key(target, sql, parameters, execution_mode, logger)
+    else:
+        submission = submit_or_reattach(
+            client,
+            target,
+            sql,
+            run_key,
+            parameters=parameters,
+            force=force,
+            execution_mode=execution_mode,
+            logger=logger,
+            submit=_submit_checkpointed(target, logger),
         )
-        statement_id: str = state.result()
-        if state.name != "Cached" or statement_exists(client, statement_id):
-            return statement_id
-        # The checkpoint outlived the statement (the Data API forgets after 24 h) or belongs
-        # to another warehouse behind the same target names (a rebuilt local stack). The
-        # Data API found no statement of that name either, so nothing can run twice.
-        logger.warning(
-            "checkpoint for %s names statement %s, which the Data API does not know; "
-            "submitting afresh",
-            run.statement_name,
-            statement_id,
-        )
-        return checkpointed_submit.with_options(refresh_cache=True)(
-            key, run.statement_name, client, operation, request
-        )
-
-    submission = submit_or_reattach(
-        client,
-        target,
-        sql,
-        step_key,
-        parameters=parameters,
-        force=force,
-        execution_mode=execution_mode,
-        logger=logger,
-        submit=submit,
-    )
-    text = sql if isinstance(sql, str) else "; ".join(sql)
+    pipeline = run_key.pipeline if run_key else None
     context = TaskRunContext.get()
     task_timeout = context.task.timeout_seconds if context else None
     if task_timeout:
         left = task_timeout - (time.monotonic() - started) - TIMEOUT_MARGIN
-        policy = within(policy or WaitPolicy(), left)
+        policy = (policy or WaitPolicy()).within(left)
     try:
         description = wait_or_cancel(
             client,
             submission.statement_id,
             policy=policy,
-            sql=text,
+            sql=sql if isinstance(sql, str) else "; ".join(sql),
             logger=logger,
             label=submission.statement_name,
         )
@@ -220,7 +260,7 @@ def run_statement(
         record_statement(pipeline, _row(submission.statement_name, None, exc))
         raise
     result = replace(
-        parse_description(description, submission.statement_name),
+        parse_description(description, submission.statement_name if run_key else None),
         reattached=submission.reattached,
     )
     record_statement(pipeline, _row(submission.statement_name, result, None))
@@ -232,57 +272,29 @@ def run_statement(
         result.query_id,
         result.rows_affected,
     )
+    if fetch and result.has_result_set:
+        rows = get_rows(client, result.statement_id, max_rows=max_rows)
+        result = replace(result, rows=tuple(rows))
     return result
 
 
-@task(name="redshift-data-call-procedure", cache_policy=NO_CACHE)
+@task(name="redshift-data-call-procedure", cache_policy=NO_CACHE, **task_retry_options())
 def call_procedure(
-    client: RedshiftDataAPIServiceClient,
-    target: RedshiftTarget,
-    schema: str,
-    name: str,
+    procedure: str,
     args: Sequence[ArgValue] | Mapping[str, ArgValue] = (),
     *,
-    pipeline: str,
-    logical_date: dt.date | str,
-    step: str | None = None,
+    target: RedshiftTarget,
+    run_key: RunKey | None = None,
     force: bool = False,
     policy: WaitPolicy | None = None,
 ) -> StatementResult:
-    """CALL a stored procedure through ``run_statement``; the step defaults to its name."""
-    sql, parameters = call_procedure_sql(schema, name, args)
-    return run_statement.fn(
-        client,
-        target,
-        sql,
-        pipeline=pipeline,
-        logical_date=logical_date,
-        step=step or f"{schema}.{name}".lower(),
-        parameters=parameters,
-        force=force,
-        policy=policy,
-    )
+    """``CALL schema.procedure(args...)`` on ``target``; like ``execute_statement``.
 
-
-def cancel_night_hook(
-    client_factory: Callable[[], RedshiftDataAPIServiceClient],
-    pipeline: str,
-    logical_date_parameter: str = "logical_date",
-) -> Callable[[Flow[Any, Any], FlowRun, State[Any]], None]:
-    """A flow ``on_cancellation`` / ``on_crashed`` hook: cancel this night's running statements.
-
-    A runner runs these hooks in its own process after stopping the flow's, so the hook
-    finds the statements by name (pipeline and the run's logical date), not by memory.
+    ``procedure`` is ``"schema.name"``; both parts are validated and quoted, and every
+    argument travels as a Data API parameter (None and '' become SQL NULL and '').
     """
-
-    def hook(_flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
-        logical_date = flow_run.parameters.get(logical_date_parameter)
-        if logical_date is None:
-            return
-        cancel_statements_named(
-            client_factory(),
-            night_prefix(pipeline, str(logical_date)[:10]),
-            reason=f"flow run {flow_run.name} is {state.name}",
-        )
-
-    return hook
+    schema, name = split_procedure_name(procedure)
+    sql, parameters = call_procedure_sql(schema, name, args)
+    return execute_statement.fn(
+        sql, target=target, parameters=parameters, run_key=run_key, force=force, policy=policy
+    )

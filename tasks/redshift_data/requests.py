@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from tasks.redshift_data.errors import InvalidRequestError
+from tasks.jobs import InvalidRequestError
 from tasks.redshift_data.identifiers import to_parameter_value
 from tasks.redshift_data.target import RedshiftTarget
 

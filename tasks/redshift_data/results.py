@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tasks.redshift_data.errors import RedshiftDataError, ResultTooLargeError
+from tasks.jobs import InvalidRequestError, JobError
+from tasks.redshift_data.errors import ResultTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -49,7 +50,7 @@ def convert_field(field: Mapping[str, Any], column: Mapping[str, Any]) -> Any:
         if key in field:
             return field[key]
     if "stringValue" not in field:
-        raise RedshiftDataError(f"unknown field shape {sorted(field)!r}")
+        raise JobError(f"unknown field shape {sorted(field)!r}")
     text = str(field["stringValue"])
     type_name = str(column.get("typeName", "")).lower()
     try:
@@ -73,7 +74,7 @@ def rows_from_page(
     rows = []
     for record in page.get("Records", []):
         if len(record) != len(columns):
-            raise RedshiftDataError(
+            raise JobError(
                 f"record has {len(record)} fields but the result has {len(columns)} columns"
             )
         rows.append(
@@ -87,7 +88,7 @@ def get_rows(
 ) -> list[dict[str, Any]]:
     """Every row of a FINISHED statement's result, as dicts keyed by column name."""
     if max_rows < 1:
-        raise ValueError(f"max_rows must be >= 1, got {max_rows!r}")
+        raise InvalidRequestError(f"max_rows {max_rows!r} is invalid; allowed: an int >= 1")
     rows: list[dict[str, Any]] = []
     columns: Sequence[Mapping[str, Any]] = ()
     token: str | None = None

@@ -1,106 +1,21 @@
-"""One table of statement states, and which AWS errors are worth retrying.
+"""What a statement's description says: its result, or the error its final status means.
 
-The original loop only knew FINISHED and FAILED, so ABORTED spun until the workflow timed
-out. Here every status maps to exactly one outcome, and an unknown status is an error
-rather than "keep waiting".
+Statuses map to outcomes in ``tasks.jobs.STATEMENT_STATES`` (shared with Glue's table);
+the original loop only knew FINISHED and FAILED, so ABORTED spun until the workflow
+timed out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from tasks.jobs import STATEMENT_STATES, error_code
+from tasks.redshift_data.errors import StatementAbortedError, StatementError, StatementFailedError
 
-from tasks.redshift_data.errors import (
-    RedshiftDataError,
-    StatementAbortedError,
-    StatementError,
-    StatementFailedError,
-)
-
-Outcome = Literal["running", "finished", "failed", "aborted"]
-
-STATUS_OUTCOME: dict[str, Outcome] = {
-    "SUBMITTED": "running",
-    "PICKED": "running",
-    "STARTED": "running",
-    "FINISHED": "finished",
-    "FAILED": "failed",
-    "ABORTED": "aborted",
-}
-RUNNING_STATUSES = frozenset(s for s, o in STATUS_OUTCOME.items() if o == "running")
-
-# Codes that mean "ask again later"; the request itself was fine.
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "InternalServerException",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "ActiveWaitingRequestsExceededException",
-        "DatabaseConnectionException",
-    }
-)
 # A submit refused for capacity: safe to retry later with the same ClientToken.
 CAPACITY_CODES = frozenset({"ActiveStatementsExceededException", "ActiveSessionsExceededException"})
-_THROTTLE_WORDS = ("rate exceeded", "throttl", "too many requests")
-_CONNECTION_ERRORS = (
-    ConnectionClosedError,
-    EndpointConnectionError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-    ConnectionError,
-)
-
-
-def outcome_of(status: str) -> Outcome:
-    try:
-        return STATUS_OUTCOME[status]
-    except KeyError:
-        raise RedshiftDataError(
-            f"unknown statement status {status!r}; known: {', '.join(STATUS_OUTCOME)}"
-        ) from None
-
-
-def error_code(exc: BaseException) -> str | None:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "")) or None
-    return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Throttling, 5xx and dropped connections: retry without giving up on the statement.
-
-    Redshift Serverless reports some throttling as a ValidationException whose message says
-    "Rate exceeded"; treating every ValidationException as permanent would fail the task on
-    a busy night.
-    """
-    if isinstance(exc, _CONNECTION_ERRORS):
-        return True
-    if not isinstance(exc, ClientError):
-        return False
-    code = error_code(exc)
-    if code in TRANSIENT_CODES:
-        return True
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if isinstance(status, int) and status >= 500 and code != "ExecuteStatementException":
-        return True
-    if code == "ValidationException":
-        message = str(exc.response.get("Error", {}).get("Message", "")).lower()
-        return any(word in message for word in _THROTTLE_WORDS)
-    return False
 
 
 def is_capacity_error(exc: BaseException) -> bool:
@@ -120,7 +35,10 @@ class SubStatement:
 
 @dataclass(frozen=True)
 class StatementResult:
-    """What a FINISHED statement leaves behind: small enough to persist and show."""
+    """What a FINISHED statement leaves behind: small enough to persist and show.
+
+    ``rows`` holds the typed result rows when the caller asked to fetch them, else ().
+    """
 
     statement_id: str
     query_id: int | None
@@ -131,6 +49,7 @@ class StatementResult:
     sub_statements: tuple[SubStatement, ...] = ()
     statement_name: str | None = None
     reattached: bool = False  # an earlier attempt's statement, not one submitted now
+    rows: tuple[dict[str, Any], ...] = ()
 
 
 def _seconds(duration_ns: object) -> float | None:
@@ -182,8 +101,8 @@ def terminal_error(description: Mapping[str, Any], sql: str | None = None) -> St
     For a batch, the failing sub-statement's query id and SQL are the useful ones.
     """
     status = str(description.get("Status", ""))
-    outcome = outcome_of(status)
-    if outcome in ("running", "finished"):
+    outcome = STATEMENT_STATES.outcome(status)
+    if outcome in ("running", "succeeded"):
         return None
     statement_id = str(description.get("Id", ""))
     query_id = _query_id(description.get("RedshiftQueryId"))

@@ -1,43 +1,51 @@
 """Submitting: every submit carries a ClientToken, and a known step reattaches first.
 
-``execute_and_wait`` is the plain path (a random token makes botocore's own retries safe).
-``submit_or_reattach`` is the idempotent path for pipelines: it asks the Data API which
-attempts of this step exist (ListStatements by name prefix, all statuses, every page)
-and only submits when there is nothing to reattach to.
+``execute_and_wait`` is the plain path without Prefect (a random token makes botocore's
+own retries safe); the migration runner and tests use it. ``submit_or_reattach`` is the
+idempotent path for run keys: it asks the Data API which attempts of this step exist
+(ListStatements by name prefix, all statuses, every page) and only submits when there is
+nothing to reattach to.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tasks.redshift_data.errors import RedshiftDataError, SubmitError
-from tasks.redshift_data.logs import LoggerLike, log
+from tasks.jobs import (
+    STATEMENT_STATES,
+    JobError,
+    Logger,
+    RunKey,
+    SubmitError,
+    WaitPolicy,
+    error_code,
+    is_throttling,
+    is_transient,
+)
 from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
-from tasks.redshift_data.runkey import RunKey, StepKey
 from tasks.redshift_data.status import (
     StatementResult,
-    error_code,
     is_capacity_error,
-    is_transient,
-    outcome_of,
     parse_description,
     terminal_error,
 )
 from tasks.redshift_data.target import RedshiftTarget
-from tasks.redshift_data.waiting import WaitPolicy, backoff_delay, wait_or_cancel
+from tasks.redshift_data.waiting import wait_or_cancel
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 SUBMIT_RETRY_POLICY = WaitPolicy(initial_interval=1.0, max_interval=30.0)
 _SUBMIT_EXCEPTIONS = ("ExecuteStatementException", "BatchExecuteStatementException")
+log = logging.getLogger(__name__)
 
 
 def submit_statement(
@@ -46,7 +54,7 @@ def submit_statement(
     request: Mapping[str, Any],
     *,
     retries: int = 4,
-    logger: LoggerLike | None = None,
+    logger: Logger | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """The statement id. Capacity and throttling refusals are retried with backoff.
@@ -67,17 +75,14 @@ def submit_statement(
             statement_id = exc.response.get("StatementId")
             if error_code(exc) in _SUBMIT_EXCEPTIONS and isinstance(statement_id, str):
                 return _adopt_or_raise(client, statement_id, exc, logger)
-            retryable = is_capacity_error(exc) or error_code(exc) in (
-                "ThrottlingException",
-                "TooManyRequestsException",
-            )
+            retryable = is_capacity_error(exc) or is_throttling(exc)
             if not retryable and is_transient(exc) and not has_token:
                 raise SubmitError(
                     f"{operation} outcome unknown and no ClientToken to retry safely: {exc}",
                     code=error_code(exc),
                 ) from exc
             if not retryable and not is_transient(exc):
-                raise RedshiftDataError(f"{operation} was refused: {exc}") from exc
+                raise JobError(f"{operation} was refused: {exc}") from exc
             failure: Exception = exc
         except BotoCoreError as exc:
             if not (has_token and is_transient(exc)):
@@ -90,14 +95,14 @@ def submit_statement(
                 f"{operation} still refused after {retries + 1} tries: {failure}",
                 code=error_code(failure),
             ) from failure
-        delay = backoff_delay(SUBMIT_RETRY_POLICY, retry, random.random())
+        delay = SUBMIT_RETRY_POLICY.delay(retry, random.random())
         logger.warning("%s refused (%s); retrying in %.1f s", operation, failure, delay)
         sleep(delay)
     raise AssertionError("unreachable")
 
 
 def _adopt_or_raise(
-    client: RedshiftDataAPIServiceClient, statement_id: str, exc: ClientError, logger: LoggerLike
+    client: RedshiftDataAPIServiceClient, statement_id: str, exc: ClientError, logger: Logger
 ) -> str:
     try:
         description = client.describe_statement(Id=statement_id)
@@ -128,7 +133,7 @@ def execute_and_wait(
     client_token: str | None = None,
     policy: WaitPolicy | None = None,
     execution_mode: ExecutionMode | None = None,
-    logger: LoggerLike | None = None,
+    logger: Logger | None = None,
 ) -> StatementResult:
     """Run SQL (a list runs as one BatchExecuteStatement) and wait for FINISHED."""
     operation, request = build_submit_request(
@@ -177,12 +182,12 @@ class Submission:
 
 
 def find_prior_statements(
-    client: RedshiftDataAPIServiceClient, step: StepKey
+    client: RedshiftDataAPIServiceClient, step: RunKey
 ) -> list[PriorStatement]:
     """Every earlier attempt of this step that the Data API still knows (24 h)."""
     found = []
     paginator = client.get_paginator("list_statements")
-    for page in paginator.paginate(StatementName=step.name_prefix, Status="ALL"):
+    for page in paginator.paginate(StatementName=step.step_prefix, Status="ALL"):
         for statement in page.get("Statements", []):
             attempt = step.attempt_of(statement.get("StatementName"))
             if attempt is not None:
@@ -202,17 +207,17 @@ def decide(prior: Sequence[PriorStatement], *, force: bool = False) -> Decision:
     if not prior:
         return Decision("submit", 1, None, "no earlier attempt")
     latest = max(prior, key=lambda p: (p.attempt, p.created_at))
-    outcome = outcome_of(latest.status)
+    outcome = STATEMENT_STATES.outcome(latest.status)
     if outcome == "running":
         if force:
-            raise RedshiftDataError(
+            raise JobError(
                 f"attempt {latest.attempt} ({latest.statement_id}) is still {latest.status}; "
                 "cancel it before forcing a new run"
             )
         return Decision("reattach", latest.attempt, latest.statement_id, f"still {latest.status}")
-    if outcome == "finished" and not force:
+    if outcome == "succeeded" and not force:
         return Decision("reattach", latest.attempt, latest.statement_id, "already FINISHED")
-    why = "forced" if outcome == "finished" else f"attempt {latest.attempt} {latest.status}"
+    why = "forced" if outcome == "succeeded" else f"attempt {latest.attempt} {latest.status}"
     return Decision("submit", latest.attempt + 1, None, why)
 
 
@@ -220,12 +225,12 @@ def submit_or_reattach(
     client: RedshiftDataAPIServiceClient,
     target: RedshiftTarget,
     sql: str | Sequence[str],
-    step: StepKey,
+    step: RunKey,
     *,
     parameters: Mapping[str, object] | None = None,
     force: bool = False,
     execution_mode: ExecutionMode | None = None,
-    logger: LoggerLike | None = None,
+    logger: Logger | None = None,
     submit: Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str] | None = None,
 ) -> Submission:
     """The statement for this step: an earlier live or finished attempt, or a new one.
@@ -237,7 +242,7 @@ def submit_or_reattach(
     # Validate everything before the first call to AWS.
     build_submit_request(target, sql, parameters=parameters, execution_mode=execution_mode)
     decision = decide(find_prior_statements(client, step), force=force)
-    run = step.attempt(decision.attempt)
+    run = step.with_attempt(decision.attempt)
     if decision.action == "reattach":
         assert decision.statement_id is not None
         logger.info(
@@ -252,7 +257,7 @@ def submit_or_reattach(
         sql,
         parameters=parameters,
         statement_name=run.statement_name,
-        client_token=run.client_token(target),
+        client_token=run.client_token(target.scope()),
         execution_mode=execution_mode,
     )
     if submit is None:
@@ -261,41 +266,3 @@ def submit_or_reattach(
         statement_id = submit(run, operation, request)
     logger.info("submitted %s as %s (%s)", run.statement_name, statement_id, decision.reason)
     return Submission(statement_id, run.statement_name, run.attempt, False)
-
-
-def run_step(
-    client: RedshiftDataAPIServiceClient,
-    target: RedshiftTarget,
-    sql: str | Sequence[str],
-    step: StepKey,
-    *,
-    parameters: Mapping[str, object] | None = None,
-    force: bool = False,
-    policy: WaitPolicy | None = None,
-    execution_mode: ExecutionMode | None = None,
-    logger: LoggerLike | None = None,
-) -> StatementResult:
-    """``submit_or_reattach`` then wait: the idempotent path without Prefect."""
-    submission = submit_or_reattach(
-        client,
-        target,
-        sql,
-        step,
-        parameters=parameters,
-        force=force,
-        execution_mode=execution_mode,
-        logger=logger,
-    )
-    text = sql if isinstance(sql, str) else "; ".join(sql)
-    description = wait_or_cancel(
-        client,
-        submission.statement_id,
-        policy=policy,
-        sql=text,
-        logger=logger,
-        label=submission.statement_name,
-    )
-    return replace(
-        parse_description(description, submission.statement_name),
-        reattached=submission.reattached,
-    )

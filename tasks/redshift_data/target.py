@@ -1,45 +1,76 @@
-"""Where statements run: a provisioned cluster or a Serverless workgroup, and a database.
+"""Where statements run, as a Prefect block: save it once by name, load it in any flow.
 
-Validated when built, so a typo in a deployment's settings fails at flow start with a
-message naming the field, not minutes later inside boto3. Region and credentials belong to
-the client (``tasks.aws.aws_client``), not here: a target is safe to log.
+A provisioned cluster or a Serverless workgroup, a database, how to authenticate to the
+database (a db user's temporary credentials or a Secrets Manager secret ARN), the region
+and, optionally, a prefect-aws ``AwsCredentials`` block for the AWS identity. Validated
+when built, so a typo fails at flow start with a message naming the field. Nothing here is
+secret (the credentials block keeps its keys as secrets), so a target is safe to log.
+
+The client is built here, once per block instance (boto3 clients are thread-safe), through
+``tasks.aws.aws_client``; like every boto3 client it honours
+``AWS_ENDPOINT_URL_REDSHIFT_DATA``, which is how the embedded default points it at the
+local endpoint.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import threading
+from typing import TYPE_CHECKING, Any
 
-from tasks.redshift_data.errors import InvalidRequestError
+from prefect.blocks.core import Block
+from prefect_aws import AwsCredentials
+from pydantic import Field, PrivateAttr, model_validator
+
+from tasks.aws import aws_client
+from tasks.jobs import InvalidRequestError
+
+if TYPE_CHECKING:
+    from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 _CLUSTER_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _WORKGROUP_RE = re.compile(
     r"[a-z0-9-]{3,63}|arn:aws[a-z-]*:redshift-serverless:[a-z0-9-]+:\d{12}:workgroup/[a-z0-9/-]+"
 )
+_CLIENT_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class RedshiftTarget:
-    """Exactly one of ``cluster_identifier`` / ``workgroup_name``.
+class RedshiftTarget(Block):
+    """A Redshift warehouse reached through the Data API.
 
-    A cluster authenticates with exactly one of ``db_user`` (temporary credentials) or
-    ``secret_arn``; a workgroup with ``secret_arn`` or, when omitted, the caller's IAM
-    identity. ``db_user`` is not accepted by Serverless.
+    Exactly one of ``cluster_identifier`` / ``workgroup_name``. A cluster authenticates
+    with exactly one of ``db_user`` (temporary credentials) or ``secret_arn``; a workgroup
+    with ``secret_arn`` or, when omitted, the caller's IAM identity (``db_user`` is not
+    accepted by Serverless).
+
+    Example:
+        ```python
+        RedshiftTarget(workgroup_name="analytics", database="dev").save("warehouse")
+        execute_statement("select 1", target=RedshiftTarget.load("warehouse"))
+        ```
     """
 
-    database: str
-    cluster_identifier: str | None = None
-    workgroup_name: str | None = None
-    db_user: str | None = None
-    secret_arn: str | None = None
+    _block_type_name = "Redshift Target"
+    _description = "A Redshift cluster or Serverless workgroup reached through the Data API."
 
-    def __post_init__(self) -> None:
+    database: str = Field(description="database the statements run in")
+    cluster_identifier: str | None = Field(None, description="provisioned cluster id")
+    workgroup_name: str | None = Field(None, description="Serverless workgroup name or ARN")
+    db_user: str | None = Field(None, description="database user (provisioned clusters)")
+    secret_arn: str | None = Field(None, description="Secrets Manager ARN of db credentials")
+    region_name: str | None = Field(None, description="AWS region; the default chain's if unset")
+    aws_credentials: AwsCredentials | None = Field(
+        None, description="AWS identity; boto3's default chain if unset"
+    )
+
+    _client: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> RedshiftTarget:
         for field in ("database", "cluster_identifier", "workgroup_name", "db_user", "secret_arn"):
             value = getattr(self, field)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
+            if value is not None and not value.strip():
                 raise InvalidRequestError(f"RedshiftTarget.{field} must be a non-empty string")
-        if self.database is None:
-            raise InvalidRequestError("RedshiftTarget.database is required")
         if (self.cluster_identifier is None) == (self.workgroup_name is None):
             raise InvalidRequestError(
                 "RedshiftTarget needs exactly one of cluster_identifier (provisioned) or "
@@ -71,10 +102,7 @@ class RedshiftTarget:
                     "db_user is not accepted for a Serverless workgroup; use secret_arn or "
                     "the caller's IAM identity"
                 )
-
-    @property
-    def serverless(self) -> bool:
-        return self.workgroup_name is not None
+        return self
 
     def request_fields(self) -> dict[str, str]:
         """The connection fields of ExecuteStatement / BatchExecuteStatement."""
@@ -93,3 +121,17 @@ class RedshiftTarget:
         """A stable text naming the warehouse, mixed into client tokens."""
         where = self.cluster_identifier or self.workgroup_name
         return f"{where}/{self.database}"
+
+    def data_api_client(self) -> RedshiftDataAPIServiceClient:
+        """This target's ``redshift-data`` client, built on first use and then reused.
+
+        One client per block instance: the Data API lets only the identity that submitted
+        a statement describe it, so submit and poll must share one identity.
+        """
+        with _CLIENT_LOCK:
+            if self._client is None:
+                self._client = aws_client(
+                    "redshift-data", credentials=self.aws_credentials, region=self.region_name
+                )
+            client: RedshiftDataAPIServiceClient = self._client
+            return client

@@ -9,89 +9,38 @@ back to exponential backoff with jitter, reset by the next full-length long poll
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from tasks.redshift_data.cancel import cancel_statement, waiting_on
+from tasks.jobs import (
+    STATEMENT_STATES,
+    JobError,
+    Logger,
+    WaitPolicy,
+    error_code,
+    is_transient,
+)
+from tasks.redshift_data.cancel import cancel_statement
 from tasks.redshift_data.errors import (
-    InvalidRequestError,
-    RedshiftDataError,
-    StatementError,
     StatementStatusUnknownError,
     StatementTimeoutError,
 )
-from tasks.redshift_data.logs import LoggerLike, log
-from tasks.redshift_data.status import error_code, is_transient, outcome_of, terminal_error
+from tasks.redshift_data.status import terminal_error
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-MAX_LONG_POLL_SECONDS = 30
+log = logging.getLogger(__name__)
 # A long poll that returns before this share of its wait did not really wait.
 _FULL_POLL_SHARE = 0.8
 
 StatusCallback = Callable[[str | None, Mapping[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class WaitPolicy:
-    """How to wait. ``long_poll_seconds=0`` disables long polling (backoff only)."""
-
-    long_poll_seconds: int = MAX_LONG_POLL_SECONDS
-    initial_interval: float = 0.25
-    max_interval: float = 15.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    timeout_seconds: float | None = 24 * 3600.0
-    transient_error_budget: int = 10
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.long_poll_seconds <= MAX_LONG_POLL_SECONDS:
-            raise InvalidRequestError(
-                f"long_poll_seconds {self.long_poll_seconds!r} is invalid; allowed: 0 "
-                f"(off) to {MAX_LONG_POLL_SECONDS}"
-            )
-        if not 0 < self.initial_interval <= self.max_interval:
-            raise InvalidRequestError(
-                f"need 0 < initial_interval <= max_interval, got {self.initial_interval!r} "
-                f"and {self.max_interval!r}"
-            )
-        if self.multiplier < 1:
-            raise InvalidRequestError(f"multiplier {self.multiplier!r} must be >= 1")
-        if not 0 <= self.jitter < 1:
-            raise InvalidRequestError(f"jitter {self.jitter!r} must be in [0, 1)")
-        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
-            raise InvalidRequestError(
-                f"timeout_seconds {self.timeout_seconds!r} must be positive or None"
-            )
-        if self.transient_error_budget < 0:
-            raise InvalidRequestError("transient_error_budget must be >= 0")
-
-
-def within(policy: WaitPolicy, seconds: float | None) -> WaitPolicy:
-    """The policy with its timeout shortened to ``seconds`` (e.g. what a task timeout leaves).
-
-    Our own timeout then fires first and cancels the statement, instead of an outer timeout
-    that can only interrupt us after a long poll returns.
-    """
-    if seconds is None:
-        return policy
-    seconds = max(1.0, seconds)
-    if policy.timeout_seconds is not None and policy.timeout_seconds <= seconds:
-        return policy
-    return replace(policy, timeout_seconds=seconds)
-
-
-def backoff_delay(policy: WaitPolicy, retry: int, unit_random: float) -> float:
-    """Delay before retry number ``retry`` (0-based), jittered by ``unit_random`` in [0, 1)."""
-    base = min(policy.max_interval, policy.initial_interval * policy.multiplier**retry)
-    return base * (1 - policy.jitter + 2 * policy.jitter * unit_random)
 
 
 def long_poll_seconds(policy: WaitPolicy, remaining: float | None) -> int | None:
@@ -114,7 +63,7 @@ def _long_poll_rejected(exc: ClientError) -> bool:
     return error_code(exc) == "ValidationException" and "WaitTimeSeconds" in message
 
 
-def log_status_change(logger: LoggerLike, label: str) -> StatusCallback:
+def log_status_change(logger: Logger, label: str) -> StatusCallback:
     def on_change(previous: str | None, description: Mapping[str, Any]) -> None:
         status = description.get("Status")
         if previous is None:
@@ -170,9 +119,7 @@ def wait_for_statement(
                 use_long_poll = False
                 continue
             if not is_transient(exc):
-                raise RedshiftDataError(
-                    f"DescribeStatement for {statement_id} failed: {exc}"
-                ) from exc
+                raise JobError(f"DescribeStatement for {statement_id} failed: {exc}") from exc
             errors = _after_transient(
                 policy, statement_id, last_status, errors, exc, sleep, unit_random
             )
@@ -189,8 +136,7 @@ def wait_for_statement(
         if status != last_status:
             on_change(last_status, description)
             last_status = status
-        outcome = outcome_of(status)
-        if outcome == "finished":
+        if STATEMENT_STATES.outcome(status) == "succeeded":
             return description
         failure = terminal_error(description, sql)
         if failure is not None:
@@ -198,7 +144,7 @@ def wait_for_statement(
         if waited_fully(wait, clock() - started):
             early = 0
             continue
-        delay = backoff_delay(policy, early, unit_random())
+        delay = policy.delay(early, unit_random())
         early += 1
         if deadline is not None:
             delay = min(delay, max(0.0, deadline - clock()))
@@ -229,7 +175,7 @@ def _after_transient(
         policy.transient_error_budget,
         exc,
     )
-    sleep(backoff_delay(policy, errors - 1, unit_random()))
+    sleep(policy.delay(errors - 1, unit_random()))
     return errors
 
 
@@ -239,33 +185,33 @@ def wait_or_cancel(
     *,
     policy: WaitPolicy | None = None,
     sql: str | None = None,
-    logger: LoggerLike | None = None,
+    logger: Logger | None = None,
     label: str | None = None,
     **wait_kwargs: Any,
 ) -> Mapping[str, Any]:
     """``wait_for_statement`` that cancels the statement when the wait is abandoned.
 
     Abandoned means: our timeout, or anything that unwinds through here that is not the
-    statement's own outcome — KeyboardInterrupt, Prefect's TerminationSignal (SIGTERM, a
-    runner cancelling the flow), a task timeout. While waiting, the statement is listed
-    for ``cancel_statements_on_stop``, which covers waits in worker threads. When polling itself keeps failing we do
-    not cancel: the statement is probably fine and the next attempt reattaches.
+    statement's own outcome or an error of ours: KeyboardInterrupt, Prefect's
+    TerminationSignal (SIGTERM, a runner cancelling the flow), a task timeout. Waits in
+    worker threads, which no signal reaches, are covered by the flows' stop path
+    (``flows.hooks.stop_night``, by name). When polling itself keeps failing we do not
+    cancel: the statement is probably fine and the next attempt reattaches.
     """
     logger = logger or log
     try:
-        with waiting_on(client, statement_id):
-            return wait_for_statement(
-                client,
-                statement_id,
-                policy=policy,
-                sql=sql,
-                on_change=log_status_change(logger, label or statement_id),
-                **wait_kwargs,
-            )
+        return wait_for_statement(
+            client,
+            statement_id,
+            policy=policy,
+            sql=sql,
+            on_change=log_status_change(logger, label or statement_id),
+            **wait_kwargs,
+        )
     except StatementTimeoutError:
         cancel_statement(client, statement_id, reason="wait timed out", logger=logger)
         raise
-    except (StatementError, RedshiftDataError):
+    except JobError:
         raise
     except BaseException as exc:
         cancel_statement(

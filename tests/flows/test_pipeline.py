@@ -122,3 +122,16 @@ def test_bad_history_ranges_and_sources_are_refused(
 ) -> None:
     with pytest.raises(PipelineDefinitionError, match=message):
         history_pipeline(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_step_waits_for_all_its_dependencies_not_the_first() -> None:
+    """Uneven dependencies: ``c`` needs ``a`` (layer 1) and ``b`` (layer 2), so layer 3."""
+    pipeline = Pipeline(
+        name="uneven",
+        steps=(
+            CheckStep("c", "needs both", "select 1", depends_on=("a", "b")),
+            CheckStep("b", "needs a", "select 1", depends_on=("a",)),
+            CheckStep("a", "first", "select 1"),
+        ),
+    )
+    assert [[s.name for s in layer] for layer in pipeline.layers()] == [["a"], ["b"], ["c"]]

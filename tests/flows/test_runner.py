@@ -6,26 +6,40 @@ real local Glue runs; only the pipelines are small ones made for the failure bei
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from prefect import flow
+from prefect_aws import AwsCredentials
+from prefect_aws.client_parameters import AwsClientParameters
 
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, history_pipeline
-from flows.runner import NightFailedError, run_pipeline
+from flows.runner import CheckFailedError, NightFailedError, run_check, run_pipeline
 from flows.runtime import Runtime
 from flows.settings import Settings
-from local.embedded import LOCAL_TARGET
 from local.stack import LOCAL_REGION, LocalStack
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi, data_api_client
+from tasks.redshift_data import RedshiftTarget
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi
 from tests.sql.staging import Warehouse
 
 NIGHT = date(2026, 11, 20)
 
 
 def _runtime(stack: LocalStack) -> Runtime:
+    """A runtime on the local stack, built as a user would: a target block whose
+    credentials block points at the endpoint, and a Glue client."""
+    credentials = AwsCredentials(
+        aws_access_key_id=TEST_ACCESS_KEY,
+        aws_secret_access_key=TEST_SECRET_KEY,
+        region_name=LOCAL_REGION,
+        aws_client_parameters=AwsClientParameters(endpoint_url=stack.endpoint_url),
+    )
+    target = RedshiftTarget(
+        database="dev", cluster_identifier="local", db_user="awsuser", aws_credentials=credentials
+    )
     glue = boto3.client(
         "glue",
         endpoint_url=stack.endpoint_url,
@@ -33,9 +47,7 @@ def _runtime(stack: LocalStack) -> Runtime:
         aws_access_key_id=TEST_ACCESS_KEY,
         aws_secret_access_key=TEST_SECRET_KEY,
     )
-    return Runtime.with_clients(
-        Settings(target="local"), data_api_client(stack.endpoint_url), glue, LOCAL_TARGET
-    )
+    return Runtime.with_clients(Settings(target="local"), target, glue)
 
 
 def _run(
@@ -132,3 +144,28 @@ def test_the_history_pipeline_backfills_a_range_once(
     assert [s["status"] for s in again["steps"]] == ["reattached"] * 2 + ["succeeded"] * 2
     named = _statements_named(runtime, "mystore-history/2026-10-01/load_history_to_20261002/")
     assert len(named) == 1  # the second run reattached to the first load
+
+
+def test_a_forced_check_runs_again_instead_of_reattaching(
+    migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    runtime = _runtime(migrated)
+    check = CheckStep("check_forced", "nothing offends", "select 1 where false")
+    pipeline = f"runner-test-{uuid.uuid4().hex[:8]}"
+    assert run_check(check, pipeline, runtime, NIGHT, False) == 0
+    assert run_check(check, pipeline, runtime, NIGHT, False) == 0  # reattached
+    assert run_check(check, pipeline, runtime, NIGHT, True) == 0  # forced: a new attempt
+    names = _statements_named(runtime, f"{pipeline}/2026-11-20/check_forced/")
+    assert sorted(names) == [
+        f"{pipeline}/2026-11-20/check_forced/attempt-1",
+        f"{pipeline}/2026-11-20/check_forced/attempt-2",
+    ]
+
+
+def test_a_check_with_offending_rows_fails_and_quotes_them(
+    migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    runtime = _runtime(migrated)
+    check = CheckStep("check_offends", "one row offends", "select 7 as customer_id")
+    with pytest.raises(CheckFailedError, match=r'found 1 offending row\(s\): \{"customer_id": 7\}'):
+        run_check(check, f"runner-test-{uuid.uuid4().hex[:8]}", runtime, NIGHT, False)

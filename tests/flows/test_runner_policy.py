@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from prefect.states import Completed, Failed
+from prefect.states import Failed
 
 from flows.pipeline import CheckStep, RetryPolicy, nightly_pipeline
-from flows.runner import retry_only_orchestration_errors, task_options
+from flows.runner import CheckFailedError, task_options
 from tasks.glue import GlueConcurrencyError, GlueJobFailedError, GluePollError
-from tasks.redshift_data import (
-    StatementAbortedError,
-    StatementFailedError,
-    StatementStatusUnknownError,
-    SubmitError,
-)
+from tasks.jobs import SubmitError, retry_condition
+from tasks.redshift_data import StatementAbortedError, StatementFailedError
+from tasks.redshift_data.errors import StatementStatusUnknownError
 
 
 def test_options_follow_the_steps_retry_policy() -> None:
@@ -25,7 +22,7 @@ def test_options_follow_the_steps_retry_policy() -> None:
     assert options["retries"] == 3
     assert options["retry_delay_seconds"] == [5, 15, 45]
     assert options["retry_jitter_factor"] == 0.5
-    assert options["retry_condition_fn"] is retry_only_orchestration_errors
+    assert options["retry_condition_fn"] is retry_condition  # the tasks' own predicate
 
 
 def test_the_nightly_load_is_tried_three_times() -> None:
@@ -43,12 +40,9 @@ def test_the_nightly_load_is_tried_three_times() -> None:
         (StatementFailedError("boom", statement_id="s-1", status="FAILED"), False),
         (StatementAbortedError("cancelled", statement_id="s-1", status="ABORTED"), False),
         (GlueJobFailedError("raw2clean", "jr_1", "FAILED", "bad data"), False),
+        (CheckFailedError("1 offending row"), False),
         (ValueError("bad input"), False),
     ],
 )
 def test_only_errors_that_reattach_are_retried(error: Exception, retried: bool) -> None:
-    assert retry_only_orchestration_errors(None, None, Failed(data=error)) is retried
-
-
-def test_a_completed_state_is_not_retried() -> None:
-    assert retry_only_orchestration_errors(None, None, Completed(data=1)) is False
+    assert retry_condition(None, None, Failed(data=error)) is retried  # type: ignore[arg-type]

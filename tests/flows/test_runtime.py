@@ -34,10 +34,13 @@ def test_a_credentials_block_supplies_keys_and_region(prefect_settings: PrefectA
     assert creds.access_key == "AKIDBLOCKTEST"
     assert runtime.target.request_fields() == {"Database": "dev", "WorkgroupName": "mystore-wg"}
     assert "block-secret-value" not in repr(runtime.settings)
+    assert "block-secret-value" not in repr(runtime.target)
 
 
 def test_local_target_defaults_to_the_local_cluster() -> None:
     runtime = Runtime.from_settings(Settings(target="local", region="us-east-1"))
+    assert runtime.target.region_name == "us-east-1"
+    assert runtime.redshift_data is runtime.target.data_api_client()  # what the tasks use
     assert runtime.target.request_fields() == {
         "Database": "dev",
         "ClusterIdentifier": "local",

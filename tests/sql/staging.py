@@ -15,7 +15,9 @@ import psycopg
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from glue.contract import STORE_CUSTOMER, STORE_CUSTOMER_ADDRESS, STORE_SALE, TableContract
-from tasks.redshift_data import RedshiftTarget, execute_and_wait, get_rows
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.results import get_rows
+from tasks.redshift_data.submit import execute_and_wait
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 START = datetime(2026, 1, 1)

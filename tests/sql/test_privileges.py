@@ -11,7 +11,9 @@ import psycopg
 import pytest
 
 from flows.pipeline import QUALITY_CHECKS
-from tasks.redshift_data import RedshiftTarget, StatementFailedError, execute_and_wait, get_rows
+from tasks.redshift_data import RedshiftTarget, StatementFailedError
+from tasks.redshift_data.results import get_rows
+from tasks.redshift_data.submit import execute_and_wait
 from tests.sql.staging import START, Warehouse
 
 

@@ -54,3 +54,18 @@ def clock(stubbed: tuple[RedshiftDataAPIServiceClient, Stubber]) -> FakeClock:
         "before-parameter-build.redshift-data.DescribeStatement", fake.on_call
     )
     return fake
+
+
+@pytest.fixture
+def calls(stubbed: tuple[RedshiftDataAPIServiceClient, Stubber]) -> list[str]:
+    """The operations the stubbed client was asked to make, in order.
+
+    Recorded before the Stubber answers, so a call the code under test makes and then
+    swallows the error of (as ``cancel_statement`` does) is still seen and can be asserted.
+    """
+    seen: list[str] = []
+    stubbed[0].meta.events.register(
+        "before-parameter-build.redshift-data",
+        lambda model, **_: seen.append(model.name),
+    )
+    return seen

@@ -4,6 +4,7 @@ then the Prefect task under a real (temporary) Prefect server."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import pickle
 import signal
@@ -12,65 +13,60 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from mypy_boto3_glue import GlueClient
 
 from local.endpoint import AwsEndpoint
 from local.glue_jobs import GlueService, JobDefinition
 from tasks.glue import (
     RUN_KEY_ARGUMENT,
-    STATE_OUTCOMES,
-    Backoff,
     GlueConcurrencyError,
     GlueJobFailedError,
     GluePollError,
+    run_glue_job,
+    stop_runs_named,
+)
+from tasks.glue.policy import (
     build_start_request,
-    classify_state,
-    make_run_key,
     pick_run_to_attach,
     pick_winner_of_race,
-    run_glue_job,
     run_links,
+    runs_to_stop,
 )
+from tasks.jobs import InvalidRequestError, RunKey, WaitPolicy
 from tests.conftest import PrefectApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN = REPO_ROOT / "tests" / "local" / "glue_jobs" / "standin.py"
 FAST = {
-    "poll": Backoff(initial=0.05, maximum=0.2),
-    "concurrency_backoff": Backoff(initial=0.1, maximum=0.3),
+    "poll": WaitPolicy(initial_interval=0.05, max_interval=0.2, timeout_seconds=None),
+    "concurrency": WaitPolicy(initial_interval=0.1, max_interval=0.3, timeout_seconds=30),
 }
+NIGHT = dt.date(2026, 11, 25)
+
+
+def within(seconds: float) -> dict[str, WaitPolicy]:
+    """FAST, giving up on a busy job after ``seconds``."""
+    return {**FAST, "concurrency": replace(FAST["concurrency"], timeout_seconds=seconds)}
+
+
 CREDENTIALS = {"aws_access_key_id": "AKIDLOCALTEST", "aws_secret_access_key": "local-test-secret"}
 
 
 # -- pure rules -------------------------------------------------------------------------
 
 
-def test_state_table_covers_every_glue_state() -> None:
-    model = botocore.session.get_session().get_service_model("glue")
-    assert set(STATE_OUTCOMES) == set(model.shape_for("JobRunState").enum)
-    assert [s for s, o in STATE_OUTCOMES.items() if o == "failed"] == [
-        "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED",
-    ]  # fmt: skip
-    assert classify_state("SUCCEEDED") == "succeeded" and classify_state("WAITING") == "running"
-    with pytest.raises(
-        ValueError, match=r"unknown Glue JobRunState 'PAUSED'; known states: STARTING"
-    ):
-        classify_state("PAUSED")
-
-
 def test_run_key_and_start_request() -> None:
-    key = make_run_key("nightly", "2026-11-25", "clean_store_sale")
+    key = RunKey("nightly", dt.date(2026, 11, 25), "clean_store_sale").glue_argument
     assert key == "nightly/2026-11-25/clean_store_sale"
-    with pytest.raises(ValueError, match=r"step 'a b' cannot be part of a run key"):
-        make_run_key("nightly", "2026-11-25", "a b")
     assert build_start_request(
         "raw2clean",
         {"--table": "store_sale"},
@@ -92,7 +88,7 @@ def test_run_key_and_start_request() -> None:
         ({"worker_type": "G.3X", "number_of_workers": 2}, r"worker_type 'G.3X' is not one of"),
         ({"timeout_minutes": 10080}, r"timeout_minutes must be between 1 and 10079, got 10080"),
     ]:
-        with pytest.raises(ValueError, match=pattern):
+        with pytest.raises(InvalidRequestError, match=pattern):
             build_start_request("raw2clean", kwargs.pop("arguments", None), key, **kwargs)
 
 
@@ -129,12 +125,17 @@ def test_pick_winner_of_race_among_runs_new_since_the_lookup() -> None:
     assert pick_winner_of_race([old], "k", {"old"}) is None
 
 
-def test_backoff_grows_caps_and_jitters() -> None:
-    policy = Backoff(initial=2.0, maximum=30.0, factor=2.0, jitter=0.2)
-    assert [policy.delay(n, 0.5) for n in range(6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert policy.delay(0, 0.0) == pytest.approx(1.6) and policy.delay(0, 0.999) == pytest.approx(
-        2.4, abs=0.01
-    )
+def test_runs_to_stop_are_this_nights_active_runs_only() -> None:
+    night = "p/2026-11-25/"
+    runs = [
+        _run("ours", "RUNNING", 1, key="p/2026-11-25/clean_a"),
+        _run("ours-starting", "STARTING", 2, key="p/2026-11-25/clean_b"),
+        _run("ours-done", "SUCCEEDED", 1, key="p/2026-11-25/clean_c"),
+        _run("other-night", "RUNNING", 1, key="p/2026-11-24/clean_a"),
+        _run("other-pipeline", "RUNNING", 1, key="q/2026-11-25/clean_a"),
+        {"Id": "no-key", "JobRunState": "RUNNING", "StartedOn": 1},
+    ]
+    assert [r["Id"] for r in runs_to_stop(runs, night)] == ["ours", "ours-starting"]
 
 
 def test_links_point_at_the_console_on_aws_and_the_log_file_locally() -> None:
@@ -209,7 +210,9 @@ def test_success_logs_run_id_and_log_file(
 ) -> None:
     client = glue_client(endpoint.url)
     caplog.set_level(logging.INFO, logger="tasks.glue")
-    result = run_glue_job(client, "standin", {"--sleep": "0.3"}, run_key="p/2026-11-25/ok", **FAST)
+    result = run_glue_job(
+        client, "standin", {"--sleep": "0.3"}, run_key=RunKey("p", NIGHT, "ok"), **FAST
+    )
     assert (result.state, result.reattached, result.console_url) == ("SUCCEEDED", False, None)
     assert result.log_url is not None and "stand-in job done" in Path(result.log_url).read_text()
     assert [r["Id"] for r in runs_with_key(client, "standin", "p/2026-11-25/ok")] == [result.run_id]
@@ -227,7 +230,7 @@ def test_failure_raises_with_glues_error_message(endpoint: AwsEndpoint) -> None:
             client,
             "standin",
             {"--fail_with": "quarantine share 0.4 > 0.05"},
-            run_key="p/d/fail",
+            run_key=RunKey("p", NIGHT, "fail"),
             **FAST,
         )
     failed = err.value
@@ -242,17 +245,21 @@ def test_failure_raises_with_glues_error_message(endpoint: AwsEndpoint) -> None:
 
 def test_retry_after_a_lost_watcher_reattaches_to_the_one_run(endpoint: AwsEndpoint) -> None:
     client = glue_client(endpoint.url)
-    key = "p/2026-11-25/reattach"
+    key = RunKey("p", NIGHT, "reattach")
     endpoint.faults.throttle("GetJobRun", 1000)  # the first attempt loses sight of its run
     began = time.monotonic()
     with pytest.raises(GluePollError, match="a retry will reattach") as err:
         run_glue_job(
-            client, "standin", {"--sleep": "3"}, run_key=key, transient_error_budget=2, **FAST
+            client,
+            "standin",
+            {"--sleep": "3"},
+            run_key=key,
+            **{**FAST, "poll": replace(FAST["poll"], transient_error_budget=2)},
         )
     lost_after = time.monotonic() - began
     assert isinstance(err.value.__cause__, ClientError)
     endpoint.faults.clear()
-    (first,) = runs_with_key(client, "standin", key)
+    (first,) = runs_with_key(client, "standin", key.glue_argument)
     assert first["JobRunState"] in ("STARTING", "RUNNING"), lost_after  # not stopped: needed
     retried = run_glue_job(client, "standin", {"--sleep": "1"}, run_key=key, **FAST)
     assert (retried.run_id, retried.reattached, retried.state) == (first["Id"], True, "SUCCEEDED")
@@ -260,26 +267,32 @@ def test_retry_after_a_lost_watcher_reattaches_to_the_one_run(endpoint: AwsEndpo
         client, "standin", {"--sleep": "1"}, run_key=key, **FAST
     )  # same night again
     assert (again.run_id, again.reattached) == (first["Id"], True)
-    assert len(runs_with_key(client, "standin", key)) == 1
-    fresh = run_glue_job(client, "standin", {}, run_key=key, force_new=True, **FAST)
+    assert len(runs_with_key(client, "standin", key.glue_argument)) == 1
+    fresh = run_glue_job(client, "standin", {}, run_key=key, force=True, **FAST)
     assert fresh.run_id != first["Id"] and not fresh.reattached
 
 
 def test_after_a_failed_run_a_retry_starts_afresh(endpoint: AwsEndpoint) -> None:
     client = glue_client(endpoint.url)
     with pytest.raises(GlueJobFailedError):
-        run_glue_job(client, "standin", {"--fail_with": "x"}, run_key="p/d/afresh", **FAST)
-    result = run_glue_job(client, "standin", {}, run_key="p/d/afresh", **FAST)
+        run_glue_job(
+            client, "standin", {"--fail_with": "x"}, run_key=RunKey("p", NIGHT, "afresh"), **FAST
+        )
+    result = run_glue_job(client, "standin", {}, run_key=RunKey("p", NIGHT, "afresh"), **FAST)
     assert not result.reattached
-    states = sorted(r["JobRunState"] for r in runs_with_key(client, "standin", "p/d/afresh"))
+    states = sorted(
+        r["JobRunState"] for r in runs_with_key(client, "standin", "p/2026-11-25/afresh")
+    )
     assert states == ["FAILED", "SUCCEEDED"]
 
 
 def test_a_lost_start_response_does_not_leave_two_runs(endpoint: AwsEndpoint) -> None:
     client = glue_client(endpoint.url, max_attempts=3)  # botocore resends the lost StartJobRun
     endpoint.faults.drop_after("StartJobRun", 1)
-    result = run_glue_job(client, "standin", {"--sleep": "0.5"}, run_key="p/d/lost", **FAST)
-    runs = runs_with_key(client, "standin", "p/d/lost")
+    result = run_glue_job(
+        client, "standin", {"--sleep": "0.5"}, run_key=RunKey("p", NIGHT, "lost"), **FAST
+    )
+    runs = runs_with_key(client, "standin", "p/2026-11-25/lost")
     assert len(runs) == 2  # the server did start twice...
     by_id = {r["Id"]: r for r in runs}
     first = min(runs, key=lambda r: r["StartedOn"])
@@ -292,7 +305,7 @@ def test_concurrency_limit_backs_off_then_gives_up_with_the_cause(endpoint: AwsE
     client = glue_client(endpoint.url)
     blocker = client.start_job_run(JobName="single", Arguments={"--sleep": "30"})["JobRunId"]
     with pytest.raises(GlueConcurrencyError, match="could not start within 1s") as err:
-        run_glue_job(client, "single", {}, run_key="p/d/busy", concurrency_wait_seconds=1, **FAST)
+        run_glue_job(client, "single", {}, run_key=RunKey("p", NIGHT, "busy"), **within(1))
     assert isinstance(err.value.__cause__, ClientError)
     assert err.value.__cause__.response["Error"]["Code"] == "ConcurrentRunsExceededException"
     client.batch_stop_job_run(JobName="single", JobRunIds=[blocker])
@@ -301,22 +314,18 @@ def test_concurrency_limit_backs_off_then_gives_up_with_the_cause(endpoint: AwsE
 def test_concurrency_limit_waits_for_a_free_slot(endpoint: AwsEndpoint) -> None:
     client = glue_client(endpoint.url)
     client.start_job_run(JobName="single", Arguments={"--sleep": "1"})
-    result = run_glue_job(
-        client, "single", {}, run_key="p/d/wait", concurrency_wait_seconds=30, **FAST
-    )
+    result = run_glue_job(client, "single", {}, run_key=RunKey("p", NIGHT, "wait"), **within(30))
     assert result.state == "SUCCEEDED" and not result.reattached
 
 
 def test_concurrency_error_attaches_to_the_matching_run(endpoint: AwsEndpoint) -> None:
     client = glue_client(endpoint.url)
-    key = "p/d/mine"
+    key = RunKey("p", NIGHT, "mine")
     mine = client.start_job_run(
-        JobName="single", Arguments={"--sleep": "0.5", RUN_KEY_ARGUMENT: key}
+        JobName="single", Arguments={"--sleep": "0.5", RUN_KEY_ARGUMENT: key.glue_argument}
     )
-    # force_new skips the first lookup, so StartJobRun hits the limit; the run found then is ours.
-    result = run_glue_job(
-        client, "single", {}, run_key=key, force_new=True, concurrency_wait_seconds=0, **FAST
-    )
+    # force skips the first lookup, so StartJobRun hits the limit; the run found then is ours.
+    result = run_glue_job(client, "single", {}, run_key=key, force=True, **within(0.01))
     assert (result.run_id, result.reattached) == (mine["JobRunId"], True)
 
 
@@ -336,12 +345,59 @@ def test_interrupted_wait_stops_the_run(endpoint: AwsEndpoint) -> None:
             client,
             "standin",
             {"--sleep": "60"},
-            run_key="p/d/cancel",
+            run_key=RunKey("p", NIGHT, "cancel"),
             sleep=interrupted_sleep,
             **FAST,
         )
-    (run,) = runs_with_key(client, "standin", "p/d/cancel")
+    (run,) = runs_with_key(client, "standin", "p/2026-11-25/cancel")
     assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
+
+
+def test_the_poll_error_budget_counts_errors_in_a_row_only() -> None:
+    """Errors and successes alternating, more errors in all than the budget: still waits."""
+    client = boto3.client("glue", region_name="eu-west-1", **CREDENTIALS)
+    key = RunKey("p", NIGHT, "flaky")
+    running = {
+        "Id": "jr_1",
+        "JobRunState": "RUNNING",
+        "Arguments": {RUN_KEY_ARGUMENT: key.glue_argument},
+    }
+    with Stubber(client) as stub:
+        stub.add_response("get_job_runs", {"JobRuns": []})
+        stub.add_response("start_job_run", {"JobRunId": "jr_1"})
+        stub.add_response("get_job_runs", {"JobRuns": [running]})
+        for _ in range(3):
+            stub.add_response("get_job_run", {"JobRun": running})
+            for _ in range(2):
+                stub.add_client_error("get_job_run", "ThrottlingException", "Rate exceeded")
+        stub.add_response("get_job_run", {"JobRun": {**running, "JobRunState": "SUCCEEDED"}})
+        result = run_glue_job(
+            client,
+            "raw2clean",
+            run_key=key,
+            poll=replace(FAST["poll"], transient_error_budget=2),
+            sleep=lambda _: None,
+        )
+        stub.assert_no_pending_responses()
+    assert (result.run_id, result.state) == ("jr_1", "SUCCEEDED")
+
+
+def test_stop_runs_named_stops_this_nights_runs_and_no_other() -> None:
+    client = boto3.client("glue", region_name="eu-west-1", **CREDENTIALS)
+    runs = [
+        _run("ours", "RUNNING", 2, key="p/2026-11-25/clean_a"),
+        _run("other-night", "RUNNING", 1, key="p/2026-11-24/clean_a"),
+    ]
+    stopped: list[list[str]] = []
+    client.meta.events.register(
+        "before-parameter-build.glue.BatchStopJobRun",
+        lambda params, **_: stopped.append(params["JobRunIds"]),
+    )
+    with Stubber(client) as stub:
+        stub.add_response("get_job_runs", {"JobRuns": runs})
+        stub.add_response("batch_stop_job_run", {"SuccessfulSubmissions": [], "Errors": []})
+        assert stop_runs_named(client, "raw2clean", "p/2026-11-25/") == ["ours"]
+    assert stopped == [["ours"]]
 
 
 # -- the Prefect task ------------------------------------------------------------------------
@@ -359,32 +415,36 @@ def test_prefect_task_runs_and_its_timeout_stops_the_run(
 
     @flow
     def night() -> str:
-        return glue_job_run("standin", {"--sleep": "0.2"}, run_key="flow/d/ok", client=client).state
+        return glue_job_run(
+            "standin", {"--sleep": "0.2"}, run_key=RunKey("flow", NIGHT, "ok"), client=client
+        ).state
 
     assert night() == "SUCCEEDED"
 
     @flow
     def too_slow() -> None:
         glue_job_run.with_options(timeout_seconds=2)(
-            "standin", {"--sleep": "60"}, run_key="flow/d/slow", client=client
+            "standin", {"--sleep": "60"}, run_key=RunKey("flow", NIGHT, "slow"), client=client
         )
 
     state = too_slow(return_state=True)
     assert state.is_failed()
-    (run,) = runs_with_key(client, "standin", "flow/d/slow")
+    (run,) = runs_with_key(client, "standin", "flow/2026-11-25/slow")
     assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
 
 
 FLOW_SCRIPT = textwrap.dedent(
     """
+    import datetime
     import sys
     from prefect import flow
     from tasks.aws import aws_client
     from tasks.glue import glue_job_run
+    from tasks.jobs import RunKey
 
     @flow
     def night():
-        glue_job_run("standin", {"--sleep": "120"}, run_key="flow/d/sigterm",
+        glue_job_run("standin", {"--sleep": "120"}, run_key=RunKey("flow", datetime.date(2026, 11, 25), "sigterm"),
                      client=aws_client("glue", endpoint_url=sys.argv[1]))
 
     night()
@@ -415,7 +475,7 @@ def test_sigterm_to_the_flow_process_stops_the_run(
         deadline = time.monotonic() + 60
         while not [
             r
-            for r in runs_with_key(client, "standin", "flow/d/sigterm")
+            for r in runs_with_key(client, "standin", "flow/2026-11-25/sigterm")
             if r["JobRunState"] == "RUNNING"
         ]:
             assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
@@ -427,7 +487,7 @@ def test_sigterm_to_the_flow_process_stops_the_run(
     finally:
         if process.poll() is None:
             process.kill()
-    (run,) = runs_with_key(client, "standin", "flow/d/sigterm")
+    (run,) = runs_with_key(client, "standin", "flow/2026-11-25/sigterm")
     output = process.stdout.read().decode() if process.stdout else ""
     assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED", output
     assert "Stopped Glue job standin run" in output

@@ -1,50 +1,58 @@
+"""Cancelling: by id (outcomes returned, never raised) and by name (one night's running
+statements, nothing else). Calls are asserted from the client's own event log, because
+``cancel_statement`` swallows the error a missing Stubber response would raise."""
+
 from __future__ import annotations
 
 import pytest
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.redshift_data import cancel_statement, cancel_statements_on_stop
-from tasks.redshift_data.cancel import waiting_on
+from tasks.redshift_data.cancel import cancel_statement, cancel_statements_named
 
 Stubbed = tuple[RedshiftDataAPIServiceClient, Stubber]
 SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
+PREFIX = "nightly/2026-11-25/"
 
 
-class Stop(BaseException):
-    """Stands for Prefect's TerminationSignal, which is also a bare BaseException."""
+def _listed(*statements: tuple[str, str, str]) -> dict[str, object]:
+    return {
+        "Statements": [
+            {"Id": sid, "StatementName": name, "Status": status, "QueryString": "select 1"}
+            for sid, name, status in statements
+        ]
+    }
 
 
-# In the guard's real use, a worker thread is inside ``waiting_on`` while the flow's thread
-# unwinds through ``cancel_statements_on_stop``; here the outer ``waiting_on`` plays it.
-
-
-def test_a_stop_cancels_what_is_being_waited_on(stubbed: Stubbed) -> None:
+def test_cancel_by_name_cancels_only_this_nights_running_statements(
+    stubbed: Stubbed, calls: list[str]
+) -> None:
     client, stub = stubbed
-    stub.add_response("cancel_statement", {"Status": True}, {"Id": SID})
-    with waiting_on(client, SID), pytest.raises(Stop), cancel_statements_on_stop():
-        raise Stop
+    stub.add_response(
+        "list_statements",
+        _listed(
+            ("run-1", f"{PREFIX}load/attempt-1", "STARTED"),
+            ("done-1", f"{PREFIX}check/attempt-1", "FINISHED"),
+            ("other-1", "nightly/2026-11-25x/load/attempt-1", "STARTED"),  # not this prefix
+        ),
+        {"StatementName": PREFIX, "Status": "ALL"},
+    )
+    stub.add_response("cancel_statement", {"Status": True}, {"Id": "run-1"})
+    assert cancel_statements_named(client, PREFIX, reason="test") == {"run-1": "cancelled"}
+    assert calls == ["ListStatements", "CancelStatement"]
 
 
-def test_a_flow_timeout_cancels_too(stubbed: Stubbed) -> None:
+def test_a_night_with_nothing_running_cancels_nothing(stubbed: Stubbed, calls: list[str]) -> None:
     client, stub = stubbed
-    stub.add_response("cancel_statement", {"Status": True}, {"Id": SID})
-    with waiting_on(client, SID), pytest.raises(TimeoutError), cancel_statements_on_stop():
-        raise TimeoutError
+    stub.add_response("list_statements", _listed(("done-1", f"{PREFIX}load/attempt-1", "FINISHED")))
+    assert cancel_statements_named(client, PREFIX) == {}
+    assert calls == ["ListStatements"]
 
 
-def test_an_ordinary_failure_cancels_nothing(stubbed: Stubbed) -> None:
-    client, _ = stubbed  # nothing queued: a CancelStatement would fail the test
-    with waiting_on(client, SID), pytest.raises(ValueError), cancel_statements_on_stop():
-        raise ValueError
-
-
-def test_finished_waits_are_forgotten(stubbed: Stubbed) -> None:
-    client, _ = stubbed
-    with waiting_on(client, SID):
-        pass
-    with pytest.raises(Stop), cancel_statements_on_stop():
-        raise Stop
+def test_cancel_by_name_never_raises(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    stub.add_client_error("list_statements", "InternalServerException", "oops", 500)
+    assert cancel_statements_named(client, PREFIX) == {}
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from tasks.redshift_data import InvalidRequestError, call_procedure_sql, quote_identifier
+from tasks.jobs import InvalidRequestError
+from tasks.redshift_data.identifiers import call_procedure_sql, quote_identifier
 
 
 def test_call_renders_placeholders_and_null_constants() -> None:

@@ -18,25 +18,23 @@ import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LocalStack
+from tasks.jobs import InvalidRequestError, SubmitError, WaitPolicy
 from tasks.redshift_data import (
-    InvalidRequestError,
     RedshiftTarget,
-    ResultTooLargeError,
+    RunKey,
     StatementAbortedError,
     StatementFailedError,
-    StepKey,
-    SubmitError,
-    WaitPolicy,
-    build_submit_request,
-    call_procedure_sql,
-    cancel_statement,
-    execute_and_wait,
-    get_rows,
-    run_step,
-    submit_statement,
-    wait_for_statement,
+    StatementResult,
+    execute_statement,
 )
 from tasks.redshift_data import submit as submit_module
+from tasks.redshift_data.cancel import cancel_statement
+from tasks.redshift_data.errors import ResultTooLargeError
+from tasks.redshift_data.identifiers import call_procedure_sql
+from tasks.redshift_data.requests import build_submit_request
+from tasks.redshift_data.results import get_rows
+from tasks.redshift_data.submit import execute_and_wait, submit_statement
+from tasks.redshift_data.waiting import wait_for_statement
 from tests.conftest import data_api_client
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
@@ -83,6 +81,15 @@ def count_calls(client: RedshiftDataAPIServiceClient, operation: str = "*") -> l
         lambda request, **_: seen.append(request.headers.get("X-Amz-Target", b"").decode()),
     )
     return seen
+
+
+def run_keyed(
+    client: RedshiftDataAPIServiceClient, sql: str, key: RunKey, **kwargs: Any
+) -> StatementResult:
+    """``execute_statement`` with a run key, on a target whose client is ``client``."""
+    target = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
+    target._client = client  # the seam: the client the target would build, made by the test
+    return execute_statement.with_options(retries=0)(sql, target=target, run_key=key, **kwargs)
 
 
 def rows_for(pg_conn: PgConn, tag: str) -> list[tuple[Any, ...]]:
@@ -195,6 +202,7 @@ def test_rejected_identifiers_send_nothing(local_stack: LocalStack, name: str) -
 # --- reliability --------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("prefect_settings")
 def test_dropped_submit_connection_reattaches_one_execution(
     local_stack: LocalStack,
     fresh_client: RedshiftDataAPIServiceClient,
@@ -203,18 +211,19 @@ def test_dropped_submit_connection_reattaches_one_execution(
     tag: str,
 ) -> None:
     """(a) The endpoint ran the submit, the answer was lost; the retry gets the same statement."""
-    step = StepKey(tag, "2026-11-25", "record")
+    step = RunKey(tag, dt.date(2026, 11, 25), "record")
     sql, params = call_procedure_sql("rsd_test", "sp_record", [tag, "once", None, 1, None])
     local_stack.endpoint.faults.drop_after("ExecuteStatement", 1)
     submits = count_calls(fresh_client, "ExecuteStatement")
-    result = run_step(fresh_client, TARGET, sql, step, parameters=params)
+    result = run_keyed(fresh_client, sql, step, parameters=params)
     assert len(submits) == 2  # the dropped one and its retry with the same ClientToken
     assert rows_for(pg_conn, tag) == [("once", None, 1, None)]
-    assert [s["Id"] for s in statements_named(fresh_client, step.name_prefix)] == [
+    assert [s["Id"] for s in statements_named(fresh_client, step.step_prefix)] == [
         result.statement_id
     ]
 
 
+@pytest.mark.usefixtures("prefect_settings")
 def test_lost_submit_then_new_invocation_reattaches(
     local_stack: LocalStack,
     fresh_client: RedshiftDataAPIServiceClient,
@@ -225,31 +234,32 @@ def test_lost_submit_then_new_invocation_reattaches(
 ) -> None:
     """(a') Every answer lost: the call fails, and the next invocation finds the statement."""
     monkeypatch.setattr(submit_module, "SUBMIT_RETRY_POLICY", WaitPolicy(initial_interval=0.01))
-    step = StepKey(tag, "2026-11-25", "record")
+    step = RunKey(tag, dt.date(2026, 11, 25), "record")
     sql, params = call_procedure_sql("rsd_test", "sp_slow", [tag, 0.5])
     local_stack.endpoint.faults.drop_after("ExecuteStatement", 100)
     with pytest.raises(SubmitError):
-        run_step(fresh_client, TARGET, sql, step, parameters=params)  # retries with backoff
+        run_keyed(fresh_client, sql, step, parameters=params)  # retries with backoff
     local_stack.endpoint.faults.clear()
     submits = count_calls(fresh_client, "ExecuteStatement")
-    result = run_step(fresh_client, TARGET, sql, step, parameters=params)
+    result = run_keyed(fresh_client, sql, step, parameters=params)
     assert submits == []  # found by name, not submitted again
-    assert result.statement_name == step.attempt(1).statement_name
+    assert result.statement_name == step.with_attempt(1).statement_name
     assert len(rows_for(pg_conn, tag)) == 1
-    assert len(statements_named(fresh_client, step.name_prefix)) == 1
+    assert len(statements_named(fresh_client, step.step_prefix)) == 1
 
 
+@pytest.mark.usefixtures("prefect_settings")
 def test_failed_attempt_is_followed_by_a_fresh_one(
     fresh_client: RedshiftDataAPIServiceClient, schema: None, pg_conn: PgConn, tag: str
 ) -> None:
-    step = StepKey(tag, "2026-11-25", "record")
+    step = RunKey(tag, dt.date(2026, 11, 25), "record")
     with pytest.raises(StatementFailedError):
-        run_step(fresh_client, TARGET, "select 1/0", step)
-    again = run_step(fresh_client, TARGET, "select 1", step)
-    assert again.statement_name == step.attempt(2).statement_name
-    assert run_step(fresh_client, TARGET, "select 1", step).statement_id == again.statement_id
-    forced = run_step(fresh_client, TARGET, "select 1", step, force=True)
-    assert forced.statement_name == step.attempt(3).statement_name
+        run_keyed(fresh_client, "select 1/0", step)
+    again = run_keyed(fresh_client, "select 1", step)
+    assert again.statement_name == step.with_attempt(2).statement_name
+    assert run_keyed(fresh_client, "select 1", step).statement_id == again.statement_id
+    forced = run_keyed(fresh_client, "select 1", step, force=True)
+    assert forced.statement_name == step.with_attempt(3).statement_name
 
 
 def test_throttling_during_the_wait_does_not_fail(

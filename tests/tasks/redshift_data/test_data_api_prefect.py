@@ -1,13 +1,17 @@
-"""The Prefect layer against a real Prefect server and the local Data API endpoint."""
+"""The Prefect tasks against a real Prefect server: the checkpoint, run keys, force, client
+tokens and fetched rows. Fast tests stub the target's own client; slow ones use the local
+Data API endpoint."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -19,31 +23,200 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from prefect.client.schemas.objects import FlowRun
 from prefect.logging.handlers import APILogWorker
-from prefect.states import Failed, State
+from prefect_aws import AwsCredentials
 
-from local.stack import LocalStack
+import tasks.redshift_data
+from local.stack import LOCAL_REGION, LocalStack
+from tasks.jobs import InvalidRequestError
 from tasks.redshift_data import (
-    InvalidRequestError,
     RedshiftTarget,
-    StatementFailedError,
-    StatementStatusUnknownError,
-    StepKey,
-    SubmitError,
+    RunKey,
+    StatementResult,
     WaitPolicy,
-    submit_or_reattach,
-)
-from tasks.redshift_data.prefect_tasks import (
-    _retry_lost_or_refused,
     call_procedure,
-    cancel_night_hook,
-    checkpointed_submit,
-    run_statement,
+    execute_statement,
 )
-from tests.conftest import PrefectApi, data_api_client
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi
 
-TARGET = RedshiftTarget(database="dev", cluster_identifier="local-test", db_user="awsuser")
+NIGHT = dt.date(2026, 11, 25)
+Ops = list[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture
+def stubbed_target() -> Iterator[tuple[RedshiftTarget, Stubber, Ops]]:
+    """A target whose own client (built by the target, as in a flow) answers from a Stubber;
+    ``ops`` records every call it was asked to make, with its parameters."""
+    target = RedshiftTarget(
+        database="dev",
+        workgroup_name="mystore-wg",
+        region_name="eu-west-1",
+        aws_credentials=AwsCredentials(
+            aws_access_key_id="AKIDTEST", aws_secret_access_key="not-a-secret"
+        ),
+    )
+    client = target.data_api_client()
+    ops: Ops = []
+    client.meta.events.register(
+        "before-parameter-build.redshift-data",
+        lambda model, params, **_: ops.append((model.name, dict(params))),
+    )
+    with Stubber(client) as stub:
+        yield target, stub, ops
+        stub.assert_no_pending_responses()
+
+
+def local_target(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> RedshiftTarget:
+    """A target on the local endpoint, reached the standard way (environment variables)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REDSHIFT_DATA", stack.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
+    return RedshiftTarget(
+        database="dev", cluster_identifier="local-test", db_user="awsuser", region_name=LOCAL_REGION
+    )
+
+
+def finished(sid: str, **extra: Any) -> dict[str, Any]:
+    return {"Id": sid, "Status": "FINISHED", "Duration": 1_000_000, **extra}
+
+
+def submits(ops: Ops) -> list[dict[str, Any]]:
+    return [params for name, params in ops if name == "ExecuteStatement"]
+
+
+def in_a_flow(**kwargs: Any) -> StatementResult:
+    @flow(name="rsd-tasks")
+    def one() -> StatementResult:
+        return execute_statement(**kwargs)
+
+    return one()
+
+
+# -- fast: the checkpoint, force, tokens ----------------------------------------------------
+
+
+def test_a_resumed_submit_is_served_from_the_checkpoint(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    """The second run's ListStatements does not show the statement yet (as when the Data
+    API lags); the checkpoint, keyed on the run key alone, still returns its id."""
+    target, stub, ops = stubbed_target
+    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_response("execute_statement", {"Id": "sid-a"})
+    stub.add_response("describe_statement", finished("sid-a"))
+    first = in_a_flow(sql="call p()", target=target, run_key=key)
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_response("describe_statement", {"Id": "sid-a", "Status": "STARTED"})
+    stub.add_response("describe_statement", finished("sid-a"))
+    second = in_a_flow(sql="call p()", target=target, run_key=key)
+    assert first.statement_id == second.statement_id == "sid-a"
+    assert len(submits(ops)) == 1
+    assert submits(ops)[0]["StatementName"] == key.statement_name
+
+
+def test_a_checkpoint_the_data_api_does_not_know_is_not_trusted(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    """A checkpoint from another warehouse behind the same names (a rebuilt local stack),
+    or older than the Data API's 24 h: the step submits afresh instead of failing."""
+    target, stub, ops = stubbed_target
+    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_response("execute_statement", {"Id": "sid-old"})
+    stub.add_response("describe_statement", finished("sid-old"))
+    in_a_flow(sql="call p()", target=target, run_key=key)
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_client_error("describe_statement", "ResourceNotFoundException", "no such id")
+    stub.add_response("execute_statement", {"Id": "sid-new"})
+    stub.add_response("describe_statement", finished("sid-new"))
+    again = in_a_flow(sql="call p()", target=target, run_key=key)
+    assert again.statement_id == "sid-new"
+    assert len(submits(ops)) == 2
+
+
+def test_call_procedure_passes_force_on(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    target, stub, ops = stubbed_target
+    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
+    stub.add_response(
+        "list_statements",
+        {
+            "Statements": [
+                {
+                    "Id": "sid-1",
+                    "StatementName": key.statement_name,
+                    "Status": "FINISHED",
+                    "QueryString": "call s.p()",
+                }
+            ]
+        },
+    )
+    stub.add_response("execute_statement", {"Id": "sid-2"})
+    stub.add_response("describe_statement", finished("sid-2"))
+    result = call_procedure(
+        "stg_mystore.sp_run_incremental_load", target=target, run_key=key, force=True
+    )
+    assert (result.statement_id, result.reattached) == ("sid-2", False)
+    assert submits(ops)[0]["StatementName"] == key.with_attempt(2).statement_name
+    assert submits(ops)[0]["Sql"] == 'CALL "stg_mystore"."sp_run_incremental_load"()'
+
+
+def test_without_a_run_key_a_retry_keeps_its_client_token(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    """A retried task run cannot start a second statement; another call is another one."""
+    target, stub, ops = stubbed_target
+    stub.add_response("execute_statement", {"Id": "sid-a"})
+    stub.add_client_error("describe_statement", "ThrottlingException", "Rate exceeded")
+    stub.add_response("execute_statement", {"Id": "sid-a"})  # same token: same statement
+    stub.add_response("describe_statement", finished("sid-a"))
+    retried = execute_statement.with_options(retries=1, retry_delay_seconds=0)(
+        "select 1", target=target, policy=WaitPolicy(transient_error_budget=0)
+    )
+    stub.add_response("execute_statement", {"Id": "sid-b"})
+    stub.add_response("describe_statement", finished("sid-b"))
+    other = execute_statement("select 1", target=target)
+    tokens = [params["ClientToken"] for params in submits(ops)]
+    assert (retried.statement_id, other.statement_id) == ("sid-a", "sid-b")
+    assert tokens[0] == tokens[1] != tokens[2]
+    assert all(len(token) == 64 for token in tokens)
+    assert "StatementName" not in submits(ops)[0]
+
+
+def test_call_procedure_validates_before_any_call(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    target, _, ops = stubbed_target
+    with pytest.raises(InvalidRequestError, match=r"procedure 'x\(\); drop table y' contains"):
+        call_procedure("stg_mystore.x(); drop table y", target=target)
+    with pytest.raises(InvalidRequestError, match=r"allowed: 'schema\.name'"):
+        call_procedure("sp_without_schema", target=target)
+    assert ops == []
+
+
+def test_the_public_names_fit_on_one_screen() -> None:
+    assert len(tasks.redshift_data.__all__) <= 12
+    for name in tasks.redshift_data.__all__:
+        assert getattr(tasks.redshift_data, name) is not None
+
+
+# -- against the local endpoint -------------------------------------------------------------
+
+
+def test_fetch_returns_typed_rows(
+    prefect_settings: PrefectApi, local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = local_target(local_stack, monkeypatch)
+    result = execute_statement(
+        "select cast(:n as numeric(5, 2)) as n, cast(:d as date) as d, 'x' as s",
+        target=target,
+        parameters={"n": "1.50", "d": "2026-11-25"},
+        fetch=True,
+    )
+    assert result.rows == ({"n": Decimal("1.50"), "d": NIGHT, "s": "x"},)
+    assert execute_statement("select 1 as one", target=target).rows == ()
 
 
 def statuses(client: RedshiftDataAPIServiceClient, prefix: str) -> list[str]:
@@ -63,41 +236,33 @@ def flow_logs(flow_run_id: Any) -> list[str]:
 
 
 @pytest.mark.slow
-def test_run_statement_logs_state_changes_and_publishes_a_table(
-    prefect_settings: PrefectApi, local_stack: LocalStack
+def test_execute_statement_logs_state_changes_and_publishes_a_table(
+    prefect_settings: PrefectApi, local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = data_api_client(local_stack.endpoint_url)
+    target = local_target(local_stack, monkeypatch)
     describes: list[int] = []
-    client.meta.events.register(
+    target.data_api_client().meta.events.register(
         "before-send.redshift-data.DescribeStatement", lambda **_: describes.append(1)
     )
     pipeline = f"p{uuid.uuid4().hex[:8]}"
+    key = RunKey(pipeline, NIGHT, "sleep")
 
     @flow(name="rsd-prefect-layer")
     def night() -> tuple[Any, Any, Any]:
-        first = run_statement(
-            client,
-            TARGET,
+        first = execute_statement(
             "select pg_sleep(2.5)",
-            pipeline=pipeline,
-            logical_date="2026-11-25",
-            step="sleep",
+            target=target,
+            run_key=key,
             policy=WaitPolicy(long_poll_seconds=1),
         )
-        again = run_statement(
-            client,
-            TARGET,
-            "select pg_sleep(2.5)",
-            pipeline=pipeline,
-            logical_date="2026-11-25",
-            step="sleep",
-        )
+        again = execute_statement("select pg_sleep(2.5)", target=target, run_key=key)
         from prefect.runtime import flow_run
 
         return first, again, flow_run.id
 
     first, again, flow_run_id = night()
     assert again.statement_id == first.statement_id  # reattached to the FINISHED statement
+    assert again.reattached and not first.reattached
     assert len(describes) >= 4  # at least 3 one-second polls, plus the reattach
     messages = flow_logs(flow_run_id)
     changes = [m for m in messages if m.startswith(f"statement {pipeline}/")]
@@ -118,75 +283,36 @@ def test_run_statement_logs_state_changes_and_publishes_a_table(
 
 
 @pytest.mark.slow
-def test_checkpoint_returns_the_id_without_resubmitting(prefect_settings: PrefectApi) -> None:
-    """A second flow run for the same run key gets the persisted id; AWS is not called."""
-    client = boto3.client(
-        "redshift-data",
-        region_name="eu-west-1",
-        aws_access_key_id="AKIDTEST",
-        aws_secret_access_key="not-a-secret",
-    )
-    sid = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
-    key = f"redshift-data-submit-{uuid.uuid4().hex}"
-    request = {
-        "Sql": "select 1",
-        "Database": "dev",
-        "WorkgroupName": "mystore-wg",
-        "ClientToken": "t",
-    }
-
-    @flow(name="rsd-checkpoint")
-    def submit_once() -> str:
-        return checkpointed_submit(key, "name", client, "ExecuteStatement", request)
-
-    with Stubber(client) as stub:
-        stub.add_response("execute_statement", {"Id": sid})
-        assert submit_once() == sid
-        assert submit_once() == sid  # no response queued: a second call would fail
-        stub.assert_no_pending_responses()
-
-
-@pytest.mark.slow
-def test_a_checkpoint_from_another_warehouse_is_not_trusted(
-    local_stack: LocalStack, fresh_data_dir: Any, prefect_settings: PrefectApi
+def test_a_checkpoint_from_a_rebuilt_warehouse_is_not_trusted(
+    local_stack: LocalStack,
+    fresh_data_dir: Any,
+    prefect_settings: PrefectApi,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Rebuilding the local warehouse (or the Data API forgetting a statement after 24 h)
-    leaves a checkpoint naming an unknown id: the step submits afresh instead of failing."""
-    step = f"rebuilt_{uuid.uuid4().hex[:8]}"
-
-    @flow(name="rsd-rebuilt")
-    def once(client: Any) -> str:
-        result = run_statement(
-            client, TARGET, "select 1", pipeline="rebuilt", logical_date="2026-11-25", step=step
-        )
-        return result.statement_id
-
-    first = once(data_api_client(local_stack.endpoint_url))
+    """End to end: rebuilding the local warehouse leaves a checkpoint naming an unknown id."""
+    key = RunKey("rebuilt", NIGHT, f"rebuilt_{uuid.uuid4().hex[:8]}")
+    first = in_a_flow(sql="select 1", target=local_target(local_stack, monkeypatch), run_key=key)
     with LocalStack.start(fresh_data_dir, with_glue=False) as rebuilt:
-        client = data_api_client(rebuilt.endpoint_url)
-        second = once(client)
-        assert second != first
-        assert client.describe_statement(Id=second)["Status"] == "FINISHED"
-        assert statuses(client, f"rebuilt/2026-11-25/{step}/") == ["FINISHED"]
+        target = local_target(rebuilt, monkeypatch)
+        second = in_a_flow(sql="select 1", target=target, run_key=key)
+        assert second.statement_id != first.statement_id
+        client = target.data_api_client()
+        assert client.describe_statement(Id=second.statement_id)["Status"] == "FINISHED"
+        assert statuses(client, key.step_prefix) == ["FINISHED"]
 
 
 @pytest.mark.slow
 def test_task_timeout_cancels_the_statement(
-    prefect_settings: PrefectApi, local_stack: LocalStack
+    prefect_settings: PrefectApi, local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = data_api_client(local_stack.endpoint_url)
-    pipeline = f"p{uuid.uuid4().hex[:8]}"
+    target = local_target(local_stack, monkeypatch)
+    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "sleep")
 
     @flow(name="rsd-timeout")
     def night() -> str:
         try:
-            run_statement.with_options(timeout_seconds=3, retries=0)(
-                client,
-                TARGET,
-                "select pg_sleep(60)",
-                pipeline=pipeline,
-                logical_date="2026-11-25",
-                step="sleep",
+            execute_statement.with_options(timeout_seconds=3, retries=0)(
+                "select pg_sleep(60)", target=target, run_key=key
             )
         except TimeoutError as exc:
             return str(exc)
@@ -195,73 +321,4 @@ def test_task_timeout_cancels_the_statement(
     started = time.monotonic()
     assert re.search(r"still STARTED after [12]\.[0-9] s", night())
     assert time.monotonic() - started < 30
-    assert statuses(client, StepKey(pipeline, "2026-11-25", "sleep").name_prefix) == ["ABORTED"]
-
-
-@pytest.mark.slow
-def test_call_procedure_validates_before_any_call(prefect_settings: PrefectApi) -> None:
-    client = boto3.client(
-        "redshift-data",
-        region_name="eu-west-1",
-        aws_access_key_id="AKIDTEST",
-        aws_secret_access_key="not-a-secret",
-    )
-
-    @flow(name="rsd-bad-name")
-    def night() -> str:
-        try:
-            call_procedure(
-                client,
-                TARGET,
-                "stg_mystore",
-                "x(); drop table y",
-                [],
-                pipeline="nightly",
-                logical_date="2026-11-25",
-            )
-        except InvalidRequestError as exc:
-            return str(exc)
-        return "accepted"
-
-    with Stubber(client):  # nothing queued: any call to AWS would raise something else
-        assert night().startswith("procedure 'x(); drop table y' contains or starts with '('")
-
-
-def test_cancel_hook_cancels_the_nights_running_statements(local_stack: LocalStack) -> None:
-    """What a runner runs in its own process after stopping a cancelled flow run."""
-    client = data_api_client(local_stack.endpoint_url)
-    pipeline = f"p{uuid.uuid4().hex[:8]}"
-    step = StepKey(pipeline, "2026-11-25", "sleep")
-    submission = submit_or_reattach(client, TARGET, "select pg_sleep(60)", step)
-    other_night = submit_or_reattach(
-        client, TARGET, "select pg_sleep(1)", StepKey(pipeline, "2026-11-24", "sleep")
-    )
-    hook = cancel_night_hook(lambda: client, pipeline)
-    flow_run = FlowRun(
-        flow_id=uuid.uuid4(), name="stopped", parameters={"logical_date": "2026-11-25"}
-    )
-    hook(None, flow_run, State(type="CANCELLING"))  # type: ignore[arg-type]
-    assert client.describe_statement(Id=submission.statement_id)["Status"] == "ABORTED"
-    assert client.describe_statement(Id=other_night.statement_id)["Status"] != "ABORTED"
-
-
-@pytest.mark.parametrize(
-    ("exc", "retry"),
-    [
-        (SubmitError("ActiveStatementsExceeded", code="ActiveStatementsExceededException"), True),
-        (StatementStatusUnknownError("lost", statement_id="x"), True),
-        (StatementFailedError("failed", statement_id="x", error="boom"), False),
-        (InvalidRequestError("bad name"), False),
-    ],
-)
-def test_task_retries_only_what_reattaches(exc: Exception, retry: bool) -> None:
-    assert _retry_lost_or_refused(run_statement, None, Failed(data=exc)) is retry  # type: ignore[arg-type]
-
-
-def test_prefect_names_are_exported_lazily() -> None:
-    import tasks.redshift_data as package
-
-    assert package.run_statement is run_statement
-    assert package.call_procedure is call_procedure
-    with pytest.raises(AttributeError):
-        package.nope  # noqa: B018
+    assert statuses(target.data_api_client(), key.step_prefix) == ["ABORTED"]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import subprocess
 import sys
@@ -20,7 +21,10 @@ import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LOCAL_REGION
-from tasks.redshift_data import RedshiftTarget, StepKey, execute_and_wait, get_rows
+from tasks.jobs import RunKey
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.results import get_rows
+from tasks.redshift_data.submit import execute_and_wait
 from tests.conftest import (
     TEST_ACCESS_KEY,
     TEST_SECRET_KEY,
@@ -93,7 +97,7 @@ def start_driver(
 
 
 def statements(client: RedshiftDataAPIServiceClient, pipeline: str) -> list[dict[str, Any]]:
-    prefix = StepKey(pipeline, "2026-11-25", "slow").name_prefix
+    prefix = RunKey(pipeline, dt.date(2026, 11, 25), "slow").step_prefix
     return list(client.list_statements(StatementName=prefix, Status="ALL")["Statements"])
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.redshift_data import (
-    InvalidRequestError,
-    RedshiftTarget,
-    StepKey,
-    build_submit_request,
-    call_procedure_sql,
-    execute_and_wait,
-)
+from tasks.jobs import InvalidRequestError, RunKey
+from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data.identifiers import call_procedure_sql
+from tasks.redshift_data.requests import build_submit_request
+from tasks.redshift_data.submit import execute_and_wait
 
 Stubbed = tuple[RedshiftDataAPIServiceClient, Stubber]
 SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
@@ -124,18 +122,21 @@ def test_a_client_token_is_always_sent(stubbed: Stubbed) -> None:
 
 def test_run_key_name_and_token_are_deterministic() -> None:
     target = RedshiftTarget(database="dev", workgroup_name="mystore-wg")
-    run = StepKey("nightly", "2026-11-25", "load_customer_dim").attempt(2)
+    run = RunKey("nightly", dt.date(2026, 11, 25), "load_customer_dim", 2)
     op, request = build_submit_request(
-        target, "call x()", statement_name=run.statement_name, client_token=run.client_token(target)
+        target,
+        "call x()",
+        statement_name=run.statement_name,
+        client_token=run.client_token(target.scope()),
     )
     assert op == "ExecuteStatement"
     assert request["StatementName"] == "nightly/2026-11-25/load_customer_dim/attempt-2"
-    assert request["ClientToken"] == StepKey("nightly", "2026-11-25", "load_customer_dim").attempt(
-        2
-    ).client_token(target)
+    assert request["ClientToken"] == RunKey(
+        "nightly", dt.date(2026, 11, 25), "load_customer_dim", 2
+    ).client_token(target.scope())
     other = RedshiftTarget(database="dev", workgroup_name="other-wg")
-    assert run.client_token(other) != run.client_token(target)
-    assert run.client_token(target) != run.step_key.attempt(3).client_token(target)
+    assert run.client_token(other.scope()) != run.client_token(target.scope())
+    assert run.client_token(target.scope()) != run.with_attempt(3).client_token(target.scope())
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import pytest
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.redshift_data import ResultTooLargeError, get_rows
-from tasks.redshift_data.results import convert_field
+from tasks.redshift_data.errors import ResultTooLargeError
+from tasks.redshift_data.results import convert_field, get_rows
 
 Stubbed = tuple[RedshiftDataAPIServiceClient, Stubber]
 SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"

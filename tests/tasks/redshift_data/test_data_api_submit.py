@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import boto3
@@ -11,22 +12,20 @@ from botocore.exceptions import ConnectionClosedError
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.redshift_data import (
-    RedshiftDataError,
-    RedshiftTarget,
-    StatementFailedError,
-    StepKey,
-    SubmitError,
+from tasks.jobs import JobError, RunKey, SubmitError
+from tasks.redshift_data import RedshiftTarget, StatementFailedError
+from tasks.redshift_data.submit import (
+    PriorStatement,
+    decide,
     submit_or_reattach,
     submit_statement,
 )
-from tasks.redshift_data.submit import PriorStatement, decide
 
 Stubbed = tuple[RedshiftDataAPIServiceClient, Stubber]
 SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
 SID2 = "aaaaaaaa-0747-4bf4-b142-e8883122f766"
 TARGET = RedshiftTarget(database="dev", workgroup_name="mystore-wg")
-STEP = StepKey("nightly", "2026-11-25", "load")
+STEP = RunKey("nightly", dt.date(2026, 11, 25), "load")
 
 
 def prior(attempt: int, status: str, sid: str = SID, created: str = "2026-11-26") -> PriorStatement:
@@ -55,7 +54,7 @@ def test_decide(history: list[PriorStatement], force: bool, expected: tuple[Any,
 
 
 def test_force_refuses_while_an_attempt_runs() -> None:
-    with pytest.raises(RedshiftDataError, match="still STARTED; cancel it"):
+    with pytest.raises(JobError, match="still STARTED; cancel it"):
         decide([prior(1, "STARTED")], force=True)
 
 
@@ -105,7 +104,7 @@ def test_submit_next_attempt_after_failure(stubbed: Stubbed) -> None:
             "Sql": "call x(:p1)",
             "Parameters": [{"name": "p1", "value": "a"}],
             "StatementName": prefix + "2",
-            "ClientToken": STEP.attempt(2).client_token(TARGET),
+            "ClientToken": STEP.with_attempt(2).client_token(TARGET.scope()),
         },
     )
     submission = submit_or_reattach(client, TARGET, "call x(:p1)", STEP, parameters={"p1": "a"})
@@ -221,7 +220,7 @@ def test_permanent_submit_error_names_the_cause(stubbed: Stubbed) -> None:
         "WorkgroupName": "mystore-wg",
         "ClientToken": "t",
     }
-    with pytest.raises(RedshiftDataError, match=r"ExecuteStatement was refused.*Cluster not found"):
+    with pytest.raises(JobError, match=r"ExecuteStatement was refused.*Cluster not found"):
         submit_statement(client, "ExecuteStatement", request)
 
 

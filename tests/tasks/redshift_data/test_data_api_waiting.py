@@ -8,17 +8,10 @@ import pytest
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.redshift_data import (
-    InvalidRequestError,
-    StatementAbortedError,
-    StatementFailedError,
-    StatementStatusUnknownError,
-    StatementTimeoutError,
-    WaitPolicy,
-    wait_for_statement,
-    wait_or_cancel,
-)
-from tasks.redshift_data.waiting import backoff_delay, long_poll_seconds, within
+from tasks.jobs import WaitPolicy
+from tasks.redshift_data import StatementAbortedError, StatementFailedError, StatementTimeoutError
+from tasks.redshift_data.errors import StatementStatusUnknownError
+from tasks.redshift_data.waiting import long_poll_seconds, wait_for_statement, wait_or_cancel
 
 Stubbed = tuple[RedshiftDataAPIServiceClient, Stubber]
 SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
@@ -43,13 +36,6 @@ def run(
         unit_random=lambda: 0.5,
         **kwargs,
     )
-
-
-def test_backoff_grows_to_the_cap_with_jitter() -> None:
-    policy = WaitPolicy(initial_interval=0.25, max_interval=2.0, multiplier=2.0, jitter=0.2)
-    assert [backoff_delay(policy, n, 0.5) for n in range(5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
-    assert backoff_delay(policy, 0, 0.0) == pytest.approx(0.2)
-    assert backoff_delay(policy, 0, 0.999999) == pytest.approx(0.3, abs=1e-6)
 
 
 def test_long_poll_never_outlives_the_deadline() -> None:
@@ -187,7 +173,7 @@ def test_aborted_is_its_own_error_and_does_not_loop(stubbed: Stubbed, clock: Any
         run(client, clock)
 
 
-def test_timeout_cancels_the_statement(stubbed: Stubbed, clock: Any) -> None:
+def test_timeout_cancels_the_statement(stubbed: Stubbed, clock: Any, calls: list[str]) -> None:
     client, stub = stubbed
     stub.add_response("describe_statement", desc("STARTED"), {"Id": SID, "WaitTimeSeconds": 30})
     stub.add_response("describe_statement", desc("STARTED"), {"Id": SID, "WaitTimeSeconds": 15})
@@ -197,9 +183,12 @@ def test_timeout_cancels_the_statement(stubbed: Stubbed, clock: Any) -> None:
         wait_or_cancel(
             client, SID, policy=WaitPolicy(timeout_seconds=45), clock=clock, sleep=clock.sleep
         )
+    assert calls == ["DescribeStatement", "DescribeStatement", "CancelStatement"]
 
 
-def test_interrupt_while_waiting_cancels_and_reraises(stubbed: Stubbed, clock: Any) -> None:
+def test_interrupt_while_waiting_cancels_and_reraises(
+    stubbed: Stubbed, clock: Any, calls: list[str]
+) -> None:
     client, stub = stubbed
     stub.add_response("describe_statement", desc("STARTED"))
     stub.add_response("cancel_statement", {"Status": True}, {"Id": SID})
@@ -209,30 +198,62 @@ def test_interrupt_while_waiting_cancels_and_reraises(stubbed: Stubbed, clock: A
 
     with pytest.raises(KeyboardInterrupt):
         wait_or_cancel(client, SID, clock=clock, sleep=interrupted)
+    assert calls == ["DescribeStatement", "CancelStatement"]
 
 
-def test_statement_failure_is_not_followed_by_a_cancel(stubbed: Stubbed, clock: Any) -> None:
+def test_statement_failure_is_not_followed_by_a_cancel(
+    stubbed: Stubbed, clock: Any, calls: list[str]
+) -> None:
     client, stub = stubbed
     stub.add_response("describe_statement", desc("FAILED", Error="bad"))
     with pytest.raises(StatementFailedError):
         wait_or_cancel(client, SID, clock=clock, sleep=clock.sleep)
+    assert calls == ["DescribeStatement"]
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"long_poll_seconds": 31}, "long_poll_seconds 31"),
-        ({"initial_interval": 0}, "initial_interval"),
-        ({"jitter": 1.0}, "jitter"),
-        ({"timeout_seconds": 0}, "timeout_seconds"),
-    ],
-)
-def test_bad_policy_rejected(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(InvalidRequestError, match=message):
-        WaitPolicy(**kwargs)
+def test_losing_track_is_not_followed_by_a_cancel(
+    stubbed: Stubbed, clock: Any, calls: list[str]
+) -> None:
+    """The statement is probably fine; the next attempt reattaches to it."""
+    client, stub = stubbed
+    stub.add_client_error("describe_statement", "ThrottlingException", "Rate exceeded")
+    with pytest.raises(StatementStatusUnknownError):
+        wait_or_cancel(
+            client,
+            SID,
+            policy=WaitPolicy(transient_error_budget=0),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert calls == ["DescribeStatement"]
 
 
-def test_last_second_before_the_deadline_is_not_overshot(stubbed: Stubbed, clock: Any) -> None:
+def test_the_error_budget_counts_errors_in_a_row_only(stubbed: Stubbed, clock: Any) -> None:
+    """Errors and successes alternating, more errors in all than the budget: still waits."""
+    client, stub = stubbed
+    for _ in range(3):
+        stub.add_response("describe_statement", desc("STARTED"))
+        for _ in range(2):
+            stub.add_client_error("describe_statement", "ThrottlingException", "Rate exceeded")
+    stub.add_response("describe_statement", desc("FINISHED"))
+    clock.call_durations = [30.0] * 10
+    assert run(client, clock, WaitPolicy(transient_error_budget=2))["Status"] == "FINISHED"
+
+
+def test_a_full_long_poll_resets_the_backoff(stubbed: Stubbed, clock: Any) -> None:
+    """Early answers back off (0.5, 1.0); a full long poll in between starts over at 0.5."""
+    client, stub = stubbed
+    for _ in range(4):
+        stub.add_response("describe_statement", desc("STARTED"))
+    stub.add_response("describe_statement", desc("FINISHED"))
+    clock.call_durations = [0.0, 0.0, 30.0, 0.0, 0.0]
+    run(client, clock, WaitPolicy(initial_interval=0.5, max_interval=4.0, jitter=0.0))
+    assert clock.sleeps == [0.5, 1.0, 0.5]
+
+
+def test_last_second_before_the_deadline_is_not_overshot(
+    stubbed: Stubbed, clock: Any, calls: list[str]
+) -> None:
     client, stub = stubbed
     stub.add_response("describe_statement", desc("STARTED"), {"Id": SID, "WaitTimeSeconds": 2})
     stub.add_response("describe_statement", desc("STARTED"), {"Id": SID})
@@ -248,11 +269,4 @@ def test_last_second_before_the_deadline_is_not_overshot(stubbed: Stubbed, clock
             unit_random=lambda: 0.5,
         )
     assert clock.sleeps == [0.5]  # the remaining half second, not a 1 s long poll
-
-
-def test_within_only_shortens() -> None:
-    policy = WaitPolicy(timeout_seconds=100)
-    assert within(policy, None) is policy
-    assert within(policy, 500) is policy
-    assert within(policy, 20).timeout_seconds == 20
-    assert within(policy, -3).timeout_seconds == 1.0
+    assert calls[-1] == "CancelStatement"
