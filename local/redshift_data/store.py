@@ -182,14 +182,19 @@ class StatementStore:
         has_result_set: bool = False,
         result_rows: int = -1,
         column_metadata: Sequence[Mapping[str, Any]] | None = None,
-        pages: Sequence[str] = (),
+        page_count: int = 0,
+        result_size: int = -1,
     ) -> None:
-        """End a statement and store its result pages in one transaction."""
+        """End a statement; its result pages were stored by ``add_result_page`` already.
+
+        A statement that ends without a result set keeps no pages (a partial result written
+        before a failure is removed in the same transaction).
+        """
         with self.pool.connection() as conn, conn.transaction():
-            for page_no, records in enumerate(pages):
+            if not has_result_set:
                 conn.execute(
-                    "insert into local_data_api.result_pages (statement_id, page_no, records) values (%s, %s, %s)",
-                    [statement_id, page_no, records],
+                    "delete from local_data_api.result_pages where statement_id = %s",
+                    [statement_id],
                 )
             conn.execute(
                 """update local_data_api.statements
@@ -204,12 +209,38 @@ class StatementStore:
                     error,
                     has_result_set,
                     result_rows,
-                    sum(len(page) for page in pages) if has_result_set else -1,
+                    result_size if has_result_set else -1,
                     Jsonb(list(column_metadata)) if column_metadata is not None else None,
-                    len(pages),
+                    page_count if has_result_set else 0,
                     statement_id,
                 ],
             )
+
+    def add_result_page(self, statement_id: str, page_no: int, records: str) -> None:
+        """Store one page of a running statement's result (pages are written as fetched)."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                """insert into local_data_api.result_pages (statement_id, page_no, records)
+                    values (%s, %s, %s)
+                    on conflict (statement_id, page_no) do update set records = excluded.records""",
+                [statement_id, page_no, records],
+            )
+
+    def record_incident(self, kind: str, detail: str, statement_id: str | None = None) -> None:
+        """Note what happened to the endpoint (kept with the statements, purged with them)."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                "insert into local_data_api.incidents (kind, statement_id, detail) values (%s, %s, %s)",
+                [kind, statement_id, detail],
+            )
+
+    def incidents(self, statement_id: str | None = None) -> list[DictRow]:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """select * from local_data_api.incidents
+                    where %(id)s::text is null or statement_id = %(id)s::text order by id""",
+                {"id": statement_id},
+            ).fetchall()
 
     def result_page(self, statement_id: str, page_no: int) -> str | None:
         with self.pool.connection() as conn:
@@ -292,6 +323,10 @@ class StatementStore:
                 """delete from local_data_api.statements where parent_id is null
                     and status not in ('SUBMITTED', 'PICKED', 'STARTED')
                     and created_at < clock_timestamp() - make_interval(hours => %s)""",
+                [RESULT_RETENTION_HOURS],
+            )
+            conn.execute(
+                "delete from local_data_api.incidents where at < clock_timestamp() - make_interval(hours => %s)",
                 [RESULT_RETENTION_HOURS],
             )
             return cursor.rowcount
