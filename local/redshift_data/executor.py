@@ -313,6 +313,9 @@ class Executor:
                     self._abort_all(job, reason)
                     return
                 self._hold("STARTED")
+                if reason := self._abort_reason(job.statement_id):  # cancelled while held
+                    self._abort_all(job, reason)
+                    return
                 if job.is_batch:
                     self._run_batch(conn, job)
                 else:
