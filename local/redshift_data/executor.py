@@ -36,6 +36,7 @@ from local.redshift_data.results import (
     ResultTooLarge,
     is_query,
 )
+from local.redshift_data.schema import transient_connect_error
 from local.redshift_data.store import StatementStore
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,6 @@ __all__ = ["DEFAULT_PAGE_ROWS", "Executor", "Job", "is_running"]
 # restart after a backend crash takes about a second), and opening a statement's connection.
 STORE_RETRY_SECONDS = 120.0
 CONNECT_RETRY_SECONDS = 30.0
-# What libpq says while the server restarts (psycopg gives connection errors no SQLSTATE).
-_TRANSIENT_CONNECT = (
-    "the database system is starting up",
-    "the database system is in recovery mode",
-    "the database system is not yet accepting connections",
-    "the database system is shutting down",
-    "connection refused",
-    "no such file or directory",
-)
 _T = TypeVar("_T")
 
 # Statements whose worker thread is alive, across every executor in this process.
@@ -163,7 +155,7 @@ class Executor:
                 if time.monotonic() >= deadline or self._stopping.is_set():
                     raise
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, 0.25)
                 continue
             if failed_at is not None:
                 outage = time.monotonic() - failed_at
@@ -272,7 +264,7 @@ class Executor:
             except psycopg.OperationalError as exc:
                 # Starting up, in recovery or not listening yet: wait for it. Anything else (a
                 # database that does not exist, ...) fails the statement at once.
-                if not _transient_connect_error(exc) or time.monotonic() >= deadline:
+                if not transient_connect_error(exc) or time.monotonic() >= deadline:
                     raise
                 if self._stopping.is_set():
                     raise
@@ -541,11 +533,6 @@ def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
         name = row[0] if row else str(oid)
     _TYPE_NAME_CACHE[oid] = name
     return name
-
-
-def _transient_connect_error(exc: psycopg.OperationalError) -> bool:
-    text = str(exc).lower()
-    return any(phrase in text for phrase in _TRANSIENT_CONNECT)
 
 
 def _pg_message(exc: psycopg.Error) -> str:

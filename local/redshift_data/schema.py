@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -111,6 +112,24 @@ def _refusal(found: object) -> StoreSchemaError:
     )
 
 
+# What libpq says while the server restarts (psycopg gives connection errors no SQLSTATE).
+_TRANSIENT_CONNECT = (
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is shutting down",
+    "connection refused",
+    "no such file or directory",
+)
+RESTART_WAIT_SECONDS = 15.0
+
+
+def transient_connect_error(exc: psycopg.OperationalError) -> bool:
+    """Whether a failed connect means "not now" (server restarting), not "never"."""
+    text = str(exc).lower()
+    return any(phrase in text for phrase in _TRANSIENT_CONNECT)
+
+
 class ConnectionPool:
     """A small fixed pool of autocommit bookkeeping connections shared by request threads."""
 
@@ -128,12 +147,7 @@ class ConnectionPool:
             try:
                 conn = self._idle.get_nowait()
             except queue.Empty:
-                conn = psycopg.connect(
-                    self._dsn,
-                    autocommit=True,
-                    row_factory=dict_row,
-                    application_name="local-data-api bookkeeping",
-                )
+                conn = self._connect()
             yield conn
         except psycopg.OperationalError:
             if conn is not None:
@@ -150,6 +164,23 @@ class ConnectionPool:
                 else:
                     self._idle.put(conn)
             self._slots.release()
+
+    def _connect(self) -> psycopg.Connection[DictRow]:
+        """A new connection; while the server restarts (crash recovery takes a moment) the
+        caller waits up to ``RESTART_WAIT_SECONDS`` instead of failing at once."""
+        deadline = time.monotonic() + RESTART_WAIT_SECONDS
+        while True:
+            try:
+                return psycopg.connect(
+                    self._dsn,
+                    autocommit=True,
+                    row_factory=dict_row,
+                    application_name="local-data-api bookkeeping",
+                )
+            except psycopg.OperationalError as exc:
+                if self._closed or not transient_connect_error(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def _discard_idle(self) -> None:
         while True:

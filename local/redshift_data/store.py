@@ -7,8 +7,9 @@ crash answer for statements it ran before, and several endpoint processes share 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -19,9 +20,28 @@ from local.redshift_data.exceptions import active_statements_exceeded, invalid
 from local.redshift_data.requests import ListRequest, SubmitRequest
 from local.redshift_data.schema import ConnectionPool, ensure_schema
 
+_T = TypeVar("_T")
+
 CLIENT_TOKEN_HOURS = 8
 RESULT_RETENTION_HOURS = 24
 _SUBMIT_LOCK = 0x6C6F63616D  # serializes the active-statement count and token checks
+
+
+_P = ParamSpec("_P")
+
+
+def _read_again_once(read: Callable[_P, _T]) -> Callable[_P, _T]:
+    """A read that met a connection lost to a server restart is tried once more (on a new
+    connection, which waits for the server to accept it): reads are safe to repeat."""
+
+    @wraps(read)
+    def reading(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return read(*args, **kwargs)
+        except psycopg.OperationalError:
+            return read(*args, **kwargs)
+
+    return reading
 
 
 class StatementStore:
@@ -133,6 +153,7 @@ class StatementStore:
             "select * from local_data_api.statements where id = %s", [statement_id]
         ).fetchone()
 
+    @_read_again_once
     def get(self, statement_id: str, identity: str | None = None) -> DictRow | None:
         """The statement if it exists (and belongs to ``identity`` when one is given)."""
         with self.pool.connection() as conn:
@@ -141,6 +162,7 @@ class StatementStore:
             return None
         return row
 
+    @_read_again_once
     def sub_statements(self, parent_id: str) -> list[DictRow]:
         with self.pool.connection() as conn:
             return conn.execute(
@@ -234,6 +256,7 @@ class StatementStore:
                 [kind, statement_id, detail],
             )
 
+    @_read_again_once
     def incidents(self, statement_id: str | None = None) -> list[DictRow]:
         with self.pool.connection() as conn:
             return conn.execute(
@@ -242,6 +265,7 @@ class StatementStore:
                 {"id": statement_id},
             ).fetchall()
 
+    @_read_again_once
     def result_page(self, statement_id: str, page_no: int) -> str | None:
         with self.pool.connection() as conn:
             row = conn.execute(
@@ -266,6 +290,7 @@ class StatementStore:
             ).fetchone()
         return bool(row and row["ok"])
 
+    @_read_again_once
     def list_statements(self, identity: str, request: ListRequest) -> tuple[list[DictRow], bool]:
         """One page of the caller's top-level statements, newest first; and whether more exist."""
         params: dict[str, Any] = {

@@ -34,7 +34,9 @@ def started(client: RedshiftDataAPIServiceClient, sql: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def ended_within(client: RedshiftDataAPIServiceClient, statement_id: str, seconds: float) -> dict[str, Any]:
+def ended_within(
+    client: RedshiftDataAPIServiceClient, statement_id: str, seconds: float
+) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while True:
         described = dict(client.describe_statement(Id=statement_id, WaitTimeSeconds=1))

@@ -48,7 +48,9 @@ def test_a_result_over_the_limit_fails_without_being_built(
 ) -> None:
     # Fifty million rows: materialized, this would take minutes and gigabytes. Streamed,
     # the statement stops at the limit within the 30 s wait.
-    described = run(redshift_data, "select n, 'row ' || n as label from generate_series(1, 50000000) n")
+    described = run(
+        redshift_data, "select n, 'row ' || n as label from generate_series(1, 50000000) n"
+    )
     assert described["Status"] == "FAILED"
     assert described["Error"].startswith("ERROR: Database response exceeded size limit")
     assert f"{small_limits.max_bytes:,} bytes" in described["Error"]
@@ -128,7 +130,9 @@ def test_a_failed_query_keeps_no_partial_result(
 
 def test_paged_result_pages_rows_and_counts_bytes() -> None:
     pages: list[tuple[int, str]] = []
-    paged = PagedResult(ResultLimits(max_bytes=10_000, page_rows=2), lambda n, t: pages.append((n, t)))
+    paged = PagedResult(
+        ResultLimits(max_bytes=10_000, page_rows=2), lambda n, t: pages.append((n, t))
+    )
     paged.add([(1,), (2,), (3,)])
     paged.close()
     assert [n for n, _ in pages] == [0, 1]
