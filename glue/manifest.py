@@ -134,3 +134,27 @@ def missing_manifest(partition: str) -> IncompletePartition:
         "written, or its writer failed) or was written by a tool that does not mark "
         "completion. Write the manifest last (see docs/clean-job.md) and rerun."
     )
+
+
+def read_partition(path: str) -> tuple[dict[str, int], str | None] | None:
+    """The one function here that touches storage: the partition's files (name -> bytes)
+    and its manifest's text (None if it has none); None when the folder does not exist.
+
+    Local folders and ``s3://`` both go through pyarrow's filesystems (on Glue, S3 with the
+    job's role), as the job's report writer does.
+    """
+    import os
+
+    import pyarrow.fs as pafs
+
+    filesystem, root = pafs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
+    if filesystem.get_file_info(root).type == pafs.FileType.NotFound:
+        return None
+    infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=False))
+    listing = {
+        info.base_name: int(info.size or 0) for info in infos if info.type == pafs.FileType.File
+    }
+    if MANIFEST_FILE not in listing:
+        return listing, None
+    with filesystem.open_input_stream(f"{root.rstrip('/')}/{MANIFEST_FILE}") as stream:
+        return listing, stream.read().decode("utf-8")
