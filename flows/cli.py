@@ -74,11 +74,15 @@ def run_cli(
             # The stack exports its endpoint for this run only: a later command in the same
             # process must not mistake it for an endpoint the user gave.
             resources.callback(_restore_environ, dict(os.environ))
-            prepared = resources.enter_context(
-                prepare_embedded(
-                    settings, night if nightly else None, console=console, nightly=nightly
+            try:
+                prepared = resources.enter_context(
+                    prepare_embedded(
+                        settings, night if nightly else None, console=console, nightly=nightly
+                    )
                 )
-            )
+            except ValueError as exc:  # a night the sample data cannot have (absurd date)
+                console.print(f"[red]Cannot prepare the night:[/red] {exc}")
+                return EXIT_USAGE
             night = prepared.logical_date
         if nightly and night is not None:
             flow_kwargs["logical_date"] = night

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -43,8 +43,9 @@ def nightly(logical_date: date | None = None, force_rerun: bool = False) -> dict
         force_rerun: submit every step afresh even when an earlier run of the same night
             finished; without it, finished steps are reattached, never run twice.
     """
-    settings = Settings()
     night = logical_date or default_logical_date()
+    refuse_future_night(night)  # before any work: a night is loaded after its day ends
+    settings = Settings()
     get_run_logger().info(
         "Night %s on target %r (force_rerun=%s)", night.isoformat(), settings.target, force_rerun
     )
@@ -55,11 +56,26 @@ def nightly(logical_date: date | None = None, force_rerun: bool = False) -> dict
     return summary.as_dict()
 
 
+def refuse_future_night(night: date, today: date | None = None) -> None:
+    """A logical date after today (UTC) has no complete data yet: refuse it, naming both."""
+    today = today or datetime.now(UTC).date()
+    if night > today:
+        raise ValueError(
+            f"logical date {night.isoformat()} is in the future (today is {today.isoformat()} "
+            "UTC); a night can be loaded once its day has begun, normally the day after"
+        )
+
+
 def parse_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        night = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
+    try:
+        refuse_future_night(night)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return night
 
 
 def build_parser() -> argparse.ArgumentParser:

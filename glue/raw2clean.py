@@ -18,6 +18,14 @@ Arguments (Glue style, ``--name value``; on AWS Glue they are resolved with
     --retain_commits 10             commits (versions) of history kept by the cleaner
     --catalog_database clean_mystore  Glue database to sync to; "none" turns sync off
                                       (default: clean_mystore on Glue, none locally)
+    --allow_empty_input false       true: a date with no raw partition succeeds with the
+                                    verdict "no input" (default: it fails; or
+                                    $MYSTORE_ALLOW_EMPTY_INPUT)
+    --event_time_horizon_hours 24   rows whose event time is later than the run's time plus
+                                    this are quarantined (or $MYSTORE_EVENT_TIME_HORIZON_HOURS)
+
+The raw partition must be complete: its ``_MANIFEST.json`` (glue/manifest.py) must list
+exactly its data files, sizes and row counts, else the run fails naming what differs.
 
 Exit code 0 means SUCCEEDED, 1 a failed run, 2 bad arguments. The last line on stderr is
 then ``CleanJobError: <message>`` or ``CleanJobArgumentError: <message>`` (shaped like a
@@ -36,7 +44,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +71,15 @@ from glue.hudi_runtime import (
     expected_hudi_release,
 )
 from glue.local_spark import local_spark
+from glue.manifest import (
+    IncompletePartition,
+    Manifest,
+    check_partition,
+    check_row_count,
+    missing_manifest,
+    parse_manifest,
+    read_partition,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -70,6 +87,8 @@ if TYPE_CHECKING:
     from glue.sinks import TableSink
 
 HUDI_JAR_ENV = "MYSTORE_HUDI_BUNDLE_JAR"
+ALLOW_EMPTY_ENV = "MYSTORE_ALLOW_EMPTY_INPUT"
+HORIZON_ENV = "MYSTORE_EVENT_TIME_HORIZON_HOURS"
 REPORT_PREFIX = "RAW2CLEAN_REPORT"
 REQUIRED = ("table", "raw_path", "clean_path", "quarantine_path", "logical_date")
 OPTIONAL = (
@@ -85,6 +104,8 @@ OPTIONAL = (
     "catalog_endpoint",
     "catalog_region",
     "glue_version",
+    "allow_empty_input",
+    "event_time_horizon_hours",
 )
 
 
@@ -111,6 +132,8 @@ class JobArguments:
     catalog_endpoint: str | None = None
     catalog_region: str | None = None
     glue_version: str | None = None
+    allow_empty_input: bool = False
+    event_time_horizon_hours: float = 24.0
 
     @property
     def contract(self) -> TableContract:
@@ -185,7 +208,20 @@ def build_arguments(
         catalog = DEFAULT_CATALOG_DATABASE if on_glue or catalog_endpoint else None
     elif catalog.lower() == "none":
         catalog = None
+    allow_text = (raw.get("allow_empty_input") or env.get(ALLOW_EMPTY_ENV) or "false").lower()
+    allow_empty = _choice("allow_empty_input", allow_text, ("true", "false")) == "true"
+    horizon_text = raw.get("event_time_horizon_hours") or env.get(HORIZON_ENV) or "24"
+    try:
+        horizon_hours = float(horizon_text)
+    except ValueError:
+        horizon_hours = -1.0
+    if not 0 <= horizon_hours <= 24 * 366:
+        raise ValueError(
+            f"--event_time_horizon_hours {horizon_text!r} must be a number of hours from 0 to 8784"
+        )
     return JobArguments(
+        allow_empty_input=allow_empty,
+        event_time_horizon_hours=horizon_hours,
         job_name=raw.get("JOB_NAME") or "raw2clean",
         table=table,
         raw_path=str(raw["raw_path"]),
@@ -257,14 +293,6 @@ def make_sink(spark: SparkSession, args: JobArguments) -> TableSink:
     return DeltaSink(args.table_path, args.contract, retain_commits=args.retain_commits)
 
 
-def _exists(spark: SparkSession, path: str) -> bool:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    filesystem = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return bool(filesystem.exists(hadoop_path))
-
-
 def new_report(args: JobArguments) -> dict[str, Any]:
     return {
         "job_name": args.job_name,
@@ -300,13 +328,14 @@ def run(
     contract = args.contract
     sink = sink or make_sink(spark, args)
     raw_dir = args.partition_path(args.raw_path)
-    if not _exists(spark, raw_dir):
-        log(f"no raw data at {raw_dir}; nothing to commit")
+    manifest = complete_partition(args, raw_dir, report)
+    if manifest is None:
         report["elapsed_seconds"] = round(time.monotonic() - started, 3)
         return report
     etl_time = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    horizon = etl_time + timedelta(hours=args.event_time_horizon_hours)
     raw = spark.read.schema(raw_schema(contract)).option("mode", "PERMISSIVE").json(raw_dir)
-    batch = clean_batch(raw, contract, etl_time)
+    batch = clean_batch(raw, contract, etl_time, horizon=horizon)
     phases: dict[str, float] = {}
     report["phase_seconds"] = phases
     mark = time.monotonic()
@@ -319,6 +348,11 @@ def run(
 
     typed = batch.typed.cache()
     rows_read = typed.count()
+    try:
+        check_row_count(manifest, rows_read, raw_dir)
+    except IncompletePartition as exc:
+        typed.unpersist()
+        raise CleanJobError(f"{exc}; nothing committed") from exc
     quarantined = typed.where(F.col("quarantine_reason") != "").count()
     phase("read_and_type")
     report.update(rows_read=rows_read, rows_quarantined=quarantined)
@@ -362,6 +396,35 @@ def run(
     typed.unpersist()
     report["elapsed_seconds"] = round(time.monotonic() - started, 3)
     return report
+
+
+def complete_partition(args: JobArguments, raw_dir: str, report: dict[str, Any]) -> Manifest | None:
+    """The partition's manifest once its files match it; None for an allowed empty day.
+
+    A missing partition fails the run unless --allow_empty_input says a day without data is
+    expected; then the report's ``input`` says "none" and nothing is committed.
+    """
+    found = read_partition(raw_dir)
+    if found is None:
+        if args.allow_empty_input:
+            log(f"no raw partition for {args.logical_date} under {raw_dir}; allowed: no input")
+            report["input"] = "none (allowed by --allow_empty_input)"
+            return None
+        raise CleanJobError(
+            f"no raw partition for {args.logical_date} under {args.raw_path.rstrip('/')}/"
+            f"{args.table} (expected {raw_dir}); pass --allow_empty_input true (or set "
+            f"{ALLOW_EMPTY_ENV}=true) if a day without data is expected"
+        )
+    listing, text = found
+    try:
+        if text is None:
+            raise missing_manifest(raw_dir)
+        manifest = parse_manifest(text, raw_dir)
+        check_partition(manifest, args.table, args.logical_date.isoformat(), listing, raw_dir)
+    except IncompletePartition as exc:
+        raise CleanJobError(f"{exc}; nothing committed") from exc
+    report["input"] = f"complete: {manifest.rows} row(s) in {len(manifest.files)} file(s)"
+    return manifest
 
 
 def error_summary(exc: BaseException) -> str:

@@ -12,6 +12,9 @@ Why these rules:
   a reason naming the column and the value.
 * Without a key the upsert cannot place a row, and without an event time the ordering
   (late-arrival protection) cannot be applied: both quarantine the row.
+* An event time beyond the horizon (the run's time plus a margin) is a corrupt clock or a
+  typo such as 9999-12-31: loaded, it would poison every later night's date range, so the
+  row is quarantined with a reason naming the value and the horizon.
 * A batch may carry the same key more than once; the upsert needs one row per key, and
   the newest by event time (then by source processing time) is the one that would win.
 """
@@ -100,10 +103,13 @@ def _parse(name: str, column_type: ColumnType) -> Column:
     return F.expr(f"try_cast(trim(`{name}`) AS {spark_type(column_type).simpleString()})")
 
 
-def type_columns(raw: DataFrame, contract: TableContract) -> DataFrame:
+def type_columns(
+    raw: DataFrame, contract: TableContract, horizon: datetime | None = None
+) -> DataFrame:
     """Add a typed twin of every raw column and the reason (if any) the row cannot be used.
 
     The raw strings are kept so that quarantined rows are written exactly as received.
+    ``horizon``: the latest event time accepted (naive UTC); later ones are quarantined.
     """
     typed = [_parse(c.name, c.type).alias(_TYPED + c.name) for c in contract.raw_columns]
     df = raw.select(*(F.col(c.name) for c in contract.raw_columns), F.col(CORRUPT_RECORD), *typed)
@@ -126,6 +132,19 @@ def type_columns(raw: DataFrame, contract: TableContract) -> DataFrame:
                     F.lit(f"unparseable {column.type} {column.name}: '"),
                     F.col(column.name),
                     F.lit("'"),
+                ),
+            )
+        )
+    if horizon is not None:
+        event_time = F.col(_TYPED + contract.ordering)
+        limit = F.lit(horizon).cast(T.TimestampType())
+        reasons.append(
+            F.when(
+                event_time > limit,
+                F.concat(
+                    F.lit(f"{contract.ordering} '"),
+                    F.col(contract.ordering),
+                    F.lit(f"' is beyond the event-time horizon {horizon:%Y-%m-%d %H:%M:%S}"),
                 ),
             )
         )
@@ -188,10 +207,14 @@ class CleanBatch:
 
 
 def clean_batch(
-    raw: DataFrame, contract: TableContract, etl_processing_datetime: datetime
+    raw: DataFrame,
+    contract: TableContract,
+    etl_processing_datetime: datetime,
+    *,
+    horizon: datetime | None = None,
 ) -> CleanBatch:
     """Type, quarantine and de-duplicate one raw batch (the whole transform, composed)."""
-    typed = type_columns(raw, contract)
+    typed = type_columns(raw, contract, horizon)
     good, bad = split_quarantine(typed)
     clean = to_clean(deduplicate(good, contract), contract, etl_processing_datetime)
     return CleanBatch(

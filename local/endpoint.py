@@ -23,20 +23,73 @@ from local.core import Call, Service, ServiceError
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+# JSON nesting a request may have. The deepest modeled member of a served operation is a few
+# levels down; the cap keeps a hostile body from exhausting the parser's or validator's stack.
+MAX_JSON_DEPTH = 64
+# Seconds a client may take to send its headers and body before the connection is closed.
+REQUEST_READ_TIMEOUT = 60
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
-ANONYMOUS_IDENTITY = "anonymous"
 
 
 def identity_from_headers(authorization: str | None) -> str:
     """The caller identity is the access key id of the request's SigV4 credential scope.
 
     The real Data API scopes statements to the IAM session that submitted them; the access
-    key is the closest stand-in that boto3 sends on every call.
+    key is the closest stand-in that boto3 sends on every call. Like AWS, an unsigned
+    request is refused (MissingAuthenticationTokenException, 403) and a header without a
+    credential scope is an IncompleteSignatureException; the signature itself is not checked.
     """
     if not authorization:
-        return ANONYMOUS_IDENTITY
+        raise ServiceError(
+            "MissingAuthenticationTokenException", "Missing Authentication Token", 403
+        )
     match = _CREDENTIAL_RE.search(authorization)
-    return match.group(1) if match else ANONYMOUS_IDENTITY
+    if match is None:
+        raise ServiceError(
+            "IncompleteSignatureException",
+            "Authorization header requires 'Credential' parameter "
+            "(a SigV4 header: AWS4-HMAC-SHA256 Credential=<access key>/<scope>, ...).",
+        )
+    return match.group(1)
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists/objects deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def parse_body(raw_body: bytes) -> dict[str, Any]:
+    """The request's JSON object; anything else is a SerializationException (400), never a 500."""
+    try:
+        body = json.loads(raw_body or b"{}")
+    except RecursionError as exc:
+        raise ServiceError(
+            "SerializationException",
+            f"Request body nests JSON deeper than the {MAX_JSON_DEPTH} levels allowed.",
+        ) from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ServiceError(
+            "SerializationException", f"Request body is not valid JSON: {exc}"
+        ) from exc
+    if not isinstance(body, dict):
+        raise ServiceError("SerializationException", "Request body must be a JSON object")
+    if json_depth_exceeds(body, MAX_JSON_DEPTH):
+        raise ServiceError(
+            "SerializationException",
+            f"Request body nests JSON deeper than the {MAX_JSON_DEPTH} levels allowed.",
+        )
+    return body
 
 
 @dataclass
@@ -139,8 +192,11 @@ class AwsEndpoint:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def dispatch(self, target: str | None, raw_body: bytes, identity: str) -> Mapping[str, Any]:
+    def dispatch(
+        self, target: str | None, raw_body: bytes, authorization: str | None
+    ) -> Mapping[str, Any]:
         """Route one request; every failure becomes a ServiceError the client can parse."""
+        identity = identity_from_headers(authorization)
         if not target or "." not in target:
             raise ServiceError(
                 "UnknownOperationException", f"Missing or bad X-Amz-Target: {target!r}"
@@ -152,14 +208,7 @@ class AwsEndpoint:
                 "UnknownOperationException",
                 f"Unknown service target {prefix!r}; served: {', '.join(sorted(self.services))}",
             )
-        try:
-            body = json.loads(raw_body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ServiceError(
-                "SerializationException", f"Request body is not valid JSON: {exc}"
-            ) from exc
-        if not isinstance(body, dict):
-            raise ServiceError("SerializationException", "Request body must be a JSON object")
+        body = parse_body(raw_body)
         if self.faults.take_throttle(operation):
             raise ServiceError("ThrottlingException", "Rate exceeded (injected fault)")
         delay = self.faults.latency_for(operation)
@@ -177,29 +226,55 @@ def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler
         # Headers and body go out as separate writes; without TCP_NODELAY, Nagle plus the
         # client's delayed ACK adds ~40 ms to every keep-alive response.
         disable_nagle_algorithm = True
+        # A client that stops sending mid-request must not hold a server thread forever.
+        timeout = REQUEST_READ_TIMEOUT
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s " + format, self.address_string(), *args)
 
+        def _refuse_unread(self, error: ServiceError) -> None:
+            # The body is left unread, so this connection cannot carry another request.
+            self._reply(error.status, error.payload())
+            self.close_connection = True
+
         def do_POST(self) -> None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY_BYTES:
-                # The body is left unread, so this connection cannot carry another request.
-                message = (
-                    f"Request body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit"
-                    if length > 0
-                    else "Content-Length must be a non-negative integer"
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                self._refuse_unread(
+                    ServiceError(
+                        "SerializationException",
+                        "Chunked request bodies are not supported; send a Content-Length.",
+                    )
                 )
-                self._reply(413, ServiceError("ValidationException", message, 413).payload())
-                self.close_connection = True
+                return
+            text = (self.headers.get("Content-Length") or "0").strip()
+            if not text.isdigit():
+                self._refuse_unread(
+                    ServiceError(
+                        "SerializationException",
+                        f"Content-Length {text[:40]!r} is not a non-negative integer.",
+                    )
+                )
+                return
+            length = int(text)
+            if length > MAX_BODY_BYTES:
+                self._refuse_unread(
+                    ServiceError(
+                        "ValidationException",
+                        f"Request body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit",
+                        413,
+                    )
+                )
                 return
             raw = self.rfile.read(length)
-            identity = identity_from_headers(self.headers.get("Authorization"))
+            if len(raw) < length:  # the client hung up mid-body: nobody to answer
+                self.close_connection = True
+                return
             try:
-                payload = dict(endpoint.dispatch(self.headers.get("X-Amz-Target"), raw, identity))
+                payload = dict(
+                    endpoint.dispatch(
+                        self.headers.get("X-Amz-Target"), raw, self.headers.get("Authorization")
+                    )
+                )
                 self._reply(200, payload)
             except _DroppedConnection:
                 self.close_connection = True

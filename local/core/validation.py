@@ -114,6 +114,12 @@ def constraint_problem(value: Any, shape: Shape, name: str) -> str | None:
     ):
         return f"{name} must be {_bounds(minimum, maximum)}, got {value}."
     if shape.type_name == "string":
+        if "\x00" in value:
+            # PostgreSQL and Redshift text cannot hold NUL; refused here, not a 500 later.
+            return (
+                f"{name} contains a NUL character (\\x00) at position {value.index(chr(0))}; "
+                "text values cannot hold it."
+            )
         enum = meta.get("enum")
         if enum and value not in enum:
             return f"{name} {short(value)} is not one of {', '.join(enum)}."

@@ -4,24 +4,41 @@ A new connection per statement matches the Data API (no session state leaks betw
 statements) and makes RedshiftPid the real backend pid, so CancelStatement is a plain
 ``pg_cancel_backend``. Status changes are written to the store first and then announced on
 ``changed`` so long-polling requests in this process wake at once.
+
+Faults are recorded, never waited out: a statement whose backend dies (terminated, killed,
+or lost in a server crash) ends FAILED with the reason; writes to the store are retried
+while PostgreSQL restarts (crash recovery refuses connections for a moment), and a worker
+that could not record its outcome is noticed by ``is_running`` and reaped by the backend.
+Results are fetched page by page within the Data API's limits (results.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import ClientCursor
 from psycopg import sql as pgsql
+from psycopg.pq import TransactionStatus
 
-from local.redshift_data.encoding import column_metadata, encode_rows, paginate, use_text_loaders
+from local.redshift_data.encoding import column_metadata, use_text_loaders
+from local.redshift_data.results import (
+    DEFAULT_PAGE_ROWS,
+    PagedResult,
+    ResultLimits,
+    ResultTooLarge,
+    is_query,
+)
+from local.redshift_data.schema import transient_connect_error
 from local.redshift_data.store import StatementStore
 from local.warehouse.redshift_compat import gate_enabled, local_statements
 
@@ -29,7 +46,25 @@ log = logging.getLogger(__name__)
 
 CANCELLED_MESSAGE = "Query was cancelled by CancelStatement."
 STOPPED_MESSAGE = "Aborted: the local Data API endpoint stopped while the statement was running."
-DEFAULT_PAGE_ROWS = 1000
+__all__ = ["DEFAULT_PAGE_ROWS", "Executor", "Job", "is_running"]
+# Seconds the executor keeps retrying a store write while PostgreSQL is unavailable (a
+# restart after a backend crash takes about a second), and opening a statement's connection.
+STORE_RETRY_SECONDS = 120.0
+CONNECT_RETRY_SECONDS = 30.0
+_T = TypeVar("_T")
+
+# Statements whose worker thread is alive, across every executor in this process.
+_RUNNING: set[str] = set()
+_RUNNING_LOCK = threading.Lock()
+_CURSOR_NAMES = itertools.count(1)
+
+
+def is_running(statement_id: str) -> bool:
+    """Whether a worker of this process is still running the (top-level) statement."""
+    with _RUNNING_LOCK:
+        return statement_id.split(":")[0] in _RUNNING
+
+
 # Statements holding a PostgreSQL connection at once; the rest wait in SUBMITTED, the way
 # Redshift queues work beyond its concurrency. Keeps well under max_connections (100).
 DEFAULT_MAX_RUNNING = 48
@@ -67,7 +102,8 @@ class _Outcome:
     has_result_set: bool = False
     result_rows: int = -1
     columns: list[dict[str, Any]] | None = None
-    pages: list[str] = field(default_factory=list)
+    page_count: int = 0
+    result_size: int = -1
 
 
 class Executor:
@@ -84,7 +120,9 @@ class Executor:
         self.store = store
         self._running_slots = threading.BoundedSemaphore(max_running)
         self.dsn_for = dsn_for
-        self.page_rows = page_rows
+        self.result_limits = ResultLimits(page_rows=page_rows)
+        self.store_retry_seconds = STORE_RETRY_SECONDS
+        self.connect_retry_seconds = CONNECT_RETRY_SECONDS
         self.changed = threading.Condition()
         self._versions: dict[str, int] = {}
         self.stage_delays: dict[str, float] = {}
@@ -94,13 +132,54 @@ class Executor:
         self._backends: dict[str, int] = {}
         self.redshift_gate = gate_enabled(os.environ)  # MYSTORE_LOCAL_REDSHIFT_GATE
 
+    @property
+    def page_rows(self) -> int:
+        return self.result_limits.page_rows
+
     def submit(self, job: Job) -> None:
         thread = threading.Thread(
             target=self._run, args=(job,), name=f"statement-{job.statement_id}", daemon=True
         )
         with self._lock:
             self._threads.add(thread)
+        with _RUNNING_LOCK:
+            _RUNNING.add(job.statement_id)
         thread.start()
+
+    def _durably(self, what: str, statement_id: str, call: Callable[[], _T]) -> _T:
+        """Run a store call, retrying while PostgreSQL is unreachable (e.g. restarting after
+        a crash), so a statement's outcome is recorded rather than lost; the outage itself
+        is recorded as an incident once the store answers again."""
+        deadline = time.monotonic() + self.store_retry_seconds
+        failed_at: float | None = None
+        delay = 0.1
+        while True:
+            try:
+                result = call()
+            except psycopg.OperationalError as exc:
+                if failed_at is None:
+                    failed_at = time.monotonic()
+                    log.warning(
+                        "statement %s: the store is unavailable while trying to %s (%s); retrying",
+                        statement_id,
+                        what,
+                        _pg_message(exc),
+                    )
+                if time.monotonic() >= deadline or self._stopping.is_set():
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+                continue
+            if failed_at is not None:
+                outage = time.monotonic() - failed_at
+                with suppress(psycopg.Error):
+                    self.store.record_incident(
+                        "store_unavailable",
+                        f"PostgreSQL refused the endpoint's bookkeeping for {outage:.1f} s "
+                        f"(server restart or crash recovery) while trying to {what}.",
+                        statement_id,
+                    )
+            return result
 
     def notify(self, statement_id: str) -> None:
         """Announce a change of ``statement_id`` (or one of its sub-statements)."""
@@ -149,8 +228,15 @@ class Executor:
             self._stopping.wait(delay)
 
     def _set(self, statement_id: str, **values: Any) -> None:
-        self.store.update(statement_id, **values)
+        self._durably("update", statement_id, lambda: self.store.update(statement_id, **values))
         self.notify(statement_id)
+
+    def _finish(self, statement_id: str, status: str, **values: Any) -> None:
+        self._durably(
+            f"record {status}",
+            statement_id,
+            lambda: self.store.finish(statement_id, status, **values),
+        )
 
     def _run(self, job: Job) -> None:
         try:
@@ -159,10 +245,12 @@ class Executor:
         except Exception as exc:  # a worker must always leave a final status behind
             log.exception("statement %s crashed the worker", job.statement_id)
             try:
-                self.store.finish(job.statement_id, "FAILED", error=f"Local endpoint error: {exc}")
+                self._finish(job.statement_id, "FAILED", error=f"Local endpoint error: {exc}")
             except Exception:
                 log.exception("could not record the failure of %s", job.statement_id)
         finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(job.statement_id)
             self.notify(job.statement_id)
             with self.changed:
                 # A waiter that reads the version after this sees 0, differs, re-reads
@@ -172,8 +260,28 @@ class Executor:
                 self._threads.discard(threading.current_thread())
 
     def _cancel_requested(self, statement_id: str) -> bool:
-        row = self.store.get(statement_id)
+        row = self._durably("read", statement_id, lambda: self.store.get(statement_id))
         return bool(row and row["cancel_requested"])
+
+    def _connect(self, job: Job) -> psycopg.Connection[Any]:
+        """The statement's own connection; retried while the server is (re)starting."""
+        deadline = time.monotonic() + self.connect_retry_seconds
+        while True:
+            try:
+                return psycopg.connect(
+                    self.dsn_for(job.database),
+                    autocommit=True,
+                    application_name=f"local-data-api {job.statement_id}",
+                    options="-c client_connection_check_interval=1000",
+                )
+            except psycopg.OperationalError as exc:
+                # Starting up, in recovery or not listening yet: wait for it. Anything else (a
+                # database that does not exist, ...) fails the statement at once.
+                if not transient_connect_error(exc) or time.monotonic() >= deadline:
+                    raise
+                if self._stopping.is_set():
+                    raise
+                time.sleep(0.2)
 
     def _abort_reason(self, statement_id: str) -> str | None:
         if self._stopping.is_set():
@@ -188,16 +296,13 @@ class Executor:
         self._set(job.statement_id, status="PICKED")
         self._hold("PICKED")
         try:
-            conn = psycopg.connect(
-                self.dsn_for(job.database),
-                autocommit=True,
-                application_name=f"local-data-api {job.statement_id}",
-                options="-c client_connection_check_interval=1000",
-            )
+            conn = self._connect(job)
         except psycopg.Error as exc:
             self._finish_failed(job, _pg_message(exc))
             return
-        with conn:
+        # Not ``with conn``: its commit on exit would raise on a connection that broke, and
+        # replace the statement's recorded reason with that error.
+        try:
             use_text_loaders(conn.adapters)
             if job.db_user and job.db_user not in ADMIN_DB_USERS | {conn.info.user}:
                 try:
@@ -206,15 +311,23 @@ class Executor:
                 except psycopg.Error as exc:
                     self._finish_failed(job, _pg_message(exc))
                     return
+            pid = conn.info.backend_pid
             with self._lock:
-                self._backends[job.statement_id] = conn.info.backend_pid
+                self._backends[job.statement_id] = pid
             try:
-                self.store.mark_started(job.statement_id, conn.info.backend_pid)
+                self._durably(
+                    "record STARTED",
+                    job.statement_id,
+                    lambda: self.store.mark_started(job.statement_id, pid),
+                )
                 self.notify(job.statement_id)
                 if reason := self._abort_reason(job.statement_id):
                     self._abort_all(job, reason)
                     return
                 self._hold("STARTED")
+                if reason := self._abort_reason(job.statement_id):  # cancelled while held
+                    self._abort_all(job, reason)
+                    return
                 if job.is_batch:
                     self._run_batch(conn, job)
                 else:
@@ -223,6 +336,8 @@ class Executor:
             finally:
                 with self._lock:
                     self._backends.pop(job.statement_id, None)
+        finally:
+            conn.close()
 
     def _run_batch(self, conn: psycopg.Connection[Any], job: Job) -> None:
         """Run the batch's statements in order; TRANSACTION mode commits all or nothing."""
@@ -232,8 +347,9 @@ class Executor:
             conn.execute("begin")
         done: list[_Outcome] = []
         failed: _Outcome | None = None
+        pid = conn.info.backend_pid
         for sub_id, sql in zip(subs, job.sqls, strict=True):
-            self.store.mark_started(sub_id, conn.info.backend_pid)
+            self._durably("record STARTED", sub_id, partial(self.store.mark_started, sub_id, pid))
             self.notify(sub_id)
             outcome = self._execute(conn, sub_id, sql, job.values, in_transaction)
             if outcome.status != "FINISHED":
@@ -252,7 +368,7 @@ class Executor:
             return
         self._store_outcome(subs[len(done)], failed)
         for sub_id in subs[len(done) + 1 :]:
-            self.store.finish(
+            self._finish(
                 sub_id,
                 "ABORTED",
                 error="Not run: an earlier statement in the batch did not finish.",
@@ -276,33 +392,15 @@ class Executor:
             )
         except ValueError as exc:
             return _Outcome(status="FAILED", error=f"ERROR: {exc}")
-        cursor = ClientCursor(conn)
+        pid = conn.info.backend_pid
         try:
-            with cursor:
-                if values is None:
-                    cursor.execute(first)
-                else:
-                    cursor.execute(first, values)
-                for extra in more:  # e.g. the index the adapter adds for a SORTKEY
-                    cursor.execute(extra)
-                description = cursor.description
-                while cursor.nextset():
-                    if cursor.description is not None:
-                        description = cursor.description
-                if description is None:
-                    return _Outcome(status="FINISHED", result_rows=max(cursor.rowcount, -1))
-                rows = cursor.fetchall()
-                records = encode_rows(rows)
-                type_names = {
-                    column.type_code: _type_name(conn, column.type_code) for column in description
-                }
-                return _Outcome(
-                    status="FINISHED",
-                    has_result_set=True,
-                    result_rows=len(records),
-                    columns=column_metadata(description, type_names),
-                    pages=paginate(records, self.page_rows),
-                )
+            if not more and is_query(first):
+                streamed = self._stream_query(conn, statement_id, first, values)
+                if streamed is not None:
+                    return streamed
+            return self._execute_plainly(conn, statement_id, first, values, more)
+        except ResultTooLarge as exc:
+            return _Outcome(status="FAILED", error=str(exc))
         except psycopg.errors.QueryCanceled as exc:
             reason = self._abort_reason(statement_id.split(":")[0])
             if reason:
@@ -310,34 +408,149 @@ class Executor:
             return _Outcome(status="FAILED", error=_pg_message(exc))
         except psycopg.Error as exc:
             if conn.closed or conn.broken:
-                return _Outcome(
-                    status="FAILED",
-                    error=_pg_message(exc) or "Connection to the database was lost.",
-                )
+                return self._backend_lost(statement_id, pid, exc)
             return _Outcome(status="FAILED", error=_pg_message(exc))
 
+    def _backend_lost(self, statement_id: str, pid: int, exc: psycopg.Error) -> _Outcome:
+        """The statement's PostgreSQL backend ended under it (terminated, killed, crashed)."""
+        reason = self._abort_reason(statement_id.split(":")[0])
+        if reason:
+            return _Outcome(status="ABORTED", error=reason)
+        cause = _pg_message(exc) or "the connection was lost"
+        message = (
+            f"ERROR: the PostgreSQL backend (pid {pid}) running this statement ended before "
+            f"it finished ({cause}); its work was not committed."
+        )
+        log.warning("statement %s: %s", statement_id, message)
+        with suppress(psycopg.Error):
+            self._durably(
+                "record the lost backend",
+                statement_id,
+                lambda: self.store.record_incident("backend_lost", message, statement_id),
+            )
+        return _Outcome(status="FAILED", error=message)
+
+    def _result(
+        self,
+        conn: psycopg.Connection[Any],
+        statement_id: str,
+        description: Sequence[psycopg.Column],
+        fetch: Callable[[int], Sequence[Sequence[Any]]],
+    ) -> _Outcome:
+        """Fetch a result set page by page into the store, within the Data API's limits."""
+        limits = self.result_limits
+
+        def write(page_no: int, records: str) -> None:
+            self._durably(
+                "store a result page",
+                statement_id,
+                lambda: self.store.add_result_page(statement_id, page_no, records),
+            )
+
+        paged = PagedResult(limits, write)
+        while rows := fetch(limits.page_rows):
+            paged.add(rows)
+        paged.close()
+        type_names = {
+            column.type_code: _type_name(conn, column.type_code) for column in description
+        }
+        return _Outcome(
+            status="FINISHED",
+            has_result_set=True,
+            result_rows=paged.rows,
+            columns=column_metadata(description, type_names),
+            page_count=paged.pages,
+            result_size=paged.size,
+        )
+
+    def _stream_query(
+        self,
+        conn: psycopg.Connection[Any],
+        statement_id: str,
+        sql: str,
+        values: Mapping[str, str] | None,
+    ) -> _Outcome | None:
+        """Run a query through a server-side cursor, so rows arrive one page at a time.
+
+        None when PostgreSQL will not DECLARE it (several statements, a data-modifying
+        WITH, SELECT INTO, ...): nothing ran, and the caller runs it plainly. Inside a batch
+        transaction the attempt is fenced by a savepoint.
+        """
+        text = ClientCursor(conn).mogrify(sql, values) if values is not None else sql
+        own_transaction = conn.info.transaction_status == TransactionStatus.IDLE
+        conn.execute("begin" if own_transaction else "savepoint local_data_api_result")
+        cursor = conn.cursor(name=f"local_data_api_result_{next(_CURSOR_NAMES)}")
+        try:
+            cursor.execute(text)
+        except (psycopg.errors.QueryCanceled, psycopg.OperationalError):
+            raise
+        except psycopg.Error:
+            conn.execute(
+                "rollback" if own_transaction else "rollback to savepoint local_data_api_result"
+            )
+            return None
+        description = cursor.description
+        assert description is not None  # a declared cursor always describes its rows
+        try:
+            outcome = self._result(conn, statement_id, description, cursor.fetchmany)
+        except ResultTooLarge:  # nothing of it is kept: undo what the query did
+            conn.execute(
+                "rollback" if own_transaction else "rollback to savepoint local_data_api_result"
+            )
+            raise
+        cursor.close()
+        conn.execute("commit" if own_transaction else "release savepoint local_data_api_result")
+        return outcome
+
+    def _execute_plainly(
+        self,
+        conn: psycopg.Connection[Any],
+        statement_id: str,
+        sql: str,
+        values: Mapping[str, str] | None,
+        extra: Sequence[str] = (),
+    ) -> _Outcome:
+        """Any statement (or several); a result set of the last one is paged from libpq.
+        ``extra`` are statements the dialect adapter adds after it (e.g. the index it makes
+        for a SORTKEY); they return no rows."""
+        with ClientCursor(conn) as cursor:
+            if values is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, values)
+            for statement in extra:
+                cursor.execute(statement)
+            description = cursor.description
+            while cursor.nextset():
+                if cursor.description is not None:
+                    description = cursor.description
+            if description is None:
+                return _Outcome(status="FINISHED", result_rows=max(cursor.rowcount, -1))
+            return self._result(conn, statement_id, description, cursor.fetchmany)
+
     def _store_outcome(self, statement_id: str, outcome: _Outcome) -> None:
-        self.store.finish(
+        self._finish(
             statement_id,
             outcome.status,
             error=outcome.error,
             has_result_set=outcome.has_result_set,
             result_rows=outcome.result_rows,
             column_metadata=outcome.columns,
-            pages=outcome.pages,
+            page_count=outcome.page_count,
+            result_size=outcome.result_size,
         )
         self.notify(statement_id)
 
     def _finish_failed(self, job: Job, message: str) -> None:
         for index in range(1, len(job.sqls) + 1 if job.is_batch else 1):
-            self.store.finish(f"{job.statement_id}:{index}", "FAILED", error=message)
-        self.store.finish(job.statement_id, "FAILED", error=message)
+            self._finish(f"{job.statement_id}:{index}", "FAILED", error=message)
+        self._finish(job.statement_id, "FAILED", error=message)
         self.notify(job.statement_id)
 
     def _abort_all(self, job: Job, reason: str) -> None:
         for index in range(1, len(job.sqls) + 1 if job.is_batch else 1):
-            self.store.finish(f"{job.statement_id}:{index}", "ABORTED", error=reason)
-        self.store.finish(job.statement_id, "ABORTED", error=reason)
+            self._finish(f"{job.statement_id}:{index}", "ABORTED", error=reason)
+        self._finish(job.statement_id, "ABORTED", error=reason)
         self.notify(job.statement_id)
 
 

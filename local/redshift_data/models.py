@@ -18,13 +18,14 @@ import psutil
 import psycopg
 from psycopg.rows import DictRow
 
+from local.core import ServiceError
 from local.redshift_data.exceptions import (
     invalid,
     no_result,
     not_found,
     submit_failed,
 )
-from local.redshift_data.executor import DEFAULT_PAGE_ROWS, Executor, Job
+from local.redshift_data.executor import DEFAULT_PAGE_ROWS, Executor, Job, is_running
 from local.redshift_data.params import bind_parameters
 from local.redshift_data.requests import TERMINAL_STATUSES, ListRequest, SubmitRequest
 from local.redshift_data.store import StatementStore
@@ -33,7 +34,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ACTIVE_STATEMENTS = 200
 _REMOTE_POLL_SECONDS = 0.2
-_CANCEL_RETRY_SECONDS = 2.0
+# How long CancelStatement waits for the statement to stop before saying it could not.
+CANCEL_WAIT_SECONDS = 5.0
+LOST_WORKER_MESSAGE = (
+    "ERROR: the local Data API endpoint's worker for this statement ended without "
+    "recording an outcome (see the endpoint's log and local_data_api.incidents)."
+)
 
 
 def this_process_owner() -> tuple[int, float]:
@@ -135,18 +141,30 @@ class RedshiftDataBackend:
         return self.store.sub_statements(row["id"]) if row["is_batch"] else []
 
     def _reap_if_orphaned(self, row: DictRow) -> DictRow:
-        """An unfinished statement whose endpoint process died is ABORTED on sight.
+        """An unfinished statement nobody runs any more ends on sight, with the reason.
 
-        Endpoints sharing the server would otherwise show it running until one restarts.
+        Its endpoint process died: ABORTED (endpoints sharing the server would otherwise
+        show it running until one restarts). It is this process's, but no worker runs it
+        (the worker could not record its outcome): FAILED, rather than STARTED forever.
         """
-        if (
-            row["status"] in TERMINAL_STATUSES
-            or (row["owner_pid"], row["owner_started"]) == self.owner
-        ):
-            return row
-        if owner_alive(row["owner_pid"], row["owner_started"]):
+        if row["status"] in TERMINAL_STATUSES:
             return row
         top_id = row["parent_id"] or row["id"]
+        if (row["owner_pid"], row["owner_started"]) == self.owner:
+            if is_running(top_id):
+                return row
+            current = self.store.get(row["id"])  # the worker records before it leaves
+            if current is None or current["status"] in TERMINAL_STATUSES:
+                return current or row
+            log.error("statement %s: no worker runs it any more; marking it FAILED", top_id)
+            self.store.record_incident("worker_lost", LOST_WORKER_MESSAGE, top_id)
+            for sub in self.store.sub_statements(top_id):
+                if sub["status"] not in TERMINAL_STATUSES:
+                    self.store.finish(sub["id"], "FAILED", error=LOST_WORKER_MESSAGE)
+            self.store.finish(top_id, "FAILED", error=LOST_WORKER_MESSAGE)
+            return self.store.get(row["id"]) or row
+        if owner_alive(row["owner_pid"], row["owner_started"]):
+            return row
         self.store.abort_orphan(top_id, orphan_reason(row["owner_pid"]))
         return self.store.get(row["id"]) or row
 
@@ -172,6 +190,24 @@ class RedshiftDataBackend:
         return self.store.result_page(statement_id, page_no) or "[]"
 
     def cancel(self, statement_id: str, identity: str) -> None:
+        """Cancel a running statement and return once it has ended (ABORTED).
+
+        Never a silent no-op: when the statement is still running after
+        ``CANCEL_WAIT_SECONDS`` the call fails (QueryTimeoutException) naming its status and
+        backend; the cancel request stays recorded, so the statement ends ABORTED if the
+        worker sees it later. A store it cannot reach is a DatabaseConnectionException.
+        """
+        try:
+            self._cancel(statement_id, identity)
+        except psycopg.OperationalError as exc:
+            raise ServiceError(
+                "DatabaseConnectionException",
+                f"Could not cancel statement {statement_id}: the warehouse is unreachable "
+                f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}).",
+                500,
+            ) from exc
+
+    def _cancel(self, statement_id: str, identity: str) -> None:
         row = self.owned(statement_id, identity)
         if row["parent_id"] is not None:
             raise invalid(
@@ -182,16 +218,31 @@ class RedshiftDataBackend:
                 f"Could not cancel a query that is already in {row['status']} state with ID: {statement_id}"
             )
         self.store.request_cancel(statement_id)
-        deadline = time.monotonic() + _CANCEL_RETRY_SECONDS
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        signalled = False
         while True:
+            version = self.executor.version(statement_id)
             current = self.store.get(statement_id)
-            if current is None or current["status"] in TERMINAL_STATUSES:
+            if current is None:
+                raise not_found(statement_id)
+            current = self._reap_if_orphaned(current)
+            if current["status"] in TERMINAL_STATUSES:
                 return
             if current["status"] == "STARTED" and current["redshift_pid"]:
-                self.store.cancel_backend(current["redshift_pid"], statement_id)
+                signalled = self.store.cancel_backend(current["redshift_pid"], statement_id)
             if time.monotonic() >= deadline:
-                return
-            self.executor.wait_for_change(statement_id, self.executor.version(statement_id), 0.05)
+                backend = (
+                    f"backend pid {current['redshift_pid']} was signalled"
+                    if signalled
+                    else f"no live backend was found to signal (pid {current['redshift_pid']})"
+                )
+                raise ServiceError(
+                    "QueryTimeoutException",
+                    f"Could not cancel statement {statement_id}: it is still {current['status']} "
+                    f"{CANCEL_WAIT_SECONDS:.0f} s after the cancel request ({backend}). The "
+                    "request stays recorded; check DescribeStatement.",
+                )
+            self.executor.wait_for_change(statement_id, version, 0.1)
 
     def list(self, identity: str, request: ListRequest) -> tuple[list[DictRow], bool]:
         return self.store.list_statements(identity, request)

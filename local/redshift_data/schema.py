@@ -1,21 +1,27 @@
 """The bookkeeping schema ``local_data_api`` and the pool of connections that use it.
 
-The schema is created on first use and dropped and recreated when its layout version
-changes: it holds only the endpoint's own bookkeeping, never warehouse data.
+The schema is created on first use. A schema of an older known layout is migrated in place
+(``MIGRATIONS``); one this endpoint cannot read (a newer endpoint's, or a layout with no
+migration path) is refused with a message, never dropped: its statement records and client
+tokens are what keeps a rerun of a finished night from running its CALL again.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
+log = logging.getLogger(__name__)
+
 SCHEMA = "local_data_api"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _DDL_LOCK = 0x6C6F63616C  # advisory lock key for schema creation
 
 _DDL = """
@@ -76,6 +82,53 @@ create table if not exists local_data_api.client_tokens (
 );
 """
 
+# What happened to the endpoint itself (a statement's backend lost, the server restarted).
+_INCIDENTS_DDL = """
+create table if not exists local_data_api.incidents (
+    id bigserial primary key,
+    at timestamptz not null default clock_timestamp(),
+    kind text not null,
+    statement_id text,
+    detail text not null
+);
+"""
+
+# version -> SQL that brings a schema of that version to the next one.
+MIGRATIONS: dict[int, str] = {3: _INCIDENTS_DDL}
+
+
+class StoreSchemaError(RuntimeError):
+    """The bookkeeping schema has a layout this endpoint cannot use; nothing was changed."""
+
+
+def _refusal(found: object) -> StoreSchemaError:
+    return StoreSchemaError(
+        f"The statement store {SCHEMA!r} has layout version {found}; this endpoint uses "
+        f"version {SCHEMA_VERSION} and can migrate only from versions "
+        f"{', '.join(str(v) for v in sorted(MIGRATIONS))}. It was left untouched: it holds the "
+        "statement records and client tokens that stop a rerun from running a statement "
+        "twice. Use the endpoint version that wrote it, or, to discard that bookkeeping, "
+        f"run `drop schema {SCHEMA} cascade` on the warehouse (python -m local query ...)."
+    )
+
+
+# What libpq says while the server restarts (psycopg gives connection errors no SQLSTATE).
+_TRANSIENT_CONNECT = (
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is shutting down",
+    "connection refused",
+    "no such file or directory",
+)
+RESTART_WAIT_SECONDS = 15.0
+
+
+def transient_connect_error(exc: psycopg.OperationalError) -> bool:
+    """Whether a failed connect means "not now" (server restarting), not "never"."""
+    text = str(exc).lower()
+    return any(phrase in text for phrase in _TRANSIENT_CONNECT)
+
 
 class ConnectionPool:
     """A small fixed pool of autocommit bookkeeping connections shared by request threads."""
@@ -94,17 +147,15 @@ class ConnectionPool:
             try:
                 conn = self._idle.get_nowait()
             except queue.Empty:
-                conn = psycopg.connect(
-                    self._dsn,
-                    autocommit=True,
-                    row_factory=dict_row,
-                    application_name="local-data-api bookkeeping",
-                )
+                conn = self._connect()
             yield conn
         except psycopg.OperationalError:
             if conn is not None:
                 conn.close()
                 conn = None
+            # A lost connection usually means the server restarted: every idle one is dead
+            # too, and the next caller should not have to discover that one by one.
+            self._discard_idle()
             raise
         finally:
             if conn is not None:
@@ -114,27 +165,76 @@ class ConnectionPool:
                     self._idle.put(conn)
             self._slots.release()
 
-    def close(self) -> None:
-        self._closed = True
+    def _connect(self) -> psycopg.Connection[DictRow]:
+        """A new connection; while the server restarts (crash recovery takes a moment) the
+        caller waits up to ``RESTART_WAIT_SECONDS`` instead of failing at once."""
+        deadline = time.monotonic() + RESTART_WAIT_SECONDS
+        while True:
+            try:
+                return psycopg.connect(
+                    self._dsn,
+                    autocommit=True,
+                    row_factory=dict_row,
+                    application_name="local-data-api bookkeeping",
+                )
+            except psycopg.OperationalError as exc:
+                if self._closed or not transient_connect_error(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _discard_idle(self) -> None:
         while True:
             try:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
 
+    def close(self) -> None:
+        self._closed = True
+        self._discard_idle()
 
-def ensure_schema(dsn: str) -> None:
-    """Create the bookkeeping schema; an older layout is dropped (it holds only bookkeeping)."""
+
+def ensure_schema(dsn: str) -> list[int]:
+    """Create the bookkeeping schema, or migrate an older known layout in one transaction.
+
+    Returns the versions migrated from (empty when the schema was current or new). Raises
+    StoreSchemaError, changing nothing, for a layout it cannot migrate.
+    """
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", [_DDL_LOCK])
-        exists = conn.execute(
+        schema_exists = conn.execute(
+            "select 1 from information_schema.schemata where schema_name = %s", [SCHEMA]
+        ).fetchone()
+        if not schema_exists:
+            conn.execute(_DDL + _INCIDENTS_DDL)
+            conn.execute("insert into local_data_api.schema_version values (%s)", [SCHEMA_VERSION])
+            return []
+        has_version_table = conn.execute(
             "select 1 from information_schema.tables where table_schema = %s and table_name = 'schema_version'",
             [SCHEMA],
         ).fetchone()
-        if exists:
-            row = conn.execute("select max(version) from local_data_api.schema_version").fetchone()
-            if row is not None and row[0] == SCHEMA_VERSION:
-                return
-            conn.execute("drop schema local_data_api cascade")
-        conn.execute(_DDL)
+        if not has_version_table:
+            raise _refusal("unknown (no schema_version table)")
+        row = conn.execute("select max(version) from local_data_api.schema_version").fetchone()
+        found = row[0] if row is not None else None
+        if found == SCHEMA_VERSION:
+            return []
+        if not isinstance(found, int) or found > SCHEMA_VERSION or found not in MIGRATIONS:
+            raise _refusal(found)
+        migrated = []
+        version = found
+        while version < SCHEMA_VERSION:
+            if version not in MIGRATIONS:
+                raise _refusal(found)
+            conn.execute(MIGRATIONS[version])
+            migrated.append(version)
+            version += 1
+        conn.execute("delete from local_data_api.schema_version")
         conn.execute("insert into local_data_api.schema_version values (%s)", [SCHEMA_VERSION])
+        log.warning(
+            "Migrated the statement store %s from layout version %d to %d (records kept)",
+            SCHEMA,
+            found,
+            SCHEMA_VERSION,
+        )
+        return migrated

@@ -7,8 +7,9 @@ crash answer for statements it ran before, and several endpoint processes share 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -19,9 +20,28 @@ from local.redshift_data.exceptions import active_statements_exceeded, invalid
 from local.redshift_data.requests import ListRequest, SubmitRequest
 from local.redshift_data.schema import ConnectionPool, ensure_schema
 
+_T = TypeVar("_T")
+
 CLIENT_TOKEN_HOURS = 8
 RESULT_RETENTION_HOURS = 24
 _SUBMIT_LOCK = 0x6C6F63616D  # serializes the active-statement count and token checks
+
+
+_P = ParamSpec("_P")
+
+
+def _read_again_once(read: Callable[_P, _T]) -> Callable[_P, _T]:
+    """A read that met a connection lost to a server restart is tried once more (on a new
+    connection, which waits for the server to accept it): reads are safe to repeat."""
+
+    @wraps(read)
+    def reading(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return read(*args, **kwargs)
+        except psycopg.OperationalError:
+            return read(*args, **kwargs)
+
+    return reading
 
 
 class StatementStore:
@@ -133,6 +153,7 @@ class StatementStore:
             "select * from local_data_api.statements where id = %s", [statement_id]
         ).fetchone()
 
+    @_read_again_once
     def get(self, statement_id: str, identity: str | None = None) -> DictRow | None:
         """The statement if it exists (and belongs to ``identity`` when one is given)."""
         with self.pool.connection() as conn:
@@ -141,6 +162,7 @@ class StatementStore:
             return None
         return row
 
+    @_read_again_once
     def sub_statements(self, parent_id: str) -> list[DictRow]:
         with self.pool.connection() as conn:
             return conn.execute(
@@ -182,14 +204,19 @@ class StatementStore:
         has_result_set: bool = False,
         result_rows: int = -1,
         column_metadata: Sequence[Mapping[str, Any]] | None = None,
-        pages: Sequence[str] = (),
+        page_count: int = 0,
+        result_size: int = -1,
     ) -> None:
-        """End a statement and store its result pages in one transaction."""
+        """End a statement; its result pages were stored by ``add_result_page`` already.
+
+        A statement that ends without a result set keeps no pages (a partial result written
+        before a failure is removed in the same transaction).
+        """
         with self.pool.connection() as conn, conn.transaction():
-            for page_no, records in enumerate(pages):
+            if not has_result_set:
                 conn.execute(
-                    "insert into local_data_api.result_pages (statement_id, page_no, records) values (%s, %s, %s)",
-                    [statement_id, page_no, records],
+                    "delete from local_data_api.result_pages where statement_id = %s",
+                    [statement_id],
                 )
             conn.execute(
                 """update local_data_api.statements
@@ -204,13 +231,41 @@ class StatementStore:
                     error,
                     has_result_set,
                     result_rows,
-                    sum(len(page) for page in pages) if has_result_set else -1,
+                    result_size if has_result_set else -1,
                     Jsonb(list(column_metadata)) if column_metadata is not None else None,
-                    len(pages),
+                    page_count if has_result_set else 0,
                     statement_id,
                 ],
             )
 
+    def add_result_page(self, statement_id: str, page_no: int, records: str) -> None:
+        """Store one page of a running statement's result (pages are written as fetched)."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                """insert into local_data_api.result_pages (statement_id, page_no, records)
+                    values (%s, %s, %s)
+                    on conflict (statement_id, page_no) do update set records = excluded.records""",
+                [statement_id, page_no, records],
+            )
+
+    def record_incident(self, kind: str, detail: str, statement_id: str | None = None) -> None:
+        """Note what happened to the endpoint (kept with the statements, purged with them)."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                "insert into local_data_api.incidents (kind, statement_id, detail) values (%s, %s, %s)",
+                [kind, statement_id, detail],
+            )
+
+    @_read_again_once
+    def incidents(self, statement_id: str | None = None) -> list[DictRow]:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """select * from local_data_api.incidents
+                    where %(id)s::text is null or statement_id = %(id)s::text order by id""",
+                {"id": statement_id},
+            ).fetchall()
+
+    @_read_again_once
     def result_page(self, statement_id: str, page_no: int) -> str | None:
         with self.pool.connection() as conn:
             row = conn.execute(
@@ -235,6 +290,7 @@ class StatementStore:
             ).fetchone()
         return bool(row and row["ok"])
 
+    @_read_again_once
     def list_statements(self, identity: str, request: ListRequest) -> tuple[list[DictRow], bool]:
         """One page of the caller's top-level statements, newest first; and whether more exist."""
         params: dict[str, Any] = {
@@ -292,6 +348,10 @@ class StatementStore:
                 """delete from local_data_api.statements where parent_id is null
                     and status not in ('SUBMITTED', 'PICKED', 'STARTED')
                     and created_at < clock_timestamp() - make_interval(hours => %s)""",
+                [RESULT_RETENTION_HOURS],
+            )
+            conn.execute(
+                "delete from local_data_api.incidents where at < clock_timestamp() - make_interval(hours => %s)",
                 [RESULT_RETENTION_HOURS],
             )
             return cursor.rowcount

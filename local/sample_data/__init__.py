@@ -1,5 +1,13 @@
 """Deterministic sample raw data and the truth about it (``python -m local.sample_data``)."""
 
 from local.sample_data.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
+from local.sample_data.partitions import SampleRangeError, write_partition
 
-__all__ = ["TRUTH_FILE", "GenerateConfig", "generate", "raw_partition"]
+__all__ = [
+    "TRUTH_FILE",
+    "GenerateConfig",
+    "SampleRangeError",
+    "generate",
+    "raw_partition",
+    "write_partition",
+]

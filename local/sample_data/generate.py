@@ -11,7 +11,14 @@ code under test.
 Layout (all values are strings or null, as a raw zone holds them)::
 
     <out>/raw/<table>/ingest_date=YYYY-MM-DD/part-00000.json   (JSON lines)
+    <out>/raw/<table>/ingest_date=YYYY-MM-DD/_MANIFEST.json    (written last: complete)
     <out>/truth.json
+
+Each partition is written the way the clean job expects a complete one (glue/manifest.py):
+the old manifest goes first, each file is written under a temporary name and renamed, and
+the manifest (file names, sizes, row counts) is renamed into place last. One call generates
+at most ``MAX_DAYS`` days (``MYSTORE_LOCAL_MAX_SAMPLE_DAYS`` or ``--max-days`` raise it), and
+dates stay within 1900-01-01..2999-12-30 (2999-12-31 is the warehouse's open-ended date).
 
 Run ``python -m local.sample_data --help`` for the options.
 """
@@ -29,13 +36,19 @@ from pathlib import Path
 from typing import Any
 
 from glue.contract import CLEAN_TABLES, STORE_CUSTOMER, STORE_CUSTOMER_ADDRESS, STORE_SALE
+from local.sample_data.partitions import (
+    MAX_DAYS,
+    MAX_DAYS_ENV,
+    PART_FILE,
+    check_range,
+    max_days,
+    write_partition,
+)
 
 Row = dict[str, str | None]
 
 RAW_DIR = "raw"
 TRUTH_FILE = "truth.json"
-PART_FILE = "part-00000.json"
-
 _FIRST = ["James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "Ana"]
 _LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Silva"]
 _SALUTATION = ["Mr.", "Mrs.", "Ms.", "Dr.", "Sir", "Miss"]
@@ -397,8 +410,13 @@ def raw_partition(raw_path: Path | str, table: str, ingest_date: date | str) -> 
     return Path(raw_path) / table / f"ingest_date={ingest_date}"
 
 
-def generate(config: GenerateConfig, out: Path) -> dict[str, Any]:
-    """Write the raw zone and the truth file under ``out``; return the truth."""
+def generate(config: GenerateConfig, out: Path, *, day_limit: int | None = None) -> dict[str, Any]:
+    """Write the raw zone and the truth file under ``out``; return the truth.
+
+    Raises SampleRangeError, before writing anything, for more than ``day_limit`` days
+    (default: ``max_days()``) or dates outside the supported range.
+    """
+    check_range(config.start_date, config.days, max_days() if day_limit is None else day_limit)
     gen = _Generator(config)
     days: list[dict[str, Any]] = []
     address_versions: dict[str, list[str]] = {}
@@ -411,12 +429,7 @@ def generate(config: GenerateConfig, out: Path) -> dict[str, Any]:
             tables[table] = gen.truth.apply(table, good, len(bad))
             lines = [_ordered(table, r) for r in good + bad]
             gen.rng.shuffle(lines)
-            folder = raw_partition(out / RAW_DIR, table, today)
-            folder.mkdir(parents=True, exist_ok=True)
-            for stale in folder.iterdir():
-                stale.unlink()
-            with (folder / PART_FILE).open("w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(line) + "\n" for line in lines)
+            write_partition(raw_partition(out / RAW_DIR, table, today), table, today, lines)
         addresses = gen.truth.tables[STORE_CUSTOMER_ADDRESS.name]
         for (customer_id,), (_, _, row) in gen.truth.tables[STORE_CUSTOMER.name].items():
             # The warehouse versions a customer (SCD2) when its address changes: another
@@ -462,6 +475,12 @@ def _parser() -> argparse.ArgumentParser:
         ("--bad-share", float, d.bad_share, "share of rows a day that cannot be cleaned"),
         ("--duplicate-share", float, d.duplicate_share, "share of rows repeated in a batch"),
         ("--late-share", float, d.late_share, "share of late sales and re-sent stale rows"),
+        (
+            "--max-days",
+            int,
+            None,
+            f"most days to write in one go (default ${MAX_DAYS_ENV} or {MAX_DAYS})",
+        ),
     ]
     for flag, type_, default, help_text in options:
         parser.add_argument(
@@ -473,11 +492,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = GenerateConfig(**{k: v for k, v in vars(args).items() if k != "out"})
+        options = {k: v for k, v in vars(args).items() if k not in ("out", "max_days")}
+        config = GenerateConfig(**options)
+        truth = generate(config, args.out, day_limit=args.max_days)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    truth = generate(config, args.out)
     last = truth["days"][-1]
     print(
         f"wrote {config.days} day(s) of raw data to {args.out / RAW_DIR} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,39 @@ def test_bad_arguments_exit_2(
         nightly.main(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_future_date_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        nightly.main(["--date", "9999-12-31"])
+    assert exited.value.code == 2
+    assert "logical date 9999-12-31 is in the future (today is" in capsys.readouterr().err
+
+
+def test_the_flow_refuses_a_future_night_before_any_work() -> None:
+    """Deployed runs do not pass through the CLI: the flow checks first thing."""
+    with pytest.raises(ValueError, match="logical date 9999-12-31 is in the future"):
+        nightly.nightly.fn(logical_date=date(9999, 12, 31))
+
+
+def test_refuse_future_night_allows_today_and_the_past() -> None:
+    today = date(2026, 12, 1)
+    nightly.refuse_future_night(today, today)
+    nightly.refuse_future_night(date(2026, 11, 30), today)
+    with pytest.raises(ValueError, match="2026-12-02 is in the future"):
+        nightly.refuse_future_night(date(2026, 12, 2), today)
+
+
+def test_a_night_before_the_sample_data_exits_2_without_a_traceback(
+    fresh_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert nightly.main(["--date", "0001-01-01", "--data-dir", str(fresh_data_dir)]) == 2
+    out = capsys.readouterr()
+    assert "Cannot prepare the night" in out.out
+    assert "before the sample data's first day" in out.out
+    assert "Traceback" not in out.out + out.err
 
 
 def test_history_refuses_a_reversed_range(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,7 +23,7 @@ from glue.raw2clean import (
     main,
     resolve_arguments,
 )
-from local.sample_data import GenerateConfig, generate
+from local.sample_data import GenerateConfig, generate, write_partition
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("store_customer_address", "store_customer", "store_sale")
@@ -140,6 +140,14 @@ def test_a_configured_bundle_jar_selects_hudi_and_its_version() -> None:
             "--table_format 'iceberg' is not allowed; expected one of: auto, hudi, delta",
         ),
         ({"raw_path": ""}, "missing required argument(s): --raw_path"),
+        (
+            {"allow_empty_input": "maybe"},
+            "--allow_empty_input 'maybe' is not allowed; expected one of: true, false",
+        ),
+        (
+            {"event_time_horizon_hours": "-1"},
+            "--event_time_horizon_hours '-1' must be a number of hours from 0 to 8784",
+        ),
     ],
 )
 def test_bad_arguments_name_the_value_and_what_is_allowed(
@@ -148,6 +156,16 @@ def test_bad_arguments_name_the_value_and_what_is_allowed(
     with pytest.raises(ValueError) as info:
         build_arguments(required(**overrides), on_glue=False, env={})
     assert str(info.value) == message
+
+
+def test_input_settings_default_to_strict_and_read_the_environment() -> None:
+    strict = build_arguments(required(), on_glue=True, env={})
+    assert (strict.allow_empty_input, strict.event_time_horizon_hours) == (False, 24.0)
+    env = {"MYSTORE_ALLOW_EMPTY_INPUT": "true", "MYSTORE_EVENT_TIME_HORIZON_HOURS": "2"}
+    relaxed = build_arguments(required(), on_glue=True, env=env)
+    assert (relaxed.allow_empty_input, relaxed.event_time_horizon_hours) == (True, 2.0)
+    given = build_arguments(required(allow_empty_input="false"), on_glue=True, env=env)
+    assert given.allow_empty_input is False  # the job argument wins
 
 
 def test_glue_resolution_asks_for_required_and_present_optional_names() -> None:
@@ -302,26 +320,62 @@ def test_two_nights_end_to_end_match_the_truth_file(
 
 
 @pytest.mark.slow
-def test_empty_input_commits_nothing_and_succeeds(
+def test_a_day_without_raw_data_fails_unless_no_input_is_allowed(
     spark: SparkSession, sample: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
     sample_dir, _ = sample
-    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-25", *DELTA)) == 0
+    assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-25", *DELTA)) == 1
     report = json.loads((tmp_path / "reports" / "store_sale-2026-12-25.json").read_text())
-    assert (report["status"], report["rows_read"], report["rows_written"], report["commit_id"]) == (
-        "SUCCEEDED",
-        0,
-        0,
-        None,
+    assert report["status"] == "FAILED"
+    assert report["error"].startswith(
+        f"no raw partition for 2026-12-25 under {sample_dir / 'raw'}/store_sale"
     )
+    argv = job_argv(
+        sample_dir, tmp_path, "store_sale", "2026-12-25", *DELTA, "--allow_empty_input", "true"
+    )
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "reports" / "store_sale-2026-12-25.json").read_text())
+    assert (report["status"], report["rows_read"], report["commit_id"]) == ("SUCCEEDED", 0, None)
+    assert report["input"] == "none (allowed by --allow_empty_input)"
     assert not (tmp_path / "clean" / "store_sale").exists()
-    empty = sample_dir / "raw" / "store_sale" / "ingest_date=2026-12-26"
-    empty.mkdir(parents=True)
-    (empty / "part-00000.json").write_text("")
+    # A deliberately empty partition (a manifest listing an empty file) is complete.
+    write_partition(
+        sample_dir / "raw" / "store_sale" / "ingest_date=2026-12-26",
+        "store_sale",
+        date(2026, 12, 26),
+        [],
+    )
     assert main(job_argv(sample_dir, tmp_path, "store_sale", "2026-12-26", *DELTA)) == 0
     report = json.loads((tmp_path / "reports" / "store_sale-2026-12-26.json").read_text())
     assert (report["rows_read"], report["rows_written"], report["commit_id"]) == (0, 0, None)
     assert not (tmp_path / "clean" / "store_sale").exists()
+
+
+@pytest.mark.slow
+def test_a_half_written_partition_fails_and_commits_nothing(
+    spark: SparkSession, sample: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The disk filled while the partition was written: the file is cut, the manifest stale."""
+    sample_dir, truth = sample
+    copy = tmp_path / "raw"
+    day = truth["days"][0]["date"]
+    source = sample_dir / "raw" / "store_sale" / f"ingest_date={day}"
+    target = copy / "store_sale" / f"ingest_date={day}"
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    data = target / "part-00000.json"
+    lines = data.read_bytes().splitlines(keepends=True)
+    data.write_bytes(b"".join(lines[: len(lines) * 2 // 3]))
+    argv = job_argv(sample_dir, tmp_path, "store_sale", day, "--raw_path", str(copy))
+    assert main(argv) == 1
+    report = json.loads((tmp_path / "reports" / f"store_sale-{day}.json").read_text())
+    assert report["error"].startswith(f"raw partition {target} is incomplete: part-00000.json has")
+    assert not (tmp_path / "clean" / "store_sale").exists()
+    (target / "_MANIFEST.json").unlink()  # and without any manifest
+    assert main(argv) == 1
+    report = json.loads((tmp_path / "reports" / f"store_sale-{day}.json").read_text())
+    assert "has no _MANIFEST.json" in report["error"]
 
 
 @pytest.mark.slow

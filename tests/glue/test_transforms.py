@@ -286,3 +286,28 @@ def test_sale_composite_key_is_typed_and_checked_per_part(spark: SparkSession) -
         "missing key item_id",
         "unparseable bigint ticket_id: '12abc'",
     ]
+
+
+def test_event_times_beyond_the_horizon_are_quarantined_naming_value_and_horizon(
+    spark: SparkSession,
+) -> None:
+    horizon = datetime(2026, 11, 27, 2, 0, 0)
+    raw = raw_frame(
+        spark,
+        STORE_CUSTOMER_ADDRESS,
+        [
+            address(address_id="TODAY", address_datetime="2026-11-26 23:00:00"),
+            address(address_id="AT", address_datetime="2026-11-27 02:00:00"),
+            address(address_id="FUTURE", address_datetime="9999-12-31 00:00:00"),
+        ],
+    )
+    batch = clean_batch(raw, STORE_CUSTOMER_ADDRESS, ETL, horizon=horizon)
+    assert sorted(r["address_id"] for r in batch.clean.collect()) == ["AT", "TODAY"]
+    rejected = [(r["address_id"], r["quarantine_reason"]) for r in batch.quarantine.collect()]
+    assert rejected == [
+        (
+            "FUTURE",
+            "address_datetime '9999-12-31 00:00:00' is beyond the event-time horizon "
+            "2026-11-27 02:00:00",
+        )
+    ]

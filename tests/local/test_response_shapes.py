@@ -41,6 +41,7 @@ class WireClient:
         headers = {
             "Content-Type": "application/x-amz-json-1.1",
             "X-Amz-Target": f"{self.prefix}.{operation}",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDWIRE/20260101/us-east-1/x/aws4_request",
         }
         conn.request("POST", "/", body=json.dumps(body), headers=headers)
         response = conn.getresponse()

@@ -118,8 +118,11 @@ def test_cancel_aborts_a_running_statement(
         assert time.monotonic() < deadline, "statement never started"
         time.sleep(0.05)
     pid = redshift_data.describe_statement(Id=submitted["Id"])["RedshiftPid"]
-    running = pg_conn.execute("select query from pg_stat_activity where pid = %s", [pid]).fetchone()
-    assert running == ("select pg_sleep(30)",)
+    # Queries run as server-side cursors (fetched page by page), so the backend shows FETCH.
+    running = pg_conn.execute(
+        "select application_name, state from pg_stat_activity where pid = %s", [pid]
+    ).fetchone()
+    assert running == (f"local-data-api {submitted['Id']}", "active")
 
     assert redshift_data.cancel_statement(Id=submitted["Id"])["Status"] is True
     described = redshift_data.describe_statement(Id=submitted["Id"], WaitTimeSeconds=10)

@@ -70,9 +70,10 @@ def test_raw_layout_is_one_json_lines_file_per_table_and_ingest_date(
 ) -> None:
     out, _ = sample
     expected = {
-        f"raw/{table}/ingest_date=2026-11-0{d}/part-00000.json"
+        f"raw/{table}/ingest_date=2026-11-0{d}/{name}"
         for table in CLEAN_TABLES
         for d in range(1, 5)
+        for name in ("part-00000.json", "_MANIFEST.json")
     }
     assert {k for k in files(out) if k.startswith("raw/")} == expected
     row = read_day(out, "store_sale", "2026-11-02")[0]

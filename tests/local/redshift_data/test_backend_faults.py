@@ -1,0 +1,121 @@
+"""No hangs: a statement whose PostgreSQL backend dies ends FAILED with the reason within
+seconds, the endpoint survives a server crash-restart and records it, and CancelStatement
+either cancels or says it could not."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+from local.stack import LocalStack
+from tests.conftest import data_api_client, throwaway_data_dir
+
+TARGET: dict[str, Any] = {"ClusterIdentifier": "local-cluster", "Database": "dev"}
+
+
+def started(client: RedshiftDataAPIServiceClient, sql: str) -> dict[str, Any]:
+    """Submit ``sql`` and return its description once it is STARTED."""
+    statement_id = client.execute_statement(Sql=sql, **TARGET)["Id"]
+    deadline = time.monotonic() + 15
+    while True:
+        described = dict(client.describe_statement(Id=statement_id))
+        if described["Status"] == "STARTED":
+            return described
+        assert described["Status"] in ("SUBMITTED", "PICKED"), described
+        assert time.monotonic() < deadline, "the statement never started"
+        time.sleep(0.05)
+
+
+def ended_within(
+    client: RedshiftDataAPIServiceClient, statement_id: str, seconds: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        described = dict(client.describe_statement(Id=statement_id, WaitTimeSeconds=1))
+        if described["Status"] in ("FINISHED", "FAILED", "ABORTED"):
+            return described
+        assert time.monotonic() < deadline, f"still {described['Status']} after {seconds} s"
+
+
+@pytest.fixture(scope="module")
+def crash_stack() -> Iterator[LocalStack]:
+    """A stack of its own: killing a backend restarts every connection of its server."""
+    with throwaway_data_dir("crash") as data_dir, LocalStack.start(data_dir) as stack:
+        yield stack
+
+
+def test_a_terminated_backend_fails_the_statement_with_the_reason(
+    redshift_data: RedshiftDataAPIServiceClient, pg_conn: psycopg.Connection[Any]
+) -> None:
+    described = started(redshift_data, "select pg_sleep(60)")
+    pg_conn.execute("select pg_terminate_backend(%s)", [described["RedshiftPid"]])
+    ended = ended_within(redshift_data, described["Id"], 5)
+    assert ended["Status"] == "FAILED"
+    assert f"backend (pid {described['RedshiftPid']})" in ended["Error"]
+    assert "terminating connection due to administrator command" in ended["Error"]
+
+
+def test_a_killed_backend_fails_the_statement_and_the_endpoint_recovers(
+    crash_stack: LocalStack,
+) -> None:
+    client = data_api_client(crash_stack.endpoint_url, max_attempts=6)
+    described = started(client, "select pg_sleep(120)")
+    os.kill(described["RedshiftPid"], signal.SIGKILL)  # PostgreSQL restarts (crash recovery)
+    ended = ended_within(client, described["Id"], 20)
+    assert ended["Status"] == "FAILED"
+    assert "ended before it finished" in ended["Error"]
+    # The endpoint goes on: a new statement runs on the restarted server.
+    after = client.execute_statement(Sql="select 41 + 1", WaitTimeSeconds=20, **TARGET)
+    assert after["Status"] == "FINISHED"
+    kinds = {row["kind"] for row in crash_stack.data_api.store.incidents(described["Id"])}
+    assert "backend_lost" in kinds
+
+
+def test_a_statement_submitted_while_the_server_restarts_runs(crash_stack: LocalStack) -> None:
+    client = data_api_client(crash_stack.endpoint_url, max_attempts=6)
+    victim = started(client, "select pg_sleep(120)")
+    os.kill(victim["RedshiftPid"], signal.SIGKILL)
+    submitted = None
+    deadline = time.monotonic() + 20
+    while submitted is None:  # the submit itself may meet the restart: boto3 retries 5xx
+        try:
+            submitted = client.execute_statement(Sql="select 7", **TARGET)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ExecuteStatementException"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert ended_within(client, submitted["Id"], 20)["Status"] == "FINISHED"
+    assert ended_within(client, victim["Id"], 20)["Status"] == "FAILED"
+
+
+def test_cancel_that_cannot_stop_the_statement_says_so(local_stack: LocalStack) -> None:
+    client = data_api_client(local_stack.endpoint_url)
+    local_stack.data_api.stage_delays["STARTED"] = 8.0  # started, but not yet in PostgreSQL
+    try:
+        described = started(client, "select 1")
+        began = time.monotonic()
+        with pytest.raises(ClientError) as exc:
+            client.cancel_statement(Id=described["Id"])
+        assert exc.value.response["Error"]["Code"] == "QueryTimeoutException"
+        assert "Could not cancel" in exc.value.response["Error"]["Message"]
+        assert time.monotonic() - began < 8
+    finally:
+        local_stack.data_api.stage_delays.clear()
+    # The request stays recorded: the statement ends ABORTED, never runs to FINISHED.
+    assert ended_within(client, described["Id"], 15)["Status"] == "ABORTED"
+
+
+def test_cancel_of_a_running_statement_answers_true_only_once_it_stopped(
+    redshift_data: RedshiftDataAPIServiceClient,
+) -> None:
+    described = started(redshift_data, "select pg_sleep(60)")
+    assert redshift_data.cancel_statement(Id=described["Id"])["Status"] is True
+    assert redshift_data.describe_statement(Id=described["Id"])["Status"] == "ABORTED"
