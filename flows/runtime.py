@@ -21,18 +21,9 @@ if TYPE_CHECKING:
 
 
 def target_from_settings(settings: Settings, credentials: Any = None) -> RedshiftTarget:
-    """The warehouse as an (unsaved) ``RedshiftTarget`` block built from MYSTORE_* settings;
-    the embedded default is the local cluster ``local`` as user ``awsuser``."""
-    local = settings.target == "local"
-    return RedshiftTarget(
-        database=settings.database,
-        cluster_identifier=settings.cluster_identifier or ("local" if local else None),
-        workgroup_name=settings.workgroup_name,
-        db_user=settings.db_user or ("awsuser" if local else None),
-        secret_arn=settings.secret_arn,
-        region_name=settings.region,
-        aws_credentials=credentials,
-    )
+    """The warehouse as an (unsaved) ``RedshiftTarget`` block built from MYSTORE_* settings
+    (the migrations' settings build it; the nightly's extend them)."""
+    return settings.warehouse_target(credentials)
 
 
 @dataclass

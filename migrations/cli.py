@@ -114,16 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with ExitStack() as resources:
             endpoint = data_api_endpoint()
+            target = settings.warehouse_target()
             if endpoint is not None:
                 print(f"Data API endpoint from {ENDPOINT_VARIABLE}: {endpoint}")
-                client = settings.data_api_client()
+                client = target.data_api_client()
             elif settings.target == "aws":
-                client = settings.data_api_client()
+                client = target.data_api_client()
             else:
                 data_dir = settings.local_data_dir.expanduser().resolve()
                 print(f"Embedded warehouse in {data_dir} (started for this run)")
                 client = resources.enter_context(_embedded_warehouse(data_dir))
-            target = settings.warehouse_target()
             dialect = args.dialect
             if dialect == "auto":
                 dialect = detect_dialect(warehouse_version(client, target))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from migrations.data_api import DataApiTarget, StatementFailedError, execute, fetch_rows
+from migrations.data_api import execute, fetch_rows
 from migrations.planning import (
     MAX_BATCH_STATEMENTS,
     AppliedMigration,
@@ -37,6 +37,7 @@ from migrations.planning import (
     transaction_blocker,
     validate_parameters,
 )
+from tasks.redshift_data import RedshiftTarget, StatementError
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -72,7 +73,7 @@ def detect_dialect(version_text: str) -> Dialect:
     return "redshift" if "redshift" in version_text.lower() else "postgres"
 
 
-def warehouse_version(client: RedshiftDataAPIServiceClient, target: DataApiTarget) -> str:
+def warehouse_version(client: RedshiftDataAPIServiceClient, target: RedshiftTarget) -> str:
     """What the warehouse says it is (``select version()``), to know what the migration runs on."""
     statement_id = execute(client, target, "select version() as version", name="mystore-migrate")
     return str(fetch_rows(client, statement_id)[0]["version"])
@@ -84,7 +85,7 @@ class Runner:
     def __init__(
         self,
         client: RedshiftDataAPIServiceClient,
-        target: DataApiTarget,
+        target: RedshiftTarget,
         *,
         history_table: str = DEFAULT_HISTORY_TABLE,
         log: Callable[[str], None] = print,
@@ -184,7 +185,7 @@ class Runner:
                 self.execute(sql, name=name)
                 done += 1
             self.execute(mark_done, name=name)
-        except StatementFailedError as exc:
+        except StatementError as exc:
             if blocker is None:  # the batch rolled back: nothing of the file was applied
                 self.execute(f"delete from {self.table} where success = false")  # noqa: S608
                 raise MigrationError(f"{file.name} failed and was rolled back: {exc}") from exc
@@ -198,7 +199,7 @@ class Runner:
 
 def migrate(
     client: RedshiftDataAPIServiceClient,
-    target: DataApiTarget,
+    target: RedshiftTarget,
     sql_dir: Path = SQL_DIR,
     *,
     parameters: Mapping[str, str] | None = None,

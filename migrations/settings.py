@@ -15,15 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import boto3
-from botocore.config import Config
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from migrations.data_api import WarehouseTarget
+from tasks.redshift_data import RedshiftTarget
 
 if TYPE_CHECKING:
-    from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+    pass
 
 _ARN_SECRET = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$"
@@ -37,7 +35,6 @@ ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_REDSHIFT_DATA"
 LOCAL_CLUSTER, LOCAL_DB_USER = "local", "awsuser"
 # botocore's standard mode retries throttling, 5xx and dropped connections; a retried
 # submit reuses its ClientToken, so it cannot run a statement twice.
-_CLIENT_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10)
 
 
 class WarehouseSettings(BaseSettings):
@@ -88,29 +85,26 @@ class WarehouseSettings(BaseSettings):
                 )
         return self
 
-    def warehouse_target(self) -> WarehouseTarget:
-        """The Data API connection fields; on the local target, the embedded warehouse's."""
+    def warehouse_target(self, credentials: Any = None) -> RedshiftTarget:
+        """The warehouse as an (unsaved) ``RedshiftTarget`` block: on the local target, the
+        embedded warehouse's cluster and user. ``credentials`` (an ``AwsCredentials`` block)
+        defaults to the block ``MYSTORE_AWS_CREDENTIALS_BLOCK`` names; without one the
+        target's client uses the default chain. Its ``data_api_client()`` honours
+        ``AWS_ENDPOINT_URL_REDSHIFT_DATA``."""
         local = self.target == "local"
-        return WarehouseTarget(
+        if credentials is None and self.aws_credentials_block is not None:
+            from prefect_aws import AwsCredentials
+
+            credentials = AwsCredentials.load(self.aws_credentials_block)
+        return RedshiftTarget(
             database=self.database,
             cluster_identifier=self.cluster_identifier or (LOCAL_CLUSTER if local else None),
             workgroup_name=self.workgroup_name,
             db_user=self.db_user or (LOCAL_DB_USER if local else None),
             secret_arn=self.secret_arn,
+            region_name=self.region,
+            aws_credentials=credentials,
         )
-
-    def data_api_client(self, endpoint_url: str | None = None) -> RedshiftDataAPIServiceClient:
-        """A Data API client from the credentials block or the default chain; boto3 itself
-        honours ``AWS_ENDPOINT_URL_REDSHIFT_DATA`` unless ``endpoint_url`` is given."""
-        session: Any
-        if self.aws_credentials_block is not None:
-            from prefect_aws import AwsCredentials
-
-            credentials: Any = AwsCredentials.load(self.aws_credentials_block)
-            session = credentials.get_boto3_session()
-        else:
-            session = boto3.Session(region_name=self.region)
-        return session.client("redshift-data", endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
 
 
 def data_api_endpoint(environ: Mapping[str, str] | None = None) -> str | None:

@@ -1,4 +1,4 @@
-"""The Data API calls of a migration run, against the local endpoint (and one Stubber seam)."""
+"""The Data API calls of a migration run, against the local endpoint."""
 
 from __future__ import annotations
 
@@ -11,21 +11,10 @@ from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LocalStack
-from migrations.data_api import StatementFailedError, WarehouseTarget, execute, fetch_rows, wait
+from migrations.data_api import execute, fetch_rows
+from tasks.redshift_data import RedshiftTarget, StatementFailedError
 
-TARGET = WarehouseTarget(database="dev", cluster_identifier="local", db_user="awsuser")
-
-
-def test_request_fields_name_only_what_is_set() -> None:
-    assert WarehouseTarget(database="dev", workgroup_name="wg").request_fields() == {
-        "Database": "dev",
-        "WorkgroupName": "wg",
-    }
-    assert TARGET.request_fields() == {
-        "Database": "dev",
-        "ClusterIdentifier": "local",
-        "DbUser": "awsuser",
-    }
+TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 
 
 def test_rows_come_back_typed_with_parameters_bound(
@@ -66,23 +55,3 @@ def test_a_batch_is_one_transaction(
             name="mystore-migrate-test",
         )
     assert pg_conn.execute("select to_regclass('public.mig_batch_probe')").fetchone() == (None,)
-
-
-def test_waiting_falls_back_to_short_polls_where_long_polls_are_refused() -> None:
-    client = boto3.client(
-        "redshift-data",
-        region_name="us-east-1",
-        aws_access_key_id="AKIDSTUB",
-        aws_secret_access_key="stub",  # never sent: the Stubber answers
-    )
-    with Stubber(client) as stub:
-        stub.add_client_error(
-            "describe_statement",
-            "ValidationException",
-            "Unknown parameter in input: WaitTimeSeconds",
-            expected_params={"Id": "s-1", "WaitTimeSeconds": 20},
-        )
-        stub.add_response("describe_statement", {"Id": "s-1", "Status": "STARTED"}, {"Id": "s-1"})
-        stub.add_response("describe_statement", {"Id": "s-1", "Status": "FINISHED"}, {"Id": "s-1"})
-        assert wait(client, "s-1")["Status"] == "FINISHED"
-        stub.assert_no_pending_responses()

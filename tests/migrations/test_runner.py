@@ -12,11 +12,11 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LocalStack
 from local.warehouse.redshift_compat import preflight
-from migrations.data_api import WarehouseTarget
+from tasks.redshift_data import RedshiftTarget
 from migrations.planning import MigrationError
 from migrations.runner import detect_dialect, history_table_sql, migrate
 
-TARGET = WarehouseTarget(database="dev", cluster_identifier="local", db_user="awsuser")
+TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 
 
 class Project:
