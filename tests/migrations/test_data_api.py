@@ -5,9 +5,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LocalStack

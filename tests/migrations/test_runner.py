@@ -12,9 +12,9 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LocalStack
 from local.warehouse.redshift_compat import preflight
-from tasks.redshift_data import RedshiftTarget
 from migrations.planning import MigrationError
 from migrations.runner import detect_dialect, history_table_sql, migrate
+from tasks.redshift_data import RedshiftTarget
 
 TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 
