@@ -55,6 +55,11 @@ class GlueService(ModeledService):
         self.backend = GlueJobsBackend(jobs, **backend)
 
     @property
+    def jobs(self) -> dict[str, JobDefinition]:
+        """The job definitions by name (mutable: the catalog wiring replaces the clean job's)."""
+        return self.backend.jobs
+
+    @property
     def store(self) -> RunStore:
         return self.backend.store
 
