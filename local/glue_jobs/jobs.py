@@ -48,7 +48,9 @@ class WarmSpark:
     entry_point: str = "main"
 
 
-def clean_job_session(arguments: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, Any] | None:
+def clean_job_session(
+    arguments: Mapping[str, str], environ: Mapping[str, str]
+) -> dict[str, Any] | None:
     """The clean job's session, as ``glue.raw2clean.main`` would make it for these arguments:
     table format, Hudi version and bundle jar decide the JVM's conf and packages."""
     from glue.raw2clean import build_arguments, resolve_arguments

@@ -37,7 +37,6 @@ from local.glue_jobs.jobs import (
     merge_arguments,
 )
 from local.glue_jobs.requests import StartRequest
-from local.glue_jobs.warm_pool import DriverPool, DriverProcess, RunTicket, driver_key
 from local.glue_jobs.runs import (
     MAX_ERROR_MESSAGE,
     RunRecord,
@@ -46,6 +45,7 @@ from local.glue_jobs.runs import (
     process_start_time,
     read_log_tail,
 )
+from local.glue_jobs.warm_pool import DriverPool, DriverProcess, RunTicket, driver_key
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class GlueJobsBackend:
         stop_grace_seconds: float = 10.0,
         environ: Mapping[str, str] | None = None,
         warm_spark: bool = True,
+        warm_drivers: DriverPool | None = None,
     ) -> None:
         self.jobs = dict(jobs)
         self.log_dir = Path(log_dir)
@@ -86,7 +87,11 @@ class GlueJobsBackend:
         self._threads: dict[str, threading.Thread] = {}
         self._closed = False
         # Warm Spark drivers (``warm_spark=False``: every run in a child process of its own).
-        self.warm_drivers = DriverPool(python, self.log_dir, repo_root) if warm_spark else None
+        # A pool handed in (tests share one per session) is the caller's to close.
+        self._owns_drivers = warm_drivers is None
+        self.warm_drivers = (
+            (warm_drivers or DriverPool(python, self.log_dir, repo_root)) if warm_spark else None
+        )
 
     def start(self, request: StartRequest) -> RunRecord:
         """Record a run in STARTING and hand it to its supervisor thread."""
@@ -134,6 +139,26 @@ class GlueJobsBackend:
         )
         return run
 
+    def prewarm(self, job_name: str, arguments: Mapping[str, str]) -> bool:
+        """Start the warm driver a run of ``job_name`` with ``arguments`` would use, without
+        waiting for it (a stack that stays up calls this so the first night finds Spark
+        ready). False when the job runs in child processes."""
+        job = self.jobs[job_name]
+        warm = job.warm_spark
+        if warm is None or self.warm_drivers is None:
+            return False
+        environ = dict(os.environ if self._environ is None else self._environ)
+        java_home = find_java_home(environ)
+        if java_home is None:
+            return False
+        env = child_environment(environ, self.repo_root, self.python, java_home)
+        session = warm.session_arguments(merge_arguments(job, arguments), env)
+        if session is None:
+            return False
+        key = driver_key(warm.factory, session, env, job.script)
+        self.warm_drivers.acquire(key, warm.factory, session, env)
+        return True
+
     def run(self, job_name: str, run_id: str) -> RunRecord:
         run = self.store.get(run_id)
         if run is None or run.job_name != job_name:
@@ -159,7 +184,7 @@ class GlueJobsBackend:
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        if self.warm_drivers is not None:
+        if self.warm_drivers is not None and self._owns_drivers:
             self.warm_drivers.close()
 
     # -- internals -----------------------------------------------------------------------
@@ -228,13 +253,13 @@ class GlueJobsBackend:
             log_path.touch()  # the run's log exists from RUNNING on, as a child's does
             key = driver_key(warm.factory, session, env, job.script)
             driver = self.warm_drivers.acquire(key, warm.factory, session, env)
-            message = {
+            request = {
                 "script": str(job.script),
                 "entry_point": warm.entry_point,
                 "argv": argv[2:],
                 "log_path": str(log_path),
             }
-            self._run_warm(run, driver, driver.submit(run.id, message), stop, log_path)
+            self._run_warm(run, driver, driver.submit(run.id, request), stop, log_path)
             return
         deadline = time.monotonic() + run.timeout_minutes * self.seconds_per_minute
         with open(log_path, "ab") as log_file:

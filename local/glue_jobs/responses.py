@@ -66,6 +66,10 @@ class GlueService(ModeledService):
     def close(self, timeout: float = 30.0) -> None:
         self.backend.close(timeout)
 
+    def prewarm(self, job_name: str, arguments: Mapping[str, str]) -> bool:
+        """Start the warm Spark driver such a run would use, without waiting (see models)."""
+        return self.backend.prewarm(job_name, arguments)
+
     def get_job(self, call: Call) -> Mapping[str, Any]:
         job = require_job(self.backend.jobs, call.body["JobName"])
         return {"Job": job_shape(job, self.backend.created_on)}

