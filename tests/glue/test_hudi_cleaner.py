@@ -23,7 +23,8 @@ from local.glue_jobs.jobs import find_java_home
 from local.glue_jobs.requests import StartRequest
 from local.sample_data import GenerateConfig, generate
 
-pytestmark = pytest.mark.slow
+# Twelve Hudi commits: about a minute on an idle 2-core laptop, ten times that under load.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 NIGHTS = 12
 RETAINED = 10  # glue.hudi_options.DEFAULT_RETAIN_COMMITS, what the job uses by default
