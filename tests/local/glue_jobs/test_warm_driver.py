@@ -127,6 +127,7 @@ def test_a_stopped_run_leaves_the_other_run_in_its_driver_running(
     short_run = start(client, spark_sleep="4", count="7")
     first = wait_for(client, "spark", long_run, {"RUNNING"}, timeout=30)
     assert first["JobRunState"] == "RUNNING"
+    wait_for(client, "spark", short_run, {"RUNNING"} | DONE, timeout=30)
     assert driver_pid(service, long_run) == driver_pid(service, short_run)
     # Wait until the long run's Spark job is really executing, then stop just that run.
     deadline = time.monotonic() + 240
