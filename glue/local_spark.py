@@ -1,11 +1,16 @@
 """The clean job's local Spark session, with Hudi from Maven Central (see glue.hudi_runtime).
 
 On Glue the session comes from GlueContext; this is only the laptop's way to get the same
-Hudi on the classpath: ``spark.jars.packages`` resolved through Spark's Ivy cache.
+Hudi on the classpath: ``spark.jars.packages`` resolved through Spark's Ivy cache. Ivy
+re-resolves the whole dependency tree on every start even when everything is cached
+(seconds, more on a loaded machine), so after the first resolution the resolved jar list
+is kept next to the cache (``mystore-hudi-<version>-jars.json``) and later starts put
+those jars on ``spark.jars`` directly; a list naming a missing jar is ignored.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,10 +71,15 @@ def _session_with_maven_hudi(builder: Any, version: HudiVersion) -> SparkSession
 
     ivy = ivy_dir()
     repository = os.environ.get(MAVEN_REPOSITORY_ENV) or DEFAULT_MAVEN_REPOSITORY
+    jars = resolved_jars(version, ivy)
+    if jars and not missing_artifacts(version, ivy):
+        session: SparkSession = builder.config("spark.jars", ",".join(jars)).getOrCreate()
+        return session
     for key, value in local_spark_conf(version, ivy, repository).items():
         builder = builder.config(key, value)
     if not missing_artifacts(version, ivy):
-        session: SparkSession = builder.getOrCreate()
+        session = builder.getOrCreate()
+        _remember_resolved_jars(session, version, ivy)
         return session
     with open(ivy / "mystore-hudi.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -80,7 +90,35 @@ def _session_with_maven_hudi(builder: Any, version: HudiVersion) -> SparkSession
                 f"into {ivy} (first run only, about 130 MB)",
                 flush=True,
             )
-        return _start_or_explain(builder, version, repository, ivy)
+        session = _start_or_explain(builder, version, repository, ivy)
+        _remember_resolved_jars(session, version, ivy)
+        return session
+
+
+def resolved_jars_path(version: HudiVersion, ivy: Path) -> Path:
+    return ivy / f"mystore-hudi-{version}-jars.json"
+
+
+def resolved_jars(version: HudiVersion, ivy: Path) -> list[str]:
+    """The jars an earlier Ivy resolution gave, if that list exists and every jar is there."""
+    try:
+        jars = json.loads(resolved_jars_path(version, ivy).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(jars, list) or not jars:
+        return []
+    return [str(j) for j in jars] if all(Path(str(j)).is_file() for j in jars) else []
+
+
+def _remember_resolved_jars(session: SparkSession, version: HudiVersion, ivy: Path) -> None:
+    """Keep the jar list Spark resolved (its ``spark.jars``) for the next start."""
+    listed = session.sparkContext.getConf().get("spark.jars") or ""
+    jars = [j.removeprefix("file://").removeprefix("file:") for j in listed.split(",") if j]
+    if jars and all(Path(j).is_file() for j in jars):
+        path = resolved_jars_path(version, ivy)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(jars))
+        temporary.replace(path)
 
 
 def _start_or_explain(

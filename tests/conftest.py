@@ -2,7 +2,8 @@
 the warehouse migrated on it, and one real Prefect server per session.
 
 Fixture names are a contract other test packages rely on: ``local_stack``,
-``redshift_data``, ``pg_conn``, ``migrated``, ``prefect_api`` and ``prefect_settings``.
+``redshift_data``, ``pg_conn``, ``migrated``, ``prefect_api``, ``prefect_settings`` and
+``warm_spark_drivers``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from local.warehouse.redshift_compat import preflight
 from migrations import migrate
 from tests.sql.staging import RESET, Warehouse
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_ACCESS_KEY = "AKIDLOCALTEST"
 TEST_SECRET_KEY = "local-test-secret"  # the local endpoint ignores secrets
 
@@ -127,6 +129,20 @@ def local_stack() -> Iterator[LocalStack]:
             yield stack
         finally:
             stack.stop()
+
+
+@pytest.fixture(scope="session")
+def warm_spark_drivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One pool of warm Spark drivers for every test that runs Glue jobs on a service of its
+    own (``register_glue(..., warm_drivers=...)``): a JVM with Hudi is started once per
+    session and configuration, not once per test."""
+    from local.glue_jobs.warm_pool import DriverPool
+
+    pool = DriverPool(sys.executable, tmp_path_factory.mktemp("warm-drivers"), REPO_ROOT)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 @pytest.fixture(scope="session")

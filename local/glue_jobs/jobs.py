@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from local.glue_catalog.after_run import sync_after_clean_run
 
@@ -24,6 +25,52 @@ DEFAULT_TIMEOUT_MINUTES = 480  # Glue 5's default when neither the run nor the j
 # Called with the run's merged arguments after the script exited 0; raising fails the run.
 # The return value (e.g. "synced 42 rows") is only logged.
 AfterSuccess = Callable[[Mapping[str, str]], str | None]
+
+
+# The keyword arguments of a job's session factory for one run, from the run's merged
+# arguments and the environment; None runs it in a child process of its own instead
+# (e.g. arguments the script will reject before it touches Spark).
+SessionArguments = Callable[[Mapping[str, str], Mapping[str, str]], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class WarmSpark:
+    """How a job's runs share a warm Spark driver (docs/glue-local.md, "The warm driver").
+
+    ``factory`` (``module:function``) makes the driver's session from the keyword arguments
+    ``session_arguments`` derives for a run; runs whose arguments give the same session (and
+    the same environment and code) share a driver. ``entry_point`` is the script's function
+    the driver calls with Glue's argv.
+    """
+
+    factory: str
+    session_arguments: SessionArguments
+    entry_point: str = "main"
+
+
+def clean_job_session(
+    arguments: Mapping[str, str], environ: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The clean job's session, as ``glue.raw2clean.main`` would make it for these arguments:
+    table format, Hudi version and bundle jar decide the JVM's conf and packages."""
+    from glue.raw2clean import build_arguments, resolve_arguments
+
+    argv = [item for key, value in arguments.items() for item in (key, value)]
+    try:
+        raw, _ = resolve_arguments(argv, None)
+        args = build_arguments(raw, on_glue=False, env=environ)
+    except ValueError:
+        return None
+    return {
+        "job_name": CLEAN_JOB,
+        "table": "warm",
+        "table_format": args.table_format,
+        "version": args.hudi_version,
+        "bundle_jar": args.hudi_bundle_jar,
+    }
+
+
+CLEAN_JOB_WARM_SPARK = WarmSpark("glue.local_spark:local_spark", clean_job_session)
 
 
 @dataclass(frozen=True)
@@ -40,6 +87,7 @@ class JobDefinition:
     number_of_workers: int = 2
     description: str = ""
     after_success: AfterSuccess | None = None
+    warm_spark: WarmSpark | None = None
 
 
 def merge_arguments(job: JobDefinition, arguments: Mapping[str, str]) -> dict[str, str]:
@@ -126,5 +174,6 @@ def default_jobs(data_dir: Path, pg_dsn: str | None) -> dict[str, JobDefinition]
             needs_java=True,
             description="MyStore raw -> clean (Hudi on AWS; local sink per docs/clean-job.md)",
             after_success=partial(sync_after_clean_run, pg_dsn) if pg_dsn else None,
+            warm_spark=CLEAN_JOB_WARM_SPARK,
         )
     }

