@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +74,30 @@ def run_cli(
             # The stack exports its endpoint for this run only: a later command in the same
             # process must not mistake it for an endpoint the user gave.
             resources.callback(_restore_environ, dict(os.environ))
-            prepared = resources.enter_context(
-                prepare_embedded(
-                    settings, night if nightly else None, console=console, nightly=nightly
+            try:
+                prepared = resources.enter_context(
+                    prepare_embedded(
+                        settings, night if nightly else None, console=console, nightly=nightly
+                    )
                 )
-            )
+            except OSError as exc:  # data dir in use, PostgreSQL or Prefect did not start
+                console.print(f"[red]Local stack:[/red] {exc}")
+                return EXIT_FAILED
             night = prepared.logical_date
+            if prepared.prefect_api_url is not None:
+                resources.enter_context(_use_prefect_server(prepared.prefect_api_url))
         if nightly and night is not None:
             flow_kwargs["logical_date"] = night
         state = flow_fn(**flow_kwargs, return_state=True)
         result = state.result(raise_on_failure=False)
         if prepared is not None and nightly and state.is_completed():
             prepared.mark_done()
+        if prepared is not None and prepared.prefect_ui_url is not None:
+            console.print(
+                "Prefect UI: "
+                f"{prepared.prefect_ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+                + ("" if prepared.stack is None else _STOPS_WITH_RUN)
+            )
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)
@@ -127,6 +139,28 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
 def _status_markup(status: str) -> str:
     colour = {"succeeded": "green", "reattached": "cyan", "failed": "red", "skipped": "yellow"}
     return f"[{colour.get(status, 'white')}]{status}[/]"
+
+
+_STOPS_WITH_RUN = (
+    " (the server stops with this run; `python -m local up` keeps it running, on the same"
+    " port when it is free, and nights then attach to it)"
+)
+
+
+@contextmanager
+def _use_prefect_server(api_url: str) -> Iterator[None]:
+    """Run the flow against the data dir's Prefect server instead of a temporary one.
+
+    Prefect reads its settings into a context when it is imported, so changing
+    ``os.environ`` alone is not enough for this process; subprocesses get the variable.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    os.environ["PREFECT_API_URL"] = api_url
+    with temporary_settings(
+        {PREFECT_API_URL: api_url, PREFECT_UI_URL: api_url.removesuffix("/api")}
+    ):
+        yield
 
 
 def _restore_environ(saved: Mapping[str, str]) -> None:
