@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,7 +56,5 @@ def processes_using(data_dir: Path) -> list[psutil.Process]:
 def kill_leftovers(data_dir: Path) -> None:
     """Safety net after a failed test: no process of this data dir outlives the test."""
     for process in processes_using(data_dir):
-        try:
+        with contextlib.suppress(OSError):
             os.kill(process.pid, signal.SIGKILL)
-        except OSError:
-            pass

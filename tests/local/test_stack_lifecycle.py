@@ -16,13 +16,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.lease import read_state, this_process
-from local.lease import process_alive
+from local.lease import process_alive, read_state, this_process
 from local.prefect_server import PrefectStartError, start_prefect_server
 from local.stack import LOCAL_REGION
 from tests.conftest import data_api_client, throwaway_data_dir
 from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
-from tests.local.test_cli_and_restarts import TARGET, start_long_statement
+from tests.local.test_cli_and_restarts import start_long_statement
 
 ORPHAN_MESSAGE = "stopped while this run was"
 
@@ -103,7 +102,9 @@ def test_kill_9_of_the_owner_stops_its_prefect_server_and_down_cleans_up(
     assert process_alive(info.prefect_pid, info.prefect_started)
 
     os.kill(info.pid, signal.SIGKILL)
-    assert _wait_gone(info.prefect_pid, info.prefect_started, 30), "Prefect server outlived its owner"
+    assert _wait_gone(info.prefect_pid, info.prefect_started, 30), (
+        "Prefect server outlived its owner"
+    )
 
     down = local_cli("down", "--data-dir", str(data_dir), timeout=180)
     assert down.returncode == 0, down.stdout + down.stderr
