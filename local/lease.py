@@ -109,8 +109,9 @@ def lock_is_held(data_dir: Path) -> bool:
 def live_stack(data_dir: Path, *, wait_ready_seconds: float = 0.0) -> StackInfo | None:
     """The stack that owns ``data_dir`` now (lock held, its process alive), or None.
 
-    With ``wait_ready_seconds`` a stack that is still starting is waited for until it says
-    it is ready; it is returned either way (check ``ready``).
+    With ``wait_ready_seconds`` an attachable stack (``up``, ``serve``) that is still
+    starting is waited for until it says it is ready; it is returned either way (check
+    ``ready``). Any other owner is returned at once: nobody may attach to it anyway.
     """
     deadline = time.monotonic() + wait_ready_seconds
     while True:
@@ -119,7 +120,8 @@ def live_stack(data_dir: Path, *, wait_ready_seconds: float = 0.0) -> StackInfo 
         info = read_state(data_dir)
         if info is not None and not process_alive(info.pid, info.started):
             info = None  # the holder is another process that has not written its state yet
-        if (info is not None and info.ready) or time.monotonic() >= deadline:
+        settled = info is not None and (info.ready or info.kind not in ATTACHABLE_KINDS)
+        if settled or time.monotonic() >= deadline:
             return info
         time.sleep(0.25)
 

@@ -134,6 +134,7 @@ def down(data_dir: Path, *, force: bool = False, grace: float = DOWN_GRACE_SECON
         if info.prefect_pid and stop_server_process(info.prefect_pid, info.prefect_started or 0):
             print(f"Stopped the Prefect server its owner left behind (pid {info.prefect_pid}).")
     if stale is not None:
+        print(f"Cleaned up after {stale.describe()}, which is gone.")
         with contextlib.suppress(OSError):
             (data_dir / "stack.json").unlink()
     if _stop_idle_warehouse(data_dir):

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ def test_a_standalone_night_is_named_and_not_offered_for_attaching(tmp_path: Pat
     try:
         with pytest.raises(StackInUseError, match="Wait for that run to finish"):
             StackLease.acquire(tmp_path, "serve")
+        started = time.monotonic()
+        owner = live_stack(tmp_path, wait_ready_seconds=600)
+        assert owner is not None and owner.kind == "nightly" and not owner.ready
+        assert time.monotonic() - started < 60, "waited for a stack nobody may attach to"
     finally:
         lease.release()
 
