@@ -160,7 +160,20 @@ def _use_prefect_server(api_url: str) -> Iterator[None]:
     with temporary_settings(
         {PREFECT_API_URL: api_url, PREFECT_UI_URL: api_url.removesuffix("/api")}
     ):
-        yield
+        try:
+            yield
+        finally:
+            _drain_prefect_workers()
+
+
+def _drain_prefect_workers() -> None:
+    """Send buffered logs and events now: a server that stops with this run would
+    otherwise leave them to be retried against a closed port when the process exits."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
 def _restore_environ(saved: Mapping[str, str]) -> None:

@@ -60,7 +60,10 @@ def flow_run_url(ui_url: str, flow_run_id: object) -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Whether the server could listen on ``port``: probed with SO_REUSEADDR, as uvicorn
+    binds, so connections of the last server still in TIME_WAIT do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
