@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from local.lease import process_alive, read_state, this_process
-from local.prefect_server import PrefectStartError, start_prefect_server
+from local.prefect_server import PORT_FILE, PrefectStartError, choose_port, start_prefect_server
 from local.stack import LOCAL_REGION
 from tests.conftest import data_api_client, throwaway_data_dir
 from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
@@ -151,3 +151,16 @@ def test_a_prefect_server_that_cannot_start_says_where_its_log_is(tmp_path: Path
     assert str(tmp_path / "prefect" / "server.log") in message
     assert "already in use" in message
     assert "PREFECT_API_URL" in message
+
+
+def test_the_remembered_port_is_reused_when_free_and_replaced_when_taken(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        remembered = probe.getsockname()[1]
+    (tmp_path / PORT_FILE).write_text(f"{remembered}\n")
+    assert choose_port(tmp_path) == remembered
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", remembered))
+        busy.listen()
+        assert choose_port(tmp_path) != remembered
+    assert choose_port(tmp_path, requested=remembered) == remembered
