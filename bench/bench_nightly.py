@@ -8,9 +8,15 @@ data dir, for ``--nights`` nights, and splits each night:
 - flow overhead: the pipeline's wall time minus that work (Prefect task runs, polling,
   API round trips, the summary's own queries);
 - process overhead: the process's wall time minus the pipeline's (Python start-up, the
-  temporary Prefect server, starting the local stack, sample data, migrations).
+  local Prefect server, starting the local stack, sample data, migrations).
 
-Usage: uv run python bench/bench_nightly.py [--nights 2] [--customers N --sales-per-day N]
+The first ``--nights`` nights are standalone (each starts and stops its own stack and the
+data dir's Prefect server); then ``python -m local up`` starts the stack once (its time is
+printed) and ``--attached`` more nights attach to it; ``python -m local down`` ends it.
+Prefect settings of the caller are dropped, so the local Prefect server is what is measured.
+
+Usage: uv run python bench/bench_nightly.py [--nights 2] [--attached 1]
+       [--customers N --sales-per-day N]
 """
 
 from __future__ import annotations
@@ -44,21 +50,38 @@ def split(summary: dict[str, Any]) -> tuple[float, float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nights", type=int, default=2)
+    parser.add_argument("--nights", type=int, default=2, help="standalone nights first")
+    parser.add_argument("--attached", type=int, default=1, help="then nights with the stack up")
     parser.add_argument("--customers", type=int, help="sample size (default: the generator's)")
     parser.add_argument("--sales-per-day", type=int)
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-nightly-"))
-    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MYSTORE_"))}
+    env.pop("AWS_ENDPOINT_URL_REDSHIFT_DATA", None)
     if args.customers:
         env["MYSTORE_LOCAL_CUSTOMERS"] = str(args.customers)
     if args.sales_per_day:
         env["MYSTORE_LOCAL_SALES_PER_DAY"] = str(args.sales_per_day)
     print(
-        f"{'night':<12}{'process':>9}{'pipeline':>10}{'work':>8}{'flow ovh':>10}{'per step':>10}{'share':>8}"
+        f"{'night':<12}{'mode':<11}{'process':>9}{'pipeline':>10}{'work':>8}{'flow ovh':>10}{'per step':>10}{'share':>8}"
     )
     try:
-        for _ in range(args.nights):
+        modes = ["standalone"] * args.nights + ["attached"] * args.attached
+        for index, mode in enumerate(modes):
+            if mode == "attached" and index == args.nights:
+                up_started = time.monotonic()
+                up = subprocess.run(
+                    [sys.executable, "-m", "local", "up", "--data-dir", str(data_dir)],
+                    cwd=REPO,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if up.returncode != 0:
+                    print(up.stdout[-3000:], up.stderr[-3000:])
+                    return 1
+                print(f"{'local up':<12}{'':<11}{time.monotonic() - up_started:>8.1f}s")
             summary_path = data_dir / "summary.json"
             started = time.monotonic()
             proc = subprocess.run(
@@ -85,13 +108,13 @@ def main() -> int:
             work, overhead, steps = split(summary)
             pipeline_wall = float(summary["wall_seconds"])
             print(
-                f"{summary['logical_date']:<12}{process_wall:>8.1f}s{pipeline_wall:>9.1f}s"
+                f"{summary['logical_date']:<12}{mode:<11}{process_wall:>8.1f}s{pipeline_wall:>9.1f}s"
                 f"{work:>7.1f}s{overhead:>9.1f}s{overhead / steps:>9.2f}s"
                 f"{overhead / pipeline_wall:>7.1%}"
             )
     finally:
         subprocess.run(
-            [sys.executable, "-m", "local", "stop", "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "local", "down", "--data-dir", str(data_dir)],
             cwd=REPO,
             capture_output=True,
             check=False,

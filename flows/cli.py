@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +83,24 @@ def run_cli(
             except ValueError as exc:  # a night the sample data cannot have (absurd date)
                 console.print(f"[red]Cannot prepare the night:[/red] {exc}")
                 return EXIT_USAGE
+            except OSError as exc:  # data dir in use, PostgreSQL or Prefect did not start
+                console.print(f"[red]Local stack:[/red] {exc}")
+                return EXIT_FAILED
             night = prepared.logical_date
+            if prepared.prefect_api_url is not None:
+                resources.enter_context(_use_prefect_server(prepared.prefect_api_url))
         if nightly and night is not None:
             flow_kwargs["logical_date"] = night
         state = flow_fn(**flow_kwargs, return_state=True)
         result = state.result(raise_on_failure=False)
         if prepared is not None and nightly and state.is_completed():
             prepared.mark_done()
+        if prepared is not None and prepared.prefect_ui_url is not None:
+            console.print(
+                "Prefect UI: "
+                f"{prepared.prefect_ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+                + ("" if prepared.stack is None else _STOPS_WITH_RUN)
+            )
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)
@@ -131,6 +142,41 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
 def _status_markup(status: str) -> str:
     colour = {"succeeded": "green", "reattached": "cyan", "failed": "red", "skipped": "yellow"}
     return f"[{colour.get(status, 'white')}]{status}[/]"
+
+
+_STOPS_WITH_RUN = (
+    " (the server stops with this run; `python -m local up` keeps it running, on the same"
+    " port when it is free, and nights then attach to it)"
+)
+
+
+@contextmanager
+def _use_prefect_server(api_url: str) -> Iterator[None]:
+    """Run the flow against the data dir's Prefect server instead of a temporary one.
+
+    Prefect reads its settings into a context when it is imported, so changing
+    ``os.environ`` alone is not enough for this process; subprocesses get the variable.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    os.environ["PREFECT_API_URL"] = api_url
+    with temporary_settings(
+        {PREFECT_API_URL: api_url, PREFECT_UI_URL: api_url.removesuffix("/api")}
+    ):
+        try:
+            yield
+        finally:
+            _drain_prefect_workers()
+
+
+def _drain_prefect_workers() -> None:
+    """Send buffered logs and events now: a server that stops with this run would
+    otherwise leave them to be retried against a closed port when the process exits."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
 def _restore_environ(saved: Mapping[str, str]) -> None:

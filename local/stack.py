@@ -1,7 +1,14 @@
-"""The local stack in one object: embedded PostgreSQL plus the AWS endpoint serving it.
+"""The local stack in one object: embedded PostgreSQL plus the AWS endpoint serving it,
+and optionally the local Prefect server.
 
 Flows, tests and the CLI start the same stack; clients reach it only through the standard
 ``AWS_ENDPOINT_URL_*`` variables (``client_env``) or an explicit ``endpoint_url``.
+
+A stack that serves Glue job runs owns its data dir (``local.lease``): it takes the lease
+before anything recovers runs of earlier stacks, so a second stack on a data dir in use
+refuses (``StackInUseError``) instead of marking the live stack's runs orphaned. A Data-API
+only stack (``with_glue=False``) is a peer: its statements carry their owner, and only
+statements of a dead owner are aborted.
 """
 
 from __future__ import annotations
@@ -11,8 +18,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import psutil
 
 from local.endpoint import AwsEndpoint
+from local.lease import StackLease, this_process
+from local.prefect_server import START_TIMEOUT_SECONDS, PrefectServer, start_prefect_server
 from local.redshift_data import RedshiftDataBackend, serve_redshift_data
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS
 from local.warehouse import Warehouse, start_warehouse
@@ -34,14 +46,19 @@ class LocalStack:
         warehouse: Warehouse,
         endpoint: AwsEndpoint,
         data_api: RedshiftDataBackend,
+        lease: StackLease | None = None,
+        prefect: PrefectServer | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.lease = lease
+        self.prefect = prefect
         self.warehouse = warehouse
         self.endpoint = endpoint
         self.data_api = data_api
         self.pg_dsn = warehouse.dsn
         self._stopped = False
         self._closers: list[Callable[[], None]] = []
+        self.glue: Any = None  # the local Glue service (``local.glue_jobs``), when served
 
     @property
     def endpoint_url(self) -> str:
@@ -56,14 +73,58 @@ class LocalStack:
         max_active_statements: int = 200,
         page_rows: int = DEFAULT_PAGE_ROWS,
         with_glue: bool = True,
+        with_prefect: bool = False,
+        kind: str = "library",
+        log_file: Path | None = None,
     ) -> LocalStack:
         """Start (or attach to) PostgreSQL under ``data_dir`` and serve the endpoint on ``port``.
 
         ``port=0`` picks a free port. Statements left unfinished by an endpoint process
         that died are marked ABORTED here. ``with_glue`` also serves the local Glue job runs
-        (``local.glue_jobs``) on the same endpoint.
+        (``local.glue_jobs``) on the same endpoint, and takes the data dir's lease first
+        (``kind`` says who holds it: ``up``, ``serve``, ``nightly``). ``with_prefect`` starts
+        the local Prefect server in the background; ``wait_ready`` waits for it.
         """
         data_dir = (data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser().resolve()
+        lease = StackLease.acquire(data_dir, kind, log_file=log_file) if with_glue else None
+        prefect = start_prefect_server(data_dir, this_process()) if with_prefect else None
+        try:
+            stack = cls._start_services(data_dir, port, max_active_statements, page_rows, with_glue)
+        except BaseException:
+            if prefect is not None:
+                prefect.stop()
+            if lease is not None:
+                lease.release()
+            raise
+        stack.lease, stack.prefect = lease, prefect
+        if lease is not None:
+            lease.publish(endpoint_url=stack.endpoint_url, ready=prefect is None)
+        return stack
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Wait for the Prefect server (if this stack runs one), then tell attachers the
+        stack is ready. Raises ``PrefectStartError`` saying where the server's log is."""
+        if self.prefect is not None:
+            self.prefect.wait_healthy(timeout)
+        if self.lease is not None:
+            changes: dict[str, object] = {"ready": True}
+            if self.prefect is not None:
+                changes.update(
+                    prefect_api_url=self.prefect.api_url,
+                    prefect_pid=self.prefect.pid,
+                    prefect_started=_create_time(self.prefect.pid),
+                )
+            self.lease.publish(**changes)
+
+    @classmethod
+    def _start_services(
+        cls,
+        data_dir: Path,
+        port: int,
+        max_active_statements: int,
+        page_rows: int,
+        with_glue: bool,
+    ) -> LocalStack:
         warehouse = start_warehouse(data_dir)
         try:
             endpoint = AwsEndpoint(port=port)
@@ -83,9 +144,12 @@ class LocalStack:
             warehouse.stop()
             raise
         closers: list[Callable[[], None]] = []
+        glue: Any = None
         if with_glue:
             try:
-                closers.append(_register_glue(endpoint, warehouse.dsn, data_dir))
+                glue = _register_glue(endpoint, warehouse.dsn, data_dir)
+                if glue is not None:
+                    closers.append(glue.close)
             except Exception:
                 endpoint.stop()
                 data_api.close()
@@ -95,17 +159,24 @@ class LocalStack:
         log.info("Local stack up: endpoint %s, data in %s", endpoint.url, data_dir)
         stack = cls(data_dir, warehouse, endpoint, data_api)
         stack._closers = closers
+        stack.glue = glue
         return stack
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
-        self.endpoint.stop()
-        for close in self._closers:
-            close()
-        self.data_api.close()
-        self.warehouse.stop()
+        try:
+            self.endpoint.stop()
+            for close in self._closers:
+                close()
+            self.data_api.close()
+            self.warehouse.stop()
+        finally:
+            if self.prefect is not None:
+                self.prefect.stop()
+            if self.lease is not None:
+                self.lease.release()
 
     def __enter__(self) -> LocalStack:
         return self
@@ -123,20 +194,27 @@ class LocalStack:
         return client_env(self.endpoint_url)
 
 
-def _register_glue(endpoint: AwsEndpoint, pg_dsn: str, data_dir: Path) -> Callable[[], None]:
-    """Serve Glue job runs too when that service is part of this checkout."""
+def _create_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _register_glue(endpoint: AwsEndpoint, pg_dsn: str, data_dir: Path) -> Any:
+    """Serve Glue job runs too when that service is part of this checkout; the service."""
     try:
         from local.glue_jobs import register_glue
     except ImportError:
         log.info("local.glue_jobs is not available; serving the Data API only")
-        return lambda: None
+        return None
     service = register_glue(endpoint, pg_dsn=pg_dsn, data_dir=data_dir)
     # The local Glue Data Catalog on the same AWSGlue target; it also points the clean job's
     # Hudi sync at this endpoint and drives the Spectrum stand-in (local/glue_catalog).
     from local.glue_catalog import attach_glue_catalog
 
     attach_glue_catalog(endpoint, data_dir=data_dir, glue_service=service, pg_dsn=pg_dsn)
-    return service.close
+    return service
 
 
 def client_env(endpoint_url: str, environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,0 +1,265 @@
+"""A Prefect server (API and UI) under the data dir, stopped with the stack that owns it.
+
+Local runs talk to this server instead of Prefect's temporary one, so every local run,
+standalone or attached to ``python -m local up``, lands in one SQLite database
+(``<data dir>/prefect/prefect.db``) that a user can browse in the UI.
+
+The server is ``python -m local.prefect_server``: Prefect's own ``prefect server start`` on
+127.0.0.1, plus a watchdog thread that follows the owning process (pid *and* start time,
+so a reused pid is not mistaken for it). When the owner dies, even by kill -9, the server
+stops itself within about a second: nothing is orphaned for long, on Linux or macOS, and
+no parent thread's lifetime matters (unlike ``PR_SET_PDEATHSIG``, which fires when the
+thread that forked exits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.lease import process_alive
+
+PREFECT_DIRNAME = "prefect"
+LOG_FILE = "server.log"
+PORT_FILE = "port"
+# Measured on 2 idle cores: 33 s to a healthy first start (new database and migrations),
+# 17 s on a restart (shared/research/prefect-suspend.md, section 1). A loaded laptop or CI
+# runner is several times slower, hence the margin.
+START_TIMEOUT_SECONDS = 240.0
+STOP_GRACE_SECONDS = 20.0
+WATCH_INTERVAL_SECONDS = 1.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class PrefectStartError(OSError):
+    """The local Prefect server did not come up; the message says where its log is."""
+
+
+def configured_api_url() -> str | None:
+    """The Prefect API the user configured (environment or active profile), if any."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def flow_run_url(ui_url: str, flow_run_id: object) -> str:
+    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+def _port_free(port: int) -> bool:
+    """Whether the server could listen on ``port``: probed with SO_REUSEADDR, as uvicorn
+    binds, so connections of the last server still in TIME_WAIT do not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def choose_port(home: Path, requested: int | None = None) -> int:
+    """``requested``, else the port this data dir's server used last (so a flow-run URL
+    printed by an earlier night keeps working), else a free one."""
+    if requested:
+        return requested
+    with contextlib.suppress(OSError, ValueError):
+        remembered = int((home / PORT_FILE).read_text())
+        if _port_free(remembered):
+            return remembered
+    return _free_port()
+
+
+def server_environment(home: Path, port: int) -> dict[str, str]:
+    """The server's own settings: its home and database under the data dir, loopback, UI on,
+    no analytics; none of the user's PREFECT_* settings (those point at *their* server)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    api_url = f"http://127.0.0.1:{port}/api"
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_SERVER_UI_ENABLED="true",
+        PREFECT_UI_API_URL=api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+    )
+    return env
+
+
+@dataclass
+class PrefectServer:
+    """A started server process; ``wait_healthy`` before use, ``stop`` when done."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    home: Path
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / LOG_FILE
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/health", timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Poll ``/api/health`` (the start banner comes before the API answers)."""
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.process.poll() is not None:
+                raise PrefectStartError(
+                    self._failure(f"exited with code {self.process.returncode}")
+                )
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise PrefectStartError(self._failure(f"did not answer within {timeout:.0f} s"))
+            time.sleep(0.5)
+
+    def _failure(self, what: str) -> str:
+        tail = ""
+        with contextlib.suppress(OSError):
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()[-5:]
+            tail = " Last lines: " + " | ".join(line.strip() for line in lines)
+        return (
+            f"The local Prefect server on 127.0.0.1:{self.port} {what}. Its log is "
+            f"{self.log_file}.{tail} Fix what the log says, or point PREFECT_API_URL at a "
+            "Prefect server of your own (then none is started); on a slow machine, "
+            "`python -m local up` starts it once and later runs reuse it."
+        )
+
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM the server's process group, SIGKILL it after the grace period."""
+        if self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def start_prefect_server(
+    data_dir: Path, owner: tuple[int, float], *, port: int | None = None
+) -> PrefectServer:
+    """Start the server in the background (call ``wait_healthy`` on the result); it stops
+    itself when the ``owner`` process (pid, start time) is gone."""
+    home = data_dir / PREFECT_DIRNAME
+    home.mkdir(parents=True, exist_ok=True)
+    chosen = choose_port(home, port)
+    (home / PORT_FILE).write_text(f"{chosen}\n")
+    command = [
+        sys.executable,
+        "-m",
+        "local.prefect_server",
+        "--port",
+        str(chosen),
+        "--owner-pid",
+        str(owner[0]),
+        "--owner-started",
+        repr(owner[1]),
+    ]
+    with open(home / LOG_FILE, "ab") as log:
+        log.write(
+            f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {chosen}\n".encode()
+        )
+        log.flush()
+        process = subprocess.Popen(
+            command,
+            cwd=home,
+            env=server_environment(home, chosen),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return PrefectServer(process=process, port=chosen, home=home)
+
+
+def stop_server_process(
+    pid: int, started: float, grace_seconds: float = STOP_GRACE_SECONDS
+) -> bool:
+    """Stop a server this process did not start (``local down``), if it is that very process.
+    Returns True when it had to be stopped."""
+    if not process_alive(pid, started):
+        return False
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not process_alive(pid, started):
+                return True
+            time.sleep(0.2)
+    return True
+
+
+def _watch_owner(owner_pid: int, owner_started: float) -> None:
+    """Stop this server once its owner is gone: SIGTERM to self (uvicorn shuts down
+    gracefully), then a hard exit if that did not end the process."""
+    while process_alive(owner_pid, owner_started):
+        time.sleep(WATCH_INTERVAL_SECONDS)
+    print(f"local.prefect_server: owner pid {owner_pid} is gone; stopping", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_GRACE_SECONDS)
+    os._exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.prefect_server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--owner-pid", type=int, required=True)
+    parser.add_argument("--owner-started", type=float, required=True)
+    args = parser.parse_args(argv)
+    threading.Thread(
+        target=_watch_owner,
+        args=(args.owner_pid, args.owner_started),
+        name="owner-watchdog",
+        daemon=True,
+    ).start()
+    from prefect.cli import app
+
+    sys.argv = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
+    app()
+
+
+if __name__ == "__main__":
+    main()

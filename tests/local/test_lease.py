@@ -1,0 +1,100 @@
+"""The data dir's lease: one owner at a time, and a dead owner is proven dead by the kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from local.lease import (
+    STATE_FILE,
+    StackInUseError,
+    StackLease,
+    live_stack,
+    lock_is_held,
+    read_state,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_second_owner_is_refused_with_the_holder_named(tmp_path: Path) -> None:
+    lease = StackLease.acquire(tmp_path, "up")
+    try:
+        lease.publish(endpoint_url="http://127.0.0.1:1234", ready=True)
+        with pytest.raises(StackInUseError) as refused:
+            StackLease.acquire(tmp_path, "serve")
+        message = str(refused.value)
+        assert f"python -m local up, pid {os.getpid()}, serving http://127.0.0.1:1234" in message
+        assert "python -m local down" in message
+        live = live_stack(tmp_path)
+        assert live is not None and live.pid == os.getpid() and live.ready
+    finally:
+        lease.release()
+    assert not lock_is_held(tmp_path)
+    assert not (tmp_path / STATE_FILE).exists()
+    StackLease.acquire(tmp_path, "serve").release()
+
+
+def test_a_standalone_night_is_named_and_not_offered_for_attaching(tmp_path: Path) -> None:
+    lease = StackLease.acquire(tmp_path, "nightly")
+    try:
+        with pytest.raises(StackInUseError, match="Wait for that run to finish"):
+            StackLease.acquire(tmp_path, "serve")
+        started = time.monotonic()
+        owner = live_stack(tmp_path, wait_ready_seconds=600)
+        assert owner is not None and owner.kind == "nightly" and not owner.ready
+        assert time.monotonic() - started < 60, "waited for a stack nobody may attach to"
+    finally:
+        lease.release()
+
+
+def test_the_lease_of_a_killed_owner_is_free_and_its_state_is_not_live(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from local.lease import StackLease;"
+            " StackLease.acquire(Path(sys.argv[1]), 'up'); print('held', flush=True);"
+            " time.sleep(600)",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert lock_is_held(tmp_path)
+        assert live_stack(tmp_path) is not None
+        with pytest.raises(StackInUseError, match=f"pid {holder.pid}"):
+            StackLease.acquire(tmp_path, "serve")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+    state = read_state(tmp_path)
+    assert state is not None and state.pid == holder.pid  # left behind by kill -9 ...
+    assert live_stack(tmp_path) is None  # ... but not live: the kernel released the lock
+    StackLease.acquire(tmp_path, "serve").release()
+
+
+def test_a_held_lock_with_a_stale_state_file_waits_for_the_new_owner(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_text(
+        json.dumps({"kind": "up", "pid": 999_999_999, "started": 0.0, "data_dir": "x"})
+    )
+    fd = os.open(tmp_path / "stack.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert live_stack(tmp_path, wait_ready_seconds=0.5) is None
+        with pytest.raises(StackInUseError, match="still starting"):
+            StackLease.acquire(tmp_path, "serve")
+    finally:
+        os.close(fd)
