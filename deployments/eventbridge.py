@@ -37,7 +37,7 @@ def canceller_definition(pipeline: str) -> dict[str, Any]:
     """ASL of the canceller: the execution's input -> night prefix -> cancel live statements."""
     prefix = night_prefix(pipeline, "1970-01-01").replace("1970-01-01", "{}")
     branch = Branch("Find night")
-    night = logical_date_expression("$eval($states.input.detail.input)")
+    night = logical_date_expression("$parse($states.input.detail.input)")
     branch.add(
         "Find night",
         jsonata_pass(f"{{'logical_date': {night}}}", "List statements"),
