@@ -33,7 +33,6 @@ from deployments.asl import (
     jsonata_pass,
     result_pass,
     task,
-    wait,
     when,
 )
 from deployments.sfn_config import ExportConfig
@@ -124,6 +123,22 @@ def step_timeout_seconds(step: Step, config: ExportConfig) -> int:
     return _timeout(step, config)
 
 
+def growing_wait(config: ExportConfig, next_state: str) -> dict[str, Any]:
+    """Wait a share of the time already waited, between the configured bounds (JSONata:
+    JSONPath cannot compute a duration)."""
+    waited = "($millis() - $states.input.run.started_ms) / 1000"
+    seconds = (
+        f"$min([{config.max_poll_seconds}, "
+        f"$max([{config.min_poll_seconds}, $round({waited} * {config.poll_growth})])])"
+    )
+    return {
+        "Type": "Wait",
+        "QueryLanguage": "JSONata",
+        "Seconds": jsonata(seconds),
+        "Next": next_state,
+    }
+
+
 def add_statement_step(
     branch: Branch, step: ProcedureStep | CheckStep, pipeline: str, config: ExportConfig, then: str
 ) -> str:
@@ -169,6 +184,7 @@ def add_statement_step(
             {{'logical_date': $states.input.logical_date,
               'run': {{'attempt': $again ? $latest + 1 : $latest,
                       'reattach': $not($again),
+                      'started_ms': $millis(),
                       'deadline_ms': $millis() + {deadline_ms},
                       'statement': $again ? null : {{'Id': $last[0].Id}}}}}}
             )""",
@@ -195,7 +211,7 @@ def add_statement_step(
             next_state=names["wait"],
         ),
     )
-    branch.add(names["wait"], wait(config.poll_seconds, names["describe"]))
+    branch.add(names["wait"], growing_wait(config, names["describe"]))
     branch.add(
         names["describe"],
         task(

@@ -292,10 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="EventBridge Scheduler expression, UTC (default: %(default)s, as prefect.yaml)",
     )
     parser.add_argument(
-        "--poll-seconds",
+        "--max-poll-seconds",
         type=int,
         default=None,
-        help="seconds between DescribeStatement calls (default 15)",
+        help="longest wait between DescribeStatement calls (default 300; the wait grows as a "
+        "tenth of the time already waited, from 2 s)",
     )
     parser.add_argument(
         "--deploy",
@@ -316,7 +317,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
         ("region", args.region),
         ("role_arn", args.role_arn),
         ("state_machine_name", args.name),
-        ("poll_seconds", args.poll_seconds),
+        ("max_poll_seconds", args.max_poll_seconds),
     ):
         if value is not None:
             overrides[key] = value

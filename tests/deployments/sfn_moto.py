@@ -67,7 +67,10 @@ def moto_sfn_shims(*, fast: bool = True) -> Iterator[None]:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
     )
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.seconds import Seconds
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.seconds import (
+        Seconds,
+        SecondsJSONata,
+    )
     from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
@@ -115,6 +118,7 @@ def moto_sfn_shims(*, fast: bool = True) -> Iterator[None]:
     if fast:
         # Test speed only: Wait states and Retry back-off sleep for real in moto.
         patches.append(mock.patch.object(Seconds, "_get_wait_seconds", lambda self, env: 0))
+        patches.append(mock.patch.object(SecondsJSONata, "_get_wait_seconds", lambda self, env: 0))
         patches.append(mock.patch.object(retrier_decl.time, "sleep", lambda seconds: None))
     with ExitStack() as stack:
         for patch in patches:
@@ -154,9 +158,10 @@ def run_execution(
     plus the history's state names under ``entered``."""
     body = json.dumps(definition)
     machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
-    arn = machines.get(name) or sfn.create_state_machine(
-        name=name, definition=body, roleArn=ROLE
-    )["stateMachineArn"]
+    arn = (
+        machines.get(name)
+        or sfn.create_state_machine(name=name, definition=body, roleArn=ROLE)["stateMachineArn"]
+    )
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))
     deadline = time.monotonic() + 120
     while True:

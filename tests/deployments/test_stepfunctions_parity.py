@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -48,7 +48,7 @@ from tests.sql.staging import RESET, START, Warehouse
 
 pytestmark = pytest.mark.slow  # each scenario runs two orchestrators on the warehouse
 
-CONFIG = ExportConfig(target=LOCAL_TARGET, poll_seconds=1)
+CONFIG = ExportConfig(target=LOCAL_TARGET)
 DAY = datetime(2026, 10, 1, 12)
 CHECKSUM_SQL = {
     "customer_dim": (
@@ -162,3 +162,190 @@ def test_a_successful_night_leaves_the_same_warehouse(
         if step.kind != "glue"
     )
     assert names == expected
+
+
+def _failed_procedure_pipeline() -> Pipeline:
+    return Pipeline(
+        name="parity-fail",
+        steps=(
+            ProcedureStep(
+                "load", "stg_mystore", "sp_validate_parameters", args=("BOGUS", None, None)
+            ),
+            CheckStep("after_load", "never runs", "select 1 where false", depends_on=("load",)),
+        ),
+    )
+
+
+def test_a_failing_procedure_fails_both_with_redshifts_message(
+    moto: Any, wh: Warehouse, pg_conn: Any, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    pipeline = _failed_procedure_pipeline()
+    by_flow = run_flow(pipeline, migrated, date(2026, 10, 3))
+    by_machine = run_machine(moto, pipeline, date(2026, 10, 13))
+    message = "load_type 'BOGUS' is not valid: expected HISTORY or INCREMENTAL"
+    assert by_flow["status"] == "FAILED" and by_flow["step"] == "load"
+    assert message in by_flow["error"]
+    assert by_machine["status"] == "FAILED"
+    assert by_machine["error"] == "Redshift.StatementFailed"
+    assert message in by_machine["cause"]
+    assert by_machine["entered"][-1] == "load: FAILED"
+    # later steps never ran: no statement of after_load, one attempt of load
+    assert machine_statements(migrated, "parity-fail/2026-10-13/after_load/") == []
+    assert len(machine_statements(migrated, "parity-fail/2026-10-13/load/")) == 1
+
+
+def _cancel_when_started(endpoint: str, access_key: str, prefix: str) -> threading.Thread:
+    """Cancel the statement named ``prefix...`` from outside once it runs (as an operator
+    or a WLM rule would)."""
+    client = data_api_client(endpoint, access_key)
+
+    def cancel() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = client.list_statements(StatementName=prefix, Status="ALL")["Statements"]
+            running = [s for s in listed if s["Status"] == "STARTED"]
+            if running:
+                client.cancel_statement(Id=running[0]["Id"])
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=cancel, daemon=True)
+    thread.start()
+    return thread
+
+
+def _slow_pipeline() -> Pipeline:
+    return Pipeline(
+        name="parity-abort",
+        steps=(
+            CheckStep("slow", "sleeps until cancelled", "select pg_sleep(30)"),
+            CheckStep("after", "never runs", "select 1 where false", depends_on=("slow",)),
+        ),
+    )
+
+
+def test_a_statement_aborted_from_outside_fails_both_without_a_loop(
+    moto: Any, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    from tests.conftest import TEST_ACCESS_KEY
+
+    pipeline = _slow_pipeline()
+    canceller = _cancel_when_started(
+        migrated.endpoint_url, TEST_ACCESS_KEY, "parity-abort/2026-10-04/slow/"
+    )
+    by_flow = run_flow(pipeline, migrated, date(2026, 10, 4))
+    canceller.join()
+    canceller = _cancel_when_started(
+        migrated.endpoint_url, MOTO_ACCESS_KEY, "parity-abort/2026-10-14/slow/"
+    )
+    started = time.monotonic()
+    by_machine = run_machine(moto, pipeline, date(2026, 10, 14))
+    canceller.join()
+    assert by_flow["status"] == "FAILED" and by_flow["step"] == "slow"
+    assert "ABORTED" in by_flow["error"]
+    assert by_machine["status"] == "FAILED"
+    assert by_machine["error"] == "Redshift.StatementAborted"
+    assert by_machine["entered"][-1] == "slow: ABORTED"
+    assert time.monotonic() - started < 25  # ended on ABORTED, not at the 30 s sleep's end
+    assert len(machine_statements(migrated, "parity-abort/2026-10-14/slow/")) == 1
+    assert machine_statements(migrated, "parity-abort/2026-10-14/after/") == []
+
+
+def _load_only() -> Pipeline:
+    from flows.pipeline import RetryPolicy
+
+    return Pipeline(
+        name="parity-throttle",
+        steps=(
+            ProcedureStep(
+                "load",
+                "stg_mystore",
+                "sp_run_incremental_load",
+                retry=RetryPolicy(attempts=1, delay_seconds=1),
+            ),
+        ),
+    )
+
+
+def test_throttled_submits_that_then_succeed_load_once(
+    moto: Any, wh: Warehouse, pg_conn: Any, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    pipeline = _load_only()
+    fresh(wh, pg_conn)
+    migrated.endpoint.faults.throttle("ExecuteStatement", 2)
+    by_flow = run_flow(pipeline, migrated, date(2026, 10, 5))
+    flow_state = state_of(wh)
+    fresh(wh, pg_conn)
+    migrated.endpoint.faults.throttle("ExecuteStatement", 2)
+    by_machine = run_machine(moto, pipeline, date(2026, 10, 15))
+    assert by_flow["status"] == "SUCCEEDED", by_flow
+    assert by_machine["status"] == "SUCCEEDED"
+    assert state_of(wh) == flow_state
+    assert flow_state["sale_fact"][0] == 3
+    throttled = [
+        e
+        for e in by_machine["events"]
+        if e["type"] == "TaskFailed"
+        and e["taskFailedEventDetails"]["error"] == "RedshiftData.ThrottlingException"
+    ]
+    assert len(throttled) == 2
+    assert len(machine_statements(migrated, "parity-throttle/2026-10-15/load/")) == 1
+
+
+def test_throttling_that_never_ends_fails_both_after_the_retry_budget(
+    moto: Any, wh: Warehouse, pg_conn: Any, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    pipeline = _load_only()
+    fresh(wh, pg_conn)
+    before = state_of(wh)
+    migrated.endpoint.faults.throttle("ExecuteStatement", 10**6)
+    by_flow = run_flow(pipeline, migrated, date(2026, 10, 6))
+    by_machine = run_machine(moto, pipeline, date(2026, 10, 16))
+    migrated.endpoint.faults.clear()
+    assert by_flow["status"] == "FAILED" and "still refused" in by_flow["error"]
+    assert by_machine["status"] == "FAILED"
+    assert by_machine["error"] == "RedshiftData.ThrottlingException"
+    tries = [e for e in by_machine["events"] if e["type"] == "TaskFailed"]
+    assert len(tries) == 5  # MaxAttempts 4 = the flow's 1 attempt x 5 submit tries
+    assert state_of(wh) == before
+    assert machine_statements(migrated, "parity-throttle/2026-10-16/load/") == []
+
+
+def test_a_failed_glue_run_means_no_warehouse_load_in_both(
+    moto: Any, wh: Warehouse, pg_conn: Any, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    pipeline = nightly_pipeline(GLUE_FAILING_JOB)
+    fresh(wh, pg_conn)
+    before = state_of(wh)
+    by_flow = run_flow(pipeline, migrated, date(2026, 10, 7))
+    by_machine = run_machine(moto, pipeline, date(2026, 10, 17))
+    assert by_flow["status"] == "FAILED" and by_flow["step"].startswith("clean_")
+    assert by_machine["status"] == "FAILED"
+    assert by_machine["error"] == "States.TaskFailed"
+    assert "FAILED" in by_machine["cause"]  # the Glue JobRun, as the .sync task reports it
+    assert state_of(wh) == before
+    assert machine_statements(migrated, "mystore-nightly/2026-10-17/") == []
+
+
+def test_a_second_execution_for_the_same_night_reattaches(
+    moto: Any, wh: Warehouse, pg_conn: Any, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    pipeline = nightly_pipeline()
+    fresh(wh, pg_conn)
+    first = run_flow(pipeline, migrated, date(2026, 10, 8))
+    again = run_flow(pipeline, migrated, date(2026, 10, 8))
+    flow_state = state_of(wh)
+    fresh(wh, pg_conn)
+    night = date(2026, 10, 18)
+    one = run_machine(moto, pipeline, night)
+    two = run_machine(moto, pipeline, night)
+    assert first["status"] == again["status"] == "SUCCEEDED"
+    assert again["steps"][:4] == ["reattached"] * 4
+    assert one["status"] == two["status"] == "SUCCEEDED"
+    assert state_of(wh) == flow_state
+    load = machine_statements(migrated, f"mystore-nightly/{night}/load_warehouse/")
+    assert len(load) == 1  # the second execution reattached to the FINISHED load
+    assert "load_warehouse: submit" not in two["entered"]
+    runs = boto3.client("glue", region_name=REGION).get_job_runs(JobName="raw2clean")["JobRuns"]
+    keys = [r["Arguments"]["--orchestrator_run_key"] for r in runs]
+    assert sum(k.startswith(f"mystore-nightly/{night}/") for k in keys) == 3  # not 6
