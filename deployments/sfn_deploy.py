@@ -17,10 +17,8 @@ from deployments.eventbridge import CANCELLER_SUFFIX
 from deployments.sfn_config import ExportConfig
 from flows.pipeline import Pipeline
 
-_TRUST = {
-    "states": "states.amazonaws.com",
-    "invoke": ["scheduler.amazonaws.com", "events.amazonaws.com"],
-}
+STATES_SERVICE = "states.amazonaws.com"
+INVOKER_SERVICES = ["scheduler.amazonaws.com", "events.amazonaws.com"]
 
 
 def _trust(service: str | list[str]) -> str:
@@ -81,11 +79,11 @@ def deploy(
     schedule_doc = dict(documents[f"{name}-schedule.json"])
     rule_doc = documents[f"{name}-cancel-rule.json"]
     lines = [
-        _ensure_role(iam, machine_role, _trust(_TRUST["states"]), documents[f"{name}-policy.json"]),
+        _ensure_role(iam, machine_role, _trust(STATES_SERVICE), documents[f"{name}-policy.json"]),
         _ensure_role(
             iam,
             schedule_doc["Target"]["RoleArn"],
-            _trust(_TRUST["invoke"]),
+            _trust(INVOKER_SERVICES),
             documents[f"{name}-invoke-policy.json"],
         ),
         _ensure_machine(sfn, name, documents[f"{name}.asl.json"], machine_role),
