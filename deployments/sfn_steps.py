@@ -283,7 +283,7 @@ def add_statement_step(
             comment="never leave a statement running behind a failed step",
         ),
     )
-    branch.add(names["error"], fail(error_path="$.error.Error", cause_path="$.error.Cause"))
+    add_error_exit(branch, s)
     return names["find"]
 
 
@@ -388,7 +388,7 @@ def add_glue_step(
     if config.glue_worker_type is not None:
         parameters["WorkerType"] = config.glue_worker_type
         parameters["NumberOfWorkers"] = config.glue_number_of_workers
-    error_exit = catch_all(error)
+    error_exit = catch_all(f"{s}: error")
     branch.add(
         find,
         task(
@@ -435,8 +435,34 @@ def add_glue_step(
             next_state=then,
         ),
     )
-    branch.add(error, fail(error_path="$.error.Error", cause_path="$.error.Cause"))
+    add_error_exit(branch, s)
     return find
+
+
+STEP_FAILED = "Pipeline.StepFailed"
+
+
+def add_error_exit(branch: Branch, step: str) -> None:
+    """``<step>: error``: fail with the caught error. Service errors keep their name (e.g.
+    ``RedshiftData.ThrottlingException``); a ``States.*`` error cannot be re-raised by a
+    Fail state (names with that prefix are reserved), so it becomes ``Pipeline.StepFailed``
+    with the original name and cause in the cause."""
+    reraise, reserved = f"{step}: service error", f"{step}: step failed"
+    branch.add(
+        f"{step}: error",
+        choice(
+            [{"Variable": "$.error.Error", "StringMatches": "States.*", "Next": reserved}],
+            reraise,
+        ),
+    )
+    branch.add(reraise, fail(error_path="$.error.Error", cause_path="$.error.Cause"))
+    branch.add(
+        reserved,
+        fail(
+            error=STEP_FAILED,
+            cause_path=format_call(f"step {step}: {{}}: {{}}", "$.error.Error", "$.error.Cause"),
+        ),
+    )
 
 
 def add_step(branch: Branch, step: Step, pipeline: str, config: ExportConfig, then: str) -> str:

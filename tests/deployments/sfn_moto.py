@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -162,7 +163,9 @@ def run_execution(
         machines.get(name)
         or sfn.create_state_machine(name=name, definition=body, roleArn=ROLE)["stateMachineArn"]
     )
-    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))
+    execution = sfn.start_execution(
+        stateMachineArn=arn, name=f"run-{uuid.uuid4().hex[:12]}", input=json.dumps(execution_input)
+    )
     deadline = time.monotonic() + 120
     while True:
         described = sfn.describe_execution(executionArn=execution["executionArn"])

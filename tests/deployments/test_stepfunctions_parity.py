@@ -321,8 +321,13 @@ def test_a_failed_glue_run_means_no_warehouse_load_in_both(
     by_machine = run_machine(moto, pipeline, date(2026, 10, 17))
     assert by_flow["status"] == "FAILED" and by_flow["step"].startswith("clean_")
     assert by_machine["status"] == "FAILED"
-    assert by_machine["error"] == "States.TaskFailed"
-    assert "FAILED" in by_machine["cause"]  # the Glue JobRun, as the .sync task reports it
+    assert by_machine["error"] == "Pipeline.StepFailed"
+    # the Glue JobRun, as the .sync task reports it
+    assert by_machine["cause"].startswith("step clean_")
+    assert (
+        "States.TaskFailed" in by_machine["cause"]
+        and '"JobRunState": "FAILED"' in by_machine["cause"]
+    )
     assert state_of(wh) == before
     assert machine_statements(migrated, "mystore-nightly/2026-10-17/") == []
 
@@ -349,3 +354,57 @@ def test_a_second_execution_for_the_same_night_reattaches(
     runs = boto3.client("glue", region_name=REGION).get_job_runs(JobName="raw2clean")["JobRuns"]
     keys = [r["Arguments"]["--orchestrator_run_key"] for r in runs]
     assert sum(k.startswith(f"mystore-nightly/{night}/") for k in keys) == 3  # not 6
+
+
+def test_the_canceller_cancels_what_a_stopped_execution_left_running(
+    moto: Any, migrated: LocalStack
+) -> None:
+    """The cancel rule's target, given the event of an execution started by the schedule
+    (so it must find the night from scheduled_time), cancels that night's running
+    statement and nothing of another night."""
+    import json
+
+    from deployments.eventbridge import canceller_definition
+
+    client = data_api_client(migrated.endpoint_url, MOTO_ACCESS_KEY)
+    tonight = client.execute_statement(
+        ClusterIdentifier="local",
+        Database="dev",
+        DbUser="awsuser",
+        Sql="select pg_sleep(30)",
+        StatementName="mystore-nightly/2026-10-21/load_warehouse/attempt-1",
+    )["Id"]
+    other = client.execute_statement(
+        ClusterIdentifier="local",
+        Database="dev",
+        DbUser="awsuser",
+        Sql="select pg_sleep(3)",
+        StatementName="mystore-nightly/2026-10-20/load_warehouse/attempt-1",
+    )["Id"]
+    event = {
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "status": "ABORTED",
+            "input": json.dumps({"scheduled_time": "2026-10-22T03:00:00Z"}),
+        },
+    }
+    done = run_execution(moto, canceller_definition("mystore-nightly"), "canceller", event)
+    assert done["status"] == "SUCCEEDED", done
+    deadline = time.monotonic() + 10
+    while client.describe_statement(Id=tonight)["Status"] != "ABORTED":
+        assert time.monotonic() < deadline, "tonight's statement was not cancelled"
+        time.sleep(0.1)
+    assert client.describe_statement(Id=other)["Status"] != "ABORTED"
+
+
+def test_a_scheduled_start_loads_the_day_before(moto: Any, migrated: LocalStack) -> None:
+    pipeline = Pipeline("parity-schedule", (CheckStep("c", "passes", "select 1 where false"),))
+    done = run_execution(
+        moto,
+        export_definition(pipeline, CONFIG),
+        pipeline.name,
+        {"scheduled_time": "2026-10-24T03:00:00Z"},
+    )
+    assert done["status"] == "SUCCEEDED", done
+    names = [s["StatementName"] for s in machine_statements(migrated, "parity-schedule/")]
+    assert names == ["parity-schedule/2026-10-23/c/attempt-1"]
