@@ -368,13 +368,7 @@ def add_glue_step(
     branch: Branch, step: GlueStep, pipeline: str, config: ExportConfig, then: str
 ) -> str:
     s = step.name
-    find, decide, done, run, error = (
-        f"{s}: find",
-        f"{s}: decide",
-        f"{s}: done?",
-        f"{s}: run",
-        f"{s}: error",
-    )
+    find, decide, done, run = (f"{s}: find", f"{s}: decide", f"{s}: done?", f"{s}: run")
     run_key = make_run_key(pipeline, _DATE_MARK, s)
     before, _, after = run_key.partition(_DATE_MARK)
     for text in (before, after):
