@@ -1,0 +1,120 @@
+"""What the Step Functions export needs to know beyond the pipeline: where it runs.
+
+Built from the same ``MYSTORE_*`` settings the flow reads (``from_settings``), so the
+exported machine talks to the same warehouse and passes the Glue job the same arguments.
+Nothing secret is here: a Secrets Manager ARN names a secret, it is not one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from deployments.asl import AslBuildError
+from tasks.redshift_data.target import RedshiftTarget
+
+if TYPE_CHECKING:
+    from flows.settings import Settings
+
+# Waiting between DescribeStatement calls grows with the time already waited: a tenth of
+# it, at least MIN and at most MAX seconds. Step Functions bills every state transition, so
+# a fixed short Wait would cost more than the original 30 s loop on long loads; this one
+# notices a short statement within seconds and a 4-hour load within 5 minutes, at about a
+# fifth of the original's transitions (bench/bench_sfn_transitions.py).
+DEFAULT_MIN_POLL_SECONDS = 2
+DEFAULT_MAX_POLL_SECONDS = 300
+DEFAULT_POLL_GROWTH = 0.1
+_ACCOUNT_RE = re.compile(r"\d{12}")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ROLE_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    target: RedshiftTarget
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    role_arn: str | None = None  # the machine's role; default: <name>-role in the account
+    state_machine_name: str | None = None  # default: the pipeline's name
+    schedule_expression: str = "cron(0 3 * * ? *)"  # 03:00 UTC, as prefect.yaml's nightly
+    min_poll_seconds: int = DEFAULT_MIN_POLL_SECONDS
+    max_poll_seconds: int = DEFAULT_MAX_POLL_SECONDS
+    poll_growth: float = DEFAULT_POLL_GROWTH
+    statement_timeout_seconds: float = 24 * 3600.0
+    glue_arguments: dict[str, str] = field(default_factory=dict)  # zone paths, as the flow
+    glue_report_path: str | None = None
+    glue_worker_type: str | None = None
+    glue_number_of_workers: int | None = None
+    glue_timeout_minutes: int = 120
+
+    def __post_init__(self) -> None:
+        if not _ACCOUNT_RE.fullmatch(self.account_id):
+            raise AslBuildError(f"account_id {self.account_id!r} must be 12 digits")
+        if not _REGION_RE.fullmatch(self.region):
+            raise AslBuildError(f"region {self.region!r} is not a region name like us-east-1")
+        if self.role_arn is not None and not _ROLE_RE.fullmatch(self.role_arn):
+            raise AslBuildError(
+                f"role_arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            )
+        if self.state_machine_name is not None and not _NAME_RE.fullmatch(self.state_machine_name):
+            raise AslBuildError(
+                f"state_machine_name {self.state_machine_name!r} is invalid; allowed: 1-64 "
+                "letters, digits, '_' and '-'"
+            )
+        if not 1 <= self.min_poll_seconds <= self.max_poll_seconds <= 3600:
+            raise AslBuildError(
+                "poll seconds must satisfy 1 <= min <= max <= 3600, got "
+                f"min {self.min_poll_seconds}, max {self.max_poll_seconds}"
+            )
+        if not 0 <= self.poll_growth <= 10:
+            raise AslBuildError(f"poll_growth must be 0 to 10, got {self.poll_growth}")
+
+    def machine_name(self, pipeline_name: str) -> str:
+        return self.state_machine_name or pipeline_name
+
+    def machine_role(self, pipeline_name: str) -> str:
+        return self.role_arn or (
+            f"arn:aws:iam::{self.account_id}:role/{self.machine_name(pipeline_name)}-sfn"
+        )
+
+    def machine_arn(self, pipeline_name: str, suffix: str = "") -> str:
+        name = self.machine_name(pipeline_name) + suffix
+        return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{name}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> ExportConfig:
+        """The flow's AWS settings as an export configuration (``overrides`` win)."""
+        if settings.target != "aws" and not (
+            settings.cluster_identifier or settings.workgroup_name
+        ):
+            raise AslBuildError(
+                "the export targets AWS: set MYSTORE_WORKGROUP_NAME or "
+                "MYSTORE_CLUSTER_IDENTIFIER (with MYSTORE_DB_USER or MYSTORE_SECRET_ARN)"
+            )
+        target = RedshiftTarget(
+            database=settings.database,
+            cluster_identifier=settings.cluster_identifier,
+            workgroup_name=settings.workgroup_name,
+            db_user=settings.db_user,
+            secret_arn=settings.secret_arn,
+        )
+        paths = {
+            "--raw_path": settings.raw_path,
+            "--clean_path": settings.clean_path,
+            "--quarantine_path": settings.quarantine_path,
+        }
+        values: dict[str, object] = {
+            "target": target,
+            "statement_timeout_seconds": settings.statement_timeout_seconds,
+            "glue_arguments": {k: v for k, v in paths.items() if v},
+            "glue_report_path": settings.glue_report_path,
+            "glue_worker_type": settings.glue_worker_type,
+            "glue_number_of_workers": settings.glue_number_of_workers,
+            "glue_timeout_minutes": settings.glue_timeout_minutes,
+        }
+        if settings.region:
+            values["region"] = settings.region
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,353 @@
+"""The Step Functions export: the flow's pipeline definition as a state machine and its kin.
+
+``python -m deployments.stepfunctions --out DIR`` writes, byte-stable (sorted keys):
+
+* ``<name>.asl.json``: the machine (``export_definition``); layers of the pipeline in
+  order, a layer of several steps as one Parallel state;
+* ``<name>-canceller.asl.json``, ``<name>-cancel-rule.json``: cancel what an execution
+  left running when it was stopped, timed out or failed;
+* ``<name>-schedule.json``: the EventBridge Scheduler schedule;
+* ``<name>-policy.json``: the least-privilege policy of the machines' role.
+
+``--deploy`` also creates or updates them with boto3 (roles, policies, machines, rule,
+schedule). Where the export cannot express a pipeline faithfully it raises
+``AslBuildError`` naming what and why, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from deployments.asl import AslBuildError, Branch, choice, fail, jsonata_pass, parallel, to_json
+from deployments.eventbridge import (
+    CANCELLER_SUFFIX,
+    cancel_rule,
+    canceller_definition,
+    logical_date_expression,
+    schedule,
+)
+from deployments.sfn_config import ExportConfig
+from deployments.sfn_steps import add_step, step_timeout_seconds
+from flows.pipeline import GlueStep, Pipeline, Step
+
+START = "Resolve logical date"
+CHECK_DATE = "Check logical date"
+BAD_DATE = "Invalid logical date"
+DONE = "Night succeeded"
+MAX_EXECUTION_SECONDS = 365 * 24 * 3600  # Standard workflows run at most one year
+
+
+def _layer_branch(step: Step, pipeline: Pipeline, config: ExportConfig) -> Branch:
+    end = f"{step.name}: succeeded"
+    branch = Branch("")
+    branch.start_at = add_step(branch, step, pipeline.name, config, end)
+    branch.add(end, {"Type": "Succeed"})
+    return branch
+
+
+def execution_timeout_seconds(pipeline: Pipeline, config: ExportConfig) -> int:
+    """The longest path through the layers, each layer bounded by its slowest step."""
+    total = sum(max(step_timeout_seconds(s, config) for s in layer) for layer in pipeline.layers())
+    # a step's wait starts after its submit and retries: give each layer ten minutes more
+    total += 600 * len(pipeline.layers())
+    if total > MAX_EXECUTION_SECONDS:
+        raise AslBuildError(
+            f"pipeline {pipeline.name!r} may run {total} s, longer than a Standard workflow "
+            f"may ({MAX_EXECUTION_SECONDS} s); lower the steps' wait.timeout_seconds"
+        )
+    return total
+
+
+def export_definition(pipeline: Pipeline, config: ExportConfig) -> dict[str, Any]:
+    """The state machine for ``pipeline``, as a plain dict."""
+    layers = pipeline.layers()
+    if not layers:
+        raise AslBuildError(f"pipeline {pipeline.name!r} has no steps: nothing to export")
+    main = Branch(START)
+    main.add(
+        START,
+        jsonata_pass(
+            f"{{'logical_date': {logical_date_expression('$states.input')}}}",
+            CHECK_DATE,
+            comment="input {logical_date: YYYY-MM-DD}, or {scheduled_time} (the day before)",
+        ),
+    )
+    first = [f"layer {i + 1}" if len(layer) > 1 else "" for i, layer in enumerate(layers)]
+    # Build from the last layer backwards so each knows where it goes next.
+    following = DONE
+    for index in range(len(layers) - 1, -1, -1):
+        layer = layers[index]
+        if len(layer) == 1:
+            following = add_step(main, layer[0], pipeline.name, config, following)
+            continue
+        name = f"{first[index]}: {len(layer)} steps in parallel"
+        main.add(
+            name,
+            parallel(
+                [_layer_branch(s, pipeline, config) for s in layer],
+                following,
+                comment=", ".join(s.name for s in layer),
+            ),
+        )
+        following = name
+    main.add(
+        CHECK_DATE,
+        choice(
+            [
+                {"Variable": "$.logical_date", "IsPresent": False, "Next": BAD_DATE},
+                {
+                    "And": [
+                        {"Variable": "$.logical_date", "IsString": True},
+                        {"Variable": "$.logical_date", "StringMatches": "*-*-*"},
+                    ],
+                    "Next": following,
+                },
+            ],
+            BAD_DATE,
+        ),
+    )
+    main.add(
+        BAD_DATE,
+        fail(
+            error="Input.InvalidLogicalDate",
+            cause='start the execution with {"logical_date": "YYYY-MM-DD"} or '
+            '{"scheduled_time": "<ISO timestamp>"}',
+        ),
+    )
+    main.add(DONE, {"Type": "Succeed"})
+    return {
+        "Comment": f"{pipeline.name}: exported from flows/pipeline.py by deployments.stepfunctions",
+        "QueryLanguage": "JSONPath",
+        "TimeoutSeconds": execution_timeout_seconds(pipeline, config),
+        **main.to_asl(),
+    }
+
+
+def iam_policy(pipeline: Pipeline, config: ExportConfig) -> dict[str, Any]:
+    """The machines' role: only the Data API calls, credentials and Glue jobs they use."""
+    region, account, target = config.region, config.account_id, config.target
+    statements: list[dict[str, Any]] = []
+    if target.cluster_identifier:
+        warehouse = f"arn:aws:redshift:{region}:{account}:cluster:{target.cluster_identifier}"
+    else:
+        # ExecuteStatement takes the workgroup's ARN, which holds its id, not its name.
+        warehouse = f"arn:aws:redshift-serverless:{region}:{account}:workgroup/*"
+    statements.append(
+        {
+            "Sid": "SubmitToTheWarehouse",
+            "Effect": "Allow",
+            "Action": ["redshift-data:ExecuteStatement"],
+            "Resource": [warehouse],
+        }
+    )
+    statements.append(
+        {
+            "Sid": "OnlyOwnStatements",
+            "Effect": "Allow",
+            "Action": [
+                "redshift-data:CancelStatement",
+                "redshift-data:DescribeStatement",
+                "redshift-data:GetStatementResult",
+            ],
+            "Resource": ["*"],
+            "Condition": {
+                "StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}
+            },
+        }
+    )
+    statements.append(
+        {
+            "Sid": "FindAttempts",
+            "Effect": "Allow",
+            "Action": ["redshift-data:ListStatements"],
+            "Resource": ["*"],
+        }
+    )
+    if target.db_user:
+        assert target.cluster_identifier is not None
+        base = f"arn:aws:redshift:{region}:{account}"
+        statements.append(
+            {
+                "Sid": "TemporaryCredentials",
+                "Effect": "Allow",
+                "Action": ["redshift:GetClusterCredentials"],
+                "Resource": [
+                    f"{base}:dbuser:{target.cluster_identifier}/{target.db_user}",
+                    f"{base}:dbname:{target.cluster_identifier}/{target.database}",
+                ],
+            }
+        )
+    elif target.secret_arn:
+        statements.append(
+            {
+                "Sid": "WarehouseSecret",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [target.secret_arn],
+            }
+        )
+    else:
+        statements.append(
+            {
+                "Sid": "ServerlessCredentials",
+                "Effect": "Allow",
+                "Action": ["redshift-serverless:GetCredentials"],
+                "Resource": [warehouse],
+            }
+        )
+    jobs = sorted({s.job_name for s in pipeline.steps if isinstance(s, GlueStep)})
+    if jobs:
+        statements.append(
+            {
+                "Sid": "CleanJobRuns",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:BatchStopJobRun",
+                    "glue:GetJobRun",
+                    "glue:GetJobRuns",
+                    "glue:StartJobRun",
+                ],
+                "Resource": [f"arn:aws:glue:{region}:{account}:job/{job}" for job in jobs],
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def start_policy(arns: Sequence[str]) -> dict[str, Any]:
+    """The Scheduler's / the rule's role: start exactly these machines."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["states:StartExecution"], "Resource": list(arns)}
+        ],
+    }
+
+
+def invoker_role(config: ExportConfig, pipeline: Pipeline) -> str:
+    return f"arn:aws:iam::{config.account_id}:role/{config.machine_name(pipeline.name)}-invoke"
+
+
+def export_documents(pipeline: Pipeline, config: ExportConfig) -> dict[str, dict[str, Any]]:
+    """File name -> document: everything ``--out`` writes."""
+    name = config.machine_name(pipeline.name)
+    invoker = invoker_role(config, pipeline)
+    return {
+        f"{name}.asl.json": export_definition(pipeline, config),
+        f"{name}{CANCELLER_SUFFIX}.asl.json": canceller_definition(pipeline.name),
+        f"{name}-policy.json": iam_policy(pipeline, config),
+        f"{name}-invoke-policy.json": start_policy(
+            [config.machine_arn(pipeline.name), config.machine_arn(pipeline.name, CANCELLER_SUFFIX)]
+        ),
+        f"{name}-schedule.json": schedule(pipeline.name, config, invoker),
+        f"{name}-cancel-rule.json": cancel_rule(pipeline.name, config, invoker),
+    }
+
+
+def write_documents(documents: Mapping[str, Mapping[str, Any]], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_name, document in sorted(documents.items()):
+        path = out / file_name
+        path.write_text(to_json(document), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deployments.stepfunctions",
+        description=(
+            "Export the nightly pipeline (flows/pipeline.py) as an AWS Step Functions state "
+            "machine, with its canceller, IAM policies, EventBridge Scheduler schedule and "
+            "cancel rule. The warehouse and Glue settings come from the same MYSTORE_* "
+            "variables the flow reads (MYSTORE_WORKGROUP_NAME or MYSTORE_CLUSTER_IDENTIFIER "
+            "with MYSTORE_DB_USER / MYSTORE_SECRET_ARN, MYSTORE_DATABASE, MYSTORE_*_PATH, ...)."
+        ),
+        epilog=(
+            'Start an execution with {"logical_date": "YYYY-MM-DD"}; the schedule passes '
+            '{"scheduled_time": ...} and the machine loads the day before. Exit status: 0 '
+            "written (and deployed), 2 when the pipeline or settings cannot be exported."
+        ),
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="where to write the documents"
+    )
+    parser.add_argument(
+        "--account-id", default="123456789012", help="AWS account of the ARNs (12 digits)"
+    )
+    parser.add_argument("--region", help="AWS region (default: MYSTORE_REGION, else us-east-1)")
+    parser.add_argument(
+        "--role-arn", help="the machines' IAM role (default: <name>-sfn in the account)"
+    )
+    parser.add_argument(
+        "--name", help="state machine name (default: the pipeline's, mystore-nightly)"
+    )
+    parser.add_argument(
+        "--schedule",
+        default="cron(0 3 * * ? *)",
+        help="EventBridge Scheduler expression, UTC (default: %(default)s, as prefect.yaml)",
+    )
+    parser.add_argument(
+        "--max-poll-seconds",
+        type=int,
+        default=None,
+        help="longest wait between DescribeStatement calls (default 300; the wait grows as a "
+        "tenth of the time already waited, from 2 s)",
+    )
+    parser.add_argument(
+        "--deploy",
+        action="store_true",
+        help="also create or update roles, machines, rule and schedule with boto3 (AWS credentials)",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ExportConfig:
+    from flows.settings import Settings
+
+    overrides: dict[str, object] = {
+        "account_id": args.account_id,
+        "schedule_expression": args.schedule,
+    }
+    for key, value in (
+        ("region", args.region),
+        ("role_arn", args.role_arn),
+        ("state_machine_name", args.name),
+        ("max_poll_seconds", args.max_poll_seconds),
+    ):
+        if value is not None:
+            overrides[key] = value
+    return ExportConfig.from_settings(Settings(), **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from flows.pipeline import nightly_pipeline
+    from flows.settings import Settings
+
+    try:
+        config = config_from_args(args)
+        pipeline = nightly_pipeline(Settings().glue_job_name)
+        documents = export_documents(pipeline, config)
+    except (AslBuildError, ValueError) as exc:
+        print(f"error: cannot export: {exc}", file=sys.stderr)
+        return 2
+    for path in write_documents(documents, args.out):
+        print(f"wrote {path}")
+    if args.deploy:
+        from deployments.sfn_deploy import deploy
+
+        for line in deploy(pipeline, config, documents):
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["export_definition", "export_documents", "iam_policy", "main"]

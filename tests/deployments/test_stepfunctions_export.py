@@ -1,0 +1,265 @@
+"""The exported documents: golden files, byte stability, validators, refusals, CLI, deploy.
+
+Golden files: ``UPDATE_GOLDEN=1 uv run pytest tests/deployments/test_stepfunctions_export.py``
+rewrites them; review the diff like code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from deployments.asl import AslBuildError, Branch, to_json, wait
+from deployments.sfn_config import ExportConfig
+from deployments.sfn_steps import add_step, client_token_hash
+from deployments.stepfunctions import (
+    export_definition,
+    export_documents,
+    iam_policy,
+    main,
+    write_documents,
+)
+from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, StepWait, nightly_pipeline
+from tasks.jobs import RunKey
+from tasks.redshift_data.target import RedshiftTarget
+from tests.deployments.sfn_moto import asl_validator, moto_sfn, run_execution
+
+__all__ = ["asl_validator"]  # the fixture, imported for pytest
+
+GOLDEN = Path(__file__).parent / "golden"
+CONFIG = ExportConfig(
+    target=RedshiftTarget(database="dev", workgroup_name="mystore"),
+    glue_arguments={
+        "--raw_path": "s3://mystore-raw/raw",
+        "--clean_path": "s3://mystore-clean/clean",
+    },
+)
+
+
+def _documents() -> dict[str, dict[str, Any]]:
+    return export_documents(nightly_pipeline(), CONFIG)
+
+
+@pytest.mark.parametrize("file_name", sorted(_documents()))
+def test_exported_documents_match_the_golden_files(file_name: str) -> None:
+    text = to_json(_documents()[file_name])
+    golden = GOLDEN / file_name
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_the_export_is_byte_stable(tmp_path: Path) -> None:
+    first = write_documents(_documents(), tmp_path / "a")
+    second = write_documents(_documents(), tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    definition = json.loads(first[-1].read_text())
+    assert list(definition) == sorted(definition)
+
+
+def test_a_provisioned_cluster_policy_names_only_its_user_and_database() -> None:
+    config = ExportConfig(
+        target=RedshiftTarget(database="dev", cluster_identifier="mystore", db_user="etl")
+    )
+    policy = iam_policy(nightly_pipeline(), config)
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["SubmitToTheWarehouse"]["Resource"] == [
+        "arn:aws:redshift:us-east-1:123456789012:cluster:mystore"
+    ]
+    assert by_sid["TemporaryCredentials"]["Resource"] == [
+        "arn:aws:redshift:us-east-1:123456789012:dbuser:mystore/etl",
+        "arn:aws:redshift:us-east-1:123456789012:dbname:mystore/dev",
+    ]
+    assert by_sid["CleanJobRuns"]["Resource"] == [
+        "arn:aws:glue:us-east-1:123456789012:job/raw2clean"
+    ]
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert not any(a.endswith("*") for a in actions)
+
+
+def test_asl_validator_accepts_both_machines_and_rejects_a_broken_one(
+    asl_validator: Path, tmp_path: Path
+) -> None:
+    paths = [p for p in write_documents(_documents(), tmp_path) if p.name.endswith(".asl.json")]
+    args = [str(asl_validator)] + [a for p in paths for a in ("--json-path", str(p))]
+    ok = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = json.loads(paths[0].read_text())
+    broken["States"]["Night succeeded"] = wait(1, "Nowhere")
+    bad = tmp_path / "broken.asl.json"
+    bad.write_text(json.dumps(broken))
+    refused = subprocess.run(
+        [str(asl_validator), "--json-path", str(bad)], capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 1
+    assert "Nowhere" in refused.stdout + refused.stderr
+
+
+def test_moto_accepts_both_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    with moto_sfn(None, monkeypatch) as sfn:
+        for file_name, document in _documents().items():
+            if file_name.endswith(".asl.json"):
+                name = file_name.removesuffix(".asl.json")
+                sfn.create_state_machine(
+                    name=name,
+                    definition=json.dumps(document),
+                    roleArn=CONFIG.machine_role("mystore-nightly"),
+                )
+        assert len(sfn.list_state_machines()["stateMachines"]) == 2
+
+
+def test_the_client_token_is_the_flows_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluated by moto's intrinsic functions, the ASL token equals RunKey.client_token."""
+    definition = {
+        "StartAt": "Token",
+        "States": {
+            "Token": {
+                "Type": "Pass",
+                "Parameters": {"token.$": client_token_hash("mystore-nightly", "load", CONFIG)},
+                "End": True,
+            }
+        },
+    }
+    with moto_sfn(None, monkeypatch) as sfn:
+        done = run_execution(
+            sfn, definition, "token", {"logical_date": "2026-11-02", "run": {"attempt": 2}}
+        )
+    expected = RunKey("mystore-nightly", "2026-11-02", "load", 2)
+    assert json.loads(done["output"])["token"] == expected.client_token(CONFIG.target.scope())
+
+
+def test_an_execution_without_a_logical_date_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with moto_sfn(None, monkeypatch) as sfn:
+        done = run_execution(
+            sfn, export_definition(nightly_pipeline(), CONFIG), "nightly", {"date": "x"}
+        )
+    assert done["status"] == "FAILED"
+    assert done["error"] == "Input.InvalidLogicalDate"
+
+
+# --- what the export refuses --------------------------------------------------------------
+
+
+def test_an_unknown_step_kind_is_refused() -> None:
+    with pytest.raises(AslBuildError, match="no Step Functions translation"):
+        add_step(Branch("x"), object(), "p", CONFIG, "next")  # type: ignore[arg-type]
+
+
+def test_a_glue_argument_that_cannot_be_rendered_at_run_time_is_refused() -> None:
+    pipeline = Pipeline(
+        "p",
+        (GlueStep("clean", "raw2clean", arguments={"--where": "day = '{logical_date}'"}),),
+    )
+    with pytest.raises(AslBuildError, match=r"Glue argument --where=.*clean.*quotes"):
+        export_definition(pipeline, CONFIG)
+
+
+def test_a_check_description_with_quotes_is_refused() -> None:
+    pipeline = Pipeline("p", (CheckStep("c", "customer's rows", "select 1"),))
+    with pytest.raises(AslBuildError, match=r"cannot go into States\.Format"):
+        export_definition(pipeline, CONFIG)
+
+
+def test_a_pipeline_longer_than_a_standard_workflow_may_run_is_refused() -> None:
+    week = StepWait(timeout_seconds=200 * 24 * 3600)
+    config = ExportConfig(target=CONFIG.target, statement_timeout_seconds=10**9)
+    pipeline = Pipeline(
+        "p",
+        (
+            ProcedureStep("a", "s", "p1", wait=week),
+            ProcedureStep("b", "s", "p2", depends_on=("a",), wait=week),
+        ),
+    )
+    with pytest.raises(AslBuildError, match="longer than a Standard workflow"):
+        export_definition(pipeline, config)
+
+
+def test_the_longest_step_name_fits_and_a_longer_state_name_is_refused() -> None:
+    pipeline = Pipeline("p", (CheckStep("x" * 64, "d", "select 1"),))
+    assert max(len(n) for n in export_definition(pipeline, CONFIG)["States"]) <= 80
+    with pytest.raises(AslBuildError, match="longer than 80 characters"):
+        Branch("a").add("y" * 81, wait(1, "a"))
+
+
+def test_a_dangling_transition_is_refused() -> None:
+    branch = Branch("a")
+    branch.add("a", wait(1, "b"))
+    with pytest.raises(AslBuildError, match="'a' goes to 'b', which does not exist"):
+        branch.to_asl()
+
+
+# --- the command line and --deploy ----------------------------------------------------------
+
+
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("MYSTORE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MYSTORE_TARGET", "aws")
+    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "mystore")
+    monkeypatch.setenv("MYSTORE_RAW_PATH", "s3://mystore-raw/raw")
+    monkeypatch.setenv("MYSTORE_CLEAN_PATH", "s3://mystore-clean/clean")
+
+
+def test_help_explains_the_export(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "--out DIR" in text and "--deploy" in text and "logical_date" in text
+
+
+def test_the_cli_writes_the_golden_documents(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _aws_env(monkeypatch)
+    assert main(["--out", str(tmp_path)]) == 0
+    for path in sorted(tmp_path.iterdir()):
+        assert path.read_text() == (GOLDEN / path.name).read_text(), path.name
+    assert len(list(tmp_path.iterdir())) == len(_documents())
+
+
+def test_the_cli_refuses_settings_it_cannot_export(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _aws_env(monkeypatch)
+    assert main(["--out", str(tmp_path), "--account-id", "12"]) == 2
+    assert "account_id '12' must be 12 digits" in capsys.readouterr().err
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+def test_deploy_creates_then_updates_everything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _aws_env(monkeypatch)
+    with moto_sfn(None, monkeypatch):
+        assert main(["--out", str(tmp_path), "--deploy"]) == 0
+        assert main(["--out", str(tmp_path), "--deploy"]) == 0
+        out = capsys.readouterr().out
+        sfn = boto3.client("stepfunctions")
+        machines = {
+            m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+        }
+        assert sorted(machines) == ["mystore-nightly", "mystore-nightly-canceller"]
+        described = sfn.describe_state_machine(stateMachineArn=machines["mystore-nightly"])
+        assert described["definition"] == (tmp_path / "mystore-nightly.asl.json").read_text()
+        schedule = boto3.client("scheduler").get_schedule(Name="mystore-nightly")
+        assert json.loads(schedule["Target"]["Input"]) == {
+            "scheduled_time": "<aws.scheduler.scheduled-time>"
+        }
+        targets = boto3.client("events").list_targets_by_rule(Rule="mystore-nightly-canceller")
+        assert targets["Targets"][0]["Arn"] == machines["mystore-nightly-canceller"]
+        policy = boto3.client("iam").get_role_policy(
+            RoleName="mystore-nightly-sfn", PolicyName="mystore-nightly-sfn-policy"
+        )
+        assert policy["PolicyDocument"]["Statement"][0]["Sid"] == "SubmitToTheWarehouse"
+    assert "state machine mystore-nightly: created" in out
+    assert "state machine mystore-nightly: updated" in out
+    assert "schedule mystore-nightly: updated" in out
