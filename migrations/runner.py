@@ -314,9 +314,10 @@ def migrate(
     the_plan = plan(files, applied, repair=repair)
     report = Report(the_plan, dry_run=dry_run)
     for step in the_plan.steps:  # render and check everything first: fail before writing
-        for statement in statements_of(step.file, values):
+        drops = [d.drop_sql for d in step.drops]
+        for sql in [*drops, *(s.text for s in statements_of(step.file, values))]:
             if check is not None:
-                check(statement.text)
+                check(sql)
     if dry_run:
         return report
     if not exists:

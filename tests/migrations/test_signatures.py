@@ -51,7 +51,9 @@ def test_a_procedure_is_its_name_and_argument_modes_and_types() -> None:
     ],
 )
 def test_argument_spellings_are_canonical(argument: str, expected: str) -> None:
-    [found] = declarations(f"create procedure s.p({argument}) as $$ begin end; $$ language plpgsql;")
+    [found] = declarations(
+        f"create procedure s.p({argument}) as $$ begin end; $$ language plpgsql;"
+    )
     assert found.line == f"procedure s.p({expected})"
 
 
@@ -82,7 +84,7 @@ def test_declaration_lines_read_back() -> None:
     found = declarations(PROC + "create view s.v as select 1 as one;")
     assert parse_lines(lines(found)) == found
     assert parse_lines("") == []
-    with pytest.raises(SignatureError, match="'table s.t' is not"):
+    with pytest.raises(SignatureError, match=r"'table s\.t' is not"):
         parse_lines("table s.t")
 
 
@@ -130,5 +132,5 @@ def test_a_row_from_before_declarations_were_kept_drops_nothing_and_says_so() ->
 
 
 def test_a_corrupt_history_line_is_refused_naming_the_row() -> None:
-    with pytest.raises(MigrationError, match="history row 3 of R__s.sp_x.sql"):
+    with pytest.raises(MigrationError, match=r"history row 3 of R__s\.sp_x\.sql"):
         changed_repeatable(parse_name("R__s.sp_x.sql", R_NEW), _row("nonsense"))
