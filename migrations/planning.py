@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from migrations.signatures import Declaration, SignatureError, declarations, parse_lines, to_drop
 from migrations.sql_text import Statement, split_statements, tokenize
 
 Kind = Literal["V", "R"]
@@ -76,12 +77,17 @@ class AppliedMigration:
     kind: Kind
     checksum: str
     success: bool
+    declares: str | None = None
+    """``migrations.signatures`` lines of what the file created; None before they were kept."""
 
 
 @dataclass(frozen=True)
 class Step:
     file: MigrationFile
     reason: Literal["new", "changed"]
+    drops: tuple[Declaration, ...] = ()
+    """Objects the previously applied text declared and this one does not: dropped first."""
+    note: str = ""
 
 
 @dataclass
@@ -89,6 +95,9 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
     next_rank: int = 1
+    undeclared: list[MigrationFile] = field(default_factory=list)
+    """Up-to-date repeatables whose history row lacks declarations (applied before they were
+    kept): the applied text is the file's text (same checksum), so the runner records them."""
 
 
 def checksum(text: str) -> str:
@@ -239,6 +248,8 @@ def plan(
             result.steps.append(Step(f, "new"))
         elif row.checksum == f.checksum:
             result.up_to_date.append(f.name)
+            if f.kind == "R" and row.declares is None:
+                result.undeclared.append(f)
         elif f.kind == "V":
             raise MigrationError(
                 f"{f.name} was applied with checksum {row.checksum[:12]}... but the file now has"
@@ -246,5 +257,31 @@ def plan(
                 " change in a new versioned file"
             )
         else:
-            result.steps.append(Step(f, "changed"))
+            result.steps.append(changed_repeatable(f, row))
     return result
+
+
+def declarations_of(file: MigrationFile) -> list[Declaration]:
+    """What a file creates (``migrations.signatures``), or MigrationError naming the file."""
+    try:
+        return declarations(file.text)
+    except (SignatureError, ValueError) as exc:
+        raise MigrationError(f"{file.name}: {exc}") from exc
+
+
+def changed_repeatable(file: MigrationFile, applied: AppliedMigration) -> Step:
+    """The step of an edited repeatable: what its previous text declared and this one does not
+    (another procedure signature, another view definition, a renamed object) is dropped first,
+    because Redshift's CREATE OR REPLACE would add an overload or refuse the new columns."""
+    if applied.declares is None:
+        return Step(
+            file,
+            "changed",
+            note="its previous declarations are unknown (applied before they were recorded):"
+            " nothing is dropped first",
+        )
+    try:
+        previous = parse_lines(applied.declares)
+    except SignatureError as exc:
+        raise MigrationError(f"history row {applied.installed_rank} of {file.name}: {exc}") from exc
+    return Step(file, "changed", tuple(to_drop(previous, declarations_of(file))))

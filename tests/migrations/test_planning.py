@@ -19,6 +19,7 @@ from migrations.planning import (
     transaction_blocker,
     validate_parameters,
 )
+from migrations.signatures import declarations, lines
 from migrations.sql_text import split_statements
 
 V1 = parse_name("V001__dw_mystore.sql", "create schema dw_mystore;")
@@ -199,3 +200,25 @@ def test_a_directory_with_a_stray_file_is_refused(tmp_path: Path) -> None:
         read_directory(tmp_path)
     with pytest.raises(MigrationError, match="does not exist"):
         read_directory(tmp_path / "nope")
+
+
+def test_repeatables_applied_before_declarations_were_kept_are_listed_for_recording() -> None:
+    old = applied(R1, 3)  # no declares: a history row from before the column
+    the_plan = plan([V1, V2, R1], [applied(V1, 1), applied(V2, 2), old])
+    assert the_plan.undeclared == [R1]
+
+    edited = parse_name(R1.name, R1.text.replace("select a", "select a, a as b"))
+    [step] = plan([V1, V2, edited], [applied(V1, 1), applied(V2, 2), old]).steps
+    assert (step.reason, step.drops) == ("changed", ())
+    assert "unknown" in step.note
+
+
+def test_a_changed_view_is_dropped_first_when_its_definition_changed() -> None:
+    row = AppliedMigration(3, R1.name, "R", R1.checksum, True, lines(declarations(R1.text)))
+    edited = parse_name(R1.name, R1.text.replace("select a", "select a, a as b"))
+    [step] = plan([V1, V2, edited], [applied(V1, 1), applied(V2, 2), row]).steps
+    assert [d.drop_sql for d in step.drops] == ["drop view if exists dw_mystore.v_t"]
+
+    commented = parse_name(R1.name, "-- a note\n" + R1.text)
+    [step] = plan([V1, V2, commented], [applied(V1, 1), applied(V2, 2), row]).steps
+    assert step.drops == ()

@@ -199,3 +199,89 @@ def test_the_history_table_name_is_validated(name: str) -> None:
         history_table_sql("public.schema_migration_history")
         == '"public"."schema_migration_history"'
     )
+
+
+PROC_V1 = (
+    "create or replace procedure {s}.sp_count(p_day date)\nas $$\nbegin\n"
+    "    raise info 'one argument';\nend;\n$$ language plpgsql;"
+)
+PROC_V2 = (
+    "create or replace procedure {s}.sp_count(p_from date, p_to date)\nas $$\nbegin\n"
+    "    raise info 'two arguments';\nend;\n$$ language plpgsql;"
+)
+
+
+def _procedures(project: Project) -> list[str]:
+    rows = project.conn.execute(
+        "select pg_get_function_identity_arguments(p.oid) from pg_proc p"
+        " join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = %s and p.proname = 'sp_count' order by 1",
+        [project.schema],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _columns(project: Project, view: str) -> list[tuple[str, str]]:
+    rows = project.conn.execute(
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        [project.schema, view],
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_an_edited_signature_or_view_replaces_the_old_object(project: Project) -> None:
+    proc = f"R__{project.schema}.sp_count.sql"
+    view = f"R__{project.schema}.v_t.sql"
+    project.write(proc, PROC_V1)
+    project.migrate()
+    assert _procedures(project) == ["IN p_day date"]
+
+    project.write(proc, PROC_V2)
+    # renamed and retyped columns: CREATE OR REPLACE VIEW alone refuses this
+    project.write(
+        view, "create or replace view {s}.v_t as select b as label, a::bigint as a from {s}.t;"
+    )
+    assert sorted(project.migrate()) == sorted([proc, view])
+
+    assert _procedures(project) == ["IN p_from date, IN p_to date"]  # no overload left behind
+    assert _columns(project, "v_t") == [("label", "character varying"), ("a", "bigint")]
+    assert any("first: drop procedure" in line for line in project.log)
+    assert project.migrate() == []
+
+
+def test_a_history_table_from_before_declarations_is_upgraded(project: Project) -> None:
+    project.migrate()
+    project.conn.execute(f"alter table {project.history} drop column declares")
+    project.write(
+        f"R__{project.schema}.v_t.sql", "create or replace view {s}.v_t as select a from {s}.t;"
+    )  # same text: up to date; its declarations are recorded from the file
+    assert project.migrate() == []
+    rows = project.conn.execute(
+        f"select script, declares from {project.history} where kind = 'R'"
+    ).fetchall()
+    assert [(r[0], r[1].split(" sha256:")[0]) for r in rows] == [
+        (f"R__{project.schema}.v_t.sql", f"view {project.schema}.v_t")
+    ]
+
+    project.write(
+        f"R__{project.schema}.v_t.sql", "create or replace view {s}.v_t as select b from {s}.t;"
+    )
+    assert project.migrate() == [f"R__{project.schema}.v_t.sql"]
+    assert _columns(project, "v_t") == [("b", "character varying")]
+
+
+def test_a_view_with_dependents_is_refused_naming_them(project: Project) -> None:
+    project.write(
+        f"R__{project.schema}.v_u.sql", "create or replace view {s}.v_u as select a from {s}.v_t;"
+    )
+    project.migrate()
+    project.write(
+        f"R__{project.schema}.v_t.sql", "create or replace view {s}.v_t as select a, b from {s}.t;"
+    )
+
+    with pytest.raises(
+        MigrationError, match=rf"redefines view {project.schema}.v_t.*{project.schema}.v_u depend"
+    ):
+        project.migrate()
+    assert _columns(project, "v_t") == [("a", "integer")]
