@@ -6,86 +6,27 @@ operation to the service that owns it). Errors use Glue's codes
 Hudi's sync (AWS SDK for Java v2) and boto3 react to them as they do on AWS. Listing
 operations page with ``NextToken``/``MaxResults``; ``GetPartitions`` also honours
 ``Segment`` (Hudi reads all partitions in parallel segments) and a simple ``Expression``
-(``key = 'value'`` terms joined by AND/OR, what Hudi pushes down).
+(``key = 'value'`` terms joined by AND/OR, what Hudi pushes down). Those request rules
+(required fields, paging, expressions, the errors for them) are in requests.py.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from local.endpoint import Call, Service, ServiceError
+from local.glue_catalog.requests import (
+    invalid_input,
+    not_found,
+    page_of,
+    partition_matches,
+    required_field,
+)
 from local.glue_catalog.store import CatalogStore, now, partition_key, table_id
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
-_TERM = re.compile(r"^\(*\s*`?([A-Za-z_][A-Za-z0-9_]*)`?\s*=\s*'?([^'()]*?)'?\s*\)*$")
-
 Handler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-
-
-def _invalid(message: str) -> ServiceError:
-    return ServiceError("InvalidInputException", message)
-
-
-def _not_found(message: str) -> ServiceError:
-    return ServiceError("EntityNotFoundException", message)
-
-
-def _required(body: Mapping[str, Any], key: str) -> Any:
-    value = body.get(key)
-    if value in (None, "", [], {}):
-        raise _invalid(f"{key} is required")
-    return value
-
-
-def _page(items: list[Any], body: Mapping[str, Any]) -> tuple[list[Any], str | None]:
-    size = body.get("MaxResults") or DEFAULT_PAGE_SIZE
-    if not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
-        raise _invalid(f"MaxResults must be between 1 and {MAX_PAGE_SIZE}, got {size!r}")
-    token = body.get("NextToken")
-    start = 0
-    if token:
-        try:
-            start = int(base64.urlsafe_b64decode(str(token).encode()).decode())
-        except ValueError as exc:
-            raise _invalid(f"NextToken {token!r} is not one this endpoint issued") from exc
-    chunk = items[start : start + size]
-    following = start + size
-    return chunk, (
-        base64.urlsafe_b64encode(str(following).encode()).decode()
-        if following < len(items)
-        else None
-    )
-
-
-def parse_expression(expression: str) -> list[list[tuple[str, str]]]:
-    """``a = '1' AND b = '2' OR a = '3'`` -> OR of ANDs of (key, value); other forms refused."""
-    alternatives = []
-    for alternative in re.split(r"\s+OR\s+", expression.strip(), flags=re.IGNORECASE):
-        terms = []
-        for term in re.split(r"\s+AND\s+", alternative.strip(), flags=re.IGNORECASE):
-            match = _TERM.match(term.strip())
-            if not match:
-                raise _invalid(
-                    f"Expression term {term!r} is not supported locally; "
-                    "supported: key = 'value' joined by AND / OR"
-                )
-            terms.append((match.group(1).lower(), match.group(2)))
-        alternatives.append(terms)
-    return alternatives
-
-
-def _matches(partition: Mapping[str, Any], keys: list[str], expression: str | None) -> bool:
-    if not expression:
-        return True
-    values = dict(zip(keys, partition["Values"], strict=False))
-    return any(
-        all(values.get(key) == value for key, value in terms)
-        for terms in parse_expression(expression)
-    )
 
 
 class GlueCatalogService:
@@ -127,8 +68,8 @@ class GlueCatalogService:
     # -- databases ----------------------------------------------------------------------
 
     def create_database(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        database = dict(_required(body, "DatabaseInput"))
-        name = str(_required(database, "Name")).lower()
+        database = dict(required_field(body, "DatabaseInput"))
+        name = str(required_field(database, "Name")).lower()
 
         def create(state: dict[str, Any]) -> None:
             if name in state["databases"]:
@@ -145,10 +86,10 @@ class GlueCatalogService:
 
     def _database(self, state: dict[str, Any], name: object) -> dict[str, Any]:
         if not isinstance(name, str) or not name:
-            raise _invalid(f"DatabaseName must be a non-empty string, got {name!r}")
+            raise invalid_input(f"DatabaseName must be a non-empty string, got {name!r}")
         database = state["databases"].get(name.lower())
         if database is None:
-            raise _not_found(f"Database {name} not found.")
+            raise not_found(f"Database {name} not found.")
         return dict(database)
 
     def get_database(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -156,7 +97,7 @@ class GlueCatalogService:
 
     def get_databases(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         databases = self.store.read(lambda s: [s["databases"][k] for k in sorted(s["databases"])])
-        page, token = _page(databases, body)
+        page, token = page_of(databases, body)
         return {"DatabaseList": page, **({"NextToken": token} if token else {})}
 
     # -- tables ---------------------------------------------------------------------------
@@ -164,16 +105,16 @@ class GlueCatalogService:
     def _table(self, state: dict[str, Any], database: object, name: object) -> dict[str, Any]:
         self._database(state, database)
         if not isinstance(name, str) or not name:
-            raise _invalid(f"table Name must be a non-empty string, got {name!r}")
+            raise invalid_input(f"table Name must be a non-empty string, got {name!r}")
         table = state["tables"].get(table_id(str(database), name))
         if table is None:
-            raise _not_found(f"Table {name} not found in database {database}.")
+            raise not_found(f"Table {name} not found in database {database}.")
         return dict(table)
 
     def create_table(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        database = str(_required(body, "DatabaseName")).lower()
-        table = dict(_required(body, "TableInput"))
-        name = str(_required(table, "Name")).lower()
+        database = str(required_field(body, "DatabaseName")).lower()
+        table = dict(required_field(body, "TableInput"))
+        name = str(required_field(table, "Name")).lower()
 
         def create(state: dict[str, Any]) -> None:
             self._database(state, database)
@@ -202,7 +143,7 @@ class GlueCatalogService:
         }
 
     def get_tables(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        database = str(_required(body, "DatabaseName")).lower()
+        database = str(required_field(body, "DatabaseName")).lower()
         pattern = body.get("Expression")
 
         def listing(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -213,13 +154,13 @@ class GlueCatalogService:
                 tables = [t for t in tables if regex.fullmatch(t["Name"])]
             return sorted(tables, key=lambda t: t["Name"])
 
-        page, token = _page(self.store.read(listing), body)
+        page, token = page_of(self.store.read(listing), body)
         return {"TableList": page, **({"NextToken": token} if token else {})}
 
     def update_table(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        database = str(_required(body, "DatabaseName")).lower()
-        table = dict(_required(body, "TableInput"))
-        name = str(_required(table, "Name")).lower()
+        database = str(required_field(body, "DatabaseName")).lower()
+        table = dict(required_field(body, "TableInput"))
+        name = str(required_field(table, "Name")).lower()
 
         def update(state: dict[str, Any]) -> None:
             current = self._table(state, database, name)
@@ -237,8 +178,8 @@ class GlueCatalogService:
         return {}
 
     def delete_table(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        database = str(_required(body, "DatabaseName")).lower()
-        name = str(_required(body, "Name")).lower()
+        database = str(required_field(body, "DatabaseName")).lower()
+        name = str(required_field(body, "Name")).lower()
 
         def delete(state: dict[str, Any]) -> None:
             self._table(state, database, name)
@@ -263,10 +204,10 @@ class GlueCatalogService:
         return table, state["partitions"].setdefault(key, {})
 
     def _new_partition(self, table: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
-        values = [str(v) for v in _required(entry, "Values")]
+        values = [str(v) for v in required_field(entry, "Values")]
         keys = table.get("PartitionKeys") or []
         if len(values) != len(keys):
-            raise _invalid(
+            raise invalid_input(
                 f"partition values {values} do not match the table's {len(keys)} partition key(s)"
             )
         stamp = now()
@@ -281,13 +222,13 @@ class GlueCatalogService:
         }
 
     def get_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        values = [str(v) for v in _required(body, "PartitionValues")]
+        values = [str(v) for v in required_field(body, "PartitionValues")]
 
         def find(state: dict[str, Any]) -> dict[str, Any]:
             _, partitions = self._partitions(state, body)
             found = partitions.get(partition_key(values))
             if found is None:
-                raise _not_found(f"Partition {values} not found.")
+                raise not_found(f"Partition {values} not found.")
             return dict(found)
 
         return {"Partition": self.store.read(find)}
@@ -296,7 +237,7 @@ class GlueCatalogService:
         segment = body.get("Segment") or {"SegmentNumber": 0, "TotalSegments": 1}
         number, total = segment.get("SegmentNumber", 0), segment.get("TotalSegments", 1)
         if not (isinstance(total, int) and 1 <= total <= 10 and 0 <= number < total):
-            raise _invalid(f"Segment {segment!r} is invalid (TotalSegments 1-10, 0 <= number)")
+            raise invalid_input(f"Segment {segment!r} is invalid (TotalSegments 1-10, 0 <= number)")
         expression = body.get("Expression")
 
         def listing(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -306,14 +247,16 @@ class GlueCatalogService:
             return [
                 p
                 for index, p in enumerate(ordered)
-                if index % total == number and _matches(p, keys, expression)
+                if index % total == number and partition_matches(p, keys, expression)
             ]
 
-        page, token = _page(self.store.read(listing), body)
+        page, token = page_of(self.store.read(listing), body)
         return {"Partitions": page, **({"NextToken": token} if token else {})}
 
     def batch_get_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        wanted = [[str(v) for v in e.get("Values", [])] for e in _required(body, "PartitionsToGet")]
+        wanted = [
+            [str(v) for v in e.get("Values", [])] for e in required_field(body, "PartitionsToGet")
+        ]
 
         def find(state: dict[str, Any]) -> list[dict[str, Any]]:
             _, partitions = self._partitions(state, body)
@@ -362,47 +305,47 @@ class GlueCatalogService:
         partitions[key] = partition
 
     def batch_create_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        entries = list(_required(body, "PartitionInputList"))
+        entries = list(required_field(body, "PartitionInputList"))
         return self._batch(body, entries, lambda t, p, e: self._create(self, t, p, e))
 
     def create_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         result = self.batch_create_partition(
-            {**body, "PartitionInputList": [_required(body, "PartitionInput")]}
+            {**body, "PartitionInputList": [required_field(body, "PartitionInput")]}
         )
         _raise_first(result)
         return {}
 
     def _update(self, table: dict[str, Any], partitions: dict[str, Any], entry: Any) -> None:
-        old = [str(v) for v in _required(entry, "PartitionValueList")]
+        old = [str(v) for v in required_field(entry, "PartitionValueList")]
         if partition_key(old) not in partitions:
-            raise _not_found(f"Partition {old} not found.")
+            raise not_found(f"Partition {old} not found.")
         previous = partitions.pop(partition_key(old))
-        partition = self._new_partition(table, _required(entry, "PartitionInput"))
+        partition = self._new_partition(table, required_field(entry, "PartitionInput"))
         partition["CreationTime"] = previous["CreationTime"]
         partitions[partition_key(partition["Values"])] = partition
 
     def batch_update_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        return self._batch(body, list(_required(body, "Entries")), self._update)
+        return self._batch(body, list(required_field(body, "Entries")), self._update)
 
     def update_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         entry = {
-            "PartitionValueList": _required(body, "PartitionValueList"),
-            "PartitionInput": _required(body, "PartitionInput"),
+            "PartitionValueList": required_field(body, "PartitionValueList"),
+            "PartitionInput": required_field(body, "PartitionInput"),
         }
         _raise_first(self.batch_update_partition({**body, "Entries": [entry]}))
         return {}
 
     @staticmethod
     def _delete(table: dict[str, Any], partitions: dict[str, Any], entry: Any) -> None:
-        values = [str(v) for v in _required(entry, "Values")]
+        values = [str(v) for v in required_field(entry, "Values")]
         if partitions.pop(partition_key(values), None) is None:
-            raise _not_found(f"Partition {values} not found.")
+            raise not_found(f"Partition {values} not found.")
 
     def batch_delete_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        return self._batch(body, list(_required(body, "PartitionsToDelete")), self._delete)
+        return self._batch(body, list(required_field(body, "PartitionsToDelete")), self._delete)
 
     def delete_partition(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        entry = {"Values": _required(body, "PartitionValues")}
+        entry = {"Values": required_field(body, "PartitionValues")}
         _raise_first(self.batch_delete_partition({**body, "PartitionsToDelete": [entry]}))
         return {}
 

@@ -53,7 +53,7 @@ def clean_job_session(
 ) -> dict[str, Any] | None:
     """The clean job's session, as ``glue.raw2clean.main`` would make it for these arguments:
     table format, Hudi version and bundle jar decide the JVM's conf and packages."""
-    from glue.raw2clean import build_arguments, resolve_arguments
+    from glue.job_arguments import build_arguments, resolve_arguments
 
     argv = [item for key, value in arguments.items() for item in (key, value)]
     try:

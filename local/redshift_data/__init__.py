@@ -3,7 +3,8 @@
 Laid out as moto lays out a service: ``urls.py`` (where it is served), ``responses.py``
 (the HTTP mapping), ``requests.py`` (rules the botocore model cannot express),
 ``models.py`` (the backend), ``exceptions.py``; statements are kept by ``store.py`` /
-``schema.py``, run by ``executor.py``, encoded by ``encoding.py``, bound by ``params.py``.
+``schema.py`` (written through ``durable_status.py``), run by ``executor.py`` (its SQL and
+result pages by ``result_fetch.py``), encoded by ``encoding.py``, bound by ``params.py``.
 """
 
 from local.redshift_data.models import RedshiftDataBackend

@@ -9,12 +9,14 @@ Faults are recorded, never waited out: a statement whose backend dies (terminate
 or lost in a server crash) ends FAILED with the reason; writes to the store are retried
 while PostgreSQL restarts (crash recovery refuses connections for a moment), and a worker
 that could not record its outcome is noticed by ``is_running`` and reaped by the backend.
-Results are fetched page by page within the Data API's limits (results.py).
+This module decides when a statement runs and what happens to it; how its SQL runs on its
+connection and its rows are paged into the store (within the Data API's limits, results.py)
+lives in result_fetch.py, and the retried store writes that record its status in
+durable_status.py.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -23,21 +25,15 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
-from psycopg import ClientCursor
 from psycopg import sql as pgsql
-from psycopg.pq import TransactionStatus
 
-from local.redshift_data.encoding import column_metadata, use_text_loaders
-from local.redshift_data.results import (
-    DEFAULT_PAGE_ROWS,
-    PagedResult,
-    ResultLimits,
-    ResultTooLarge,
-    is_query,
-)
+from local.redshift_data.durable_status import DurableStatusWriter
+from local.redshift_data.encoding import use_text_loaders
+from local.redshift_data.result_fetch import Outcome, execute_plainly, pg_message, stream_query
+from local.redshift_data.results import DEFAULT_PAGE_ROWS, ResultLimits, ResultTooLarge, is_query
 from local.redshift_data.schema import transient_connect_error
 from local.redshift_data.store import StatementStore
 from local.warehouse.redshift_compat import gate_enabled, local_statements
@@ -47,16 +43,13 @@ log = logging.getLogger(__name__)
 CANCELLED_MESSAGE = "Query was cancelled by CancelStatement."
 STOPPED_MESSAGE = "Aborted: the local Data API endpoint stopped while the statement was running."
 __all__ = ["DEFAULT_PAGE_ROWS", "Executor", "Job", "is_running"]
-# Seconds the executor keeps retrying a store write while PostgreSQL is unavailable (a
-# restart after a backend crash takes about a second), and opening a statement's connection.
-STORE_RETRY_SECONDS = 120.0
+# Seconds the executor keeps retrying to open a statement's connection while PostgreSQL is
+# (re)starting; store writes are retried by durable_status.py (STORE_RETRY_SECONDS).
 CONNECT_RETRY_SECONDS = 30.0
-_T = TypeVar("_T")
 
 # Statements whose worker thread is alive, across every executor in this process.
 _RUNNING: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
-_CURSOR_NAMES = itertools.count(1)
 
 
 def is_running(statement_id: str) -> bool:
@@ -95,17 +88,6 @@ class _Cancelled(Exception):
     pass
 
 
-@dataclass
-class _Outcome:
-    status: str
-    error: str | None = None
-    has_result_set: bool = False
-    result_rows: int = -1
-    columns: list[dict[str, Any]] | None = None
-    page_count: int = 0
-    result_size: int = -1
-
-
 class Executor:
     """Starts one daemon thread per job; ``stage_delays`` holds statuses open for tests."""
 
@@ -118,23 +100,32 @@ class Executor:
         max_running: int = DEFAULT_MAX_RUNNING,
     ) -> None:
         self.store = store
+        self._stopping = threading.Event()
+        self._status = DurableStatusWriter(store, self.notify, self._stopping)
         self._running_slots = threading.BoundedSemaphore(max_running)
         self.dsn_for = dsn_for
         self.result_limits = ResultLimits(page_rows=page_rows)
-        self.store_retry_seconds = STORE_RETRY_SECONDS
         self.connect_retry_seconds = CONNECT_RETRY_SECONDS
         self.changed = threading.Condition()
         self._versions: dict[str, int] = {}
         self.stage_delays: dict[str, float] = {}
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._backends: dict[str, int] = {}
         self.redshift_gate = gate_enabled(os.environ)  # MYSTORE_LOCAL_REDSHIFT_GATE
 
     @property
     def page_rows(self) -> int:
         return self.result_limits.page_rows
+
+    @property
+    def store_retry_seconds(self) -> float:
+        """Seconds a store write is retried while PostgreSQL is unavailable."""
+        return self._status.retry_seconds
+
+    @store_retry_seconds.setter
+    def store_retry_seconds(self, seconds: float) -> None:
+        self._status.retry_seconds = seconds
 
     def submit(self, job: Job) -> None:
         thread = threading.Thread(
@@ -145,41 +136,6 @@ class Executor:
         with _RUNNING_LOCK:
             _RUNNING.add(job.statement_id)
         thread.start()
-
-    def _durably(self, what: str, statement_id: str, call: Callable[[], _T]) -> _T:
-        """Run a store call, retrying while PostgreSQL is unreachable (e.g. restarting after
-        a crash), so a statement's outcome is recorded rather than lost; the outage itself
-        is recorded as an incident once the store answers again."""
-        deadline = time.monotonic() + self.store_retry_seconds
-        failed_at: float | None = None
-        delay = 0.1
-        while True:
-            try:
-                result = call()
-            except psycopg.OperationalError as exc:
-                if failed_at is None:
-                    failed_at = time.monotonic()
-                    log.warning(
-                        "statement %s: the store is unavailable while trying to %s (%s); retrying",
-                        statement_id,
-                        what,
-                        _pg_message(exc),
-                    )
-                if time.monotonic() >= deadline or self._stopping.is_set():
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
-                continue
-            if failed_at is not None:
-                outage = time.monotonic() - failed_at
-                with suppress(psycopg.Error):
-                    self.store.record_incident(
-                        "store_unavailable",
-                        f"PostgreSQL refused the endpoint's bookkeeping for {outage:.1f} s "
-                        f"(server restart or crash recovery) while trying to {what}.",
-                        statement_id,
-                    )
-            return result
 
     def notify(self, statement_id: str) -> None:
         """Announce a change of ``statement_id`` (or one of its sub-statements)."""
@@ -227,17 +183,6 @@ class Executor:
         if delay:
             self._stopping.wait(delay)
 
-    def _set(self, statement_id: str, **values: Any) -> None:
-        self._durably("update", statement_id, lambda: self.store.update(statement_id, **values))
-        self.notify(statement_id)
-
-    def _finish(self, statement_id: str, status: str, **values: Any) -> None:
-        self._durably(
-            f"record {status}",
-            statement_id,
-            lambda: self.store.finish(statement_id, status, **values),
-        )
-
     def _run(self, job: Job) -> None:
         try:
             with self._running_slots:
@@ -245,7 +190,9 @@ class Executor:
         except Exception as exc:  # a worker must always leave a final status behind
             log.exception("statement %s crashed the worker", job.statement_id)
             try:
-                self._finish(job.statement_id, "FAILED", error=f"Local endpoint error: {exc}")
+                self._status.finish(
+                    job.statement_id, "FAILED", error=f"Local endpoint error: {exc}"
+                )
             except Exception:
                 log.exception("could not record the failure of %s", job.statement_id)
         finally:
@@ -258,10 +205,6 @@ class Executor:
                 self._versions.pop(job.statement_id, None)
             with self._lock:
                 self._threads.discard(threading.current_thread())
-
-    def _cancel_requested(self, statement_id: str) -> bool:
-        row = self._durably("read", statement_id, lambda: self.store.get(statement_id))
-        return bool(row and row["cancel_requested"])
 
     def _connect(self, job: Job) -> psycopg.Connection[Any]:
         """The statement's own connection; retried while the server is (re)starting."""
@@ -286,19 +229,19 @@ class Executor:
     def _abort_reason(self, statement_id: str) -> str | None:
         if self._stopping.is_set():
             return STOPPED_MESSAGE
-        return CANCELLED_MESSAGE if self._cancel_requested(statement_id) else None
+        return CANCELLED_MESSAGE if self._status.cancel_requested(statement_id) else None
 
     def _run_job(self, job: Job) -> None:
         self._hold("SUBMITTED")
         if reason := self._abort_reason(job.statement_id):
-            self._abort_all(job, reason)
+            self._status.end_all(job.statement_id, _sub_ids(job), "ABORTED", reason)
             return
-        self._set(job.statement_id, status="PICKED")
+        self._status.update(job.statement_id, status="PICKED")
         self._hold("PICKED")
         try:
             conn = self._connect(job)
         except psycopg.Error as exc:
-            self._finish_failed(job, _pg_message(exc))
+            self._status.end_all(job.statement_id, _sub_ids(job), "FAILED", pg_message(exc))
             return
         # Not ``with conn``: its commit on exit would raise on a connection that broke, and
         # replace the statement's recorded reason with that error.
@@ -309,30 +252,25 @@ class Executor:
                     authorize = pgsql.SQL("set session authorization {}")
                     conn.execute(authorize.format(pgsql.Identifier(job.db_user)))
                 except psycopg.Error as exc:
-                    self._finish_failed(job, _pg_message(exc))
+                    self._status.end_all(job.statement_id, _sub_ids(job), "FAILED", pg_message(exc))
                     return
             pid = conn.info.backend_pid
             with self._lock:
                 self._backends[job.statement_id] = pid
             try:
-                self._durably(
-                    "record STARTED",
-                    job.statement_id,
-                    lambda: self.store.mark_started(job.statement_id, pid),
-                )
-                self.notify(job.statement_id)
+                self._status.mark_started(job.statement_id, pid)
                 if reason := self._abort_reason(job.statement_id):
-                    self._abort_all(job, reason)
+                    self._status.end_all(job.statement_id, _sub_ids(job), "ABORTED", reason)
                     return
                 self._hold("STARTED")
                 if reason := self._abort_reason(job.statement_id):  # cancelled while held
-                    self._abort_all(job, reason)
+                    self._status.end_all(job.statement_id, _sub_ids(job), "ABORTED", reason)
                     return
                 if job.is_batch:
                     self._run_batch(conn, job)
                 else:
                     outcome = self._execute(conn, job.statement_id, job.sqls[0], job.values)
-                    self._store_outcome(job.statement_id, outcome)
+                    self._status.record_outcome(job.statement_id, outcome)
             finally:
                 with self._lock:
                     self._backends.pop(job.statement_id, None)
@@ -345,35 +283,36 @@ class Executor:
         in_transaction = job.execution_mode == "TRANSACTION"
         if in_transaction:
             conn.execute("begin")
-        done: list[_Outcome] = []
-        failed: _Outcome | None = None
+        done: list[Outcome] = []
+        failed: Outcome | None = None
         pid = conn.info.backend_pid
         for sub_id, sql in zip(subs, job.sqls, strict=True):
-            self._durably("record STARTED", sub_id, partial(self.store.mark_started, sub_id, pid))
-            self.notify(sub_id)
+            self._status.mark_started(sub_id, pid)
             outcome = self._execute(conn, sub_id, sql, job.values, in_transaction)
             if outcome.status != "FINISHED":
                 failed = outcome
                 break
             done.append(outcome)
-            self._store_outcome(sub_id, outcome)
+            self._status.record_outcome(sub_id, outcome)
         if in_transaction:
             with suppress(psycopg.Error):  # a broken connection has rolled back already
                 conn.execute("rollback" if failed else "commit")
         if failed is None:
             total_rows = sum(max(outcome.result_rows, 0) for outcome in done)
-            self._store_outcome(
-                job.statement_id, _Outcome(status="FINISHED", result_rows=total_rows)
+            self._status.record_outcome(
+                job.statement_id, Outcome(status="FINISHED", result_rows=total_rows)
             )
             return
-        self._store_outcome(subs[len(done)], failed)
+        self._status.record_outcome(subs[len(done)], failed)
         for sub_id in subs[len(done) + 1 :]:
-            self._finish(
+            self._status.finish(
                 sub_id,
                 "ABORTED",
                 error="Not run: an earlier statement in the batch did not finish.",
             )
-        self._store_outcome(job.statement_id, _Outcome(status=failed.status, error=failed.error))
+        self._status.record_outcome(
+            job.statement_id, Outcome(status=failed.status, error=failed.error)
+        )
 
     def _execute(
         self,
@@ -382,7 +321,7 @@ class Executor:
         sql: str,
         values: Mapping[str, str] | None,
         in_transaction: bool = False,
-    ) -> _Outcome:
+    ) -> Outcome:
         try:  # the Redshift compatibility gate and dialect translation (local/warehouse/redshift_compat.py)
             first, *more = local_statements(
                 sql,
@@ -391,170 +330,45 @@ class Executor:
                 body_of=lambda name: _procedure_body(conn, name),
             )
         except ValueError as exc:
-            return _Outcome(status="FAILED", error=f"ERROR: {exc}")
+            return Outcome(status="FAILED", error=f"ERROR: {exc}")
         pid = conn.info.backend_pid
+        write_page = partial(self._status.write_result_page, statement_id)
         try:
             if not more and is_query(first):
-                streamed = self._stream_query(conn, statement_id, first, values)
+                streamed = stream_query(conn, first, values, self.result_limits, write_page)
                 if streamed is not None:
                     return streamed
-            return self._execute_plainly(conn, statement_id, first, values, more)
+            return execute_plainly(conn, first, values, more, self.result_limits, write_page)
         except ResultTooLarge as exc:
-            return _Outcome(status="FAILED", error=str(exc))
+            return Outcome(status="FAILED", error=str(exc))
         except psycopg.errors.QueryCanceled as exc:
             reason = self._abort_reason(statement_id.split(":")[0])
             if reason:
-                return _Outcome(status="ABORTED", error=reason)
-            return _Outcome(status="FAILED", error=_pg_message(exc))
+                return Outcome(status="ABORTED", error=reason)
+            return Outcome(status="FAILED", error=pg_message(exc))
         except psycopg.Error as exc:
             if conn.closed or conn.broken:
                 return self._backend_lost(statement_id, pid, exc)
-            return _Outcome(status="FAILED", error=_pg_message(exc))
+            return Outcome(status="FAILED", error=pg_message(exc))
 
-    def _backend_lost(self, statement_id: str, pid: int, exc: psycopg.Error) -> _Outcome:
+    def _backend_lost(self, statement_id: str, pid: int, exc: psycopg.Error) -> Outcome:
         """The statement's PostgreSQL backend ended under it (terminated, killed, crashed)."""
         reason = self._abort_reason(statement_id.split(":")[0])
         if reason:
-            return _Outcome(status="ABORTED", error=reason)
-        cause = _pg_message(exc) or "the connection was lost"
+            return Outcome(status="ABORTED", error=reason)
+        cause = pg_message(exc) or "the connection was lost"
         message = (
             f"ERROR: the PostgreSQL backend (pid {pid}) running this statement ended before "
             f"it finished ({cause}); its work was not committed."
         )
         log.warning("statement %s: %s", statement_id, message)
         with suppress(psycopg.Error):
-            self._durably(
+            self._status.durably(
                 "record the lost backend",
                 statement_id,
                 lambda: self.store.record_incident("backend_lost", message, statement_id),
             )
-        return _Outcome(status="FAILED", error=message)
-
-    def _result(
-        self,
-        conn: psycopg.Connection[Any],
-        statement_id: str,
-        description: Sequence[psycopg.Column],
-        fetch: Callable[[int], Sequence[Sequence[Any]]],
-    ) -> _Outcome:
-        """Fetch a result set page by page into the store, within the Data API's limits."""
-        limits = self.result_limits
-
-        def write(page_no: int, records: str) -> None:
-            self._durably(
-                "store a result page",
-                statement_id,
-                lambda: self.store.add_result_page(statement_id, page_no, records),
-            )
-
-        paged = PagedResult(limits, write)
-        while rows := fetch(limits.page_rows):
-            paged.add(rows)
-        paged.close()
-        type_names = {
-            column.type_code: _type_name(conn, column.type_code) for column in description
-        }
-        return _Outcome(
-            status="FINISHED",
-            has_result_set=True,
-            result_rows=paged.rows,
-            columns=column_metadata(description, type_names),
-            page_count=paged.pages,
-            result_size=paged.size,
-        )
-
-    def _stream_query(
-        self,
-        conn: psycopg.Connection[Any],
-        statement_id: str,
-        sql: str,
-        values: Mapping[str, str] | None,
-    ) -> _Outcome | None:
-        """Run a query through a server-side cursor, so rows arrive one page at a time.
-
-        None when PostgreSQL will not DECLARE it (several statements, a data-modifying
-        WITH, SELECT INTO, ...): nothing ran, and the caller runs it plainly. Inside a batch
-        transaction the attempt is fenced by a savepoint.
-        """
-        text = ClientCursor(conn).mogrify(sql, values) if values is not None else sql
-        own_transaction = conn.info.transaction_status == TransactionStatus.IDLE
-        conn.execute("begin" if own_transaction else "savepoint local_data_api_result")
-        cursor = conn.cursor(name=f"local_data_api_result_{next(_CURSOR_NAMES)}")
-        try:
-            cursor.execute(text)
-        except (psycopg.errors.QueryCanceled, psycopg.OperationalError):
-            raise
-        except psycopg.Error:
-            conn.execute(
-                "rollback" if own_transaction else "rollback to savepoint local_data_api_result"
-            )
-            return None
-        description = cursor.description
-        assert description is not None  # a declared cursor always describes its rows
-        try:
-            outcome = self._result(conn, statement_id, description, cursor.fetchmany)
-        except ResultTooLarge:  # nothing of it is kept: undo what the query did
-            conn.execute(
-                "rollback" if own_transaction else "rollback to savepoint local_data_api_result"
-            )
-            raise
-        cursor.close()
-        conn.execute("commit" if own_transaction else "release savepoint local_data_api_result")
-        return outcome
-
-    def _execute_plainly(
-        self,
-        conn: psycopg.Connection[Any],
-        statement_id: str,
-        sql: str,
-        values: Mapping[str, str] | None,
-        extra: Sequence[str] = (),
-    ) -> _Outcome:
-        """Any statement (or several); a result set of the last one is paged from libpq.
-        ``extra`` are statements the dialect adapter adds after it (e.g. the index it makes
-        for a SORTKEY); they return no rows."""
-        with ClientCursor(conn) as cursor:
-            if values is None:
-                cursor.execute(sql)
-            else:
-                cursor.execute(sql, values)
-            for statement in extra:
-                cursor.execute(statement)
-            description = cursor.description
-            while cursor.nextset():
-                if cursor.description is not None:
-                    description = cursor.description
-            if description is None:
-                return _Outcome(status="FINISHED", result_rows=max(cursor.rowcount, -1))
-            return self._result(conn, statement_id, description, cursor.fetchmany)
-
-    def _store_outcome(self, statement_id: str, outcome: _Outcome) -> None:
-        self._finish(
-            statement_id,
-            outcome.status,
-            error=outcome.error,
-            has_result_set=outcome.has_result_set,
-            result_rows=outcome.result_rows,
-            column_metadata=outcome.columns,
-            page_count=outcome.page_count,
-            result_size=outcome.result_size,
-        )
-        self.notify(statement_id)
-
-    def _finish_failed(self, job: Job, message: str) -> None:
-        for index in range(1, len(job.sqls) + 1 if job.is_batch else 1):
-            self._finish(f"{job.statement_id}:{index}", "FAILED", error=message)
-        self._finish(job.statement_id, "FAILED", error=message)
-        self.notify(job.statement_id)
-
-    def _abort_all(self, job: Job, reason: str) -> None:
-        for index in range(1, len(job.sqls) + 1 if job.is_batch else 1):
-            self._finish(f"{job.statement_id}:{index}", "ABORTED", error=reason)
-        self._finish(job.statement_id, "ABORTED", error=reason)
-        self.notify(job.statement_id)
-
-
-_TYPE_NAME_CACHE: dict[int, str] = {}
+        return Outcome(status="FAILED", error=message)
 
 
 def _procedure_body(conn: psycopg.Connection[Any], name: str) -> str | None:
@@ -562,23 +376,6 @@ def _procedure_body(conn: psycopg.Connection[Any], name: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
-    if oid in _TYPE_NAME_CACHE:
-        return _TYPE_NAME_CACHE[oid]
-    info = conn.adapters.types.get(oid)
-    if info is not None:
-        name = info.name
-    else:
-        row = conn.execute("select typname from pg_type where oid = %s", [oid]).fetchone()
-        name = row[0] if row else str(oid)
-    _TYPE_NAME_CACHE[oid] = name
-    return name
-
-
-def _pg_message(exc: psycopg.Error) -> str:
-    """PostgreSQL's own error text (``ERROR: ...`` as Redshift prints it), no client noise."""
-    diag = getattr(exc, "diag", None)
-    primary = diag.message_primary if diag is not None else None
-    if primary:
-        return f"ERROR: {primary}"
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _sub_ids(job: Job) -> list[str]:
+    """The ids of a batch's statements (``<id>:1`` ...); none for a single statement."""
+    return [f"{job.statement_id}:{i}" for i in range(1, len(job.sqls) + 1)] if job.is_batch else []

@@ -14,15 +14,8 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from glue.raw2clean import (
-    HUDI_JAR_ENV,
-    REPORT_PREFIX,
-    CleanJobError,
-    build_arguments,
-    error_summary,
-    main,
-    resolve_arguments,
-)
+from glue.job_arguments import HUDI_JAR_ENV, build_arguments, resolve_arguments
+from glue.raw2clean import REPORT_PREFIX, CleanJobError, error_summary, main
 from local.sample_data import GenerateConfig, generate, write_partition
 
 REPO = Path(__file__).resolve().parents[2]

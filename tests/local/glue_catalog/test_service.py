@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from local.endpoint import AwsEndpoint
 from local.glue_catalog import attach_glue_catalog, catalog_path
-from local.glue_catalog.service import parse_expression
+from local.glue_catalog.requests import parse_expression
 from local.glue_catalog.store import CatalogStore
 
 COLUMNS = [{"Name": "sale_id", "Type": "bigint"}, {"Name": "amount", "Type": "decimal(7,2)"}]

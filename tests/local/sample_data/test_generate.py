@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from glue.contract import CLEAN_TABLES
-from local.sample_data.generate import GenerateConfig, generate, main, raw_partition
+from local.sample_data.feed import GenerateConfig
+from local.sample_data.generate import generate, main, raw_partition
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = GenerateConfig(

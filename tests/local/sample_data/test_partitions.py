@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from glue.manifest import MANIFEST_FILE, check_partition, parse_manifest
-from local.sample_data.generate import GenerateConfig, generate, main, raw_partition
+from local.sample_data.feed import GenerateConfig
+from local.sample_data.generate import generate, main, raw_partition
 from local.sample_data.partitions import (
     MAX_DAYS,
     MAX_DAYS_ENV,
