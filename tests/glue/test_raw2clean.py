@@ -360,7 +360,7 @@ def test_a_half_written_partition_fails_and_commits_nothing(
     data = target / "part-00000.json"
     lines = data.read_bytes().splitlines(keepends=True)
     data.write_bytes(b"".join(lines[: len(lines) * 2 // 3]))
-    argv = job_argv(sample_dir, tmp_path, "store_sale", day, "--raw_path", str(copy))
+    argv = job_argv(sample_dir, tmp_path, "store_sale", day, *DELTA, "--raw_path", str(copy))
     assert main(argv) == 1
     report = json.loads((tmp_path / "reports" / f"store_sale-{day}.json").read_text())
     assert report["error"].startswith(f"raw partition {target} is incomplete: part-00000.json has")
