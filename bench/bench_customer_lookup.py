@@ -12,8 +12,8 @@ late and stale re-sends, duplicates); new customers are off by default so the ke
 stays fixed and only the history differs between the nights measured.
 
 With ``--format hudi`` the clean table is the one the Glue job writes: Apache Hudi 0.15
-(the job's HudiSink and options: record key, event-time ordering, global index, cleaner
-keeping 10 commits) from Maven Central, read back with hudi-rs as the Spectrum stand-in
+(the job's HudiSink and options: record key, event-time ordering, key-only index, cleaner
+keeping 10 commits, unpartitioned) from Maven Central, read back with hudi-rs as the Spectrum stand-in
 reads it; the append-only history stays the contrast. Bytes on disk of each table are
 printed at every checkpoint (10 vs 30 nights shows the cleaner bounding the Hudi table).
 

@@ -8,12 +8,18 @@ Why each choice (see DESIGN.md section 8):
   (OverwriteWithLatestAvroPayload) would let it; ``DefaultHoodieRecordPayload`` compares
   the ordering field against the stored record. Hudi 1.x expresses the same thing as the
   ``EVENT_TIME_ORDERING`` merge mode.
-* Index: customers and addresses are partitioned by the date of their last change, so an
-  update moves a key to a new partition; only a global index with partition-path update
-  keeps one live row per key. GLOBAL_SIMPLE on 0.15 (a join on keys, fine for these
-  dimension-sized tables; GLOBAL_BLOOM degrades on random keys), the record-level index on
-  1.x. A sale's key never changes its sale date, so sales use the partition-scoped BLOOM
-  index, which prunes by key ranges of the (increasing) ticket ids.
+* Layout and index: customers and addresses are not partitioned (``customer_date`` /
+  ``address_date`` stay ordinary columns). Their rows move to the date of their last change
+  every night, so date partitions would add a file group per night and make every
+  "latest version" lookup open all of them, and the cleaner, which bounds versions per file
+  group, could not bound the bytes (measured in bench/bench_customer_lookup.py: 2.7x
+  slower lookups and 4.3x the bytes after 30 nights vs 10). Unpartitioned, new keys fill
+  the existing small files, so the file-group count follows the table size, not the
+  number of nights. With one partition a partition-scoped index is global: SIMPLE on 0.15
+  (a join on keys, fine for dimension-sized tables; BLOOM prunes poorly on random keys),
+  the record-level index on 1.x. A sale's key never changes its sale date, so sales stay
+  partitioned by it (Spectrum prunes on it) with the partition-scoped BLOOM index, which
+  prunes by key ranges of the (increasing) ticket ids.
 * Cleaner KEEP_LATEST_COMMITS with N commits retained bounds storage; archival keeps the
   active timeline between 2N and 3N commits, above the retained count as Hudi requires.
 * Catalog sync with Hudi's Glue Data Catalog sync tool (``AwsGlueCatalogSyncTool``, from
@@ -37,8 +43,9 @@ LOAD_TYPES: tuple[LoadType, ...] = ("initial", "incremental")
 DEFAULT_RETAIN_COMMITS = 10
 DEFAULT_CATALOG_DATABASE = "clean_mystore"
 
-# Tables whose rows keep their partition for life can use a partition-scoped index.
-PARTITION_STABLE_TABLES = frozenset({"store_sale"})
+# Tables whose rows keep their partition date for life; only these are stored partitioned.
+PARTITIONED_TABLES = frozenset({"store_sale"})
+NONPARTITIONED_KEY_GENERATOR = "org.apache.hudi.keygen.NonpartitionedKeyGenerator"
 
 
 def hudi_version_of(text: str) -> HudiVersion:
@@ -58,9 +65,33 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
         raise ValueError(f"unknown {what} {value!r}; expected one of: {', '.join(allowed)}")
 
 
+def is_partitioned(contract: TableContract) -> bool:
+    """Whether the table's files are partitioned by its partition date column.
+
+    Only tables whose rows keep their date for life are: a row that moves to a new date
+    every night would spread the table over one file group per night.
+    """
+    return contract.name in PARTITIONED_TABLES
+
+
 def is_global_index(contract: TableContract) -> bool:
-    """Whether a key may move between partitions (and so needs a global index)."""
-    return contract.name not in PARTITION_STABLE_TABLES
+    """Whether an upsert matches on the key alone (true for every unpartitioned table)."""
+    return not is_partitioned(contract)
+
+
+def partition_path_field(contract: TableContract) -> str:
+    """Hudi's partition path field: the date column, or empty for an unpartitioned table."""
+    return contract.partition if is_partitioned(contract) else ""
+
+
+def key_generator(contract: TableContract) -> str:
+    """Key generator class: non-partitioned, or simple/complex by the number of key fields."""
+    if not is_partitioned(contract):
+        # Handles one or several record key fields; every row goes to partition "".
+        return NONPARTITIONED_KEY_GENERATOR
+    if len(contract.key) > 1:
+        return "org.apache.hudi.keygen.ComplexKeyGenerator"
+    return "org.apache.hudi.keygen.SimpleKeyGenerator"
 
 
 def hudi_write_options(
@@ -82,7 +113,6 @@ def hudi_write_options(
     _check(load, LOAD_TYPES, "load type")
     if retain_commits < 1:
         raise ValueError(f"retain_commits must be at least 1, got {retain_commits}")
-    composite = len(contract.key) > 1
     options: dict[str, str] = {
         "hoodie.table.name": contract.name,
         "hoodie.datasource.write.table.name": contract.name,
@@ -90,12 +120,8 @@ def hudi_write_options(
         "hoodie.datasource.write.operation": "bulk_insert" if load == "initial" else "upsert",
         "hoodie.datasource.write.recordkey.field": ",".join(contract.key),
         "hoodie.datasource.write.precombine.field": contract.ordering,
-        "hoodie.datasource.write.partitionpath.field": contract.partition,
-        "hoodie.datasource.write.keygenerator.class": (
-            "org.apache.hudi.keygen.ComplexKeyGenerator"
-            if composite
-            else "org.apache.hudi.keygen.SimpleKeyGenerator"
-        ),
+        "hoodie.datasource.write.partitionpath.field": partition_path_field(contract),
+        "hoodie.datasource.write.keygenerator.class": key_generator(contract),
         "hoodie.datasource.write.hive_style_partitioning": "true",
         "hoodie.datasource.write.drop.partition.columns": "false",
         # In-batch duplicates are already removed by the job; this keeps Hudi honest anyway.
@@ -115,27 +141,21 @@ def hudi_write_options(
             "hoodie.payload.ordering.field": contract.ordering,
             "hoodie.payload.event.time.field": contract.ordering,
         }
-        if is_global_index(contract):
-            options |= {
-                "hoodie.index.type": "GLOBAL_SIMPLE",
-                "hoodie.simple.index.update.partition.path": "true",
-            }
-        else:
-            options |= {"hoodie.index.type": "BLOOM"}
+        # One partition: the partition-scoped SIMPLE index already sees every key.
+        options |= {"hoodie.index.type": "BLOOM" if is_partitioned(contract) else "SIMPLE"}
     else:
         options |= {
             "hoodie.write.record.merge.mode": "EVENT_TIME_ORDERING",
             "hoodie.record.merge.mode": "EVENT_TIME_ORDERING",
         }
-        if is_global_index(contract):
+        if is_partitioned(contract):
+            options |= {"hoodie.index.type": "BLOOM"}
+        else:
             options |= {
                 "hoodie.metadata.enable": "true",
                 "hoodie.metadata.record.index.enable": "true",
                 "hoodie.index.type": "RECORD_INDEX",
-                "hoodie.record.index.update.partition.path": "true",
             }
-        else:
-            options |= {"hoodie.index.type": "BLOOM"}
     if catalog_database is not None:
         options |= hive_sync_options(contract, catalog_database)
         if catalog_endpoint:
@@ -154,7 +174,10 @@ def hive_sync_options(contract: TableContract, database: str) -> dict[str, str]:
 
     The tool takes the ``hive_sync.*`` settings (database, table, partition fields) and
     calls Glue's API itself (databases, tables, partitions), so it needs no Hive metastore
-    client; the same options work against any endpoint that speaks that API.
+    client; the same options work against any endpoint that speaks that API. An
+    unpartitioned table syncs with no partition fields and ``NonPartitionedExtractor``
+    (``MultiPartKeysValueExtractor`` rejects an empty partition path), so its catalog
+    entry has no partition keys and its date column is a data column.
     """
     if not database or not database.replace("_", "").isalnum():
         raise ValueError(
@@ -165,9 +188,11 @@ def hive_sync_options(contract: TableContract, database: str) -> dict[str, str]:
         "hoodie.meta.sync.client.tool.class": GLUE_SYNC_TOOL,
         "hoodie.datasource.hive_sync.database": database,
         "hoodie.datasource.hive_sync.table": contract.name,
-        "hoodie.datasource.hive_sync.partition_fields": contract.partition,
+        "hoodie.datasource.hive_sync.partition_fields": partition_path_field(contract),
         "hoodie.datasource.hive_sync.partition_extractor_class": (
             "org.apache.hudi.hive.MultiPartKeysValueExtractor"
+            if is_partitioned(contract)
+            else "org.apache.hudi.hive.NonPartitionedExtractor"
         ),
         "hoodie.datasource.hive_sync.support_timestamp": "true",
         "hoodie.datasource.hive_sync.sync_as_datasource": "false",

@@ -52,7 +52,7 @@ def test_options_match_the_golden_file(table: str, version: str, load: str) -> N
     assert options == GOLDEN[f"{table}/{version}/{load}"]
 
 
-def test_customer_on_015_upserts_with_event_time_and_a_global_index() -> None:
+def test_customer_on_015_is_unpartitioned_and_upserts_by_event_time_on_the_key() -> None:
     options = hudi_write_options(STORE_CUSTOMER, version="0.15", load="incremental")
     expected = COMMON | EVENT_TIME_015
     expected |= {
@@ -61,27 +61,34 @@ def test_customer_on_015_upserts_with_event_time_and_a_global_index() -> None:
         "hoodie.datasource.write.recordkey.field": "customer_id",
         "hoodie.datasource.write.precombine.field": "customer_datetime",
         "hoodie.payload.ordering.field": "customer_datetime",
-        "hoodie.datasource.write.partitionpath.field": "customer_date",
-        "hoodie.datasource.write.keygenerator.class": "org.apache.hudi.keygen.SimpleKeyGenerator",
-        "hoodie.index.type": "GLOBAL_SIMPLE",
-        "hoodie.simple.index.update.partition.path": "true",
+        "hoodie.datasource.write.partitionpath.field": "",
+        "hoodie.datasource.write.keygenerator.class": (
+            "org.apache.hudi.keygen.NonpartitionedKeyGenerator"
+        ),
+        "hoodie.index.type": "SIMPLE",
         "hoodie.datasource.hive_sync.table": "store_customer",
-        "hoodie.datasource.hive_sync.partition_fields": "customer_date",
+        "hoodie.datasource.hive_sync.partition_fields": "",
+        "hoodie.datasource.hive_sync.partition_extractor_class": (
+            "org.apache.hudi.hive.NonPartitionedExtractor"
+        ),
     }
     assert {k: options[k] for k in expected} == expected
+    assert not [k for k in options if "update.partition.path" in k]
 
 
-def test_address_on_10_uses_event_time_merge_mode_and_the_record_index() -> None:
+def test_address_on_10_is_unpartitioned_with_event_time_merge_mode_and_the_record_index() -> None:
     options = hudi_write_options(STORE_CUSTOMER_ADDRESS, version="1.0", load="incremental")
     expected = COMMON | EVENT_TIME_10
     expected |= {
         "hoodie.datasource.write.operation": "upsert",
         "hoodie.datasource.write.recordkey.field": "address_id",
         "hoodie.datasource.write.precombine.field": "address_datetime",
-        "hoodie.datasource.write.partitionpath.field": "address_date",
+        "hoodie.datasource.write.partitionpath.field": "",
+        "hoodie.datasource.write.keygenerator.class": (
+            "org.apache.hudi.keygen.NonpartitionedKeyGenerator"
+        ),
         "hoodie.index.type": "RECORD_INDEX",
         "hoodie.metadata.record.index.enable": "true",
-        "hoodie.record.index.update.partition.path": "true",
     }
     assert {k: options[k] for k in expected} == expected
     assert "hoodie.datasource.write.payload.class" not in options

@@ -1,6 +1,7 @@
 """Hudi's own Glue catalog sync (AwsGlueCatalogSyncTool, Hudi 0.15.0) into the local
-catalog, run by the real clean job through the local endpoint, twice; then the Spectrum
-stand-in follows the catalog."""
+catalog, run by the real clean job through the local endpoint, twice for the partitioned
+sales and once for the unpartitioned customers; then the Spectrum stand-in follows the
+catalog."""
 
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ def scratch_dsn(local_stack: Any) -> Iterator[str]:
             conn.execute("DROP DATABASE IF EXISTS hudi_sync_e2e WITH (FORCE)")
 
 
-def run_night(glue: Any, day: str) -> dict[str, Any]:
+def run_night(glue: Any, day: str, table: str = TABLE) -> dict[str, Any]:
     run_id = glue.start_job_run(
-        JobName="raw2clean", Arguments={"--table": TABLE, "--logical_date": day}
+        JobName="raw2clean", Arguments={"--table": table, "--logical_date": day}
     )["JobRunId"]
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
@@ -113,6 +114,21 @@ def test_two_nights_register_then_update_tables_and_partitions(
         assert count == (hudi_rows,)
         expected = [c for c in columns if not c.startswith("_hoodie_")]
         assert ext_columns == [*expected, "sale_date"] or ext_columns == expected
+
+        # Customers are unpartitioned: no partition keys, customer_date a data column.
+        run_night(glue, days[0], "store_customer")
+        customer = glue.get_table(DatabaseName="clean_mystore", Name="store_customer")["Table"]
+        assert customer["PartitionKeys"] == []
+        customer_columns = [c["Name"] for c in customer["StorageDescriptor"]["Columns"]]
+        assert {"customer_id", "customer_date"} <= set(customer_columns)
+        listed = glue.get_partitions(DatabaseName="clean_mystore", TableName="store_customer")
+        assert listed["Partitions"] == []
+        with psycopg.connect(scratch_dsn) as conn:
+            dated = conn.execute(
+                "SELECT count(*), count(customer_date) FROM ext_clean_mystore.store_customer"
+            ).fetchone()
+        customers = truth["days"][0]["tables"]["store_customer"]["clean_rows"]
+        assert dated == (customers, customers)
     finally:
         service.close()
         endpoint.stop()
