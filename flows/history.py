@@ -73,9 +73,7 @@ def history(
         settings.history_source,
     )
     runtime = Runtime.from_settings(settings)
-    summary = run_pipeline(
-        pipeline, runtime, start_date, force=force_rerun, wait_mode=wait_mode
-    )
+    summary = run_pipeline(pipeline, runtime, start_date, force=force_rerun, wait_mode=wait_mode)
     return summary.as_dict()
 
 
