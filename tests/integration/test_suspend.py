@@ -195,10 +195,11 @@ def test_suspends_holds_no_process_and_resumes_once(
     served: Served, resumer: Callable[[], PassReport]
 ) -> None:
     from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     client = data_api_client(served.endpoint)
     idle = runner_children(served)
-    run_id, pipeline, tag = start(served, seconds=12)
+    run_id, pipeline, tag = start(served, seconds=40)
     run = wait_for(served, run_id, suspended)
     assert WAITING_TAG in run.tags
     (statement,) = statements(client, pipeline)
@@ -211,7 +212,8 @@ def test_suspends_holds_no_process_and_resumes_once(
     assert held == [], f"still held by {held}:\n{served.log.read_text()[-3000:]}"
 
     assert str(run_id) not in resumer().resumed  # the statement still runs
-    resume_flow_run(run_id)  # too early: the run looks, then suspends again
+    with temporary_settings(updates={PREFECT_API_URL: served.api.api_url}):
+        resume_flow_run(run_id)  # too early: the run looks, then suspends again
     run = wait_for(
         served, run_id, lambda r: suspended(r) and len(r.empirical_policy.pause_keys) >= 2
     )
