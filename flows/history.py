@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
@@ -47,7 +47,12 @@ def _pipeline(settings: Settings, start: date, end: date) -> Pipeline:
     on_cancellation=[stop_hook(_history_of)],
     on_crashed=[stop_hook(_history_of)],
 )
-def history(start_date: date, end_date: date, force_rerun: bool = False) -> dict[str, Any]:
+def history(
+    start_date: date,
+    end_date: date,
+    force_rerun: bool = False,
+    wait_mode: Literal["poll", "suspend"] | None = None,
+) -> dict[str, Any]:
     """Backfill the sales of ``start_date``..``end_date`` (inclusive).
 
     Args:
@@ -55,6 +60,8 @@ def history(start_date: date, end_date: date, force_rerun: bool = False) -> dict
         end_date: last sale date to (re)load; not before start_date.
         force_rerun: submit every step afresh instead of reattaching to an earlier
             backfill of the same range.
+        wait_mode: poll (wait in the flow process) or suspend (a deployed run holds no
+            process while the warehouse works); default MYSTORE_WAIT_MODE, else poll.
     """
     settings = Settings()
     pipeline = _pipeline(settings, start_date, end_date)
@@ -66,7 +73,7 @@ def history(start_date: date, end_date: date, force_rerun: bool = False) -> dict
         settings.history_source,
     )
     runtime = Runtime.from_settings(settings)
-    summary = run_pipeline(pipeline, runtime, start_date, force=force_rerun)
+    summary = run_pipeline(pipeline, runtime, start_date, force=force_rerun, wait_mode=wait_mode)
     return summary.as_dict()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
@@ -34,7 +34,11 @@ def _nightly_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
     on_cancellation=[stop_hook(_nightly_of)],
     on_crashed=[stop_hook(_nightly_of)],
 )
-def nightly(logical_date: date | None = None, force_rerun: bool = False) -> dict[str, Any]:
+def nightly(
+    logical_date: date | None = None,
+    force_rerun: bool = False,
+    wait_mode: Literal["poll", "suspend"] | None = None,
+) -> dict[str, Any]:
     """Run one night of the MyStore ELT.
 
     Args:
@@ -42,6 +46,9 @@ def nightly(logical_date: date | None = None, force_rerun: bool = False) -> dict
             scheduled start, so a late or retried run keeps its night.
         force_rerun: submit every step afresh even when an earlier run of the same night
             finished; without it, finished steps are reattached, never run twice.
+        wait_mode: poll (wait in the flow process) or suspend (a deployed run holds no
+            process while Glue and the warehouse work; ``flows.resume_waiting`` resumes
+            it); default MYSTORE_WAIT_MODE, else poll. CLI runs always poll.
     """
     night = logical_date or default_logical_date()
     refuse_future_night(night)  # before any work: a night is loaded after its day ends
@@ -51,7 +58,11 @@ def nightly(logical_date: date | None = None, force_rerun: bool = False) -> dict
     )
     runtime = Runtime.from_settings(settings)
     summary = run_pipeline(
-        nightly_pipeline(settings.glue_job_name), runtime, night, force=force_rerun
+        nightly_pipeline(settings.glue_job_name),
+        runtime,
+        night,
+        force=force_rerun,
+        wait_mode=wait_mode,
     )
     return summary.as_dict()
 

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, RUN_ID
+from prefect.exceptions import Pause
 from prefect.futures import PrefectFuture, wait
 
 from flows.hooks import stop_night
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
 from flows.runtime import Runtime
 from flows.summary import NightSummary, StepOutcome, WarehouseChanges, to_markdown
-from tasks.glue import GlueRunResult, glue_job_run
+from flows.waiting import Suspender, WaitMode, Work
+from tasks.glue import GlueRunResult, glue_job_run, start_glue_job_run
 from tasks.jobs import retry_condition
 from tasks.redshift_data import RunKey, StatementResult, call_procedure, execute_statement
+from tasks.redshift_data.identifiers import call_procedure_sql
+from tasks.redshift_data.prefect_tasks import start_statement
 
 PROGRESS_EVERY_SECONDS = 30.0
 MAX_CHECK_ROWS_SHOWN = 5
@@ -81,7 +85,14 @@ class CheckFailedError(RuntimeError):
 
 
 @task(name="data-quality-check", cache_policy=NO_CACHE)
-def run_check(step: CheckStep, pipeline: str, runtime: Runtime, night: date, force: bool) -> int:
+def run_check(
+    step: CheckStep,
+    pipeline: str,
+    runtime: Runtime,
+    night: date,
+    force: bool,
+    reattach_to: Collection[str] = (),
+) -> int:
     """Run a check query; its offending rows (if any) fail the step and are quoted.
 
     The statement runs inside this task (``execute_statement.fn``), so the step's retries
@@ -94,6 +105,7 @@ def run_check(step: CheckStep, pipeline: str, runtime: Runtime, night: date, for
         fetch=True,
         force=force,
         policy=runtime.wait_policy(step.wait.timeout_seconds),
+        reattach_to=reattach_to,
     )
     rows = result.rows
     if rows:
@@ -119,26 +131,38 @@ def task_options(step: Step) -> dict[str, Any]:
     }
 
 
+def _glue_options(
+    step: GlueStep, pipeline: Pipeline, runtime: Runtime, night: date, force: bool
+) -> dict[str, Any]:
+    settings = runtime.settings
+    arguments = runtime.glue_arguments(render_arguments(step.arguments, night))
+    report = report_path(settings.glue_report_path, step.name, night)
+    if report:
+        arguments["--report_path"] = report
+    return {
+        "job_name": step.job_name,
+        "arguments": arguments,
+        "run_key": RunKey(pipeline.name, night, step.name),
+        "worker_type": settings.glue_worker_type,
+        "number_of_workers": settings.glue_number_of_workers,
+        "timeout_minutes": min(settings.glue_timeout_minutes, int(step.wait.timeout_seconds // 60)),
+        "force": force,
+        "client": runtime.glue,
+    }
+
+
 def submit_step(
-    step: Step, pipeline: Pipeline, runtime: Runtime, night: date, force: bool
+    step: Step,
+    pipeline: Pipeline,
+    runtime: Runtime,
+    night: date,
+    force: bool,
+    reattach_to: Collection[str] = (),
 ) -> PrefectFuture[Any]:
+    """Run the step to its end in the task runner (waiting for it in this process)."""
     if isinstance(step, GlueStep):
-        settings = runtime.settings
-        arguments = runtime.glue_arguments(render_arguments(step.arguments, night))
-        report = report_path(settings.glue_report_path, step.name, night)
-        if report:
-            arguments["--report_path"] = report
         return glue_job_run.with_options(**task_options(step)).submit(
-            step.job_name,
-            arguments,
-            run_key=RunKey(pipeline.name, night, step.name),
-            worker_type=settings.glue_worker_type,
-            number_of_workers=settings.glue_number_of_workers,
-            timeout_minutes=min(
-                settings.glue_timeout_minutes, int(step.wait.timeout_seconds // 60)
-            ),
-            force=force,
-            client=runtime.glue,
+            **_glue_options(step, pipeline, runtime, night, force), reattach_to=reattach_to
         )
     if isinstance(step, ProcedureStep):
         return call_procedure.with_options(**task_options(step)).submit(
@@ -148,10 +172,70 @@ def submit_step(
             run_key=RunKey(pipeline.name, night, step.name),
             force=force,
             policy=runtime.wait_policy(step.wait.timeout_seconds),
+            reattach_to=reattach_to,
         )
     return run_check.with_options(**task_options(step)).submit(
-        step, pipeline.name, runtime, night, force
+        step, pipeline.name, runtime, night, force, reattach_to
     )
+
+
+def start_step(
+    step: Step,
+    pipeline: Pipeline,
+    runtime: Runtime,
+    night: date,
+    force: bool,
+    reattach_to: Collection[str],
+) -> PrefectFuture[str]:
+    """Start (or reattach to) the step's work without waiting: suspend mode's first half."""
+    options = {**task_options(step), "task_run_name": f"start-{step.name}"}
+    if isinstance(step, GlueStep):
+        return start_glue_job_run.with_options(**options).submit(
+            **_glue_options(step, pipeline, runtime, night, force), reattach_to=reattach_to
+        )
+    parameters: Mapping[str, object] | None = None
+    if isinstance(step, ProcedureStep):
+        sql, parameters = call_procedure_sql(step.schema, step.procedure, step.args)
+    else:
+        sql = step.sql
+    return start_statement.with_options(**options).submit(
+        sql,
+        target=runtime.target,
+        run_key=RunKey(pipeline.name, night, step.name),
+        parameters=parameters,
+        force=force,
+        reattach_to=reattach_to,
+    )
+
+
+def settle_layer(
+    layer: tuple[Step, ...],
+    pipeline: Pipeline,
+    runtime: Runtime,
+    night: date,
+    force: bool,
+    suspender: Suspender,
+) -> None:
+    """Start everything the layer can start, then suspend until all of it has ended.
+
+    A step whose start failed is left to the reading pass, which tries it as poll mode does
+    and reports its error.
+    """
+    logger = get_run_logger()
+    starts = {s.name: start_step(s, pipeline, runtime, night, force, suspender.own) for s in layer}
+    work: list[Work] = []
+    for step in layer:
+        run_id = starts[step.name].result(raise_on_failure=False)
+        if isinstance(run_id, BaseException) or not isinstance(run_id, str):
+            logger.warning(
+                "%s could not be started (%s); reading it as poll mode", step.name, run_id
+            )
+            continue
+        if isinstance(step, GlueStep):
+            work.append(Work("glue", run_id, step.job_name))
+        else:
+            work.append(Work("statement", run_id))
+    suspender.settle(work)
 
 
 def report_path(root: str | None, step: str, night: date) -> str | None:
@@ -209,8 +293,18 @@ def _query(runtime: Runtime, sql: str, **parameters: object) -> tuple[dict[str, 
     return result.rows
 
 
+@task(
+    name="read-warehouse-mark",
+    cache_policy=RUN_ID,
+    persist_result=True,
+    result_serializer="json",
+)
 def read_mark(runtime: Runtime) -> tuple[str, int] | None:
-    """The change mark and sales count before the load; None when unreadable."""
+    """The change mark and sales count before the load; None when unreadable.
+
+    Cached per flow run: a suspended run that resumes executes again from the top, after
+    the load, and must compare with the mark read before it.
+    """
     try:
         row = _query(runtime, MARK_SQL)[0]
     except Exception as exc:  # counts are informative; they must not fail the night
@@ -227,7 +321,7 @@ def read_changes(runtime: Runtime, mark: tuple[str, int] | None) -> WarehouseCha
     except Exception as exc:
         get_run_logger().warning("Could not read warehouse changes: %s", exc)
         return None
-    return WarehouseChanges.from_row(row, sales_before=mark[1])
+    return WarehouseChanges.from_row(row, sales_before=int(mark[1]))
 
 
 def _wait_with_progress(futures: Mapping[str, PrefectFuture[Any]]) -> None:
@@ -244,7 +338,12 @@ def _wait_with_progress(futures: Mapping[str, PrefectFuture[Any]]) -> None:
 
 
 def _run_layers(
-    pipeline: Pipeline, runtime: Runtime, night: date, force: bool, summary: NightSummary
+    pipeline: Pipeline,
+    runtime: Runtime,
+    night: date,
+    force: bool,
+    summary: NightSummary,
+    suspender: Suspender | None,
 ) -> tuple[str, BaseException] | None:
     """Run layer after layer; after the first failure the rest are recorded as skipped."""
     logger = get_run_logger()
@@ -258,7 +357,11 @@ def _run_layers(
             continue
         logger.info("Starting %s", ", ".join(s.name for s in layer))
         started = {s.name: time.monotonic() for s in layer}
-        futures = {s.name: submit_step(s, pipeline, runtime, night, force) for s in layer}
+        own: Collection[str] = ()
+        if suspender is not None:
+            settle_layer(layer, pipeline, runtime, night, force, suspender)
+            own = frozenset(suspender.own)
+        futures = {s.name: submit_step(s, pipeline, runtime, night, force, own) for s in layer}
         _wait_with_progress(futures)
         for step in layer:
             outcome, error = outcome_of(step, futures[step.name], runtime, night)
@@ -270,7 +373,16 @@ def _run_layers(
     return failure
 
 
-def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bool) -> NightSummary:
+def run_pipeline(
+    pipeline: Pipeline,
+    runtime: Runtime,
+    night: date,
+    *,
+    force: bool,
+    wait_mode: WaitMode | None = None,
+) -> NightSummary:
+    """Run the pipeline's layers; ``wait_mode`` (default: the setting) picks how to wait:
+    in this process (poll) or suspended, holding nothing (``flows.waiting``)."""
     summary = NightSummary(
         pipeline=pipeline.name,
         logical_date=night,
@@ -278,9 +390,14 @@ def run_pipeline(pipeline: Pipeline, runtime: Runtime, night: date, *, force: bo
         api_calls=runtime.api_calls,
     )
     started = time.monotonic()
+    suspender = Suspender.begin(wait_mode or runtime.settings.wait_mode, runtime)
     mark = read_mark(runtime)
+    if mark is not None:
+        mark = (str(mark[0]), int(mark[1]))
     try:
-        failure = _run_layers(pipeline, runtime, night, force, summary)
+        failure = _run_layers(pipeline, runtime, night, force, summary, suspender)
+    except Pause:
+        raise  # suspended: the work goes on and the resumed run reads it
     except BaseException as exc:
         # A stop (SIGTERM, cancellation, Ctrl-C, flow timeout) reaches only this thread;
         # the worker threads would keep waiting, so stop what they wait on, by name.

@@ -43,6 +43,22 @@ class Settings(WarehouseSettings):
         6 * 3600, gt=0, le=24 * 3600, description="cap on any one statement; then it is cancelled"
     )
 
+    wait_mode: Literal["poll", "suspend"] = Field(
+        "poll",
+        description=(
+            "poll: the flow process waits for statements and Glue runs; suspend: a deployed "
+            "run suspends while they run and the resume-waiting flow resumes it"
+        ),
+    )
+    shared_result_storage: bool = Field(
+        False,
+        description=(
+            "declare PREFECT_LOCAL_STORAGE_PATH shared by every host of the work pool (an "
+            "EFS/NFS mount); a storage block in PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK counts "
+            "as shared without it"
+        ),
+    )
+
     # History load
     history_source: Literal["clean_table", "s3_parquet"] = Field(
         "clean_table",

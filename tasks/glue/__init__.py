@@ -13,9 +13,10 @@ from tasks.glue.runner import (
     GluePollError,
     GlueRunResult,
     run_glue_job,
+    start_glue_run,
     stop_runs_named,
 )
-from tasks.glue.task import glue_job_run
+from tasks.glue.task import glue_job_run, start_glue_job_run
 
 __all__ = [
     "RUN_KEY_ARGUMENT",
@@ -25,5 +26,7 @@ __all__ = [
     "GlueRunResult",
     "glue_job_run",
     "run_glue_job",
+    "start_glue_job_run",
+    "start_glue_run",
     "stop_runs_named",
 ]

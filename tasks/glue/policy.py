@@ -87,8 +87,14 @@ def _started(run: Mapping[str, Any]) -> Any:
     return run.get("StartedOn")
 
 
+def run_key_of(run: Mapping[str, Any]) -> str | None:
+    """The run key a Glue run carries in its Arguments, None for runs started elsewhere."""
+    value = (run.get("Arguments") or {}).get(RUN_KEY_ARGUMENT)
+    return str(value) if value is not None else None
+
+
 def _with_key(runs: Iterable[Mapping[str, Any]], run_key: str) -> list[Mapping[str, Any]]:
-    return [r for r in runs if (r.get("Arguments") or {}).get(RUN_KEY_ARGUMENT) == run_key]
+    return [r for r in runs if run_key_of(r) == run_key]
 
 
 def _earliest(runs: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:

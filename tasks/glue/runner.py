@@ -30,6 +30,7 @@ from tasks.glue.policy import (
     build_start_request,
     pick_run_to_attach,
     pick_winner_of_race,
+    run_key_of,
     run_links,
     runs_to_stop,
 )
@@ -286,6 +287,53 @@ def _wait(
         attempt += 1
 
 
+def start_glue_run(
+    client: GlueClient,
+    job_name: str,
+    arguments: Mapping[str, str] | None = None,
+    *,
+    run_key: RunKey,
+    worker_type: str | None = None,
+    number_of_workers: int | None = None,
+    timeout_minutes: int | None = None,
+    force: bool = False,
+    reattach_to: Collection[str] = (),
+    concurrency: WaitPolicy = DEFAULT_CONCURRENCY_WAIT,
+    max_runs_scanned: int = 500,
+    logger: Logger | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
+) -> tuple[str, bool]:
+    """The run id for ``run_key`` and whether it was reattached; does not wait.
+
+    ``reattach_to`` holds ids of runs this flow run already started (a suspended run that
+    resumed): this key's run among them is used whatever its state, so a failed run is
+    reported rather than started again.
+    """
+    logger = logger or log
+    key = run_key.glue_argument
+    request = build_start_request(
+        job_name,
+        arguments,
+        key,
+        worker_type=worker_type,
+        number_of_workers=number_of_workers,
+        timeout_minutes=timeout_minutes,
+    )
+    knobs = _Waiting(DEFAULT_POLL, concurrency, max_runs_scanned, sleep, rand)
+    seen: list[Mapping[str, Any]] = []
+    if not force or reattach_to:
+        seen = list_runs(client, job_name, max_runs=max_runs_scanned)
+    own = [r for r in seen if r.get("Id") in reattach_to and run_key_of(r) == key]
+    if own:
+        return str(own[0]["Id"]), True
+    existing = None if force else pick_run_to_attach(seen, key)
+    if existing is not None:
+        return str(existing["Id"]), True
+    seen_ids = None if force else {str(r.get("Id")) for r in seen}
+    return _start_or_attach(client, request, key, knobs, logger, seen_ids)
+
+
 def run_glue_job(
     client: GlueClient,
     job_name: str,
@@ -296,6 +344,7 @@ def run_glue_job(
     number_of_workers: int | None = None,
     timeout_minutes: int | None = None,
     force: bool = False,
+    reattach_to: Collection[str] = (),
     poll: WaitPolicy = DEFAULT_POLL,
     concurrency: WaitPolicy = DEFAULT_CONCURRENCY_WAIT,
     max_runs_scanned: int = 500,
@@ -308,29 +357,29 @@ def run_glue_job(
     The run carries ``run_key.glue_argument`` in its Arguments (``--orchestrator_run_key``).
     ``force`` starts a new run without looking for one to reuse (a deliberate re-run of a
     night that already succeeded); only if the job is at its concurrency limit does it attach
-    to a run of the key that is still active. Raises ``GlueJobFailedError`` for a failed run, ``GlueConcurrencyError``
-    when no slot frees up in time, ``GluePollError`` when Glue stays unreachable.
+    to a run of the key that is still active. ``reattach_to``: see ``start_glue_run``.
+    Raises ``GlueJobFailedError`` for a failed run, ``GlueConcurrencyError`` when no slot
+    frees up in time, ``GluePollError`` when Glue stays unreachable.
     """
     logger = logger or log
     key = run_key.glue_argument
-    request = build_start_request(
+    knobs = _Waiting(poll, concurrency, max_runs_scanned, sleep, rand)
+    run_id, reattached = start_glue_run(
+        client,
         job_name,
         arguments,
-        key,
+        run_key=run_key,
         worker_type=worker_type,
         number_of_workers=number_of_workers,
         timeout_minutes=timeout_minutes,
+        force=force,
+        reattach_to=reattach_to,
+        concurrency=concurrency,
+        max_runs_scanned=max_runs_scanned,
+        logger=logger,
+        sleep=sleep,
+        rand=rand,
     )
-    knobs = _Waiting(poll, concurrency, max_runs_scanned, sleep, rand)
-    seen: list[Mapping[str, Any]] = []
-    if not force:
-        seen = list_runs(client, job_name, max_runs=max_runs_scanned)
-    existing = pick_run_to_attach(seen, key)
-    if existing is not None:
-        run_id, reattached = str(existing["Id"]), True
-    else:
-        seen_ids = None if force else {str(r.get("Id")) for r in seen}
-        run_id, reattached = _start_or_attach(client, request, key, knobs, logger, seen_ids)
     links = RunLinks(console=None, logs=None)
 
     def announce(first: Mapping[str, Any]) -> None:

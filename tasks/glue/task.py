@@ -8,14 +8,14 @@ start a second run after a code edit). Retries are the Data API tasks' own
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import aws_client
-from tasks.glue.runner import GlueRunResult, run_glue_job
+from tasks.glue.runner import GlueRunResult, run_glue_job, start_glue_run
 from tasks.jobs import RunKey, task_retry_options
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ def glue_job_run(
     number_of_workers: int | None = None,
     timeout_minutes: int | None = None,
     force: bool = False,
+    reattach_to: Collection[str] = (),
     client: GlueClient | None = None,
     credentials: AwsCredentials | None = None,
     region: str | None = None,
@@ -58,5 +59,42 @@ def glue_job_run(
         number_of_workers=number_of_workers,
         timeout_minutes=timeout_minutes,
         force=force,
+        reattach_to=reattach_to,
         logger=get_run_logger(),
     )
+
+
+@task(
+    name="glue-job-start",
+    task_run_name="start-glue-{job_name}-{run_key}",
+    cache_policy=NO_CACHE,
+    **task_retry_options(),
+)
+def start_glue_job_run(
+    job_name: str,
+    arguments: Mapping[str, str] | None = None,
+    *,
+    run_key: RunKey,
+    worker_type: str | None = None,
+    number_of_workers: int | None = None,
+    timeout_minutes: int | None = None,
+    force: bool = False,
+    reattach_to: Collection[str] = (),
+    client: GlueClient | None = None,
+) -> str:
+    """Start (or reattach to) the run key's Glue run and return its id without waiting, for
+    flows that suspend while it runs (``start_glue_run``)."""
+    glue = client or aws_client("glue")
+    run_id, _ = start_glue_run(
+        glue,
+        job_name,
+        arguments,
+        run_key=run_key,
+        worker_type=worker_type,
+        number_of_workers=number_of_workers,
+        timeout_minutes=timeout_minutes,
+        force=force,
+        reattach_to=reattach_to,
+        logger=get_run_logger(),
+    )
+    return run_id

@@ -22,7 +22,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +204,7 @@ def execute_statement(
     policy: WaitPolicy | None = None,
     execution_mode: ExecutionMode | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
+    reattach_to: Collection[str] = (),
 ) -> StatementResult:
     """Run SQL on ``target`` through the Data API and wait for it to finish.
 
@@ -220,6 +221,9 @@ def execute_statement(
         policy: how to wait (long polling, backoff, timeout); the defaults suit Redshift.
         execution_mode: for a batch, TRANSACTION (default) or AUTO_COMMIT.
         max_rows: with ``fetch``, fail rather than fetch more rows than this.
+        reattach_to: with a run key, ids of statements this flow run already started
+            (``start_statement``); this step's is reattached whatever its status, never
+            resubmitted.
 
     Raises StatementFailedError (with Redshift's message, statement and query id),
     StatementAbortedError, StatementTimeoutError (after cancelling the statement).
@@ -240,6 +244,7 @@ def execute_statement(
             execution_mode=execution_mode,
             logger=logger,
             submit=_submit_checkpointed(target, logger),
+            reattach_to=reattach_to,
         )
     pipeline = run_key.pipeline if run_key else None
     context = TaskRunContext.get()
@@ -287,6 +292,7 @@ def call_procedure(
     run_key: RunKey | None = None,
     force: bool = False,
     policy: WaitPolicy | None = None,
+    reattach_to: Collection[str] = (),
 ) -> StatementResult:
     """``CALL schema.procedure(args...)`` on ``target``; like ``execute_statement``.
 
@@ -296,5 +302,42 @@ def call_procedure(
     schema, name = split_procedure_name(procedure)
     sql, parameters = call_procedure_sql(schema, name, args)
     return execute_statement.fn(
-        sql, target=target, parameters=parameters, run_key=run_key, force=force, policy=policy
+        sql,
+        target=target,
+        parameters=parameters,
+        run_key=run_key,
+        force=force,
+        policy=policy,
+        reattach_to=reattach_to,
     )
+
+
+@task(name="redshift-data-start-statement", cache_policy=NO_CACHE, **task_retry_options())
+def start_statement(
+    sql: str | Sequence[str],
+    *,
+    target: RedshiftTarget,
+    run_key: RunKey,
+    parameters: Mapping[str, object] | None = None,
+    force: bool = False,
+    reattach_to: Collection[str] = (),
+) -> str:
+    """Submit (or reattach to) the run key's statement and return its id without waiting.
+
+    For flows that suspend while the warehouse works: the submit is checkpointed exactly
+    as in ``execute_statement``, so a resumed run finds the same statement; the flow later
+    reads the outcome with ``execute_statement(..., reattach_to=[<id>])``.
+    """
+    logger = get_run_logger()
+    submission = submit_or_reattach(
+        target.data_api_client(),
+        target,
+        sql,
+        run_key,
+        parameters=parameters,
+        force=force,
+        logger=logger,
+        submit=_submit_checkpointed(target, logger),
+        reattach_to=reattach_to,
+    )
+    return submission.statement_id

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -202,8 +202,20 @@ def find_prior_statements(
     return found
 
 
-def decide(prior: Sequence[PriorStatement], *, force: bool = False) -> Decision:
-    """Reattach to the latest attempt unless it FAILED / ABORTED, or ``force`` asks anew."""
+def decide(
+    prior: Sequence[PriorStatement], *, force: bool = False, reattach_to: Collection[str] = ()
+) -> Decision:
+    """Reattach to the latest attempt unless it FAILED / ABORTED, or ``force`` asks anew.
+
+    ``reattach_to`` holds ids of statements this flow run already started (a suspended run
+    that resumed); this step's one among them is reattached whatever its status, so a FAILED statement is reported, not
+    submitted again, and ``force`` does not start a second attempt on every resume.
+    """
+    for statement in prior:
+        if statement.statement_id in reattach_to:
+            return Decision(
+                "reattach", statement.attempt, statement.statement_id, "started by this run"
+            )
     if not prior:
         return Decision("submit", 1, None, "no earlier attempt")
     latest = max(prior, key=lambda p: (p.attempt, p.created_at))
@@ -232,16 +244,17 @@ def submit_or_reattach(
     execution_mode: ExecutionMode | None = None,
     logger: Logger | None = None,
     submit: Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str] | None = None,
+    reattach_to: Collection[str] = (),
 ) -> Submission:
     """The statement for this step: an earlier live or finished attempt, or a new one.
 
     ``submit`` lets the Prefect layer checkpoint the new id (its cache is keyed on the run
-    key); it defaults to ``submit_statement``.
+    key); it defaults to ``submit_statement``. ``reattach_to``: see ``decide``.
     """
     logger = logger or log
     # Validate everything before the first call to AWS.
     build_submit_request(target, sql, parameters=parameters, execution_mode=execution_mode)
-    decision = decide(find_prior_statements(client, step), force=force)
+    decision = decide(find_prior_statements(client, step), force=force, reattach_to=reattach_to)
     run = step.with_attempt(decision.attempt)
     if decision.action == "reattach":
         assert decision.statement_id is not None

@@ -93,9 +93,13 @@ def ecs_variant(data: dict[str, Any]) -> dict[str, Any]:
 def test_prefect_yaml_parses_with_prefects_own_model() -> None:
     data = load_prefect_yaml()
     model = PrefectYamlModel.model_validate(data)
-    assert [d.name for d in model.deployments] == ["mystore-nightly", "mystore-history"]
+    assert [d.name for d in model.deployments] == [
+        "mystore-nightly",
+        "mystore-history",
+        "resume-waiting",
+    ]
     ecs = PrefectYamlModel.model_validate(ecs_variant(data))
-    assert [d.work_pool.name for d in ecs.deployments if d.work_pool] == ["mystore-ecs"] * 2
+    assert [d.work_pool.name for d in ecs.deployments if d.work_pool] == ["mystore-ecs"] * 3
 
 
 def test_deployments_use_the_process_pool_and_the_ecs_variant_is_complete() -> None:
@@ -105,7 +109,10 @@ def test_deployments_use_the_process_pool_and_the_ecs_variant_is_complete() -> N
         assert deployment["work_pool"] == pools["process"]
         assert deployment["pull"] == data["definitions"]["pull"]["process"]
     assert pools["process"]["name"] == "mystore-process"
-    assert pools["process"]["job_variables"]["env"] == {"MYSTORE_TARGET": "aws"}
+    assert pools["process"]["job_variables"]["env"] == {
+        "MYSTORE_TARGET": "aws",
+        "MYSTORE_WAIT_MODE": "suspend",
+    }
 
     ecs = pools["ecs"]["job_variables"]
     assert ecs["image"].endswith("/mystore-elt:latest")
@@ -123,6 +130,7 @@ def test_every_env_var_is_a_real_setting_and_the_ecs_env_is_a_valid_aws_config(
     """A renamed setting must not leave prefect.yaml silently setting a dead variable."""
     pools = load_prefect_yaml()["definitions"]["work_pools"]
     fields = {f"MYSTORE_{name.upper()}" for name in Settings.model_fields}
+    fields.add("PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK")  # shared checkpoints (flows.waiting)
     for pool in pools.values():
         unknown = set(pool["job_variables"]["env"]) - fields
         assert not unknown, f"{pool['name']}: not MYSTORE_* settings: {sorted(unknown)}"
@@ -131,7 +139,8 @@ def test_every_env_var_is_a_real_setting_and_the_ecs_env_is_a_valid_aws_config(
         if key.startswith("MYSTORE_"):
             monkeypatch.delenv(key)
     for key, value in pools["ecs"]["job_variables"]["env"].items():
-        monkeypatch.setenv(key, value)
+        if key.startswith("MYSTORE_"):
+            monkeypatch.setenv(key, value)
     settings = Settings(**{})  # from the environment; validates the target-"aws" rules
     assert settings.target == "aws"
 
@@ -244,7 +253,7 @@ def test_nightly_deployment(deployed: Deployed) -> None:
     assert d.description and "logical_date" in d.description
     assert d.parameters == {}, "a scheduled run must load the night before its start"
     assert d.enforce_parameter_schema is True
-    assert d.job_variables == {"env": {"MYSTORE_TARGET": "aws"}}
+    assert d.job_variables == {"env": {"MYSTORE_TARGET": "aws", "MYSTORE_WAIT_MODE": "suspend"}}
     # the pull step points at the checkout `prefect deploy` ran in (captured at deploy time)
     assert d.pull_steps == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}

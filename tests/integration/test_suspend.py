@@ -1,0 +1,288 @@
+"""Suspend mode end to end: a real Prefect server, a real runner (``serve``), the local
+Data API endpoint in its own process, a procedure that sleeps (``pg_sleep``).
+
+The run suspends and its flow process exits; the resumer (``flows.resume_waiting``)
+resumes it once the statement ended; the statement ran exactly once even after an early
+resume and with the local result folder wiped; FAILED and ABORTED surface as poll mode's
+errors; cancelling the suspended run lets the sweep cancel its statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psutil
+import pytest
+from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+from flows.resume_waiting import PassReport, one_pass
+from flows.runtime import Runtime, target_from_settings
+from flows.settings import Settings
+from flows.waiting import WAITING_TAG
+from local.stack import LOCAL_REGION
+from tasks.aws import aws_client
+from tasks.jobs import RunKey
+from tests.conftest import (
+    TEST_ACCESS_KEY,
+    TEST_SECRET_KEY,
+    PrefectApi,
+    data_api_client,
+    stop_process_group,
+)
+from tests.tasks.redshift_data.test_data_api_reliability import (
+    TARGET,
+    endpoint_process,  # noqa: F401  (fixture)
+    executions,
+)
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+APP = Path(__file__).with_name("suspend_app.py")
+NIGHT = dt.date(2026, 11, 25)
+DEPLOYMENT = "suspend-test-night/suspend-test"
+FAILING = """create or replace procedure rsd_test.sp_slow_fail(tag text, seconds float)
+language plpgsql as $$ begin
+  insert into rsd_test.calls (tag) values (tag);
+  perform pg_sleep(seconds);
+  raise exception 'boom %', tag;
+end $$"""
+
+
+@dataclass
+class Served:
+    runner: subprocess.Popen[bytes]
+    log: Path
+    deployment_id: UUID
+    endpoint: str
+    api: PrefectApi
+
+
+@pytest.fixture(scope="module")
+def served(
+    endpoint_process: str,  # noqa: F811
+    prefect_api: PrefectApi,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from tasks.redshift_data.submit import execute_and_wait
+
+    execute_and_wait(data_api_client(endpoint_process), TARGET, FAILING)
+    log = tmp_path_factory.mktemp("suspend") / "runner.log"
+    env = prefect_api.env(
+        AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint_process,
+        AWS_ENDPOINT_URL_GLUE=endpoint_process,
+        AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
+        AWS_DEFAULT_REGION=LOCAL_REGION,
+        MYSTORE_CLUSTER_IDENTIFIER="local-test",
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+    )
+    with log.open("ab") as out:
+        runner = subprocess.Popen(
+            [sys.executable, str(APP)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with SyncPrefectClient(api=prefect_api.api_url) as api:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    deployment = api.read_deployment_by_name(DEPLOYMENT)
+                    break
+                except Exception:
+                    if runner.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"runner did not serve the flow:\n{log.read_text()}")
+                    time.sleep(0.5)
+        yield Served(runner, log, deployment.id, endpoint_process, prefect_api)
+    finally:
+        stop_process_group(runner)
+
+
+@pytest.fixture
+def resumer(served: Served, monkeypatch: pytest.MonkeyPatch) -> Callable[[], PassReport]:
+    """One pass of the resumer in this process, as the runner's identity."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    for key, value in {
+        "AWS_ENDPOINT_URL_REDSHIFT_DATA": served.endpoint,
+        "AWS_ENDPOINT_URL_GLUE": served.endpoint,
+        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(target="local", cluster_identifier="local-test")
+    runtime = Runtime.with_clients(
+        settings, target_from_settings(settings), aws_client("glue", region=LOCAL_REGION)
+    )
+
+    def run() -> PassReport:
+        with temporary_settings(updates={PREFECT_API_URL: served.api.api_url}):
+            return one_pass(runtime, logging.getLogger("test-resumer"))
+
+    return run
+
+
+def start(served: Served, **parameters: Any) -> tuple[UUID, str, str]:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    pipeline, tag = f"s{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with SyncPrefectClient(api=served.api.api_url) as api:
+        run = api.create_flow_run_from_deployment(
+            served.deployment_id,
+            parameters={"pipeline": pipeline, "logical_date": NIGHT.isoformat(), "tag": tag}
+            | parameters,
+        )
+    return run.id, pipeline, tag
+
+
+def wait_for(
+    served: Served, run_id: UUID, done: Callable[[Any], bool], timeout: float = 120
+) -> Any:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    deadline = time.monotonic() + timeout
+    with SyncPrefectClient(api=served.api.api_url) as api:
+        while True:
+            run = api.read_flow_run(run_id)
+            if run.state is not None and done(run):
+                return run
+            if time.monotonic() > deadline:
+                pytest.fail(f"flow run is {run.state}:\n{served.log.read_text()[-5000:]}")
+            time.sleep(0.3)
+
+
+def suspended(run: Any) -> bool:
+    return bool(run.state.is_paused() and run.state.name == "Suspended")
+
+
+def statements(client: RedshiftDataAPIServiceClient, pipeline: str) -> list[dict[str, Any]]:
+    prefix = RunKey(pipeline, NIGHT, "slow").step_prefix
+    return list(client.list_statements(StatementName=prefix, Status="ALL")["Statements"])
+
+
+def runner_children(served: Served) -> set[int]:
+    """The runner's child processes (a flow run's process while one executes), less
+    Python's multiprocessing resource tracker, which the runner starts on first use."""
+    alive = set()
+    for process in psutil.Process(served.runner.pid).children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(process.cmdline()):
+                alive.add(process.pid)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            pass  # exited (a zombie holds nothing)
+    return alive
+
+
+def test_suspends_holds_no_process_and_resumes_once(
+    served: Served, resumer: Callable[[], PassReport]
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    client = data_api_client(served.endpoint)
+    idle = runner_children(served)
+    run_id, pipeline, tag = start(served, seconds=40)
+    run = wait_for(served, run_id, suspended)
+    assert WAITING_TAG in run.tags
+    (statement,) = statements(client, pipeline)
+    assert f"redshift-stmt:{statement['Id']}" in run.tags
+    assert run.state.message.startswith("waiting on 1: statement " + statement["Id"])
+    deadline = time.monotonic() + 30
+    while runner_children(served) - idle and time.monotonic() < deadline:
+        time.sleep(0.2)
+    held = [psutil.Process(pid).cmdline() for pid in runner_children(served) - idle]
+    assert held == [], f"still held by {held}:\n{served.log.read_text()[-3000:]}"
+
+    assert str(run_id) not in resumer().resumed  # the statement still runs
+    with temporary_settings(updates={PREFECT_API_URL: served.api.api_url}):
+        resume_flow_run(run_id)  # too early: the run looks, then suspends again
+    run = wait_for(
+        served, run_id, lambda r: suspended(r) and len(r.empirical_policy.pause_keys) >= 2
+    )
+
+    shutil.rmtree(served.api.storage, ignore_errors=True)  # a new host: no local checkpoints
+    while client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED":
+        time.sleep(0.5)
+    report = resumer()
+    assert str(run_id) in report.resumed
+    assert str(run_id) not in resumer().resumed  # a second pass resumes nothing twice
+    run = wait_for(served, run_id, lambda r: r.state.is_final())
+    assert run.state.is_completed(), run.state
+    assert WAITING_TAG not in run.tags
+    assert len(statements(client, pipeline)) == 1
+    assert executions(client, tag) == 1
+
+
+def test_failed_statement_after_resume_fails_the_run(
+    served: Served, resumer: Callable[[], PassReport]
+) -> None:
+    client = data_api_client(served.endpoint)
+    run_id, pipeline, tag = start(served, seconds=3, procedure="sp_slow_fail")
+    wait_for(served, run_id, suspended)
+    (statement,) = statements(client, pipeline)
+    while client.describe_statement(Id=statement["Id"])["Status"] != "FAILED":
+        time.sleep(0.5)
+    assert str(run_id) in resumer().resumed
+    run = wait_for(served, run_id, lambda r: r.state.is_final())
+    assert run.state.is_failed()
+    assert "step slow failed" in served.log.read_text()
+    assert f"boom {tag}" in served.log.read_text()
+    assert len(statements(client, pipeline)) == 1, "a FAILED statement was submitted again"
+
+
+def test_aborted_statement_after_resume_fails_the_run(
+    served: Served, resumer: Callable[[], PassReport]
+) -> None:
+    client = data_api_client(served.endpoint)
+    run_id, pipeline, _ = start(served, seconds=120)
+    wait_for(served, run_id, suspended)
+    (statement,) = statements(client, pipeline)
+    client.cancel_statement(Id=statement["Id"])
+    while client.describe_statement(Id=statement["Id"])["Status"] != "ABORTED":
+        time.sleep(0.5)
+    assert str(run_id) in resumer().resumed
+    run = wait_for(served, run_id, lambda r: r.state.is_final())
+    assert run.state.is_failed()
+    assert "StatementAbortedError" in served.log.read_text()
+    assert len(statements(client, pipeline)) == 1
+
+
+def test_cancelled_suspended_run_is_swept_once(
+    served: Served, resumer: Callable[[], PassReport]
+) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.states import Cancelling
+
+    client = data_api_client(served.endpoint)
+    run_id, pipeline, _ = start(served, seconds=120)
+    wait_for(served, run_id, suspended)
+    (statement,) = statements(client, pipeline)
+    with SyncPrefectClient(api=served.api.api_url) as api:
+        api.set_flow_run_state(run_id, Cancelling(), force=True)
+    wait_for(served, run_id, lambda r: r.state.is_cancelled())
+    report = resumer()
+    assert str(run_id) in report.swept
+    assert report.cancelled_statements == [statement["Id"]]
+    deadline = time.monotonic() + 30
+    while client.describe_statement(Id=statement["Id"])["Status"] != "ABORTED":
+        assert time.monotonic() < deadline, "the sweep did not cancel the statement"
+        time.sleep(0.5)
+    assert str(run_id) not in resumer().swept  # the tag is gone: swept once
