@@ -302,7 +302,7 @@ def test_nightly_parameter_schema(deployed: Deployed) -> None:
     d = deployed.deployments[NIGHTLY]
     schema = d.parameter_openapi_schema or {}
     props = schema["properties"]
-    assert list(props) == ["logical_date", "force_rerun"]
+    assert list(props) == ["logical_date", "force_rerun", "wait_mode"]
     assert not schema.get("required"), "no nightly parameter may be required"
 
     logical = props["logical_date"]
@@ -310,6 +310,7 @@ def test_nightly_parameter_schema(deployed: Deployed) -> None:
     variants = logical["anyOf"]
     assert any(_date_schema(v) for v in variants) and {"type": "null"} in variants
     assert props["force_rerun"]["type"] == "boolean"
+    assert props["wait_mode"]["default"] is None  # None: MYSTORE_WAIT_MODE decides
     assert props["force_rerun"]["default"] is False
     for name, prop in props.items():
         assert prop.get("description"), f"{name} has no description for the UI form"

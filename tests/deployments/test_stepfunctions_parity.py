@@ -26,6 +26,8 @@ from typing import Any
 import boto3
 import pytest
 from prefect import flow
+from prefect_aws import AwsCredentials
+from prefect_aws.client_parameters import AwsClientParameters
 
 from deployments.sfn_config import ExportConfig
 from deployments.stepfunctions import export_definition
@@ -34,9 +36,10 @@ from flows.runner import NightFailedError, run_pipeline
 from flows.runtime import Runtime
 from flows.settings import Settings
 from local.embedded import LOCAL_TARGET
-from local.stack import LocalStack
+from local.stack import LOCAL_REGION, LocalStack
 from tasks.jobs import RunKey
-from tests.conftest import PrefectApi, data_api_client
+from tasks.redshift_data import RedshiftTarget
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi, data_api_client
 from tests.deployments.sfn_moto import (
     GLUE_FAILING_JOB,
     MOTO_ACCESS_KEY,
@@ -106,10 +109,19 @@ def moto(migrated: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
 
 
 def flow_runtime(stack: LocalStack) -> Runtime:
-    glue = boto3.client("glue", region_name=REGION)  # moto's Glue backend (mock_aws is active)
-    return Runtime.with_clients(
-        Settings(target="local"), data_api_client(stack.endpoint_url), glue, LOCAL_TARGET
+    """The flow's runtime as a user builds it: a target block whose credentials block points
+    at the local endpoint (signing as the tests' key), and moto's Glue backend."""
+    credentials = AwsCredentials(
+        aws_access_key_id=TEST_ACCESS_KEY,
+        aws_secret_access_key=TEST_SECRET_KEY,
+        region_name=LOCAL_REGION,
+        aws_client_parameters=AwsClientParameters(endpoint_url=stack.endpoint_url),
     )
+    target = RedshiftTarget(
+        database="dev", cluster_identifier="local", db_user="awsuser", aws_credentials=credentials
+    )
+    glue = boto3.client("glue", region_name=REGION)  # moto's Glue backend (mock_aws is active)
+    return Runtime.with_clients(Settings(target="local"), target, glue)
 
 
 def run_flow(pipeline: Pipeline, stack: LocalStack, night: date) -> dict[str, Any]:
