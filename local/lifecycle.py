@@ -20,6 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 from local.lease import (
     ATTACHABLE_KINDS,
     StackInfo,
@@ -133,6 +135,8 @@ def down(data_dir: Path, *, force: bool = False, grace: float = DOWN_GRACE_SECON
     for info in leftovers:
         if info.prefect_pid and stop_server_process(info.prefect_pid, info.prefect_started or 0):
             print(f"Stopped the Prefect server its owner left behind (pid {info.prefect_pid}).")
+    if leftovers and (drivers := _stop_orphaned_spark_drivers(data_dir)):
+        print(f"Stopped {drivers} warm Spark driver(s) its owner left behind.")
     if stale is not None:
         print(f"Cleaned up after {stale.describe()}, which is gone.")
         with contextlib.suppress(OSError):
@@ -142,6 +146,29 @@ def down(data_dir: Path, *, force: bool = False, grace: float = DOWN_GRACE_SECON
     if live is None and not leftovers:
         print(f"No local stack is running on {data_dir}.")
     return 0
+
+
+def _stop_orphaned_spark_drivers(data_dir: Path) -> int:
+    """Stop the warm Spark drivers (``local.glue_jobs.warm_driver``, their logs in the data
+    dir) of an owner that is gone. A driver leaves by itself when its owner's socket
+    closes, but not while it is still starting Spark, so an owner killed with -9 right after
+    ``up`` (which prewarms one) can leave one behind."""
+    drivers = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            command = " ".join(process.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if "local.glue_jobs.warm_driver" in command and str(data_dir) in command:
+            drivers.append(process)
+    for process in drivers:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(drivers, timeout=10)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    return len(drivers)
 
 
 def _terminate(pid: int, started: float | None, grace: float = DOWN_GRACE_SECONDS) -> None:

@@ -1,5 +1,6 @@
 """SIGTERM in the middle of a night (as a scheduler or `kill` sends it) stops the clean job:
-its runs end STOPPED, no Spark child outlives the run, and the flow run is Crashed."""
+its runs end STOPPED, no Spark process (the warm driver) outlives the run, and the flow run
+is Crashed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from local.stack import LocalStack
 from tests.conftest import PrefectApi, throwaway_data_dir
+from tests.local.stack_processes import processes_using
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _spark_children(data_dir: Path) -> list[str]:
-    found = subprocess.run(
-        ["pgrep", "-f", f"{data_dir}/raw"], capture_output=True, text=True, check=False
-    )
-    return found.stdout.split()
+    """The clean job's processes of this data dir: the warm Spark driver that runs the
+    night's clean runs (its log lives in the data dir), or a run's own child process."""
+    return [
+        " ".join(p.info["cmdline"] or [])
+        for p in processes_using(data_dir)
+        if any(word in " ".join(p.info["cmdline"] or []) for word in ("warm_driver", "raw2clean"))
+    ]
 
 
 def test_sigterm_stops_the_clean_runs(prefect_api: PrefectApi) -> None:
