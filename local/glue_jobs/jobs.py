@@ -134,6 +134,10 @@ MISSING_JAVA_MESSAGE = (
 )
 
 
+LOCAL_JOB_ACCESS_KEY_ID = "AKIDLOCALGLUEJOB"
+LOCAL_JOB_SECRET_ACCESS_KEY = "local-glue-job-not-a-secret"
+
+
 def child_environment(
     environ: Mapping[str, str], repo_root: Path, python: str, java_home: Path | None
 ) -> dict[str, str]:
@@ -149,6 +153,12 @@ def child_environment(
     if java_home is not None:
         env["JAVA_HOME"] = str(java_home)
         env["PATH"] = os.pathsep.join((str(java_home / "bin"), environ.get("PATH", os.defpath)))
+    if not any(env.get(key) for key in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
+        # Hudi's Glue catalog sync (the AWS SDK inside the JVM) signs its calls to the local
+        # endpoint and finds no credentials in a stack started without any (`local up`);
+        # the endpoint accepts any key, as it does for every local client.
+        env["AWS_ACCESS_KEY_ID"] = LOCAL_JOB_ACCESS_KEY_ID
+        env["AWS_SECRET_ACCESS_KEY"] = LOCAL_JOB_SECRET_ACCESS_KEY
     return env
 
 
