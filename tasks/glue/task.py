@@ -81,10 +81,13 @@ def start_glue_job_run(
     force: bool = False,
     reattach_to: Collection[str] = (),
     client: GlueClient | None = None,
+    credentials: AwsCredentials | None = None,
+    region: str | None = None,
 ) -> str:
     """Start (or reattach to) the run key's Glue run and return its id without waiting, for
-    flows that suspend while it runs (``start_glue_run``)."""
-    glue = client or aws_client("glue")
+    flows that suspend while it runs (``start_glue_run``). The client is built as
+    ``glue_job_run`` builds it, so both tasks run as the same identity."""
+    glue = client or aws_client("glue", credentials=credentials, region=region)
     run_id, _ = start_glue_run(
         glue,
         job_name,
