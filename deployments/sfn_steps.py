@@ -53,7 +53,16 @@ _DATE = dt.date(1970, 1, 1)  # a placeholder date, replaced by "{}" in the rende
 _DATE_MARK = _DATE.isoformat()
 _ATTEMPT_MARK = 987654321
 
-THROTTLING = ("RedshiftData.ActiveStatementsExceededException", "RedshiftData.ThrottlingException")
+# redshift-data models no ThrottlingException: an SDK reports an unmodeled error under the
+# service's base exception name (RedshiftData.RedshiftDataException, the throttle's own code
+# only in the cause), so the Retry names both. Retrying that generic name is safe: every
+# submit carries a ClientToken and describe/cancel are idempotent; an unmodeled error that
+# is not transient fails with its own name and cause once the budget is spent.
+THROTTLING = (
+    "RedshiftData.ActiveStatementsExceededException",
+    "RedshiftData.ThrottlingException",
+    "RedshiftData.RedshiftDataException",
+)
 TRANSIENT = ("RedshiftData.InternalServerException",)
 GLUE_CAPACITY = ("Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException")
 # The flow's submit tries this often per task attempt (submit_statement's own retries).
