@@ -135,12 +135,6 @@ def test_the_client_token_is_the_flows_token(monkeypatch: pytest.MonkeyPatch) ->
     assert json.loads(done["output"])["token"] == expected.client_token(CONFIG.target.scope())
 
 
-@pytest.mark.skip(
-    reason="missing: a JSONata evaluator that is in place whatever ran before; run first in a"
-    " process, moto's _eval_jsonata is still None under this test's shims (TypeError"
-    " 'NoneType' object is not callable) and the execution never ends; it passed after the"
-    " parity tests had run. Open in issue 13's note"
-)
 def test_an_execution_without_a_logical_date_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with moto_sfn(None, monkeypatch) as sfn:
         done = run_execution(
