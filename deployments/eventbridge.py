@@ -15,7 +15,8 @@ from typing import Any
 
 from deployments.asl import Branch, Retrier, catch_all, jsonata_pass, succeed, task
 from deployments.sfn_config import ExportConfig
-from deployments.sfn_steps import SDK, THROTTLING, TRANSIENT
+from deployments.sfn_errors import THROTTLING, TRANSIENT
+from deployments.sfn_steps import SDK
 from tasks.jobs import night_prefix
 
 SCHEDULE_INPUT = {"scheduled_time": "<aws.scheduler.scheduled-time>"}

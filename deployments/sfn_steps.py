@@ -19,7 +19,6 @@ JSONPath.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 from typing import Any
 
 from deployments.asl import (
@@ -37,13 +36,17 @@ from deployments.asl import (
     when,
 )
 from deployments.sfn_config import ExportConfig
+from deployments.sfn_errors import (
+    GLUE_CAPACITY,
+    add_error_exit,
+    poll_retry,
+    submit_retry,
+)
 from flows.pipeline import CheckStep, GlueStep, ProcedureStep, Step
 from tasks.glue.policy import RUN_KEY_ARGUMENT, build_start_request
 from tasks.jobs import RunKey
 from tasks.redshift_data.identifiers import call_procedure_sql
 from tasks.redshift_data.requests import build_submit_request
-from tasks.redshift_data.submit import submit_statement
-from tasks.redshift_data.waiting import WaitPolicy
 
 SDK = "arn:aws:states:::aws-sdk:redshiftdata:"
 GLUE_SYNC = "arn:aws:states:::glue:startJobRun.sync"
@@ -52,47 +55,6 @@ GLUE_SDK = "arn:aws:states:::aws-sdk:glue:"
 _DATE = dt.date(1970, 1, 1)  # a placeholder date, replaced by "{}" in the rendered names
 _DATE_MARK = _DATE.isoformat()
 _ATTEMPT_MARK = 987654321
-
-# redshift-data models no ThrottlingException: an SDK reports an unmodeled error under the
-# service's base exception name (RedshiftData.RedshiftDataException, the throttle's own code
-# only in the cause), so the Retry names both. Retrying that generic name is safe: every
-# submit carries a ClientToken and describe/cancel are idempotent; an unmodeled error that
-# is not transient fails with its own name and cause once the budget is spent.
-THROTTLING = (
-    "RedshiftData.ActiveStatementsExceededException",
-    "RedshiftData.ThrottlingException",
-    "RedshiftData.RedshiftDataException",
-)
-TRANSIENT = ("RedshiftData.InternalServerException",)
-GLUE_CAPACITY = ("Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException")
-# The flow's submit tries this often per task attempt (submit_statement's own retries).
-SUBMIT_TRIES_PER_ATTEMPT = (
-    int(inspect.signature(submit_statement).parameters["retries"].default) + 1
-)
-
-
-def submit_retry(step: Step) -> Retrier:
-    """The flow's budget for a refused submit: task attempts x submit tries per attempt."""
-    policy = step.retry
-    return Retrier(
-        errors=THROTTLING + TRANSIENT,  # safe: every submit carries a ClientToken
-        interval_seconds=max(1, round(policy.delay_seconds / 10)),
-        max_attempts=max(0, policy.attempts * SUBMIT_TRIES_PER_ATTEMPT - 1),
-        backoff_rate=policy.backoff_rate,
-        max_delay_seconds=60,
-        jitter=policy.jitter,
-    )
-
-
-def poll_retry() -> Retrier:
-    """The flow's transient-error budget while waiting (WaitPolicy.transient_error_budget)."""
-    return Retrier(
-        errors=THROTTLING + TRANSIENT,
-        interval_seconds=2,
-        max_attempts=WaitPolicy().transient_error_budget,
-        backoff_rate=2.0,
-        max_delay_seconds=30,
-    )
 
 
 def _templated(name: str) -> str:
@@ -442,32 +404,6 @@ def add_glue_step(
     )
     add_error_exit(branch, s)
     return find
-
-
-STEP_FAILED = "Pipeline.StepFailed"
-
-
-def add_error_exit(branch: Branch, step: str) -> None:
-    """``<step>: error``: fail with the caught error. Service errors keep their name (e.g.
-    ``RedshiftData.ThrottlingException``); a ``States.*`` error cannot be re-raised by a
-    Fail state (names with that prefix are reserved), so it becomes ``Pipeline.StepFailed``
-    with the original name and cause in the cause."""
-    reraise, reserved = f"{step}: service error", f"{step}: step failed"
-    branch.add(
-        f"{step}: error",
-        choice(
-            [{"Variable": "$.error.Error", "StringMatches": "States.*", "Next": reserved}],
-            reraise,
-        ),
-    )
-    branch.add(reraise, fail(error_path="$.error.Error", cause_path="$.error.Cause"))
-    branch.add(
-        reserved,
-        fail(
-            error=STEP_FAILED,
-            cause_path=format_call(f"step {step}: {{}}: {{}}", "$.error.Error", "$.error.Cause"),
-        ),
-    )
 
 
 def add_step(branch: Branch, step: Step, pipeline: str, config: ExportConfig, then: str) -> str:
