@@ -231,19 +231,45 @@ def _drain_prefect_workers() -> None:
     EventsWorker.drain_all(timeout=10)
 
 
+def _prefect_database_url(libpq_uri: str) -> str:
+    """The embedded server's libpq URI (``postgresql://postgres:@/db?host=/socket/dir``) as
+    the SQLAlchemy asyncpg URL the Prefect server takes."""
+    return libpq_uri.replace("postgresql://postgres:@/", "postgresql+asyncpg://postgres@/", 1)
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi]:
-    """``prefect server start`` in its own process group, stopped at the end of the session."""
+    """``prefect server start`` in its own process group, stopped at the end of the session.
+
+    Its database is PostgreSQL (an embedded server of its own), as Prefect recommends for
+    more than a single user: with SQLite, the session's flows, the scheduler and the event
+    services contended for its one writer, and under a loaded CI machine the server
+    answered 503 (SQLITE_BUSY) or reset connections past the client's retries.
+    """
+    from local.warehouse.postgres import ensure_database, start_warehouse
+
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
     api = PrefectApi(f"http://127.0.0.1:{port}/api", home, home / "storage")
-    env = api.env(
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        PREFECT_SERVER_UI_ENABLED="false",
-        # the deployment test waits for the scheduler to create the nightly's runs
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
-    )
-    log_path = home / "server.log"
+    with throwaway_data_dir("prefect-db") as db_dir:
+        database = start_warehouse(db_dir)
+        try:
+            ensure_database(database.admin_dsn, "prefect")
+            env = api.env(
+                PREFECT_SERVER_DATABASE_CONNECTION_URL=_prefect_database_url(
+                    database.dsn_for("prefect")
+                ),
+                PREFECT_SERVER_UI_ENABLED="false",
+                # the deployment test waits for the scheduler to create the nightly's runs
+                PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
+            )
+            yield from _serve_prefect(api, port, env)
+        finally:
+            database.stop()
+
+
+def _serve_prefect(api: PrefectApi, port: int, env: dict[str, str]) -> Iterator[PrefectApi]:
+    log_path = api.log
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -257,7 +283,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi
                 "--port",
                 str(port),
             ],
-            cwd=home,
+            cwd=api.home,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

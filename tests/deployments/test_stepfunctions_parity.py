@@ -318,9 +318,9 @@ def test_throttled_submits_that_then_succeed_load_once(
         for e in by_machine["events"]
         if e["type"] == "TaskFailed"
     ]
-    # unmodeled in redshift-data: the SDK's base name, the throttle's code in the cause
+    # unmodeled in redshift-data: the SDK's base name, the service's message in the cause
     assert [t["error"] for t in throttled] == ["RedshiftData.RedshiftDataException"] * 2
-    assert all("ThrottlingException" in t["cause"] for t in throttled)
+    assert all("Rate exceeded" in t["cause"] for t in throttled)
     assert len(machine_statements(migrated, "parity-throttle/2026-10-15/load/")) == 1
 
 
@@ -337,7 +337,7 @@ def test_throttling_that_never_ends_fails_both_after_the_retry_budget(
     assert by_flow["status"] == "FAILED" and "still refused" in by_flow["error"]
     assert by_machine["status"] == "FAILED"
     assert by_machine["error"] == "RedshiftData.RedshiftDataException"
-    assert "ThrottlingException" in by_machine["cause"]
+    assert "Rate exceeded" in by_machine["cause"]
     tries = [e for e in by_machine["events"] if e["type"] == "TaskFailed"]
     assert len(tries) == 5  # MaxAttempts 4 = the flow's 1 attempt x 5 submit tries
     assert state_of(wh) == before
