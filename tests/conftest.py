@@ -39,6 +39,26 @@ from tests.sql.staging import RESET, Warehouse
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_ACCESS_KEY = "AKIDLOCALTEST"
 TEST_SECRET_KEY = "local-test-secret"  # the local endpoint ignores secrets
+# Prefect's client retries 503s and dropped connections with 2**n s back-off: 8 tries ride
+# out about four minutes of a busy SQLite server on a loaded machine (the default 5, one).
+CLIENT_RETRIES = 8
+_SERVER_LOGS: list[Path] = []  # the session Prefect server's log, quoted when tests failed
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
+    """When tests failed, the session Prefect server's errors: a 503 or a reset connection in
+    a failure is the server's story, and its log lives in a temp dir CI does not keep."""
+    if exitstatus == 0 or not _SERVER_LOGS or not _SERVER_LOGS[0].exists():
+        return
+    lines = _SERVER_LOGS[0].read_text(errors="replace").splitlines()
+    errors = [i for i, line in enumerate(lines) if "ERROR" in line or "Traceback" in line]
+    if not errors:
+        return
+    terminalreporter.section("Prefect server log (errors, last 60 lines around them)")
+    shown: list[str] = []
+    for i in errors[-6:]:
+        shown.extend(lines[i : i + 10])
+    terminalreporter.write_line("\n".join(shown[-60:]))
 
 
 def data_api_client(
@@ -210,6 +230,7 @@ class PrefectApi:
             PREFECT_LOCAL_STORAGE_PATH=str(self.storage),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_LOGGING_LEVEL="INFO",
+            PREFECT_CLIENT_MAX_RETRIES=str(CLIENT_RETRIES),
         )
         env.update(extra)
         return env
@@ -231,45 +252,24 @@ def _drain_prefect_workers() -> None:
     EventsWorker.drain_all(timeout=10)
 
 
-def _prefect_database_url(libpq_uri: str) -> str:
-    """The embedded server's libpq URI (``postgresql://postgres:@/db?host=/socket/dir``) as
-    the SQLAlchemy asyncpg URL the Prefect server takes."""
-    return libpq_uri.replace("postgresql://postgres:@/", "postgresql+asyncpg://postgres@/", 1)
-
-
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi]:
-    """``prefect server start`` in its own process group, stopped at the end of the session.
-
-    Its database is PostgreSQL (an embedded server of its own), as Prefect recommends for
-    more than a single user: with SQLite, the session's flows, the scheduler and the event
-    services contended for its one writer, and under a loaded CI machine the server
-    answered 503 (SQLITE_BUSY) or reset connections past the client's retries.
-    """
-    from local.warehouse.postgres import ensure_database, start_warehouse
-
+    """``prefect server start`` in its own process group, stopped at the end of the session."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
     api = PrefectApi(f"http://127.0.0.1:{port}/api", home, home / "storage")
-    with throwaway_data_dir("prefect-db") as db_dir:
-        database = start_warehouse(db_dir)
-        try:
-            ensure_database(database.admin_dsn, "prefect")
-            env = api.env(
-                PREFECT_SERVER_DATABASE_CONNECTION_URL=_prefect_database_url(
-                    database.dsn_for("prefect")
-                ),
-                PREFECT_SERVER_UI_ENABLED="false",
-                # the deployment test waits for the scheduler to create the nightly's runs
-                PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
-            )
-            yield from _serve_prefect(api, port, env)
-        finally:
-            database.stop()
-
-
-def _serve_prefect(api: PrefectApi, port: int, env: dict[str, str]) -> Iterator[PrefectApi]:
-    log_path = api.log
+    env = api.env(
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_SERVER_UI_ENABLED="false",
+        # the deployment test waits for the scheduler to create the nightly's runs
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
+        # Writers no test needs, off: SQLite has one writer, and on a loaded CI machine
+        # the session's flows got 503 (SQLITE_BUSY) past the client's retries.
+        PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+        PREFECT_SERVER_SERVICES_FOREMAN_ENABLED="false",
+    )
+    log_path = home / "server.log"
+    _SERVER_LOGS.append(log_path)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -283,7 +283,7 @@ def _serve_prefect(api: PrefectApi, port: int, env: dict[str, str]) -> Iterator[
                 "--port",
                 str(port),
             ],
-            cwd=api.home,
+            cwd=home,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -314,6 +314,7 @@ def prefect_settings(prefect_api: PrefectApi) -> Iterator[PrefectApi]:
     """Run flows in this process against the test server."""
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_LOCAL_STORAGE_PATH,
         temporary_settings,
     )
@@ -322,6 +323,7 @@ def prefect_settings(prefect_api: PrefectApi) -> Iterator[PrefectApi]:
         updates={
             PREFECT_API_URL: prefect_api.api_url,
             PREFECT_LOCAL_STORAGE_PATH: prefect_api.storage,
+            PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES,
         }
     ):
         yield prefect_api

@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -204,8 +205,14 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(prefect_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    """The work pools exist; `prefect deploy --all` ran for prefect.yaml and its ECS variant."""
+def deployed(
+    prefect_server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployed]:
+    """The work pools exist; `prefect deploy --all` ran for prefect.yaml and its ECS variant.
+
+    Removed afterwards: their schedules (resume-waiting every 60 s, the scheduler looping
+    every second) would keep the session server's one SQLite writer busy for every later
+    test that runs flows on it."""
     with SyncPrefectClient(api=prefect_server.api_url) as client:
         client.create_work_pool(
             WorkPoolCreate(
@@ -236,7 +243,12 @@ def deployed(prefect_server: Server, tmp_path_factory: pytest.TempPathFactory) -
             name: client.read_deployment_by_name(name)
             for name in (NIGHTLY, HISTORY, NIGHTLY_ECS, HISTORY_ECS)
         }
-    return Deployed(server=prefect_server, output=output, deployments=deployments)
+    yield Deployed(server=prefect_server, output=output, deployments=deployments)
+    with SyncPrefectClient(api=prefect_server.api_url) as client:
+        for deployment in deployments.values():
+            client.delete_deployment(deployment.id)
+        for pool in ("mystore-process", "mystore-ecs"):
+            client.delete_work_pool(pool)
 
 
 def _date_schema(prop: dict[str, Any]) -> bool:

@@ -223,14 +223,12 @@ class _Canceller(threading.Thread):
         while time.monotonic() < deadline:
             try:
                 listed = self.client.list_statements(StatementName=self.prefix, Status="ALL")
-                running = [
-                    s for s in listed["Statements"] if s["Status"] in ("PICKED", "STARTED")
-                ]
+                running = [s for s in listed["Statements"] if s["Status"] in ("PICKED", "STARTED")]
                 if running:
                     self.client.cancel_statement(Id=running[0]["Id"])
                     self.cancelled = running[0]["Id"]
                     return
-            except Exception as exc:  # noqa: BLE001 - a transient error: look again
+            except Exception as exc:  # a transient error: look again
                 self.errors.append(repr(exc))
             time.sleep(0.1)
 
@@ -314,9 +312,7 @@ def test_throttled_submits_that_then_succeed_load_once(
     assert state_of(wh) == flow_state
     assert flow_state["sale_fact"][0] == 3
     throttled = [
-        e["taskFailedEventDetails"]
-        for e in by_machine["events"]
-        if e["type"] == "TaskFailed"
+        e["taskFailedEventDetails"] for e in by_machine["events"] if e["type"] == "TaskFailed"
     ]
     # unmodeled in redshift-data: the SDK's base name, the service's message in the cause
     assert [t["error"] for t in throttled] == ["RedshiftData.RedshiftDataException"] * 2
