@@ -13,6 +13,7 @@ written here. Then install the automation once:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from collections.abc import Sequence
@@ -47,10 +48,9 @@ def deploy(documents: dict[str, Any], events: Any, lambda_client: Any) -> list[s
     for rule in documents["Rules"]:
         events.put_rule(**rule["Rule"])
         events.put_targets(Rule=rule["Rule"]["Name"], Targets=rule["Targets"])
-        try:
+        # a ResourceConflictException: granted by an earlier deploy
+        with contextlib.suppress(lambda_client.exceptions.ResourceConflictException):
             lambda_client.add_permission(**rule["LambdaPermission"])
-        except lambda_client.exceptions.ResourceConflictException:
-            pass  # granted by an earlier deploy
         names.append(rule["Rule"]["Name"])
     return names
 

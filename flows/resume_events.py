@@ -126,9 +126,7 @@ def post_events(client: SyncPrefectClient, events: Sequence[Event]) -> None:
     """POST /events: synchronous, so a short-lived caller (a Lambda) knows it was delivered."""
     if not events:
         return
-    response = client.request(
-        "POST", "/events", json=[e.model_dump(mode="json") for e in events]
-    )
+    response = client.request("POST", "/events", json=[e.model_dump(mode="json") for e in events])
     response.raise_for_status()
 
 
@@ -196,7 +194,9 @@ def work_from_eventbridge(event: Mapping[str, Any]) -> tuple[Work, str] | None:
         statement_id, status = detail.get("statementId"), detail.get("state")
         if not isinstance(statement_id, str) or not isinstance(status, str):
             raise EventBridgeInputError("statement event without detail.statementId/state")
-        return (Work("statement", statement_id), status) if status in STATEMENT_END_STATUSES else None
+        return (
+            (Work("statement", statement_id), status) if status in STATEMENT_END_STATUSES else None
+        )
     if kind == "Glue Job State Change":
         job, run_id, state = detail.get("jobName"), detail.get("jobRunId"), detail.get("state")
         if not all(isinstance(v, str) for v in (job, run_id, state)):
@@ -274,4 +274,3 @@ def install_automation(client: SyncPrefectClient | None = None) -> tuple[str, st
         return "unchanged", str(keep.id)
     client.update_automation(keep.id, spec)
     return "updated", str(keep.id)
-

@@ -19,13 +19,13 @@ import psycopg
 from psycopg.rows import DictRow
 
 from local.core import ServiceError
+from local.redshift_data.events import StatementEvents
 from local.redshift_data.exceptions import (
     invalid,
     no_result,
     not_found,
     submit_failed,
 )
-from local.redshift_data.events import StatementEvents
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS, Executor, Job, is_running
 from local.redshift_data.params import bind_parameters
 from local.redshift_data.requests import TERMINAL_STATUSES, ListRequest, SubmitRequest

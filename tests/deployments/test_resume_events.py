@@ -59,7 +59,9 @@ def test_deploy_puts_rules_that_match_the_data_api_event_twice_safely() -> None:
     assert deploy(document, events, lam) == ["mystore-statement-ended", "mystore-glue-run-ended"]
     deploy(document, events, lam)  # a second deploy updates in place
     # moto answers TestEventPattern without a Result; its rule matcher decides instead
-    pattern = EventPattern.load(events.describe_rule(Name="mystore-statement-ended")["EventPattern"])
+    pattern = EventPattern.load(
+        events.describe_rule(Name="mystore-statement-ended")["EventPattern"]
+    )
     assert pattern.matches_event(STATEMENT_EVENT)
     started = {**STATEMENT_EVENT, "detail": {**STATEMENT_EVENT["detail"], "state": "STARTED"}}
     assert not pattern.matches_event(started)

@@ -26,7 +26,7 @@ from tests.conftest import PrefectApi, data_api_client, serve_endpoint, throwawa
 from tests.integration.test_suspend import (
     FAILING,
     Served,
-    served,  # noqa: F401  (fixture)
+    served,  # the fixture
     start,
     statements,
     suspended,
@@ -66,7 +66,7 @@ def automation(prefect_api: PrefectApi) -> str:
 
 
 def test_the_statement_end_resumes_the_run_with_no_poller(
-    served: Served,  # noqa: F811
+    served: Served,
     automation: str,
 ) -> None:
     from prefect.client.orchestration import SyncPrefectClient
@@ -88,7 +88,7 @@ def test_the_statement_end_resumes_the_run_with_no_poller(
 
 
 def test_a_failed_statement_resumes_the_run_into_its_error(
-    served: Served,  # noqa: F811
+    served: Served,
     automation: str,
 ) -> None:
     client = data_api_client(served.endpoint)
@@ -98,5 +98,3 @@ def test_a_failed_statement_resumes_the_run_into_its_error(
     assert run.state.is_failed()
     assert f"boom {tag}" in served.log.read_text()
     assert len(statements(client, pipeline)) == 1
-
-

@@ -112,7 +112,6 @@ def test_submit_next_attempt_after_failure(stubbed: Stubbed) -> None:
     assert submission.statement_name == prefix + "2"
 
 
-
 def test_suspend_mode_submits_with_event(stubbed: Stubbed) -> None:
     """WithEvent=True makes the Data API announce the statement's end (EventBridge; the
     local endpoint runs the bridge), which wakes a suspended run."""
@@ -134,6 +133,7 @@ def test_suspend_mode_submits_with_event(stubbed: Stubbed) -> None:
     submission = submit_or_reattach(client, TARGET, "call x()", STEP, with_event=True)
     assert (submission.statement_id, submission.reattached) == (SID, False)
     stub.assert_no_pending_responses()
+
 
 def test_execute_statement_exception_is_described_not_resubmitted(stubbed: Stubbed) -> None:
     client, stub = stubbed
