@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from deployments.asl import Branch, Retrier, catch_all, jsonata_pass, succeed, task
@@ -145,3 +146,79 @@ def cancel_rule(pipeline: str, config: ExportConfig, role_arn: str) -> dict[str,
             }
         ],
     }
+
+
+# --------------------------------------------------------------------------------------
+# Suspend mode on AWS: the end of a statement or Glue run wakes the suspended Prefect run
+# --------------------------------------------------------------------------------------
+
+RESUME_HANDLER = "flows.resume_events.eventbridge_handler"
+STATEMENT_END_STATES = ("ABORTED", "FAILED", "FINISHED")
+GLUE_END_STATES = ("FAILED", "STOPPED", "SUCCEEDED", "TIMEOUT")
+
+
+def resume_rules(
+    name: str, pipelines: Sequence[str], glue_jobs: Sequence[str], function_arn: str
+) -> dict[str, Any]:
+    """EventBridge ``PutRule`` + ``PutTargets`` requests (and the Lambda permission) that send
+    the end of each statement (submitted ``WithEvent``, as suspend mode does) and each Glue
+    run of ``glue_jobs`` to the bridge ``flows.resume_events.eventbridge_handler``.
+
+    Why a function and not an API destination straight to Prefect: the Data API event names
+    the statement only, and the flow run waiting on it is found by its tag with a query to
+    the Prefect API; an input transformer cannot do that lookup, and Prefect's
+    ResumeFlowRun needs the flow run in the event. The function (the project image, or a
+    package with ``prefect``) needs PREFECT_API_URL and PREFECT_API_KEY in its environment.
+    """
+    statement_names = [{"prefix": f"{pipeline}/"} for pipeline in sorted(pipelines)]
+    rules = [
+        (
+            f"{name}-statement-ended",
+            "resume the suspended Prefect run waiting on a statement that ended",
+            {
+                "source": ["aws.redshift-data"],
+                "detail-type": ["Redshift Data Statement Status Change"],
+                "detail": {"state": list(STATEMENT_END_STATES), "statementName": statement_names},
+            },
+        ),
+        (
+            f"{name}-glue-run-ended",
+            "resume the suspended Prefect run waiting on a Glue job run that ended",
+            {
+                "source": ["aws.glue"],
+                "detail-type": ["Glue Job State Change"],
+                "detail": {"state": list(GLUE_END_STATES), "jobName": sorted(set(glue_jobs))},
+            },
+        ),
+    ]
+    documents: dict[str, Any] = {"Handler": RESUME_HANDLER, "Rules": []}
+    for rule_name, description, pattern in rules:
+        documents["Rules"].append(
+            {
+                "Rule": {
+                    "Name": rule_name,
+                    "Description": description,
+                    "State": "ENABLED",
+                    "EventPattern": json.dumps(pattern, sort_keys=True),
+                },
+                "Targets": [
+                    {
+                        "Id": "resume-events",
+                        "Arn": function_arn,
+                        "RetryPolicy": {
+                            "MaximumEventAgeInSeconds": 3600,
+                            "MaximumRetryAttempts": 10,
+                        },
+                    }
+                ],
+                "LambdaPermission": {
+                    "FunctionName": function_arn,
+                    "StatementId": f"{rule_name}-invoke",
+                    "Action": "lambda:InvokeFunction",
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": function_arn.split(":function:")[0].replace(":lambda:", ":events:")
+                    + f":rule/{rule_name}",
+                },
+            }
+        )
+    return documents

@@ -223,7 +223,22 @@ def main(argv: list[str] | None = None) -> int:
             "failed or crashed while suspended. Deployed as resume-waiting in prefect.yaml."
         ),
     )
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--install-automation",
+        action="store_true",
+        help=(
+            "instead of a pass, create (or update) the Prefect automation that resumes a "
+            "suspended run when an event says its statement or Glue run ended "
+            "(flows.resume_events); idempotent: never a second automation of that name"
+        ),
+    )
+    args = parser.parse_args(argv)
+    if args.install_automation:
+        from flows.resume_events import AUTOMATION_NAME, install_automation
+
+        what, automation_id = install_automation()
+        print(json.dumps({"automation": AUTOMATION_NAME, "id": automation_id, "result": what}))
+        return 0
     print(json.dumps(resume_waiting(), indent=2))
     return 0
 

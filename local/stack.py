@@ -97,6 +97,8 @@ class LocalStack:
                 lease.release()
             raise
         stack.lease, stack.prefect = lease, prefect
+        if prefect is not None:  # no configured Prefect API: WithEvent tells this stack's own
+            stack.data_api.events.api_url = lambda: prefect.api_url
         if lease is not None:
             lease.publish(endpoint_url=stack.endpoint_url, ready=prefect is None)
         return stack

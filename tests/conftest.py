@@ -111,9 +111,12 @@ def stop_process_group(process: subprocess.Popen[Any], grace_seconds: float = 30
 
 
 @contextmanager
-def serve_endpoint(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def serve_endpoint(
+    data_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``python -m local serve --port 0`` in its own process (as AWS would be: it survives
-    the test's crashes); yields the process and its URL, and stops it as a group."""
+    the test's crashes); yields the process and its URL, and stops it as a group. ``env``
+    replaces the environment (e.g. with PREFECT_API_URL, for ``WithEvent``)."""
     command = ["local", "serve", "--port", "0", "--data-dir", str(data_dir), "--no-glue"]
     process = subprocess.Popen(
         [sys.executable, "-m", *command],
@@ -122,6 +125,7 @@ def serve_endpoint(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        env=env,
     )
     try:
         assert process.stdout is not None

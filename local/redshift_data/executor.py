@@ -32,6 +32,7 @@ from psycopg import sql as pgsql
 
 from local.redshift_data.durable_status import DurableStatusWriter
 from local.redshift_data.encoding import use_text_loaders
+from local.redshift_data.requests import TERMINAL_STATUSES
 from local.redshift_data.result_fetch import Outcome, execute_plainly, pg_message, stream_query
 from local.redshift_data.results import DEFAULT_PAGE_ROWS, ResultLimits, ResultTooLarge, is_query
 from local.redshift_data.schema import transient_connect_error
@@ -82,6 +83,7 @@ class Job:
     is_batch: bool
     execution_mode: str
     db_user: str | None = None
+    with_event: bool = False
 
 
 class _Cancelled(Exception):
@@ -113,6 +115,9 @@ class Executor:
         self._lock = threading.Lock()
         self._backends: dict[str, int] = {}
         self.redshift_gate = gate_enabled(os.environ)  # MYSTORE_LOCAL_REDSHIFT_GATE
+        # Called with (statement id, final status) when a job submitted WithEvent ended;
+        # must return at once (events.py hands the work to its own threads).
+        self.on_event: Callable[[str, str], None] | None = None
 
     @property
     def page_rows(self) -> int:
@@ -203,8 +208,21 @@ class Executor:
                 # A waiter that reads the version after this sees 0, differs, re-reads
                 # the store and finds the statement ended.
                 self._versions.pop(job.statement_id, None)
+            if job.with_event:
+                self._announce_end(job.statement_id)
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+    def _announce_end(self, statement_id: str) -> None:
+        """``WithEvent``: pass the statement's final status to ``on_event``."""
+        if self.on_event is None:
+            return
+        try:
+            row = self.store.get(statement_id)
+            if row is not None and row["status"] in TERMINAL_STATUSES:
+                self.on_event(statement_id, str(row["status"]))
+        except Exception:  # an event is best effort; the worker must still end cleanly
+            log.warning("could not announce the end of %s", statement_id, exc_info=True)
 
     def _connect(self, job: Job) -> psycopg.Connection[Any]:
         """The statement's own connection; retried while the server is (re)starting."""

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import DictRow
 
 from local.core import ServiceError
+from local.redshift_data.events import StatementEvents
 from local.redshift_data.exceptions import (
     invalid,
     no_result,
@@ -80,6 +81,8 @@ class RedshiftDataBackend:
         self.owner = this_process_owner()
         self.store = StatementStore(database_dsn)
         self.executor = Executor(self.store, dsn_for, page_rows=page_rows)
+        self.events = StatementEvents()  # WithEvent: statement ends to Prefect (events.py)
+        self.executor.on_event = self.events.ended
         self.recover()
 
     @property
@@ -89,6 +92,7 @@ class RedshiftDataBackend:
 
     def close(self) -> None:
         self.executor.stop()
+        self.events.close()
         self.store.close()
 
     def recover(self) -> list[str]:
@@ -116,6 +120,8 @@ class RedshiftDataBackend:
         except psycopg.Error as exc:
             raise submit_failed(operation, statement_id, exc) from exc
         if is_new:
+            if request.with_event:
+                self.events.expect()
             self.executor.submit(
                 Job(
                     statement_id=statement_id,
@@ -125,6 +131,7 @@ class RedshiftDataBackend:
                     is_batch=request.is_batch,
                     execution_mode=request.execution_mode,
                     db_user=request.db_user,
+                    with_event=request.with_event,
                 )
             )
         return self.wait(row["id"], request.wait_time_seconds) if request.wait_time_seconds else row

@@ -326,7 +326,9 @@ def start_statement(
 
     For flows that suspend while the warehouse works: the submit is checkpointed exactly
     as in ``execute_statement``, so a resumed run finds the same statement; the flow later
-    reads the outcome with ``execute_statement(..., reattach_to=[<id>])``.
+    reads the outcome with ``execute_statement(..., reattach_to=[<id>])``. It is submitted
+    with ``WithEvent=True``, so its end reaches EventBridge (and, locally, the endpoint's
+    event bridge), which resumes the suspended run (``flows.resume_events``).
     """
     logger = get_run_logger()
     submission = submit_or_reattach(
@@ -339,5 +341,6 @@ def start_statement(
         logger=logger,
         submit=_submit_checkpointed(target, logger),
         reattach_to=reattach_to,
+        with_event=True,
     )
     return submission.statement_id

@@ -245,11 +245,14 @@ def submit_or_reattach(
     logger: Logger | None = None,
     submit: Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str] | None = None,
     reattach_to: Collection[str] = (),
+    with_event: bool = False,
 ) -> Submission:
     """The statement for this step: an earlier live or finished attempt, or a new one.
 
     ``submit`` lets the Prefect layer checkpoint the new id (its cache is keyed on the run
     key); it defaults to ``submit_statement``. ``reattach_to``: see ``decide``.
+    ``with_event`` submits with ``WithEvent=True``: the Data API then sends EventBridge a
+    "Redshift Data Statement Status Change" when the statement ends (suspend mode's wake-up).
     """
     logger = logger or log
     # Validate everything before the first call to AWS.
@@ -272,6 +275,7 @@ def submit_or_reattach(
         statement_name=run.statement_name,
         client_token=run.client_token(target.scope()),
         execution_mode=execution_mode,
+        with_event=with_event,
     )
     if submit is None:
         statement_id = submit_statement(client, operation, request, logger=logger)

@@ -112,6 +112,29 @@ def test_submit_next_attempt_after_failure(stubbed: Stubbed) -> None:
     assert submission.statement_name == prefix + "2"
 
 
+def test_suspend_mode_submits_with_event(stubbed: Stubbed) -> None:
+    """WithEvent=True makes the Data API announce the statement's end (EventBridge; the
+    local endpoint runs the bridge), which wakes a suspended run."""
+    client, stub = stubbed
+    prefix = "nightly/2026-11-25/load/attempt-"
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_response(
+        "execute_statement",
+        {"Id": SID},
+        {
+            "Database": "dev",
+            "WorkgroupName": "mystore-wg",
+            "Sql": "call x()",
+            "StatementName": prefix + "1",
+            "ClientToken": STEP.with_attempt(1).client_token(TARGET.scope()),
+            "WithEvent": True,
+        },
+    )
+    submission = submit_or_reattach(client, TARGET, "call x()", STEP, with_event=True)
+    assert (submission.statement_id, submission.reattached) == (SID, False)
+    stub.assert_no_pending_responses()
+
+
 def test_execute_statement_exception_is_described_not_resubmitted(stubbed: Stubbed) -> None:
     client, stub = stubbed
     stub.add_client_error(
