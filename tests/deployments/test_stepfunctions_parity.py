@@ -223,9 +223,7 @@ class _Canceller(threading.Thread):
         while time.monotonic() < deadline:
             try:
                 listed = self.client.list_statements(StatementName=self.prefix, Status="ALL")
-                running = [
-                    s for s in listed["Statements"] if s["Status"] in ("PICKED", "STARTED")
-                ]
+                running = [s for s in listed["Statements"] if s["Status"] in ("PICKED", "STARTED")]
                 if running:
                     self.client.cancel_statement(Id=running[0]["Id"])
                     self.cancelled = running[0]["Id"]
@@ -314,9 +312,7 @@ def test_throttled_submits_that_then_succeed_load_once(
     assert state_of(wh) == flow_state
     assert flow_state["sale_fact"][0] == 3
     throttled = [
-        e["taskFailedEventDetails"]
-        for e in by_machine["events"]
-        if e["type"] == "TaskFailed"
+        e["taskFailedEventDetails"] for e in by_machine["events"] if e["type"] == "TaskFailed"
     ]
     # unmodeled in redshift-data: the SDK's base name, the throttle's code in the cause
     assert [t["error"] for t in throttled] == ["RedshiftData.RedshiftDataException"] * 2

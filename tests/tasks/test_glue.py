@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 from botocore.stub import Stubber
 from mypy_boto3_glue import GlueClient
 
@@ -31,6 +31,8 @@ from tasks.glue import (
     GlueConcurrencyError,
     GlueJobFailedError,
     GluePollError,
+    GlueStartAmbiguousError,
+    refuse_blind_resend,
     run_glue_job,
     stop_runs_named,
 )
@@ -287,18 +289,51 @@ def test_after_a_failed_run_a_retry_starts_afresh(endpoint: AwsEndpoint) -> None
 
 
 def test_a_lost_start_response_does_not_leave_two_runs(endpoint: AwsEndpoint) -> None:
-    client = glue_client(endpoint.url, max_attempts=3)  # botocore resends the lost StartJobRun
-    endpoint.faults.drop_after("StartJobRun", 1)
+    client = glue_client(endpoint.url, max_attempts=3)  # botocore would resend StartJobRun
+    endpoint.faults.drop_after("StartJobRun", 1)  # processed, then the connection drops
     result = run_glue_job(
         client, "standin", {"--sleep": "0.5"}, run_key=RunKey("p", NIGHT, "lost"), **FAST
     )
-    runs = runs_with_key(client, "standin", "p/2026-11-25/lost")
-    assert len(runs) == 2  # the server did start twice...
-    by_id = {r["Id"]: r for r in runs}
-    first = min(runs, key=lambda r: r["StartedOn"])
-    assert result.run_id == first["Id"]  # ...the first one is kept and finished
-    duplicate = next(i for i in by_id if i != first["Id"])
-    assert wait_state(client, "standin", duplicate, {"STOPPED", "SUCCEEDED"}) == "STOPPED"
+    (run,) = runs_with_key(client, "standin", "p/2026-11-25/lost")  # started exactly once
+    assert (result.run_id, result.reattached, result.state) == (run["Id"], True, "SUCCEEDED")
+
+
+@pytest.mark.parametrize("processed", [True, False], ids=["processed", "not-processed"])
+def test_a_5xx_start_is_looked_up_never_resent(endpoint: AwsEndpoint, processed: bool) -> None:
+    """A 5xx may hide a started run: look the key up; start again only if nothing is there."""
+    client = glue_client(endpoint.url, max_attempts=3)
+    endpoint.faults.server_error(
+        "StartJobRun", 1, processed=processed, code="InternalServiceException"
+    )
+    key = RunKey("p", NIGHT, f"five-{processed}")
+    result = run_glue_job(client, "standin", {}, run_key=key, **FAST)
+    (run,) = runs_with_key(client, "standin", key.glue_argument)
+    assert (result.run_id, result.state) == (run["Id"], "SUCCEEDED")
+    assert result.reattached is processed  # found by its key, or started by the second try
+
+
+def test_an_ambiguous_start_is_never_resent_by_the_client(endpoint: AwsEndpoint) -> None:
+    """The guard holds for any injected client, whatever its retry settings; it leaves
+    throttling to botocore, which may resend what Glue refused."""
+    client = refuse_blind_resend(refuse_blind_resend(glue_client(endpoint.url, max_attempts=5)))
+    args = {RUN_KEY_ARGUMENT: "p/2026-11-25/guard", "--secret_arg": "do-not-log-me"}
+    endpoint.faults.drop_after("StartJobRun", 1)
+    with pytest.raises(
+        GlueStartAmbiguousError, match=r"Glue job standin \(run key p/2026-11-25/guard\)"
+    ) as err:
+        client.start_job_run(JobName="standin", Arguments=args)
+    assert isinstance(err.value.__cause__, ConnectionClosedError)
+    assert "do-not-log-me" not in str(err.value)
+    copy = pickle.loads(pickle.dumps(err.value))
+    assert (type(copy), str(copy)) == (GlueStartAmbiguousError, str(err.value))
+    endpoint.faults.server_error("StartJobRun", 1, processed=True)
+    with pytest.raises(GlueStartAmbiguousError, match="answered 500 InternalFailure") as err:
+        client.start_job_run(JobName="standin", Arguments=args)
+    assert isinstance(err.value.__cause__, ClientError)
+    assert len(runs_with_key(client, "standin", "p/2026-11-25/guard")) == 2  # one per call
+    endpoint.faults.throttle("StartJobRun", 2)
+    started = client.start_job_run(JobName="standin", Arguments=args)
+    assert started["ResponseMetadata"]["RetryAttempts"] == 2
 
 
 def test_concurrency_limit_backs_off_then_gives_up_with_the_cause(endpoint: AwsEndpoint) -> None:
