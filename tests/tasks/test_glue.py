@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,16 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionClosedError
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from mypy_boto3_glue import GlueClient
 
 from local.endpoint import AwsEndpoint
-from local.glue_jobs import GlueService, JobDefinition
 from tasks.glue import (
     RUN_KEY_ARGUMENT,
     GlueConcurrencyError,
     GlueJobFailedError,
     GluePollError,
-    GlueStartAmbiguousError,
-    refuse_blind_resend,
     run_glue_job,
     stop_runs_named,
 )
@@ -47,7 +43,6 @@ from tasks.jobs import InvalidRequestError, RunKey, WaitPolicy
 from tests.conftest import PrefectApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STANDIN = REPO_ROOT / "tests" / "local" / "glue_jobs" / "standin.py"
 FAST = {
     "poll": WaitPolicy(initial_interval=0.05, max_interval=0.2, timeout_seconds=None),
     "concurrency": WaitPolicy(initial_interval=0.1, max_interval=0.3, timeout_seconds=30),
@@ -175,22 +170,6 @@ def glue_client(endpoint_url: str, max_attempts: int = 1) -> GlueClient:
     )
 
 
-@pytest.fixture
-def endpoint(tmp_path: Path) -> Iterator[AwsEndpoint]:
-    jobs = {
-        "standin": JobDefinition("standin", STANDIN, max_concurrent_runs=10),
-        "single": JobDefinition("single", STANDIN, max_concurrent_runs=1),
-    }
-    server = AwsEndpoint().start()
-    service = GlueService(jobs, log_dir=tmp_path / "logs", stop_grace_seconds=2)
-    server.register("AWSGlue", service)
-    try:
-        yield server
-    finally:
-        service.close()
-        server.stop()
-
-
 def runs_with_key(client: GlueClient, job: str, key: str) -> list[Any]:
     runs = client.get_job_runs(JobName=job)["JobRuns"]
     return [r for r in runs if r["Arguments"].get(RUN_KEY_ARGUMENT) == key]
@@ -286,54 +265,6 @@ def test_after_a_failed_run_a_retry_starts_afresh(endpoint: AwsEndpoint) -> None
         r["JobRunState"] for r in runs_with_key(client, "standin", "p/2026-11-25/afresh")
     )
     assert states == ["FAILED", "SUCCEEDED"]
-
-
-def test_a_lost_start_response_does_not_leave_two_runs(endpoint: AwsEndpoint) -> None:
-    client = glue_client(endpoint.url, max_attempts=3)  # botocore would resend StartJobRun
-    endpoint.faults.drop_after("StartJobRun", 1)  # processed, then the connection drops
-    result = run_glue_job(
-        client, "standin", {"--sleep": "0.5"}, run_key=RunKey("p", NIGHT, "lost"), **FAST
-    )
-    (run,) = runs_with_key(client, "standin", "p/2026-11-25/lost")  # started exactly once
-    assert (result.run_id, result.reattached, result.state) == (run["Id"], True, "SUCCEEDED")
-
-
-@pytest.mark.parametrize("processed", [True, False], ids=["processed", "not-processed"])
-def test_a_5xx_start_is_looked_up_never_resent(endpoint: AwsEndpoint, processed: bool) -> None:
-    """A 5xx may hide a started run: look the key up; start again only if nothing is there."""
-    client = glue_client(endpoint.url, max_attempts=3)
-    endpoint.faults.server_error(
-        "StartJobRun", 1, processed=processed, code="InternalServiceException"
-    )
-    key = RunKey("p", NIGHT, f"five-{processed}")
-    result = run_glue_job(client, "standin", {}, run_key=key, **FAST)
-    (run,) = runs_with_key(client, "standin", key.glue_argument)
-    assert (result.run_id, result.state) == (run["Id"], "SUCCEEDED")
-    assert result.reattached is processed  # found by its key, or started by the second try
-
-
-def test_an_ambiguous_start_is_never_resent_by_the_client(endpoint: AwsEndpoint) -> None:
-    """The guard holds for any injected client, whatever its retry settings; it leaves
-    throttling to botocore, which may resend what Glue refused."""
-    client = refuse_blind_resend(refuse_blind_resend(glue_client(endpoint.url, max_attempts=5)))
-    args = {RUN_KEY_ARGUMENT: "p/2026-11-25/guard", "--secret_arg": "do-not-log-me"}
-    endpoint.faults.drop_after("StartJobRun", 1)
-    with pytest.raises(
-        GlueStartAmbiguousError, match=r"Glue job standin \(run key p/2026-11-25/guard\)"
-    ) as err:
-        client.start_job_run(JobName="standin", Arguments=args)
-    assert isinstance(err.value.__cause__, ConnectionClosedError)
-    assert "do-not-log-me" not in str(err.value)
-    copy = pickle.loads(pickle.dumps(err.value))
-    assert (type(copy), str(copy)) == (GlueStartAmbiguousError, str(err.value))
-    endpoint.faults.server_error("StartJobRun", 1, processed=True)
-    with pytest.raises(GlueStartAmbiguousError, match="answered 500 InternalFailure") as err:
-        client.start_job_run(JobName="standin", Arguments=args)
-    assert isinstance(err.value.__cause__, ClientError)
-    assert len(runs_with_key(client, "standin", "p/2026-11-25/guard")) == 2  # one per call
-    endpoint.faults.throttle("StartJobRun", 2)
-    started = client.start_job_run(JobName="standin", Arguments=args)
-    assert started["ResponseMetadata"]["RetryAttempts"] == 2
 
 
 def test_concurrency_limit_backs_off_then_gives_up_with_the_cause(endpoint: AwsEndpoint) -> None:
