@@ -32,6 +32,7 @@ from tasks.glue.policy import (
     RUN_KEY_ARGUMENT,
     RunLinks,
     build_start_request,
+    pick_run_of_lost_start,
     pick_run_to_attach,
     pick_winner_of_race,
     run_key_of,
@@ -122,7 +123,7 @@ def _look_after_lost_start(
     knobs: _Waiting,
     lost: GlueStartAmbiguousError,
     deadline: float,
-    reuse: bool,
+    known_before: Collection[str],
 ) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
     """After an ambiguous StartJobRun: the key's run if it started, and the runs listed.
 
@@ -135,7 +136,7 @@ def _look_after_lost_start(
         try:
             runs = list_runs(client, job_name, max_runs=knobs.max_runs_scanned)
             looks += 1
-            existing = pick_run_to_attach(runs, run_key, reuse_succeeded=reuse)
+            existing = pick_run_of_lost_start(runs, run_key, known_before)
             if existing is not None or looks == 2:
                 return existing, runs
         except (ClientError, BotoCoreError) as err:
@@ -156,20 +157,21 @@ def _start_or_attach(
     run_key: str,
     knobs: _Waiting,
     logger: Logger,
-    seen_before_start: Collection[str] | None,
+    known_before: Collection[str],
+    forced: bool,
 ) -> tuple[str, bool]:
     """Start a run; on a concurrency error or a lost answer attach to the key's active run.
 
-    ``seen_before_start`` (ids from the pre-start lookup; None when a new run was forced)
-    turns on the after-start check for a racing twin. After an ambiguous StartJobRun
+    ``known_before``: ids of the job's runs listed before the first attempt; unless
+    ``forced``, the after-start check for a racing twin is on. After an ambiguous StartJobRun
     (``GlueStartAmbiguousError``: no answer, or a 5xx; the client never resends it, see
     ``start_guard``) the key is looked up and its run attached to; only a lookup that
     succeeded and found none lets StartJobRun go out again, within the ``concurrency``
     policy's timeout, and the race check then also covers the lost attempt's run.
     """
     job_name = request["JobName"]
-    reuse = seen_before_start is not None
-    race_baseline = seen_before_start
+    reuse = not forced
+    race_check = not forced
     deadline = time.monotonic() + (knobs.concurrency.timeout_seconds or 0.0)
     attempt = 0
     while True:
@@ -178,7 +180,7 @@ def _start_or_attach(
             break
         except GlueStartAmbiguousError as err:
             existing, runs = _look_after_lost_start(
-                client, job_name, run_key, knobs, err, deadline, reuse
+                client, job_name, run_key, knobs, err, deadline, known_before
             )
             if existing is not None:
                 logger.warning(
@@ -189,8 +191,7 @@ def _start_or_attach(
             if time.monotonic() >= deadline:
                 raise
             logger.info("Glue job %s: %s; no run holds the key, starting again", job_name, err)
-            if race_baseline is None:  # forced: runs listed now are not twins of ours
-                race_baseline = {str(r.get("Id")) for r in runs}
+            race_check = True  # the lost request's run may still show up late
         except ClientError as err:
             code = error_code(err)
             message = err.response.get("Error", {}).get("Message", "")
@@ -221,10 +222,10 @@ def _start_or_attach(
             if existing is not None:
                 return str(existing["Id"]), True
             raise JobError(f"StartJobRun for Glue job {job_name} failed: {err}") from err
-    if race_baseline is None:
+    if not race_check:
         return run_id, False
     runs = list_runs(client, job_name, max_runs=knobs.max_runs_scanned)
-    winner = pick_winner_of_race(runs, run_key, race_baseline)
+    winner = pick_winner_of_race(runs, run_key, known_before)
     if winner is not None and winner["Id"] != run_id:
         logger.warning(
             "Glue job %s: run %s also holds run key %s and started first; stopping %s",
@@ -311,16 +312,17 @@ def start_glue_run(
     )
     knobs = _Waiting(DEFAULT_POLL, concurrency, max_runs_scanned, sleep, rand)
     seen: list[Mapping[str, Any]] = []
-    if not force or reattach_to:
-        seen = list_runs(client, job_name, max_runs=max_runs_scanned)
+    # Listed even when forced: after a lost StartJobRun answer, a run with the key that is
+    # not among these is the one the lost request started.
+    seen = list_runs(client, job_name, max_runs=max_runs_scanned)
     own = [r for r in seen if r.get("Id") in reattach_to and run_key_of(r) == key]
     if own:
         return str(own[0]["Id"]), True
     existing = None if force else pick_run_to_attach(seen, key)
     if existing is not None:
         return str(existing["Id"]), True
-    seen_ids = None if force else {str(r.get("Id")) for r in seen}
-    return _start_or_attach(client, request, key, knobs, logger, seen_ids)
+    seen_ids = {str(r.get("Id")) for r in seen}
+    return _start_or_attach(client, request, key, knobs, logger, seen_ids, forced=force)
 
 
 def run_glue_job(

@@ -34,6 +34,7 @@ from tasks.glue import (
 )
 from tasks.glue.policy import (
     build_start_request,
+    pick_run_of_lost_start,
     pick_run_to_attach,
     pick_winner_of_race,
     run_links,
@@ -120,6 +121,15 @@ def test_pick_winner_of_race_among_runs_new_since_the_lookup() -> None:
     assert pick_winner_of_race([second, first, old], "k", {"old"}) == first
     assert pick_winner_of_race([_run("mine", "FAILED", 5), second], "k", set()) == second
     assert pick_winner_of_race([old], "k", {"old"}) is None
+
+
+def test_pick_run_of_lost_start_is_the_new_run_whatever_its_state() -> None:
+    old = _run("old", "SUCCEEDED", 1)
+    assert pick_run_of_lost_start([old], "k", {"old"}) is None  # nothing new: start again
+    failed, twin = _run("lost", "FAILED", 5), _run("twin", "RUNNING", 6)
+    assert pick_run_of_lost_start([failed, old], "k", {"old"}) == failed  # reported, not rerun
+    assert pick_run_of_lost_start([twin, failed, old], "k", {"old"}) == twin
+    assert pick_run_of_lost_start([_run("x", "RUNNING", 7, key="other")], "k", set()) is None
 
 
 def test_runs_to_stop_are_this_nights_active_runs_only() -> None:

@@ -73,6 +73,22 @@ def test_an_ambiguous_start_is_never_resent_by_the_client(endpoint: AwsEndpoint)
     assert started["ResponseMetadata"]["RetryAttempts"] == 2
 
 
+def test_a_throttled_lookup_after_a_lost_start_is_retried_not_skipped(
+    endpoint: AwsEndpoint,
+) -> None:
+    """Nothing is sent again until a lookup has answered: throttled lookups wait their turn."""
+    client = glue_client(endpoint.url, max_attempts=1)
+    key = RunKey("p", NIGHT, "throttled-look")
+    endpoint.faults.drop_after("StartJobRun", 1)
+    client.meta.events.register(  # the two lookups right after the lost answer are throttled
+        "after-call-error.glue.StartJobRun",
+        lambda **_: endpoint.faults.throttle("GetJobRuns", 2),
+    )
+    result = run_glue_job(client, "standin", {}, run_key=key, **FAST)
+    (run,) = runs_with_key(client, "standin", key.glue_argument)
+    assert (result.run_id, result.reattached) == (run["Id"], True)
+
+
 def test_two_invocations_of_a_night_converge_on_one_run(endpoint: AwsEndpoint) -> None:
     """Two processes run the same step at the same moment: both report the same run, and
     that run is the key's only one left doing work (a twin started in the race is stopped
