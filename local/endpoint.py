@@ -98,13 +98,18 @@ class Faults:
 
     ``throttle(op, n)`` answers the next n calls with ThrottlingException; ``latency(op, s)``
     delays every call; ``drop_after(op, n)`` processes the next n calls and then closes the
-    connection without answering, as a network failure after the server did the work would.
-    An operation of ``"*"`` matches every operation.
+    connection without answering, as a network failure after the server did the work would;
+    ``server_error(op, n, processed=...)`` answers the next n calls with a 500 (``code``,
+    default ``InternalFailure``), after doing the work when ``processed`` (a service that
+    failed on its way out) or without doing it. An operation of ``"*"`` matches every
+    operation.
     """
 
     _throttle: dict[str, int] = field(default_factory=dict)
     _latency: dict[str, float] = field(default_factory=dict)
     _drop: dict[str, int] = field(default_factory=dict)
+    # operation -> (calls left, processed, error code)
+    _server_error: dict[str, tuple[int, bool, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def throttle(self, operation: str, times: int) -> None:
@@ -119,11 +124,18 @@ class Faults:
         with self._lock:
             self._drop[operation] = times
 
+    def server_error(
+        self, operation: str, times: int, *, processed: bool, code: str = "InternalFailure"
+    ) -> None:
+        with self._lock:
+            self._server_error[operation] = (times, processed, code)
+
     def clear(self) -> None:
         with self._lock:
             self._throttle.clear()
             self._latency.clear()
             self._drop.clear()
+            self._server_error.clear()
 
     def _take(self, table: dict[str, int], operation: str) -> bool:
         with self._lock:
@@ -138,6 +150,16 @@ class Faults:
 
     def take_drop(self, operation: str) -> bool:
         return self._take(self._drop, operation)
+
+    def take_server_error(self, operation: str) -> tuple[bool, str] | None:
+        """(processed, code) when this call is to be answered with a 500, else None."""
+        with self._lock:
+            for key in (operation, "*"):
+                left, processed, code = self._server_error.get(key, (0, False, ""))
+                if left > 0:
+                    self._server_error[key] = (left - 1, processed, code)
+                    return processed, code
+        return None
 
     def latency_for(self, operation: str) -> float:
         with self._lock:
@@ -214,7 +236,12 @@ class AwsEndpoint:
         delay = self.faults.latency_for(operation)
         if delay:
             threading.Event().wait(delay)
+        failure = self.faults.take_server_error(operation)
+        if failure is not None and not failure[0]:
+            raise ServiceError(failure[1], "Internal failure (injected fault, not processed)", 500)
         result = service.handle(Call(operation=operation, body=body, identity=identity))
+        if failure is not None:
+            raise ServiceError(failure[1], "Internal failure (injected fault, processed)", 500)
         if self.faults.take_drop(operation):
             raise _DroppedConnection(operation)
         return result

@@ -14,8 +14,9 @@ from tasks.glue.runner import (
     GlueRunResult,
     run_glue_job,
     start_glue_run,
-    stop_runs_named,
 )
+from tasks.glue.runs import stop_runs_named
+from tasks.glue.start_guard import GlueStartAmbiguousError, refuse_blind_resend
 from tasks.glue.task import glue_job_run, start_glue_job_run
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "GlueJobFailedError",
     "GluePollError",
     "GlueRunResult",
+    "GlueStartAmbiguousError",
     "glue_job_run",
+    "refuse_blind_resend",
     "run_glue_job",
     "start_glue_job_run",
     "start_glue_run",

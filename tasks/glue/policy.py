@@ -137,6 +137,19 @@ def pick_winner_of_race(
     return _earliest(fresh)
 
 
+def pick_run_of_lost_start(
+    runs: Iterable[Mapping[str, Any]], run_key: str, known_before: Collection[str]
+) -> Mapping[str, Any] | None:
+    """After a StartJobRun whose answer was lost: the run it started, if any.
+
+    Runs with the key that were not listed before the attempt are new: the race winner
+    among them (``pick_winner_of_race``) if one is active or SUCCEEDED, else the earliest
+    in any state, so a run that already failed is reported rather than started again.
+    """
+    fresh = [r for r in _with_key(runs, run_key) if r.get("Id") not in known_before]
+    return pick_winner_of_race(fresh, run_key, known_before) or _earliest(fresh)
+
+
 def runs_to_stop(runs: Iterable[Mapping[str, Any]], key_prefix: str) -> list[Mapping[str, Any]]:
     """The active runs whose run key starts with ``key_prefix`` (e.g. one night's), and
     no other: a stop hook for one night must leave every other night's runs alone."""

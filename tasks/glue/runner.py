@@ -5,6 +5,10 @@ The rules live in ``policy.py``; this module is the boto3 layer. What it guarant
 * at most one live run per run key: before starting, GetJobRuns is searched for a run
   carrying the key (active, or SUCCEEDED) and that run is attached to instead; after
   starting, a racing twin is detected and the later run is stopped;
+* no blind resend: the client is made to raise ``GlueStartAmbiguousError`` where botocore
+  would resend a StartJobRun whose answer was lost or a 5xx (``start_guard``); the key is
+  then looked up and its run attached to, and StartJobRun goes out again only after a
+  lookup that succeeded found none;
 * ConcurrentRunsExceededException attaches to the matching run if there is one, else backs
   off and tries again until the ``concurrency`` policy's timeout is used up;
 * FAILED, STOPPED, TIMEOUT, ERROR and EXPIRED raise ``GlueJobFailedError`` with Glue's
@@ -28,12 +32,14 @@ from tasks.glue.policy import (
     RUN_KEY_ARGUMENT,
     RunLinks,
     build_start_request,
+    pick_run_of_lost_start,
     pick_run_to_attach,
     pick_winner_of_race,
     run_key_of,
     run_links,
-    runs_to_stop,
 )
+from tasks.glue.runs import find_run, list_runs, stop_run
+from tasks.glue.start_guard import GlueStartAmbiguousError, refuse_blind_resend
 from tasks.jobs import (
     GLUE_RUN_STATES,
     JobError,
@@ -99,79 +105,6 @@ class GlueRunResult:
     run: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
 
-def list_runs(client: GlueClient, job_name: str, *, max_runs: int = 500) -> list[Mapping[str, Any]]:
-    """The job's newest ``max_runs`` runs (GetJobRuns pages, newest first)."""
-    runs: list[Mapping[str, Any]] = []
-    for page in client.get_paginator("get_job_runs").paginate(
-        JobName=job_name, PaginationConfig={"PageSize": 200}
-    ):
-        runs.extend(page.get("JobRuns", []))
-        if len(runs) >= max_runs:
-            break
-    return runs
-
-
-def find_run(
-    client: GlueClient,
-    job_name: str,
-    run_key: str,
-    *,
-    max_runs: int = 500,
-    reuse_succeeded: bool = True,
-) -> Mapping[str, Any] | None:
-    """The run to attach to for ``run_key`` among the job's newest ``max_runs`` runs."""
-    runs = list_runs(client, job_name, max_runs=max_runs)
-    return pick_run_to_attach(runs, run_key, reuse_succeeded=reuse_succeeded)
-
-
-def stop_runs_named(
-    client: GlueClient,
-    job_name: str,
-    key_prefix: str,
-    *,
-    logger: Logger | None = None,
-    max_runs: int = 200,
-) -> list[str]:
-    """Stop the job's active runs whose run key starts with ``key_prefix`` (one night's:
-    ``tasks.jobs.night_prefix``); the ids asked to stop. Never raises, like ``stop_run``.
-
-    For stop hooks that run in another process than the one that started the runs: the
-    run key in the Arguments is the only state they share with it.
-    """
-    logger = logger or log
-    try:
-        runs = list_runs(client, job_name, max_runs=max_runs)
-    except (ClientError, BotoCoreError) as exc:
-        logger.warning("could not list Glue job %s runs to stop: %s", job_name, exc)
-        return []
-    stopped = [str(run["Id"]) for run in runs_to_stop(runs, key_prefix)]
-    for run_id in stopped:
-        stop_run(client, job_name, run_id, logger)
-    return stopped
-
-
-def stop_run(client: GlueClient, job_name: str, run_id: str, logger: Logger) -> bool:
-    """Best effort BatchStopJobRun; never raises, because it runs while another error is
-    already on its way out and must not replace it."""
-    try:
-        answer = client.batch_stop_job_run(JobName=job_name, JobRunIds=[run_id])
-    except (ClientError, BotoCoreError) as exc:
-        logger.error("Could not stop Glue job %s run %s: %s", job_name, run_id, exc)
-        return False
-    for error in answer.get("Errors", []):
-        detail = error.get("ErrorDetail", {})
-        logger.warning(
-            "Glue job %s run %s was not stopped: %s %s",
-            job_name,
-            run_id,
-            detail.get("ErrorCode"),
-            detail.get("ErrorMessage"),
-        )
-        return False
-    logger.warning("Stopped Glue job %s run %s (BatchStopJobRun)", job_name, run_id)
-    return True
-
-
 @dataclass
 class _Waiting:
     """Knobs for the start and wait loops; defaults suit real Glue, tests shrink them."""
@@ -183,27 +116,82 @@ class _Waiting:
     rand: Callable[[], float]
 
 
+def _look_after_lost_start(
+    client: GlueClient,
+    job_name: str,
+    run_key: str,
+    knobs: _Waiting,
+    lost: GlueStartAmbiguousError,
+    deadline: float,
+    known_before: Collection[str],
+) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
+    """After an ambiguous StartJobRun: the key's run if it started, and the runs listed.
+
+    Looks at once and, when nothing is there, once more after a backoff (a run may show up
+    late); transient lookup errors are retried within the deadline. Nothing may be sent
+    again before a lookup has succeeded, so running out of time raises.
+    """
+    looks = errors = 0
+    while True:
+        try:
+            runs = list_runs(client, job_name, max_runs=knobs.max_runs_scanned)
+            looks += 1
+            existing = pick_run_of_lost_start(runs, run_key, known_before)
+            if existing is not None or looks == 2:
+                return existing, runs
+        except (ClientError, BotoCoreError) as err:
+            if not is_transient(err) or time.monotonic() >= deadline:
+                raise GlueStartAmbiguousError(
+                    f"{lost}; looking up run key {run_key} failed too ({err}), "
+                    "so nothing was sent again: a retry looks it up first"
+                ) from err
+            errors += 1
+        if time.monotonic() >= deadline and looks:
+            return None, runs
+        knobs.sleep(knobs.concurrency.delay(looks + errors, knobs.rand()))
+
+
 def _start_or_attach(
     client: GlueClient,
     request: Mapping[str, Any],
     run_key: str,
     knobs: _Waiting,
     logger: Logger,
-    seen_before_start: Collection[str] | None,
+    known_before: Collection[str],
+    forced: bool,
 ) -> tuple[str, bool]:
     """Start a run; on a concurrency error or a lost answer attach to the key's active run.
 
-    ``seen_before_start`` (ids from the pre-start lookup; None when a new run was forced)
-    turns on the after-start check for a racing twin.
+    ``known_before``: ids of the job's runs listed before the first attempt; unless
+    ``forced``, the after-start check for a racing twin is on. After an ambiguous StartJobRun
+    (``GlueStartAmbiguousError``: no answer, or a 5xx; the client never resends it, see
+    ``start_guard``) the key is looked up and its run attached to; only a lookup that
+    succeeded and found none lets StartJobRun go out again, within the ``concurrency``
+    policy's timeout, and the race check then also covers the lost attempt's run.
     """
     job_name = request["JobName"]
-    reuse = seen_before_start is not None
+    reuse = not forced
+    race_check = not forced
     deadline = time.monotonic() + (knobs.concurrency.timeout_seconds or 0.0)
     attempt = 0
     while True:
         try:
             run_id = client.start_job_run(**request)["JobRunId"]
             break
+        except GlueStartAmbiguousError as err:
+            existing, runs = _look_after_lost_start(
+                client, job_name, run_key, knobs, err, deadline, known_before
+            )
+            if existing is not None:
+                logger.warning(
+                    "Glue job %s: %s; run %s holds the key, attaching to it",
+                    job_name, err, existing["Id"],
+                )  # fmt: skip
+                return str(existing["Id"]), True
+            if time.monotonic() >= deadline:
+                raise
+            logger.info("Glue job %s: %s; no run holds the key, starting again", job_name, err)
+            race_check = True  # the lost request's run may still show up late
         except ClientError as err:
             code = error_code(err)
             message = err.response.get("Error", {}).get("Message", "")
@@ -226,17 +214,18 @@ def _start_or_attach(
             knobs.sleep(delay)
             attempt += 1
         except BotoCoreError as err:
-            # The request may have reached Glue before the connection failed: look first.
+            # Never sent (no connection, after botocore's retries; the guard passes only
+            # those), but a run of the key may exist all the same: look first.
             existing = find_run(
                 client, job_name, run_key, max_runs=knobs.max_runs_scanned, reuse_succeeded=reuse
             )
             if existing is not None:
                 return str(existing["Id"]), True
             raise JobError(f"StartJobRun for Glue job {job_name} failed: {err}") from err
-    if seen_before_start is None:
+    if not race_check:
         return run_id, False
     runs = list_runs(client, job_name, max_runs=knobs.max_runs_scanned)
-    winner = pick_winner_of_race(runs, run_key, seen_before_start)
+    winner = pick_winner_of_race(runs, run_key, known_before)
     if winner is not None and winner["Id"] != run_id:
         logger.warning(
             "Glue job %s: run %s also holds run key %s and started first; stopping %s",
@@ -311,6 +300,7 @@ def start_glue_run(
     reported rather than started again.
     """
     logger = logger or log
+    refuse_blind_resend(client)
     key = run_key.glue_argument
     request = build_start_request(
         job_name,
@@ -322,16 +312,17 @@ def start_glue_run(
     )
     knobs = _Waiting(DEFAULT_POLL, concurrency, max_runs_scanned, sleep, rand)
     seen: list[Mapping[str, Any]] = []
-    if not force or reattach_to:
-        seen = list_runs(client, job_name, max_runs=max_runs_scanned)
+    # Listed even when forced: after a lost StartJobRun answer, a run with the key that is
+    # not among these is the one the lost request started.
+    seen = list_runs(client, job_name, max_runs=max_runs_scanned)
     own = [r for r in seen if r.get("Id") in reattach_to and run_key_of(r) == key]
     if own:
         return str(own[0]["Id"]), True
     existing = None if force else pick_run_to_attach(seen, key)
     if existing is not None:
         return str(existing["Id"]), True
-    seen_ids = None if force else {str(r.get("Id")) for r in seen}
-    return _start_or_attach(client, request, key, knobs, logger, seen_ids)
+    seen_ids = {str(r.get("Id")) for r in seen}
+    return _start_or_attach(client, request, key, knobs, logger, seen_ids, forced=force)
 
 
 def run_glue_job(

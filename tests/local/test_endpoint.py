@@ -238,6 +238,24 @@ def test_dropped_response_surfaces_when_retries_are_off(
     assert client.list_statements(MaxResults=1)["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
+@pytest.mark.parametrize("processed", [True, False], ids=["processed", "not-processed"])
+def test_an_injected_server_error_does_or_skips_the_work_as_told(
+    local_stack: LocalStack, faults: Faults, processed: bool
+) -> None:
+    client = data_api_client(local_stack.endpoint_url, max_attempts=1)
+    name = f"server-error-probe-{uuid.uuid4()}"
+    faults.server_error("ExecuteStatement", 1, processed=processed, code="InternalServerException")
+    with pytest.raises(ClientError) as exc:
+        client.execute_statement(Sql="select 1", StatementName=name, **TARGET)
+    assert exc.value.response["Error"]["Code"] == "InternalServerException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    listed = client.list_statements(StatementName=name, Status="ALL")["Statements"]
+    assert len(listed) == (1 if processed else 0)
+    client.execute_statement(Sql="select 1", StatementName=name, **TARGET)  # one call only
+    listed = client.list_statements(StatementName=name, Status="ALL")["Statements"]
+    assert len(listed) == (2 if processed else 1)
+
+
 def test_identity_is_the_signing_access_key() -> None:
     header = (
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/redshift-data/aws4_request,"

@@ -1,4 +1,5 @@
-"""Fixtures for the task tests: a real boto3 client whose HTTP layer is a botocore Stubber.
+"""Fixtures for the task tests: a real boto3 client whose HTTP layer is a botocore Stubber,
+and the local endpoint serving Glue job runs of a stand-in script (no Spark).
 
 The Prefect server fixtures (``prefect_api``, ``prefect_settings``) live in tests/conftest.py.
 """
@@ -6,11 +7,17 @@ The Prefect server fixtures (``prefect_api``, ``prefect_settings``) live in test
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+from local.endpoint import AwsEndpoint
+from local.glue_jobs import GlueService, JobDefinition
+
+STANDIN = Path(__file__).resolve().parents[1] / "local" / "glue_jobs" / "standin.py"
 
 
 class FakeClock:
@@ -69,3 +76,19 @@ def calls(stubbed: tuple[RedshiftDataAPIServiceClient, Stubber]) -> list[str]:
         lambda model, **_: seen.append(model.name),
     )
     return seen
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[AwsEndpoint]:
+    jobs = {
+        "standin": JobDefinition("standin", STANDIN, max_concurrent_runs=10),
+        "single": JobDefinition("single", STANDIN, max_concurrent_runs=1),
+    }
+    server = AwsEndpoint().start()
+    service = GlueService(jobs, log_dir=tmp_path / "logs", stop_grace_seconds=2)
+    server.register("AWSGlue", service)
+    try:
+        yield server
+    finally:
+        service.close()
+        server.stop()

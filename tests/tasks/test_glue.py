@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from botocore.stub import Stubber
 from mypy_boto3_glue import GlueClient
 
 from local.endpoint import AwsEndpoint
-from local.glue_jobs import GlueService, JobDefinition
 from tasks.glue import (
     RUN_KEY_ARGUMENT,
     GlueConcurrencyError,
@@ -36,6 +34,7 @@ from tasks.glue import (
 )
 from tasks.glue.policy import (
     build_start_request,
+    pick_run_of_lost_start,
     pick_run_to_attach,
     pick_winner_of_race,
     run_links,
@@ -45,7 +44,6 @@ from tasks.jobs import InvalidRequestError, RunKey, WaitPolicy
 from tests.conftest import PrefectApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STANDIN = REPO_ROOT / "tests" / "local" / "glue_jobs" / "standin.py"
 FAST = {
     "poll": WaitPolicy(initial_interval=0.05, max_interval=0.2, timeout_seconds=None),
     "concurrency": WaitPolicy(initial_interval=0.1, max_interval=0.3, timeout_seconds=30),
@@ -125,6 +123,15 @@ def test_pick_winner_of_race_among_runs_new_since_the_lookup() -> None:
     assert pick_winner_of_race([old], "k", {"old"}) is None
 
 
+def test_pick_run_of_lost_start_is_the_new_run_whatever_its_state() -> None:
+    old = _run("old", "SUCCEEDED", 1)
+    assert pick_run_of_lost_start([old], "k", {"old"}) is None  # nothing new: start again
+    failed, twin = _run("lost", "FAILED", 5), _run("twin", "RUNNING", 6)
+    assert pick_run_of_lost_start([failed, old], "k", {"old"}) == failed  # reported, not rerun
+    assert pick_run_of_lost_start([twin, failed, old], "k", {"old"}) == twin
+    assert pick_run_of_lost_start([_run("x", "RUNNING", 7, key="other")], "k", set()) is None
+
+
 def test_runs_to_stop_are_this_nights_active_runs_only() -> None:
     night = "p/2026-11-25/"
     runs = [
@@ -171,22 +178,6 @@ def glue_client(endpoint_url: str, max_attempts: int = 1) -> GlueClient:
         config=Config(retries={"max_attempts": max_attempts, "mode": "standard"}),
         **CREDENTIALS,
     )
-
-
-@pytest.fixture
-def endpoint(tmp_path: Path) -> Iterator[AwsEndpoint]:
-    jobs = {
-        "standin": JobDefinition("standin", STANDIN, max_concurrent_runs=10),
-        "single": JobDefinition("single", STANDIN, max_concurrent_runs=1),
-    }
-    server = AwsEndpoint().start()
-    service = GlueService(jobs, log_dir=tmp_path / "logs", stop_grace_seconds=2)
-    server.register("AWSGlue", service)
-    try:
-        yield server
-    finally:
-        service.close()
-        server.stop()
 
 
 def runs_with_key(client: GlueClient, job: str, key: str) -> list[Any]:
@@ -284,21 +275,6 @@ def test_after_a_failed_run_a_retry_starts_afresh(endpoint: AwsEndpoint) -> None
         r["JobRunState"] for r in runs_with_key(client, "standin", "p/2026-11-25/afresh")
     )
     assert states == ["FAILED", "SUCCEEDED"]
-
-
-def test_a_lost_start_response_does_not_leave_two_runs(endpoint: AwsEndpoint) -> None:
-    client = glue_client(endpoint.url, max_attempts=3)  # botocore resends the lost StartJobRun
-    endpoint.faults.drop_after("StartJobRun", 1)
-    result = run_glue_job(
-        client, "standin", {"--sleep": "0.5"}, run_key=RunKey("p", NIGHT, "lost"), **FAST
-    )
-    runs = runs_with_key(client, "standin", "p/2026-11-25/lost")
-    assert len(runs) == 2  # the server did start twice...
-    by_id = {r["Id"]: r for r in runs}
-    first = min(runs, key=lambda r: r["StartedOn"])
-    assert result.run_id == first["Id"]  # ...the first one is kept and finished
-    duplicate = next(i for i in by_id if i != first["Id"])
-    assert wait_state(client, "standin", duplicate, {"STOPPED", "SUCCEEDED"}) == "STOPPED"
 
 
 def test_concurrency_limit_backs_off_then_gives_up_with_the_cause(endpoint: AwsEndpoint) -> None:

@@ -17,6 +17,7 @@ from botocore.exceptions import (
 from prefect.states import Completed, Failed
 
 import tasks.glue.runner
+import tasks.glue.start_guard
 import tasks.redshift_data.errors
 from tasks.jobs import (
     GLUE_RUN_STATES,
@@ -219,6 +220,9 @@ SAMPLES: dict[type[JobError], JobError] = {
         "no slot", code="ConcurrentRunsExceededException"
     ),
     tasks.glue.runner.GluePollError: tasks.glue.runner.GluePollError("unreachable"),
+    tasks.glue.start_guard.GlueStartAmbiguousError: tasks.glue.start_guard.GlueStartAmbiguousError(
+        "StartJobRun got no answer"
+    ),
 }
 for _cls in (
     tasks.redshift_data.errors.StatementError,
@@ -261,6 +265,7 @@ def test_only_errors_that_reattach_are_safe_to_retry(error: JobError) -> None:
         StatusUnknownError,
         tasks.glue.runner.GlueConcurrencyError,
         tasks.glue.runner.GluePollError,
+        tasks.glue.start_guard.GlueStartAmbiguousError,
         tasks.redshift_data.errors.StatementStatusUnknownError,
     )
     assert safe_to_retry(error) is (type(error) in reattaches)
