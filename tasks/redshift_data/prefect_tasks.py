@@ -245,6 +245,7 @@ def execute_statement(
             logger=logger,
             submit=_submit_checkpointed(target, logger),
             reattach_to=reattach_to,
+            policy=policy,
         )
     pipeline = run_key.pipeline if run_key else None
     context = TaskRunContext.get()

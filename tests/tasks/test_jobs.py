@@ -219,6 +219,9 @@ SAMPLES: dict[type[JobError], JobError] = {
         "no slot", code="ConcurrentRunsExceededException"
     ),
     tasks.glue.runner.GluePollError: tasks.glue.runner.GluePollError("unreachable"),
+    tasks.redshift_data.errors.StatementLookupError: tasks.redshift_data.errors.StatementLookupError(
+        "lookup throttled", statement_name="nightly/2026-11-25/load/attempt-"
+    ),
 }
 for _cls in (
     tasks.redshift_data.errors.StatementError,
@@ -262,6 +265,7 @@ def test_only_errors_that_reattach_are_safe_to_retry(error: JobError) -> None:
         tasks.glue.runner.GlueConcurrencyError,
         tasks.glue.runner.GluePollError,
         tasks.redshift_data.errors.StatementStatusUnknownError,
+        tasks.redshift_data.errors.StatementLookupError,
     )
     assert safe_to_retry(error) is (type(error) in reattaches)
     assert retry_condition(None, None, Failed(data=error)) is safe_to_retry(error)  # type: ignore[arg-type]
