@@ -65,14 +65,15 @@ def history(
     """
     settings = Settings()
     pipeline = _pipeline(settings, start_date, end_date)
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "History load %s..%s on target %r from %s",
         start_date.isoformat(),
         end_date.isoformat(),
         settings.target,
         settings.history_source,
     )
-    runtime = Runtime.from_settings(settings)
+    runtime = Runtime.from_settings(settings, check_access=True, logger=logger)
     summary = run_pipeline(pipeline, runtime, start_date, force=force_rerun, wait_mode=wait_mode)
     return summary.as_dict()
 

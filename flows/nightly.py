@@ -53,10 +53,11 @@ def nightly(
     night = logical_date or default_logical_date()
     refuse_future_night(night)  # before any work: a night is loaded after its day ends
     settings = Settings()
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "Night %s on target %r (force_rerun=%s)", night.isoformat(), settings.target, force_rerun
     )
-    runtime = Runtime.from_settings(settings)
+    runtime = Runtime.from_settings(settings, check_access=True, logger=logger)
     summary = run_pipeline(
         nightly_pipeline(settings.glue_job_name),
         runtime,

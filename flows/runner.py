@@ -20,11 +20,12 @@ from prefect.cache_policies import NO_CACHE, RUN_ID
 from prefect.exceptions import Pause
 from prefect.futures import PrefectFuture, wait
 
-from flows.hooks import stop_night
+from flows.hooks import stop_run_work
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
 from flows.runtime import Runtime
 from flows.summary import NightSummary, StepOutcome, WarehouseChanges, to_markdown
 from flows.waiting import Suspender, WaitMode, Work
+from tasks.flow_run_tags import current_flow_run_id
 from tasks.glue import GlueRunResult, glue_job_run, start_glue_job_run
 from tasks.jobs import retry_condition
 from tasks.redshift_data import RunKey, StatementResult, call_procedure, execute_statement
@@ -400,9 +401,10 @@ def run_pipeline(
         raise  # suspended: the work goes on and the resumed run reads it
     except BaseException as exc:
         # A stop (SIGTERM, cancellation, Ctrl-C, flow timeout) reaches only this thread;
-        # the worker threads would keep waiting, so stop what they wait on, by name.
+        # the worker threads would keep waiting, so stop what this run waits on (its tags).
         if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):
-            stop_night(runtime, pipeline, night, reason=f"flow stopped: {type(exc).__name__}")
+            reason = f"flow stopped: {type(exc).__name__}"
+            stop_run_work(runtime, current_flow_run_id(), reason=reason)
         raise
     summary.changes = read_changes(runtime, mark)
     summary.wall_seconds = time.monotonic() - started

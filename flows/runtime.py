@@ -6,18 +6,23 @@ different endpoint URL in the environment, so flows and tasks keep one code path
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from flows.preflight import check_data_api_access, check_region_and_credentials
 from flows.settings import Settings
 from tasks.aws import aws_client
+from tasks.jobs import Logger
 from tasks.redshift_data import RedshiftTarget, WaitPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+log = logging.getLogger(__name__)
 
 
 def target_from_settings(settings: Settings, credentials: Any = None) -> RedshiftTarget:
@@ -41,10 +46,21 @@ class Runtime:
         return self.target.data_api_client()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
+    def from_settings(
+        cls, settings: Settings, *, check_access: bool = False, logger: Logger | None = None
+    ) -> Runtime:
+        """The runtime of ``settings``. ``check_access`` (a night's start, not its stop hooks)
+        makes sure, on the AWS target, that a region and working credentials exist before
+        any step runs (``flows.preflight``); the local target skips it."""
+        check = check_access and settings.target == "aws"
         credentials = _load_credentials(settings.aws_credentials_block)
+        if check:
+            check_region_and_credentials(settings, credentials)
         glue = aws_client("glue", credentials=credentials, region=settings.region)
-        return cls.with_clients(settings, target_from_settings(settings, credentials), glue)
+        runtime = cls.with_clients(settings, target_from_settings(settings, credentials), glue)
+        if check:
+            check_data_api_access(runtime.target, logger or log)
+        return runtime
 
     @classmethod
     def with_clients(cls, settings: Settings, target: RedshiftTarget, glue: GlueClient) -> Runtime:

@@ -30,6 +30,13 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
 from flows.runtime import Runtime
+from tasks.flow_run_tags import (
+    GLUE_TAG,
+    STATEMENT_TAG,
+    glue_run_tag,
+    statement_tag,
+    update_flow_run_tags,
+)
 from tasks.jobs import GLUE_RUN_STATES, STATEMENT_STATES, Outcome
 
 if TYPE_CHECKING:
@@ -39,8 +46,6 @@ if TYPE_CHECKING:
 WaitMode = Literal["poll", "suspend"]
 WAIT_MODES: tuple[WaitMode, ...] = ("poll", "suspend")
 WAITING_TAG = "mystore-waiting"
-STATEMENT_TAG = "redshift-stmt:"
-GLUE_TAG = "glue-run:"
 # Pool types whose every run starts on the same host as the last one.
 SINGLE_HOST_POOL_TYPES = frozenset({"process"})
 
@@ -60,8 +65,9 @@ class Work:
     @property
     def tag(self) -> str:
         if self.kind == "statement":
-            return f"{STATEMENT_TAG}{self.id}"
-        return f"{GLUE_TAG}{self.job_name}:{self.id}"
+            return statement_tag(self.id)
+        assert self.job_name is not None
+        return glue_run_tag(self.job_name, self.id)
 
     def __str__(self) -> str:
         if self.kind == "statement":
@@ -173,14 +179,8 @@ def run_tags() -> list[str]:
 
 
 def set_tags(add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
-    """Add and remove tags of this flow run (read, then write; a run edits only its own)."""
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(_current_run_id())
-        drop = set(remove)
-        tags = [t for t in run.tags if t not in drop]
-        tags += [t for t in add if t not in tags]
-        if tags != list(run.tags):
-            client.update_flow_run(run.id, tags=tags)
+    """Add and remove tags of this flow run (under the lock the tasks' records share)."""
+    update_flow_run_tags(_current_run_id(), add=add, remove=remove)
 
 
 def suspend_with_message(message: str) -> None:

@@ -342,6 +342,7 @@ def run_glue_job(
     logger: Logger | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random,
+    on_start: Callable[[str], None] | None = None,
 ) -> GlueRunResult:
     """Start (or reattach to) the run for ``run_key`` and wait for it to end.
 
@@ -350,7 +351,8 @@ def run_glue_job(
     night that already succeeded); only if the job is at its concurrency limit does it attach
     to a run of the key that is still active. ``reattach_to``: see ``start_glue_run``.
     Raises ``GlueJobFailedError`` for a failed run, ``GlueConcurrencyError`` when no slot
-    frees up in time, ``GluePollError`` when Glue stays unreachable.
+    frees up in time, ``GluePollError`` when Glue stays unreachable. ``on_start`` gets the
+    run id before the wait (the Prefect task records it on the flow run).
     """
     logger = logger or log
     key = run_key.glue_argument
@@ -371,6 +373,8 @@ def run_glue_job(
         sleep=sleep,
         rand=rand,
     )
+    if on_start is not None:
+        on_start(run_id)
     links = RunLinks(console=None, logs=None)
 
     def announce(first: Mapping[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 No cache policy: whether the work is already done is decided by the run key against Glue's
 own run history, not by Prefect's cache (which keys on source code and inputs, and would
-start a second run after a code edit). Retries are the Data API tasks' own
+start a second run after a code edit). The run id is tagged on the flow run as soon as it
+is known (``tasks.flow_run_tags``), which fences the flow's stop hooks. Retries are the Data API tasks' own
 (``tasks.jobs.task_retry_options``): only failures that reattach are retried.
 """
 
@@ -15,6 +16,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import aws_client
+from tasks.flow_run_tags import glue_run_tag, record_work
 from tasks.glue.runner import GlueRunResult, run_glue_job, start_glue_run
 from tasks.jobs import RunKey, task_retry_options
 
@@ -61,6 +63,7 @@ def glue_job_run(
         force=force,
         reattach_to=reattach_to,
         logger=get_run_logger(),
+        on_start=lambda run_id: record_work(glue_run_tag(job_name, run_id)),
     )
 
 
@@ -100,4 +103,5 @@ def start_glue_job_run(
         reattach_to=reattach_to,
         logger=get_run_logger(),
     )
+    record_work(glue_run_tag(job_name, run_id))
     return run_id

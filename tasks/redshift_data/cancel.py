@@ -2,8 +2,9 @@
 
 Cancelling is best effort by nature (the statement may finish in the meantime), so these
 functions never raise: they log what happened and return it, and the caller re-raises its
-own reason for stopping. ``cancel_statements_named`` is the Data API half of the flows'
-one stop path (``flows.hooks.stop_night``); ``tasks.glue.stop_runs_named`` is the Glue half.
+own reason for stopping. ``cancel_statements_named`` stops a whole night by name, for
+callers without a flow run to fence by (the flows stop only their own run's work:
+``flows.hooks.stop_run_work``); ``tasks.glue.stop_runs_named`` is its Glue twin.
 """
 
 from __future__ import annotations

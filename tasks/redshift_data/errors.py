@@ -69,3 +69,16 @@ class StatementStatusUnknownError(StatementError, StatusUnknownError):
 
 class ResultTooLargeError(JobError):
     """The result set exceeds the caller's ``max_rows`` guard."""
+
+
+class StatementLookupError(StatusUnknownError):
+    """Looking up a step's earlier attempts by StatementName failed; nothing was submitted.
+
+    Transient failures (throttling, 5xx, dropped connections) are retried within the wait
+    policy's budget first; this is raised when the budget is spent or the Data API refused
+    the lookup outright. Reattachable: a later try looks again before submitting anything.
+    """
+
+    def __init__(self, message: str, *, statement_name: str) -> None:
+        self.statement_name = statement_name
+        super().__init__(message)

@@ -12,7 +12,8 @@ Thin on purpose: the decisions live in the sync modules. What Prefect adds is
 - cancellation when waiting is abandoned (task timeout, SIGTERM via Prefect's
   TerminationSignal); a flow run stopped from outside is handled by name in
   ``flows.hooks``;
-- a table artifact listing every statement of the flow run.
+- a table artifact listing every statement of the flow run, and a tag on the flow run per
+  statement it waits on (``tasks.flow_run_tags``), which fences its stop hooks.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 
+from tasks.flow_run_tags import record_work, statement_tag
 from tasks.jobs import Logger, RunKey, WaitPolicy, task_retry_options
 from tasks.redshift_data.errors import StatementError
 from tasks.redshift_data.identifiers import ArgValue, call_procedure_sql, split_procedure_name
@@ -245,7 +247,9 @@ def execute_statement(
             logger=logger,
             submit=_submit_checkpointed(target, logger),
             reattach_to=reattach_to,
+            policy=policy,
         )
+    record_work(statement_tag(submission.statement_id))  # what this run's stop hooks fence by
     pipeline = run_key.pipeline if run_key else None
     context = TaskRunContext.get()
     task_timeout = context.task.timeout_seconds if context else None
@@ -343,4 +347,5 @@ def start_statement(
         reattach_to=reattach_to,
         with_event=True,
     )
+    record_work(statement_tag(submission.statement_id))
     return submission.statement_id

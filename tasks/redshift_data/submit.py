@@ -3,8 +3,8 @@
 ``execute_and_wait`` is the plain path without Prefect (a random token makes botocore's
 own retries safe); the migration runner and tests use it. ``submit_or_reattach`` is the
 idempotent path for run keys: it asks the Data API which attempts of this step exist
-(ListStatements by name prefix, all statuses, every page) and only submits when there is
-nothing to reattach to.
+(ListStatements by name prefix, all statuses, every page, retried through transient
+errors like a wait) and only submits when there is nothing to reattach to.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tasks.jobs import (
     is_throttling,
     is_transient,
 )
+from tasks.redshift_data.lookup import list_statements_named
 from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
 from tasks.redshift_data.status import (
     StatementResult,
@@ -182,23 +183,32 @@ class Submission:
 
 
 def find_prior_statements(
-    client: RedshiftDataAPIServiceClient, step: RunKey
+    client: RedshiftDataAPIServiceClient,
+    step: RunKey,
+    *,
+    policy: WaitPolicy | None = None,
+    logger: Logger | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[PriorStatement]:
-    """Every earlier attempt of this step that the Data API still knows (24 h)."""
+    """Every earlier attempt of this step that the Data API still knows (24 h).
+
+    Every page, each retried through transient errors within ``policy``'s budget
+    (``lookup.list_statements_named``); ``StatementLookupError`` when that is spent.
+    """
     found = []
-    paginator = client.get_paginator("list_statements")
-    for page in paginator.paginate(StatementName=step.step_prefix, Status="ALL"):
-        for statement in page.get("Statements", []):
-            attempt = step.attempt_of(statement.get("StatementName"))
-            if attempt is not None:
-                found.append(
-                    PriorStatement(
-                        statement_id=statement["Id"],
-                        attempt=attempt,
-                        status=statement["Status"],
-                        created_at=str(statement.get("CreatedAt", "")),
-                    )
+    for statement in list_statements_named(
+        client, step.step_prefix, policy=policy, logger=logger, sleep=sleep
+    ):
+        attempt = step.attempt_of(statement.get("StatementName"))
+        if attempt is not None:
+            found.append(
+                PriorStatement(
+                    statement_id=statement["Id"],
+                    attempt=attempt,
+                    status=statement["Status"],
+                    created_at=str(statement.get("CreatedAt", "")),
                 )
+            )
     return found
 
 
@@ -246,6 +256,7 @@ def submit_or_reattach(
     submit: Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str] | None = None,
     reattach_to: Collection[str] = (),
     with_event: bool = False,
+    policy: WaitPolicy | None = None,
 ) -> Submission:
     """The statement for this step: an earlier live or finished attempt, or a new one.
 
@@ -253,11 +264,14 @@ def submit_or_reattach(
     key); it defaults to ``submit_statement``. ``reattach_to``: see ``decide``.
     ``with_event`` submits with ``WithEvent=True``: the Data API then sends EventBridge a
     "Redshift Data Statement Status Change" when the statement ends (suspend mode's wake-up).
+    ``policy`` bounds the transient errors the lookup of earlier attempts rides out (its
+    budget and backoff, the same as the wait's).
     """
     logger = logger or log
     # Validate everything before the first call to AWS.
     build_submit_request(target, sql, parameters=parameters, execution_mode=execution_mode)
-    decision = decide(find_prior_statements(client, step), force=force, reattach_to=reattach_to)
+    prior = find_prior_statements(client, step, policy=policy, logger=logger)
+    decision = decide(prior, force=force, reattach_to=reattach_to)
     run = step.with_attempt(decision.attempt)
     if decision.action == "reattach":
         assert decision.statement_id is not None

@@ -195,7 +195,7 @@ def wait_or_cancel(
     statement's own outcome or an error of ours: KeyboardInterrupt, Prefect's
     TerminationSignal (SIGTERM, a runner cancelling the flow), a task timeout. Waits in
     worker threads, which no signal reaches, are covered by the flows' stop path
-    (``flows.hooks.stop_night``, by name). When polling itself keeps failing we do not
+    (``flows.hooks.stop_run_work``, by the flow run's work tags). When polling itself keeps failing we do not
     cancel: the statement is probably fine and the next attempt reattaches.
     """
     logger = logger or log

@@ -1,23 +1,29 @@
-"""The stop hook cancels a night's running statement and stops its running Glue run, found
-by name alone (as a runner's hook process must), and leaves other nights alone."""
+"""The stop hook stops the work of *its* flow run, read from the run's tags on the Prefect
+server (as a runner's hook process must), and leaves another run of the same night alone."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
-import boto3
-from botocore.stub import Stubber
-from prefect_aws import AwsCredentials
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Crashed, Running
 
-from flows.hooks import stop_night
+from flows.hooks import stop_hook, stop_run_work
 from flows.pipeline import GlueStep, Pipeline, ProcedureStep
 from flows.runtime import Runtime
-from flows.settings import Settings
+from flows.waiting import Work
 from local.embedded import LOCAL_TARGET
 from local.stack import LocalStack
+from tasks.flow_run_tags import glue_run_tag, statement_tag
 from tasks.glue import RUN_KEY_ARGUMENT
-from tasks.redshift_data import RedshiftTarget
+from tasks.redshift_data import RunKey
+from tasks.redshift_data.prefect_tasks import start_statement
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi
 from tests.flows.test_runner import _runtime
 
 NIGHT = date(2026, 11, 21)
@@ -30,27 +36,58 @@ PIPELINE = Pipeline(
         ),
     ),
 )
+RUNNING = ("SUBMITTED", "PICKED", "STARTED")
 
 
-def _wait_for(predicate: object, timeout: float = 60.0) -> None:
+@flow(name="hook-test-night")
+def a_night() -> None:
+    """Only a flow to hang flow runs on; never run."""
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.2)
 
 
-def test_stop_night_cancels_statements_and_stops_glue_runs(migrated: LocalStack) -> None:
+def _flow_run(tags: list[str]) -> Any:
+    """A flow run of the night on the test server, Running, tagged with its work."""
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run(a_night, tags=tags, state=Running())
+
+
+def _set_state(flow_run_id: Any, state: Any) -> None:
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, state, force=True)
+
+
+def _submit(runtime: Runtime, name: str) -> str:
+    return runtime.redshift_data.execute_statement(
+        **LOCAL_TARGET.request_fields(), Sql="select pg_sleep(60)", StatementName=name
+    )["Id"]
+
+
+def _status(runtime: Runtime, statement_id: str) -> str:
+    return str(runtime.redshift_data.describe_statement(Id=statement_id)["Status"])
+
+
+@pytest.mark.usefixtures("prefect_settings")
+def test_the_hook_of_one_run_stops_only_its_own_work(
+    migrated: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of the same night: run A (crashed) started the load's attempt 1 and a Glue
+    run; run B (live) started attempt 2 of the same step. A's hook stops A's work only."""
+    # The hook builds its own runtime from settings: same endpoint, same identity.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
+    for name, value in migrated.client_env().items():
+        monkeypatch.setenv(name, value)
     runtime = _runtime(migrated)
-    data = runtime.redshift_data
-
-    def submit(name: str) -> str:
-        return data.execute_statement(
-            **LOCAL_TARGET.request_fields(), Sql="select pg_sleep(60)", StatementName=name
-        )["Id"]
-
-    ours = submit("hook-test/2026-11-21/load/attempt-1")
-    other_night = submit("hook-test/2026-11-22/load/attempt-1")
-    run_id = runtime.glue.start_job_run(
+    glue = runtime.glue
+    theirs_a = _submit(runtime, "hook-test/2026-11-21/load/attempt-1")
+    theirs_b = _submit(runtime, "hook-test/2026-11-21/load/attempt-2")
+    glue_a = glue.start_job_run(
         JobName="raw2clean",
         Arguments={
             RUN_KEY_ARGUMENT: "hook-test/2026-11-21/clean_store_sale",
@@ -58,57 +95,60 @@ def test_stop_night_cancels_statements_and_stops_glue_runs(migrated: LocalStack)
             "--logical_date": "2026-11-21",
         },
     )["JobRunId"]
-    _wait_for(lambda: data.describe_statement(Id=ours)["Status"] == "STARTED")
+    run_a = _flow_run([statement_tag(theirs_a), glue_run_tag("raw2clean", glue_a)])
+    run_b = _flow_run([statement_tag(theirs_b)])
+    _wait_for(lambda: _status(runtime, theirs_a) == "STARTED")
+    _set_state(run_a.id, Crashed())
+    with get_client(sync_client=True) as client:
+        crashed = client.read_flow_run(run_a.id)
 
-    stop_night(runtime, PIPELINE, NIGHT, reason="test")
+    stop_hook(lambda _: (PIPELINE, NIGHT))(a_night, crashed, crashed.state)
 
-    _wait_for(lambda: data.describe_statement(Id=ours)["Status"] == "ABORTED")
-    _wait_for(
-        lambda: (
-            runtime.glue.get_job_run(JobName="raw2clean", RunId=run_id)["JobRun"]["JobRunState"]
-            in ("STOPPED", "SUCCEEDED", "FAILED")
-        )
-    )
-    state = runtime.glue.get_job_run(JobName="raw2clean", RunId=run_id)["JobRun"]["JobRunState"]
-    assert state == "STOPPED"
-    assert data.describe_statement(Id=other_night)["Status"] in ("STARTED", "PICKED", "SUBMITTED")
-    data.cancel_statement(Id=other_night)
+    _wait_for(lambda: _status(runtime, theirs_a) == "ABORTED")
+
+    def glue_state() -> str:
+        return str(glue.get_job_run(JobName="raw2clean", RunId=glue_a)["JobRun"]["JobRunState"])
+
+    _wait_for(lambda: glue_state() in ("STOPPED", "SUCCEEDED", "FAILED"))
+    assert glue_state() == "STOPPED"
+    assert _status(runtime, theirs_b) in RUNNING  # run B's, same night and step: untouched
+    runtime.redshift_data.cancel_statement(Id=theirs_b)
+    _set_state(run_b.id, Cancelled())
 
 
-def test_the_stop_path_leaves_other_nights_glue_runs_running() -> None:
-    """Found by run key alone: only this night's active runs are stopped (fast, stubbed)."""
-    credentials = AwsCredentials(aws_access_key_id="AKIDTEST", aws_secret_access_key="x")
-    target = RedshiftTarget(
-        database="dev",
-        workgroup_name="mystore-wg",
-        region_name="eu-west-1",
-        aws_credentials=credentials,
-    )
-    glue = boto3.client(
-        "glue", region_name="eu-west-1", aws_access_key_id="AKIDTEST", aws_secret_access_key="x"
-    )
-    runtime = Runtime.with_clients(Settings(target="local"), target, glue)
-    stopped: list[list[str]] = []
-    glue.meta.events.register(
-        "before-parameter-build.glue.BatchStopJobRun",
-        lambda params, **_: stopped.append(params["JobRunIds"]),
-    )
+@pytest.mark.usefixtures("prefect_settings")
+def test_work_another_live_run_waits_on_is_left_running(migrated: LocalStack) -> None:
+    """B reattached to A's statement and still waits on it: A's stop leaves it running;
+    once B has ended too, A's stop path does stop it."""
+    runtime = _runtime(migrated)
+    shared = _submit(runtime, "hook-test/2026-11-21/check/attempt-1")
+    run_a = _flow_run([statement_tag(shared)])
+    run_b = _flow_run([statement_tag(shared)])
+    _set_state(run_a.id, Crashed())
+    assert stop_run_work(runtime, run_a.id, reason="test") == []
+    assert _status(runtime, shared) in RUNNING
+    _set_state(run_b.id, Cancelled())
+    assert stop_run_work(runtime, run_a.id, reason="test") == [Work("statement", shared)]
+    _wait_for(lambda: _status(runtime, shared) == "ABORTED")
 
-    def run(run_id: str, key: str, state: str = "RUNNING") -> dict[str, object]:
-        return {"Id": run_id, "JobRunState": state, "Arguments": {RUN_KEY_ARGUMENT: key}}
 
-    with Stubber(target.data_api_client()) as data_stub, Stubber(glue) as glue_stub:
-        data_stub.add_response("list_statements", {"Statements": []})
-        glue_stub.add_response(
-            "get_job_runs",
-            {
-                "JobRuns": [
-                    run("jr_ours", "hook-test/2026-11-21/clean_store_sale"),
-                    run("jr_other_night", "hook-test/2026-11-22/clean_store_sale"),
-                    run("jr_done", "hook-test/2026-11-21/clean_store_sale", "SUCCEEDED"),
-                ]
-            },
-        )
-        glue_stub.add_response("batch_stop_job_run", {"SuccessfulSubmissions": [], "Errors": []})
-        stop_night(runtime, PIPELINE, NIGHT, reason="test")
-    assert stopped == [["jr_ours"]]
+def test_a_task_tags_its_flow_run_with_the_statement_it_started(
+    migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    """What the fence reads is written by the tasks themselves, before anyone waits."""
+    runtime = _runtime(migrated)
+
+    @flow(name="hook-test-tagging")
+    def starts_one() -> tuple[Any, str]:
+        from prefect.context import FlowRunContext
+
+        context = FlowRunContext.get()
+        assert context is not None and context.flow_run is not None
+        key = RunKey("hook-test", NIGHT, f"tagging{time.time_ns()}")
+        statement_id = start_statement("select 1", target=runtime.target, run_key=key)
+        return context.flow_run.id, statement_id
+
+    flow_run_id, statement_id = starts_one()
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(flow_run_id).tags
+    assert statement_tag(statement_id) in tags

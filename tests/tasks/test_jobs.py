@@ -223,6 +223,9 @@ SAMPLES: dict[type[JobError], JobError] = {
     tasks.glue.start_guard.GlueStartAmbiguousError: tasks.glue.start_guard.GlueStartAmbiguousError(
         "StartJobRun got no answer"
     ),
+    tasks.redshift_data.errors.StatementLookupError: tasks.redshift_data.errors.StatementLookupError(
+        "lookup throttled", statement_name="nightly/2026-11-25/load/attempt-"
+    ),
 }
 for _cls in (
     tasks.redshift_data.errors.StatementError,
@@ -267,6 +270,7 @@ def test_only_errors_that_reattach_are_safe_to_retry(error: JobError) -> None:
         tasks.glue.runner.GluePollError,
         tasks.glue.start_guard.GlueStartAmbiguousError,
         tasks.redshift_data.errors.StatementStatusUnknownError,
+        tasks.redshift_data.errors.StatementLookupError,
     )
     assert safe_to_retry(error) is (type(error) in reattaches)
     assert retry_condition(None, None, Failed(data=error)) is safe_to_retry(error)  # type: ignore[arg-type]

@@ -37,7 +37,8 @@ def night(pipeline: str, logical_date: str, tag: str, seconds: float, submit: bo
             result = call_procedure(*args, target=TARGET, run_key=key)
     except BaseException as exc:
         # A stop (SIGTERM, cancellation) reaches this thread only; worker threads keep
-        # waiting, so cancel what the night runs by name (flows.hooks.stop_night does this).
+        # waiting, so cancel what the night runs by name (a flow's stop path,
+        # flows.hooks.stop_run_work, stops its own run's tagged work instead).
         if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):
             cancel_statements_named(
                 TARGET.data_api_client(),

@@ -18,7 +18,7 @@ import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LocalStack
-from tasks.jobs import InvalidRequestError, SubmitError, WaitPolicy
+from tasks.jobs import InvalidRequestError, SubmitError, WaitPolicy, safe_to_retry
 from tasks.redshift_data import (
     RedshiftTarget,
     RunKey,
@@ -29,7 +29,7 @@ from tasks.redshift_data import (
 )
 from tasks.redshift_data import submit as submit_module
 from tasks.redshift_data.cancel import cancel_statement
-from tasks.redshift_data.errors import ResultTooLargeError
+from tasks.redshift_data.errors import ResultTooLargeError, StatementLookupError
 from tasks.redshift_data.identifiers import call_procedure_sql
 from tasks.redshift_data.requests import build_submit_request
 from tasks.redshift_data.results import get_rows
@@ -273,3 +273,53 @@ def test_throttling_during_the_wait_does_not_fail(
     )
     assert result.status == "FINISHED"
     assert len(describes) >= 5
+
+
+@pytest.mark.usefixtures("prefect_settings")
+def test_throttled_reattach_lookup_is_retried_and_reattaches(
+    local_stack: LocalStack, fresh_client: RedshiftDataAPIServiceClient, tag: str
+) -> None:
+    """Four throttled ListStatements calls (more than botocore's own retries) are ridden
+    out: the second invocation still finds the first's statement instead of failing."""
+    step = RunKey(tag, dt.date(2026, 11, 25), "record")
+    policy = WaitPolicy(initial_interval=0.01, max_interval=0.05)
+    first = run_keyed(fresh_client, "select 1", step, policy=policy)
+    lists = count_calls(fresh_client, "ListStatements")
+    submits = count_calls(fresh_client, "ExecuteStatement")
+    local_stack.endpoint.faults.throttle("ListStatements", 4)
+    again = run_keyed(fresh_client, "select 1", step, policy=policy)
+    assert (again.statement_id, again.reattached) == (first.statement_id, True)
+    assert len(lists) == 5 and submits == []
+
+
+def test_reattach_lookup_beyond_the_budget_names_the_statement(
+    local_stack: LocalStack, fresh_client: RedshiftDataAPIServiceClient, tag: str
+) -> None:
+    step = RunKey(tag, dt.date(2026, 11, 25), "record")
+    submits = count_calls(fresh_client, "ExecuteStatement")
+    local_stack.endpoint.faults.throttle("ListStatements", 4)
+    policy = WaitPolicy(initial_interval=0.01, max_interval=0.05, transient_error_budget=3)
+    with pytest.raises(StatementLookupError) as caught:
+        submit_module.submit_or_reattach(fresh_client, TARGET, "select 1", step, policy=policy)
+    message = str(caught.value)
+    assert step.step_prefix in message and "ThrottlingException" in message
+    assert caught.value.statement_name == step.step_prefix
+    assert safe_to_retry(caught.value) and submits == []
+
+
+def test_reattach_lookup_follows_every_page(
+    fresh_client: RedshiftDataAPIServiceClient, tag: str
+) -> None:
+    """A night with more statements than one ListStatements page: the attempt on a later
+    page is still found (the local endpoint pages like the Data API, 100 a page)."""
+    step = RunKey(tag, dt.date(2026, 11, 25), "record")
+    for attempt in range(1, 106):
+        run = step.with_attempt(attempt)
+        _, request = build_submit_request(
+            TARGET, "select 1", statement_name=run.statement_name, client_token=str(uuid.uuid4())
+        )
+        submit_statement(fresh_client, "ExecuteStatement", request)
+    listed = statements_named(fresh_client, step.step_prefix)
+    assert len(listed) < 105  # the first page alone would miss some
+    prior = submit_module.find_prior_statements(fresh_client, step)
+    assert sorted(p.attempt for p in prior) == list(range(1, 106))

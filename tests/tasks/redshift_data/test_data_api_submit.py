@@ -14,6 +14,7 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from tasks.jobs import JobError, RunKey, SubmitError
 from tasks.redshift_data import RedshiftTarget, StatementFailedError
+from tasks.redshift_data.errors import StatementLookupError
 from tasks.redshift_data.submit import (
     PriorStatement,
     decide,
@@ -256,3 +257,16 @@ def test_server_error_without_token_is_not_retried(stubbed: Stubbed) -> None:
     with pytest.raises(SubmitError, match="outcome unknown") as info:
         submit_statement(client, "ExecuteStatement", request, sleep=lambda _: None)
     assert info.value.code == "InternalServerException"
+
+
+def test_refused_lookup_fails_at_once_naming_the_step_and_submits_nothing(
+    stubbed: Stubbed,
+) -> None:
+    """A lookup refused outright (not transient) is not retried; the error names the step's
+    StatementName prefix and its cause."""
+    client, stub = stubbed
+    stub.add_client_error("list_statements", "AccessDeniedException", "not allowed", 400)
+    with pytest.raises(StatementLookupError) as caught:
+        submit_or_reattach(client, TARGET, "call x()", STEP)
+    assert "nightly/2026-11-25/load/attempt-" in str(caught.value)
+    assert "AccessDeniedException" in str(caught.value)

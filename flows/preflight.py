@@ -1,0 +1,114 @@
+"""Before a night on AWS starts: is there a region, are there credentials, do they work?
+
+Without this a missing region or a bad key surfaced only mid-run, as botocore's
+``NoRegionError`` or an ``UnrecognizedClientException`` from whichever step called AWS
+first. Here it is found before any step, named by what to set. Two checks without a
+network call (region, credentials found at all), then one cheap call through the very
+client the Data API tasks use (same credentials block, region and endpoint): ListStatements
+with ``MaxResults=1``, which the deployed IAM policy already allows. STS GetCallerIdentity
+would prove less (it needs no permission) and need a route to STS that a private subnet
+with only Redshift Data API and Glue endpoints may not have.
+
+The local target skips it: the embedded default has its own endpoint and needs neither.
+Messages never carry key material: only the error code AWS answered and the setting names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from tasks.aws import aws_session
+from tasks.jobs import error_code, is_transient
+
+if TYPE_CHECKING:
+    from flows.settings import Settings
+    from tasks.jobs import Logger
+    from tasks.redshift_data import RedshiftTarget
+
+# What AWS answers for a key it does not know, a bad signature, or an expired session.
+REJECTED_CREDENTIALS = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "AuthFailure",
+    }
+)
+_CREDENTIAL_SOURCES = (
+    "MYSTORE_AWS_CREDENTIALS_BLOCK (a prefect-aws AwsCredentials block), or boto3's default "
+    "chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials, an "
+    "instance or task role"
+)
+
+
+class AwsAccessError(RuntimeError):
+    """The AWS target cannot be reached as configured; the message says what to set."""
+
+
+def check_region_and_credentials(settings: Settings, credentials: Any = None) -> str:
+    """The region the clients will use; raises when there is none or no credentials at all.
+
+    No network call: boto3 resolves both locally (credentials from a role are fetched
+    lazily, so an unreachable role endpoint shows up in ``check_data_api_access``).
+    """
+    session = aws_session(credentials, settings.region)
+    region = settings.region or session.region_name
+    if not region:
+        raise AwsAccessError(
+            "target 'aws' has no AWS region: set MYSTORE_REGION (e.g. eu-west-1), or "
+            "AWS_DEFAULT_REGION, or region_name in the AwsCredentials block named by "
+            "MYSTORE_AWS_CREDENTIALS_BLOCK"
+        )
+    try:
+        found = session.get_credentials()
+    except BotoCoreError as exc:  # a broken profile or credential process
+        raise AwsAccessError(f"target 'aws': AWS credentials could not be loaded: {exc}") from exc
+    if found is None:
+        raise AwsAccessError(
+            f"target 'aws' found no AWS credentials; provide them through {_CREDENTIAL_SOURCES}"
+        )
+    return region
+
+
+def check_data_api_access(target: RedshiftTarget, logger: Logger) -> None:
+    """One ListStatements (``MaxResults=1``) as the tasks' identity; a refusal raises.
+
+    A transient failure (throttling, 5xx, a dropped connection) is only logged: the
+    credentials may well be fine, and every step rides out transient errors itself.
+    """
+    client = target.data_api_client()
+    region = client.meta.region_name
+    try:
+        client.list_statements(MaxResults=1)
+    except NoCredentialsError as exc:
+        raise AwsAccessError(
+            f"target 'aws' found no AWS credentials; provide them through {_CREDENTIAL_SOURCES}"
+        ) from exc
+    except ClientError as exc:
+        code = error_code(exc)
+        if is_transient(exc):
+            logger.warning("AWS access check inconclusive (%s); going on", code)
+            return
+        if code in REJECTED_CREDENTIALS:
+            raise AwsAccessError(
+                f"target 'aws': AWS rejected the credentials ({code}) in region {region}; "
+                "check the key pair or session token, or the AwsCredentials block named "
+                "by MYSTORE_AWS_CREDENTIALS_BLOCK"
+            ) from exc
+        raise AwsAccessError(
+            f"target 'aws': the Redshift Data API refused ListStatements in region {region} "
+            f"({code}: {exc.response.get('Error', {}).get('Message', '')}); the identity "
+            "needs the permissions in the deployment's IAM policy (docs/deployment.md)"
+        ) from exc
+    except BotoCoreError as exc:
+        if is_transient(exc):
+            logger.warning("AWS access check inconclusive (%s); going on", type(exc).__name__)
+            return
+        raise AwsAccessError(f"target 'aws': the AWS access check failed: {exc}") from exc
