@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flows.settings import Settings
-from tasks.aws import aws_client
+from tasks.aws import aws_client, aws_session
 from tasks.redshift_data import RedshiftTarget, WaitPolicy
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class Runtime:
     target: RedshiftTarget
     glue: GlueClient
     api_calls: Counter[str] = field(default_factory=Counter)
+    credentials: Any = None  # the prefect-aws AwsCredentials block, when one is configured
 
     @property
     def redshift_data(self) -> RedshiftDataAPIServiceClient:
@@ -44,7 +45,9 @@ class Runtime:
     def from_settings(cls, settings: Settings) -> Runtime:
         credentials = _load_credentials(settings.aws_credentials_block)
         glue = aws_client("glue", credentials=credentials, region=settings.region)
-        return cls.with_clients(settings, target_from_settings(settings, credentials), glue)
+        runtime = cls.with_clients(settings, target_from_settings(settings, credentials), glue)
+        runtime.credentials = credentials
+        return runtime
 
     @classmethod
     def with_clients(cls, settings: Settings, target: RedshiftTarget, glue: GlueClient) -> Runtime:
@@ -54,6 +57,12 @@ class Runtime:
         for client in (target.data_api_client(), glue):
             client.meta.events.register("before-call", runtime._count_call)
         return runtime
+
+    def read_s3(self, bucket: str, key: str) -> bytes:
+        """One S3 object (the clean job's report), read as the run's own AWS identity."""
+        s3 = aws_session(self.credentials, self.settings.region).client("s3")
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
 
     def _count_call(self, model: Any, **_: Any) -> None:
         self.api_calls[model.name] += 1
