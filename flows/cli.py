@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.settings import Settings
+from flows.summary import STEP_COLUMNS, step_cells
 from migrations.settings import ENDPOINT_VARIABLE, data_api_endpoint, describe_validation_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -116,17 +117,11 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     verdict = "[green]succeeded[/green]" if summary.get("succeeded") else "[red]FAILED[/red]"
     title = f"{summary.get('pipeline', 'run')} {summary.get('logical_date', '')} ({summary.get('target', '')}): {verdict}"
     table = Table(title=title, title_justify="left")
-    for column in ("step", "status", "duration", "rows", "detail"):
+    for column in STEP_COLUMNS:
         table.add_column(column, justify="right" if column in ("duration", "rows") else "left")
     for step in summary.get("steps", []):
-        rows = step.get("rows")
-        table.add_row(
-            step["name"],
-            _status_markup(step["status"]),
-            f"{step.get('duration_seconds', 0.0):.1f}s",
-            "" if rows is None else f"{rows:,}",
-            step.get("detail", ""),
-        )
+        name, status, duration, rows, detail = step_cells(step)
+        table.add_row(name, _status_markup(status), duration, rows, detail)
     console.print(table)
     warehouse = summary.get("warehouse") or {}
     if warehouse:

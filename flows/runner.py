@@ -1,39 +1,50 @@
 """Execute a Pipeline with Prefect: layer by layer, parallel within a layer, stop on failure.
 
-Each step kind maps to one task from tasks/ (which own idempotency: a retried or repeated
-step reattaches to its earlier Glue run or statement). This module owns only ordering,
-the "later steps do not run" rule, progress lines and the night's summary.
+Each step kind maps to one task in ``flows.steps`` over tasks/ (which own idempotency: a
+retried or repeated step reattaches to its earlier Glue run or statement). This module owns
+only ordering, the "later steps do not run" rule, progress lines and the night's summary.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Collection, Mapping
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE, RUN_ID
+from prefect.cache_policies import RUN_ID
 from prefect.exceptions import Pause
 from prefect.futures import PrefectFuture, wait
 
+from flows.clean_reports import read_rows_written, report_path, report_root
 from flows.hooks import stop_run_work
-from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, render_arguments
+from flows.pipeline import GlueStep, Pipeline, Step
 from flows.runtime import Runtime
-from flows.summary import NightSummary, StepOutcome, WarehouseChanges, to_markdown
+from flows.steps import CheckFailedError, run_check, start_step, submit_step, task_options
+from flows.summary import (
+    REATTACHED_STATE_NAME,
+    NightSummary,
+    StepOutcome,
+    WarehouseChanges,
+    finished_status,
+    to_markdown,
+)
 from flows.waiting import Suspender, WaitMode, Work
 from tasks.flow_run_tags import current_flow_run_id
-from tasks.glue import GlueRunResult, glue_job_run, start_glue_job_run
-from tasks.jobs import retry_condition
-from tasks.redshift_data import RunKey, StatementResult, call_procedure, execute_statement
-from tasks.redshift_data.identifiers import call_procedure_sql
-from tasks.redshift_data.prefect_tasks import start_statement
+from tasks.glue import GlueRunResult
+from tasks.redshift_data import StatementResult, execute_statement
+
+__all__ = [
+    "CheckFailedError",
+    "NightFailedError",
+    "run_check",
+    "run_pipeline",
+    "task_options",
+]
 
 PROGRESS_EVERY_SECONDS = 30.0
-MAX_CHECK_ROWS_SHOWN = 5
 
 # Before the load: the newest change time and the sales count. After it, every change
 # is newer than that mark, so the warehouse's own timestamps tell what this run did
@@ -81,134 +92,6 @@ class NightFailedError(RuntimeError):
         self.summary = summary.as_dict()
 
 
-class CheckFailedError(RuntimeError):
-    pass
-
-
-@task(name="data-quality-check", cache_policy=NO_CACHE)
-def run_check(
-    step: CheckStep,
-    pipeline: str,
-    runtime: Runtime,
-    night: date,
-    force: bool,
-    reattach_to: Collection[str] = (),
-) -> int:
-    """Run a check query; its offending rows (if any) fail the step and are quoted.
-
-    The statement runs inside this task (``execute_statement.fn``), so the step's retries
-    are the only ones.
-    """
-    result: StatementResult = execute_statement.fn(
-        step.sql,
-        target=runtime.target,
-        run_key=RunKey(pipeline, night, step.name),
-        fetch=True,
-        force=force,
-        policy=runtime.wait_policy(step.wait.timeout_seconds),
-        reattach_to=reattach_to,
-    )
-    rows = result.rows
-    if rows:
-        shown = "; ".join(json.dumps(r, default=str) for r in rows[:MAX_CHECK_ROWS_SHOWN])
-        raise CheckFailedError(
-            f"check {step.name!r} ({step.description}) found {len(rows)} offending row(s): {shown}"
-        )
-    return 0
-
-
-def task_options(step: Step) -> dict[str, Any]:
-    """Prefect task options from the step's retry policy (retries that reattach only)."""
-    policy = step.retry
-    retries = max(0, policy.attempts - 1)
-    return {
-        "task_run_name": step.name,
-        "retries": retries,
-        "retry_delay_seconds": [
-            policy.delay_seconds * policy.backoff_rate**n for n in range(retries)
-        ],
-        "retry_jitter_factor": 0.5 if policy.jitter else None,
-        "retry_condition_fn": retry_condition,
-    }
-
-
-def _glue_options(
-    step: GlueStep, pipeline: Pipeline, runtime: Runtime, night: date, force: bool
-) -> dict[str, Any]:
-    settings = runtime.settings
-    arguments = runtime.glue_arguments(render_arguments(step.arguments, night))
-    report = report_path(settings.glue_report_path, step.name, night)
-    if report:
-        arguments["--report_path"] = report
-    return {
-        "job_name": step.job_name,
-        "arguments": arguments,
-        "run_key": RunKey(pipeline.name, night, step.name),
-        "worker_type": settings.glue_worker_type,
-        "number_of_workers": settings.glue_number_of_workers,
-        "timeout_minutes": min(settings.glue_timeout_minutes, int(step.wait.timeout_seconds // 60)),
-        "force": force,
-        "client": runtime.glue,
-    }
-
-
-def submit_step(
-    step: Step,
-    pipeline: Pipeline,
-    runtime: Runtime,
-    night: date,
-    force: bool,
-    reattach_to: Collection[str] = (),
-) -> PrefectFuture[Any]:
-    """Run the step to its end in the task runner (waiting for it in this process)."""
-    if isinstance(step, GlueStep):
-        return glue_job_run.with_options(**task_options(step)).submit(
-            **_glue_options(step, pipeline, runtime, night, force), reattach_to=reattach_to
-        )
-    if isinstance(step, ProcedureStep):
-        return call_procedure.with_options(**task_options(step)).submit(
-            f"{step.schema}.{step.procedure}",
-            step.args,
-            target=runtime.target,
-            run_key=RunKey(pipeline.name, night, step.name),
-            force=force,
-            policy=runtime.wait_policy(step.wait.timeout_seconds),
-            reattach_to=reattach_to,
-        )
-    return run_check.with_options(**task_options(step)).submit(
-        step, pipeline.name, runtime, night, force, reattach_to
-    )
-
-
-def start_step(
-    step: Step,
-    pipeline: Pipeline,
-    runtime: Runtime,
-    night: date,
-    force: bool,
-    reattach_to: Collection[str],
-) -> PrefectFuture[str]:
-    """Start (or reattach to) the step's work without waiting: suspend mode's first half."""
-    options = {**task_options(step), "task_run_name": f"start-{step.name}"}
-    if isinstance(step, GlueStep):
-        return start_glue_job_run.with_options(**options).submit(
-            **_glue_options(step, pipeline, runtime, night, force), reattach_to=reattach_to
-        )
-    parameters: Mapping[str, object] | None = None
-    if isinstance(step, ProcedureStep):
-        sql, parameters = call_procedure_sql(step.schema, step.procedure, step.args)
-    else:
-        sql = step.sql
-    return start_statement.with_options(**options).submit(
-        sql,
-        target=runtime.target,
-        run_key=RunKey(pipeline.name, night, step.name),
-        parameters=parameters,
-        force=force,
-        reattach_to=reattach_to,
-    )
-
-
 def settle_layer(
     layer: tuple[Step, ...],
     pipeline: Pipeline,
@@ -216,43 +99,31 @@ def settle_layer(
     night: date,
     force: bool,
     suspender: Suspender,
-) -> None:
+) -> set[str]:
     """Start everything the layer can start, then suspend until all of it has ended.
 
     A step whose start failed is left to the reading pass, which tries it as poll mode does
-    and reports its error.
+    and reports its error. Returns the steps whose work an earlier run did.
     """
     logger = get_run_logger()
     starts = {s.name: start_step(s, pipeline, runtime, night, force, suspender.own) for s in layer}
     work: list[Work] = []
+    earlier: set[str] = set()
     for step in layer:
-        run_id = starts[step.name].result(raise_on_failure=False)
-        if isinstance(run_id, BaseException) or not isinstance(run_id, str):
+        started = starts[step.name].result(raise_on_failure=False)
+        if not isinstance(started, Mapping) or not isinstance(started.get("id"), str):
             logger.warning(
-                "%s could not be started (%s); reading it as poll mode", step.name, run_id
+                "%s could not be started (%s); reading it as poll mode", step.name, started
             )
             continue
+        if started.get("earlier"):
+            earlier.add(step.name)
         if isinstance(step, GlueStep):
-            work.append(Work("glue", run_id, step.job_name))
+            work.append(Work("glue", started["id"], step.job_name))
         else:
-            work.append(Work("statement", run_id))
+            work.append(Work("statement", started["id"]))
     suspender.settle(work)
-
-
-def report_path(root: str | None, step: str, night: date) -> str | None:
-    if not root:
-        return None
-    return f"{root.rstrip('/')}/{night.isoformat()}/{step}.json"
-
-
-def read_report(path: str | None) -> Mapping[str, Any]:
-    """The clean job's JSON report when it is a readable local file; {} otherwise."""
-    if not path or "://" in path:
-        return {}
-    try:
-        return dict(json.loads(Path(path).read_text()))
-    except (OSError, ValueError):
-        return {}
+    return earlier
 
 
 def outcome_of(
@@ -263,32 +134,35 @@ def outcome_of(
     if isinstance(result, BaseException) or not state.is_completed():
         error = result if isinstance(result, BaseException) else RuntimeError(str(state.message))
         return StepOutcome(step.name, step.kind, "failed", detail=str(error)[:500]), error
+    status = finished_status(state.name == REATTACHED_STATE_NAME)
     if isinstance(result, GlueRunResult):
-        report = read_report(report_path(runtime.settings.glue_report_path, step.name, night))
-        rows = report.get("rows_written")
+        path = report_path(report_root(runtime.settings), step.name, night)
+        written = read_rows_written(path, runtime.read_s3)
         return StepOutcome(
             step.name,
             step.kind,
-            "reattached" if result.reattached else "succeeded",
+            status,
             float(result.execution_time or 0),
-            int(rows) if rows is not None else None,
+            written.rows,
             f"run {result.run_id}",
+            rows_missing=written.missing_reason,
         ), None
-    if isinstance(result, StatementResult):
+    if isinstance(result, StatementResult) and step.kind != "check":
         return StepOutcome(
             step.name,
             step.kind,
-            "reattached" if result.reattached else "succeeded",
+            status,
             result.duration_seconds or 0.0,
             result.rows_affected,
             f"statement {result.statement_id}",
         ), None
-    return StepOutcome(step.name, step.kind, "succeeded", detail="no offending rows"), None
+    duration = (result.duration_seconds or 0.0) if isinstance(result, StatementResult) else 0.0
+    return StepOutcome(step.name, step.kind, status, duration, detail="no offending rows"), None
 
 
 def _query(runtime: Runtime, sql: str, **parameters: object) -> tuple[dict[str, Any], ...]:
     """An informative query (no run key: it may run again on a rerun, and that is fine)."""
-    result = execute_statement.with_options(retries=0, task_run_name="read-warehouse-counts")(
+    result = execute_statement.with_options(retries=0, task_run_name="read warehouse counts")(
         sql, target=runtime.target, parameters=parameters or None, fetch=True
     )
     return result.rows
@@ -296,6 +170,7 @@ def _query(runtime: Runtime, sql: str, **parameters: object) -> tuple[dict[str, 
 
 @task(
     name="read-warehouse-mark",
+    task_run_name="read warehouse mark",
     cache_policy=RUN_ID,
     persist_result=True,
     result_serializer="json",
@@ -359,10 +234,14 @@ def _run_layers(
         logger.info("Starting %s", ", ".join(s.name for s in layer))
         started = {s.name: time.monotonic() for s in layer}
         own: Collection[str] = ()
+        earlier: set[str] = set()
         if suspender is not None:
-            settle_layer(layer, pipeline, runtime, night, force, suspender)
+            earlier = settle_layer(layer, pipeline, runtime, night, force, suspender)
             own = frozenset(suspender.own)
-        futures = {s.name: submit_step(s, pipeline, runtime, night, force, own) for s in layer}
+        futures = {
+            s.name: submit_step(s, pipeline, runtime, night, force, own, s.name in earlier)
+            for s in layer
+        }
         _wait_with_progress(futures)
         for step in layer:
             outcome, error = outcome_of(step, futures[step.name], runtime, night)

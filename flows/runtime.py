@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from flows.preflight import check_data_api_access, check_region_and_credentials
 from flows.settings import Settings
-from tasks.aws import aws_client
+from tasks.aws import aws_client, aws_session
 from tasks.jobs import Logger
 from tasks.redshift_data import RedshiftTarget, WaitPolicy
 
@@ -39,6 +39,7 @@ class Runtime:
     target: RedshiftTarget
     glue: GlueClient
     api_calls: Counter[str] = field(default_factory=Counter)
+    credentials: Any = None  # the prefect-aws AwsCredentials block, when one is configured
 
     @property
     def redshift_data(self) -> RedshiftDataAPIServiceClient:
@@ -58,6 +59,7 @@ class Runtime:
             check_region_and_credentials(settings, credentials)
         glue = aws_client("glue", credentials=credentials, region=settings.region)
         runtime = cls.with_clients(settings, target_from_settings(settings, credentials), glue)
+        runtime.credentials = credentials
         if check:
             check_data_api_access(runtime.target, logger or log)
         return runtime
@@ -70,6 +72,12 @@ class Runtime:
         for client in (target.data_api_client(), glue):
             client.meta.events.register("before-call", runtime._count_call)
         return runtime
+
+    def read_s3(self, bucket: str, key: str) -> bytes:
+        """One S3 object (the clean job's report), read as the run's own AWS identity."""
+        s3 = aws_session(self.credentials, self.settings.region).client("s3")
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
 
     def _count_call(self, model: Any, **_: Any) -> None:
         self.api_calls[model.name] += 1

@@ -13,6 +13,14 @@ from datetime import date
 from typing import Any, Literal
 
 StepStatus = Literal["succeeded", "failed", "skipped", "reattached"]
+# The Prefect task-run state name of a step that only read an earlier run's work.
+REATTACHED_STATE_NAME = "Reattached"
+
+
+def finished_status(reattached: bool) -> StepStatus:
+    """The one rule for a finished step, used by the summary and the task-run state alike:
+    "reattached" when it only read work an earlier run did, "succeeded" when this run did it."""
+    return "reattached" if reattached else "succeeded"
 
 
 @dataclass
@@ -23,6 +31,7 @@ class StepOutcome:
     duration_seconds: float = 0.0
     rows: int | None = None
     detail: str = ""
+    rows_missing: str = ""  # why ``rows`` is unknown where a count was expected ("n/a")
 
 
 @dataclass(frozen=True)
@@ -84,15 +93,25 @@ class NightSummary:
         }
 
 
-def _fmt_rows(rows: int | None) -> str:
-    return "" if rows is None else f"{rows:,}"
+STEP_COLUMNS = ("step", "status", "duration", "rows", "detail")
+
+
+def step_cells(step: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    """One step as the table cells both the terminal and the artifact show, from the
+    step's dict form (``as_dict()["steps"]``): a missing count is "n/a" with the reason."""
+    rows, missing = step.get("rows"), step.get("rows_missing") or ""
+    detail = str(step.get("detail") or "")
+    if rows is None and missing:
+        shown_rows = "n/a"
+        detail = f"{detail}; rows n/a: {missing}" if detail else f"rows n/a: {missing}"
+    else:
+        shown_rows = "" if rows is None else f"{int(rows):,}"
+    duration = f"{float(step.get('duration_seconds') or 0.0):.1f}s"
+    return str(step["name"]), str(step["status"]), duration, shown_rows, detail
 
 
 def step_table_rows(summary: NightSummary) -> list[tuple[str, str, str, str, str]]:
-    return [
-        (s.name, s.status, f"{s.duration_seconds:.1f}s", _fmt_rows(s.rows), s.detail)
-        for s in summary.steps
-    ]
+    return [step_cells(vars(s)) for s in summary.steps]
 
 
 def to_markdown(summary: NightSummary) -> str:
@@ -104,7 +123,7 @@ def to_markdown(summary: NightSummary) -> str:
     ]
     if summary.error:
         lines += [f"**Error:** {_md_escape(summary.error)}", ""]
-    lines += ["| step | status | duration | rows | detail |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(STEP_COLUMNS) + " |", "|---|---|---|---|---|"]
     lines += [
         "| " + " | ".join(_md_escape(cell) for cell in row) + " |"
         for row in step_table_rows(summary)

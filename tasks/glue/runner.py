@@ -293,7 +293,7 @@ def start_glue_run(
     sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random,
 ) -> tuple[str, bool]:
-    """The run id for ``run_key`` and whether it was reattached; does not wait.
+    """The run id for ``run_key`` and whether it is an earlier run's (reattached); does not wait.
 
     ``reattach_to`` holds ids of runs this flow run already started (a suspended run that
     resumed): this key's run among them is used whatever its state, so a failed run is
@@ -316,8 +316,8 @@ def start_glue_run(
     # not among these is the one the lost request started.
     seen = list_runs(client, job_name, max_runs=max_runs_scanned)
     own = [r for r in seen if r.get("Id") in reattach_to and run_key_of(r) == key]
-    if own:
-        return str(own[0]["Id"]), True
+    if own:  # started by this flow run (before it suspended): not an earlier run's work
+        return str(own[0]["Id"]), False
     existing = None if force else pick_run_to_attach(seen, key)
     if existing is not None:
         return str(existing["Id"]), True

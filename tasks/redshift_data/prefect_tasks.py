@@ -12,15 +12,17 @@ Thin on purpose: the decisions live in the sync modules. What Prefect adds is
 - cancellation when waiting is abandoned (task timeout, SIGTERM via Prefect's
   TerminationSignal); a flow run stopped from outside is handled by name in
   ``flows.hooks``;
-- a table artifact listing every statement of the flow run, and a tag on the flow run per
-  statement it waits on (``tasks.flow_run_tags``), which fences its stop hooks.
+- one table artifact per flow run listing its statements, updated in place
+  (``tasks.redshift_data.artifact``);
+- a tag on the flow run per statement it waits on (``tasks.flow_run_tags``), which fences
+  its stop hooks;
+- task runs named after their step (``submit <step>``), not ``<task>-<random>``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -29,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext, TaskRunContext
+from prefect.context import TaskRunContext
 
 from tasks.flow_run_tags import record_work, statement_tag
 from tasks.jobs import Logger, RunKey, WaitPolicy, task_retry_options
+from tasks.redshift_data.artifact import record_statement
 from tasks.redshift_data.errors import StatementError
 from tasks.redshift_data.identifiers import ArgValue, call_procedure_sql, split_procedure_name
 from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
@@ -47,12 +49,8 @@ from tasks.redshift_data.waiting import wait_or_cancel
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-ARTIFACT_KEY = "redshift-statements"
 CHECKPOINT_TTL = dt.timedelta(hours=24)  # the Data API keeps statements 24 h
 TIMEOUT_MARGIN = 1.0  # seconds left to cancel the statement before the task timeout hits
-
-_statements: dict[str, list[dict[str, Any]]] = {}
-_statements_lock = threading.Lock()
 
 
 def checkpoint_key(run: RunKey, target: RedshiftTarget) -> str:
@@ -102,9 +100,8 @@ def _submit_checkpointed(
 
     def submit(run: RunKey, operation: SubmitOperation, request: Mapping[str, Any]) -> str:
         key = checkpoint_key(run, target)
-        state = checkpointed_submit(
-            key, run.statement_name, target, operation, request, return_state=True
-        )
+        named = checkpointed_submit.with_options(task_run_name=f"submit {run.step}")
+        state = named(key, run.statement_name, target, operation, request, return_state=True)
         statement_id: str = state.result()
         if state.name != "Cached" or statement_exists(client, statement_id):
             return statement_id
@@ -117,7 +114,7 @@ def _submit_checkpointed(
             run.statement_name,
             statement_id,
         )
-        return checkpointed_submit.with_options(refresh_cache=True)(
+        return named.with_options(refresh_cache=True)(
             key, run.statement_name, target, operation, request
         )
 
@@ -148,25 +145,6 @@ def _submit_without_key(
     statement_id = submit_statement(target.data_api_client(), operation, request, logger=logger)
     logger.info("submitted statement %s", statement_id)
     return Submission(statement_id, statement_id, 1, False)
-
-
-def record_statement(pipeline: str | None, row: Mapping[str, Any]) -> None:
-    """Add a statement to this flow run's table artifact (re-published on every change)."""
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return  # a task called outside a flow has no run page to show a table on
-    key = ARTIFACT_KEY
-    if pipeline:
-        key += "-" + pipeline.lower().replace("_", "-").replace(".", "-")
-    with _statements_lock:
-        rows = _statements.setdefault(f"{context.flow_run.id}/{key}", [])
-        rows[:] = [r for r in rows if r["id"] != row["id"]] + [dict(row)]
-        table = list(rows)
-    create_table_artifact(
-        table,
-        key=key,
-        description=f"Redshift Data API statements of {pipeline or 'this flow run'}",
-    )
 
 
 def _row(name: str, result: StatementResult | None, error: StatementError | None) -> dict[str, Any]:
@@ -250,7 +228,6 @@ def execute_statement(
             policy=policy,
         )
     record_work(statement_tag(submission.statement_id))  # what this run's stop hooks fence by
-    pipeline = run_key.pipeline if run_key else None
     context = TaskRunContext.get()
     task_timeout = context.task.timeout_seconds if context else None
     if task_timeout:
@@ -266,13 +243,13 @@ def execute_statement(
             label=submission.statement_name,
         )
     except StatementError as exc:
-        record_statement(pipeline, _row(submission.statement_name, None, exc))
+        record_statement(_row(submission.statement_name, None, exc))
         raise
     result = replace(
         parse_description(description, submission.statement_name if run_key else None),
         reattached=submission.reattached,
     )
-    record_statement(pipeline, _row(submission.statement_name, result, None))
+    record_statement(_row(submission.statement_name, result, None))
     logger.info(
         "%s FINISHED in %s s (statement %s, query %s, rows %s)",
         submission.statement_name,
@@ -334,6 +311,27 @@ def start_statement(
     with ``WithEvent=True``, so its end reaches EventBridge (and, locally, the endpoint's
     event bridge), which resumes the suspended run (``flows.resume_events``).
     """
+    return start_submission(
+        sql,
+        target=target,
+        run_key=run_key,
+        parameters=parameters,
+        force=force,
+        reattach_to=reattach_to,
+    ).statement_id
+
+
+def start_submission(
+    sql: str | Sequence[str],
+    *,
+    target: RedshiftTarget,
+    run_key: RunKey,
+    parameters: Mapping[str, object] | None = None,
+    force: bool = False,
+    reattach_to: Collection[str] = (),
+) -> Submission:
+    """``start_statement``'s body, inside a task run: the submission, including whether it
+    reattached to an earlier run's statement (for flows that report it)."""
     logger = get_run_logger()
     submission = submit_or_reattach(
         target.data_api_client(),
@@ -347,5 +345,5 @@ def start_statement(
         reattach_to=reattach_to,
         with_event=True,
     )
-    record_work(statement_tag(submission.statement_id))
-    return submission.statement_id
+    record_work(statement_tag(submission.statement_id))  # what this run's stop hooks fence by
+    return submission

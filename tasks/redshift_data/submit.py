@@ -281,7 +281,9 @@ def submit_or_reattach(
             decision.statement_id,
             decision.reason,
         )
-        return Submission(decision.statement_id, run.statement_name, run.attempt, True)
+        # Reattached to an earlier run's work, unless this flow run started it itself.
+        earlier = decision.statement_id not in reattach_to
+        return Submission(decision.statement_id, run.statement_name, run.attempt, earlier)
     operation, request = build_submit_request(
         target,
         sql,

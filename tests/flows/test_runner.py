@@ -141,7 +141,8 @@ def test_the_history_pipeline_backfills_a_range_once(
     assert summary["warehouse"]["sales loaded"] == 2
     again = _run(pipeline, runtime, night=start)
     assert again["warehouse"]["sales loaded"] == 0
-    assert [s["status"] for s in again["steps"]] == ["reattached"] * 2 + ["succeeded"] * 2
+    # the checks too: their statements are the first run's, read again, not run again
+    assert [s["status"] for s in again["steps"]] == ["reattached"] * 4
     named = _statements_named(runtime, "mystore-history/2026-10-01/load_history_to_20261002/")
     assert len(named) == 1  # the second run reattached to the first load
 
@@ -152,9 +153,15 @@ def test_a_forced_check_runs_again_instead_of_reattaching(
     runtime = _runtime(migrated)
     check = CheckStep("check_forced", "nothing offends", "select 1 where false")
     pipeline = f"runner-test-{uuid.uuid4().hex[:8]}"
-    assert run_check(check, pipeline, runtime, NIGHT, False) == 0
-    assert run_check(check, pipeline, runtime, NIGHT, False) == 0  # reattached
-    assert run_check(check, pipeline, runtime, NIGHT, True) == 0  # forced: a new attempt
+    states = [
+        run_check(check, pipeline, runtime, NIGHT, force, return_state=True)
+        for force in (False, False, True)  # the second reattaches; forced: a new attempt
+    ]
+    assert [(s.name, s.result().reattached) for s in states] == [
+        ("Completed", False),
+        ("Reattached", True),
+        ("Completed", False),
+    ]
     names = _statements_named(runtime, f"{pipeline}/2026-11-20/check_forced/")
     assert sorted(names) == [
         f"{pipeline}/2026-11-20/check_forced/attempt-1",

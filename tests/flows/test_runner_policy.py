@@ -18,7 +18,7 @@ def test_options_follow_the_steps_retry_policy() -> None:
         "c", "d", "select 1", retry=RetryPolicy(attempts=4, delay_seconds=5, backoff_rate=3)
     )
     options = task_options(step)
-    assert options["task_run_name"] == "c"
+    assert options["task_run_name"] == "check: c"
     assert options["retries"] == 3
     assert options["retry_delay_seconds"] == [5, 15, 45]
     assert options["retry_jitter_factor"] == 0.5
