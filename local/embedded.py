@@ -118,6 +118,34 @@ def ensure_sample_data(
     generate(replace(config, days=days), data_dir)
 
 
+def point_clients_at(endpoint_url: str, data_dir: Path) -> None:
+    """Export the stack's endpoint (and the clean job's report folder) for this process."""
+    os.environ.update(client_env(endpoint_url))
+    os.environ.setdefault("MYSTORE_GLUE_REPORT_PATH", str(data_dir / "reports"))
+
+
+def prepare_warehouse(
+    endpoint_url: str,
+    data_dir: Path,
+    night: date | None,
+    config: GenerateConfig,
+    console: Console,
+) -> None:
+    """Make sure ``night``'s raw data exists (when given) and the warehouse is migrated;
+    both are no-ops when already done, so a resumed deployed run may repeat them."""
+    if night is not None:
+        ensure_sample_data(data_dir, night, config, console)
+    client = aws_client("redshift-data", endpoint_url=endpoint_url)
+    report = migrate(
+        client,
+        LOCAL_TARGET,
+        parameters=LOCAL_MIGRATION_PARAMETERS,
+        check=preflight,
+        log=lambda line: None,
+    )
+    console.print("Migrations: " + format_report(report).splitlines()[-1])
+
+
 @contextmanager
 def prepare_embedded(
     settings: Settings, requested: date | None, *, console: Console, nightly: bool = True
@@ -152,19 +180,10 @@ def prepare_embedded(
             prepared = PreparedNight(night, data_dir, stack.endpoint_url, stack=stack)
         if user_prefect is not None:
             prepared.prefect_api_url = None
-        os.environ.update(client_env(prepared.endpoint_url))
-        os.environ.setdefault("MYSTORE_GLUE_REPORT_PATH", str(data_dir / "reports"))
-        if nightly:
-            ensure_sample_data(data_dir, night, config, console)
-        client = aws_client("redshift-data", endpoint_url=prepared.endpoint_url)
-        report = migrate(
-            client,
-            LOCAL_TARGET,
-            parameters=LOCAL_MIGRATION_PARAMETERS,
-            check=preflight,
-            log=lambda line: None,
+        point_clients_at(prepared.endpoint_url, data_dir)
+        prepare_warehouse(
+            prepared.endpoint_url, data_dir, night if nightly else None, config, console
         )
-        console.print("Migrations: " + format_report(report).splitlines()[-1])
         if prepared.stack is not None:
             # The Prefect server started with the stack; sample data and migrations ran
             # while it came up.

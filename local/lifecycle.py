@@ -48,6 +48,7 @@ def print_stack(info: StackInfo) -> None:
     if info.prefect_ui_url:
         health = "answering" if prefect_healthy(info.prefect_api_url) else "NOT answering"
         print(f"prefect: {info.prefect_ui_url} (UI; API {info.prefect_api_url}, {health})")
+        print(f"  export PREFECT_API_URL={info.prefect_api_url}")
     else:
         print("prefect: none (PREFECT_API_URL was set, or the stack runs with --no-prefect)")
     if info.log_file:

@@ -46,6 +46,9 @@ NIGHTLY = "mystore-nightly/mystore-nightly"
 HISTORY = "mystore-history/mystore-history"
 NIGHTLY_ECS = "mystore-nightly/mystore-nightly-ecs"
 HISTORY_ECS = "mystore-history/mystore-history-ecs"
+NIGHTLY_LOCAL = "mystore-nightly/mystore-nightly-local"
+RESUME_LOCAL = "resume-waiting/resume-waiting-local"
+LOCAL_DEPLOYMENTS = ("mystore-nightly-local", "resume-waiting-local")
 
 # Put into the environment of `prefect deploy`: none of it may reach a stored deployment.
 CANARIES = {
@@ -74,11 +77,15 @@ def load_prefect_yaml() -> dict[str, Any]:
 
 
 def ecs_variant(data: dict[str, Any]) -> dict[str, Any]:
-    """prefect.yaml with both deployments switched to the documented ECS aliases.
+    """prefect.yaml with its AWS deployments switched to the documented ECS aliases (the
+    laptop variants are left out: they run on the embedded default only).
 
     Names get an ``-ecs`` suffix so the process deployments stay readable next to them.
     """
     variant = json.loads(json.dumps(data))
+    variant["deployments"] = [
+        d for d in variant["deployments"] if d["name"] not in LOCAL_DEPLOYMENTS
+    ]
     for deployment in variant["deployments"]:
         deployment["name"] = f"{deployment['name']}-ecs"
         deployment["work_pool"] = variant["definitions"]["work_pools"]["ecs"]
@@ -98,6 +105,7 @@ def test_prefect_yaml_parses_with_prefects_own_model() -> None:
         "mystore-nightly",
         "mystore-history",
         "resume-waiting",
+        *LOCAL_DEPLOYMENTS,
     ]
     ecs = PrefectYamlModel.model_validate(ecs_variant(data))
     assert [d.work_pool.name for d in ecs.deployments if d.work_pool] == ["mystore-ecs"] * 3
@@ -107,6 +115,9 @@ def test_deployments_use_the_process_pool_and_the_ecs_variant_is_complete() -> N
     data = load_prefect_yaml()
     pools = data["definitions"]["work_pools"]
     for deployment in data["deployments"]:
+        if deployment["name"] in LOCAL_DEPLOYMENTS:
+            assert deployment["work_pool"] == pools["local"]
+            continue
         assert deployment["work_pool"] == pools["process"]
         assert deployment["pull"] == data["definitions"]["pull"]["process"]
     assert pools["process"]["name"] == "mystore-process"
@@ -123,6 +134,29 @@ def test_deployments_use_the_process_pool_and_the_ecs_variant_is_complete() -> N
     assert all(isinstance(v, str) for v in ecs["env"].values()), "ECS env values are strings"
     (pull,) = data["definitions"]["pull"]["ecs"]
     assert pull["prefect.deployments.steps.set_working_directory"]["directory"].startswith("/")
+
+
+def test_local_variants_run_on_the_embedded_default_and_suspend() -> None:
+    """The laptop deployments: their own process pool, target local, suspend mode, the
+    local entrypoints (same flow names, so the UI lists them next to the AWS ones)."""
+    from local.deployed import nightly_local, resume_waiting_local
+
+    data = load_prefect_yaml()
+    pool = data["definitions"]["work_pools"]["local"]
+    assert pool["name"] == "mystore-local"
+    assert pool["job_variables"]["env"] == {
+        "MYSTORE_TARGET": "local",
+        "MYSTORE_WAIT_MODE": "suspend",
+    }
+    by_name = {d["name"]: d for d in data["deployments"]}
+    nightly = by_name["mystore-nightly-local"]
+    assert nightly["entrypoint"] == "local/deployed.py:nightly_local"
+    assert nightly["parameters"] == {}, "a run with no date loads the next night, as the CLI"
+    assert by_name["resume-waiting-local"]["entrypoint"] == (
+        "local/deployed.py:resume_waiting_local"
+    )
+    assert by_name["resume-waiting-local"]["schedules"][0]["active"] is True
+    assert (nightly_local.name, resume_waiting_local.name) == ("mystore-nightly", "resume-waiting")
 
 
 def test_every_env_var_is_a_real_setting_and_the_ecs_env_is_a_valid_aws_config(
@@ -223,6 +257,13 @@ def deployed(
         )
         client.create_work_pool(
             WorkPoolCreate(
+                name="mystore-local",
+                type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+            )
+        )
+        client.create_work_pool(
+            WorkPoolCreate(
                 name="mystore-ecs",
                 type="ecs",
                 base_job_template=ECSWorker.get_default_base_job_template(),
@@ -241,13 +282,16 @@ def deployed(
     with SyncPrefectClient(api=prefect_server.api_url) as client:
         deployments = {
             name: client.read_deployment_by_name(name)
-            for name in (NIGHTLY, HISTORY, NIGHTLY_ECS, HISTORY_ECS)
+            for name in (NIGHTLY, HISTORY, NIGHTLY_ECS, HISTORY_ECS, NIGHTLY_LOCAL, RESUME_LOCAL)
         }
+        # read too so that the teardown removes them (resume-waiting* run every minute)
+        for name in ("resume-waiting/resume-waiting", "resume-waiting/resume-waiting-ecs"):
+            deployments[name] = client.read_deployment_by_name(name)
     yield Deployed(server=prefect_server, output=output, deployments=deployments)
     with SyncPrefectClient(api=prefect_server.api_url) as client:
         for deployment in deployments.values():
             client.delete_deployment(deployment.id)
-        for pool in ("mystore-process", "mystore-ecs"):
+        for pool in ("mystore-process", "mystore-ecs", "mystore-local"):
             client.delete_work_pool(pool)
 
 
@@ -336,6 +380,31 @@ def test_nightly_parameter_schema(deployed: Deployed) -> None:
         assert run.parameters == {"logical_date": "2024-03-01", "force_rerun": True}
         with pytest.raises(PrefectHTTPStatusError, match="force_rerun"):
             client.create_flow_run_from_deployment(d.id, parameters={"force_rerun": "maybe"})
+
+
+@pytest.mark.slow
+def test_local_nightly_deployment_runs_on_the_embedded_default(deployed: Deployed) -> None:
+    d = deployed.deployments[NIGHTLY_LOCAL]
+    assert d.entrypoint == "local/deployed.py:nightly_local"
+    assert d.work_pool_name == "mystore-local"
+    assert d.job_variables == {"env": {"MYSTORE_TARGET": "local", "MYSTORE_WAIT_MODE": "suspend"}}
+    assert d.parameters == {}
+    assert d.enforce_parameter_schema is True
+    assert d.pull_steps == deployed.deployments[NIGHTLY].pull_steps
+    (schedule,) = d.schedules
+    assert not schedule.active, "a laptop loads nights when asked, unless switched on"
+    # the same form in the UI as the AWS nightly
+    local_props = (d.parameter_openapi_schema or {})["properties"]
+    aws_props = (deployed.deployments[NIGHTLY].parameter_openapi_schema or {})["properties"]
+    assert list(local_props) == list(aws_props) == ["logical_date", "force_rerun", "wait_mode"]
+    assert local_props["logical_date"]["default"] is None
+
+    r = deployed.deployments[RESUME_LOCAL]
+    assert r.entrypoint == "local/deployed.py:resume_waiting_local"
+    assert r.work_pool_name == "mystore-local"
+    assert r.job_variables == d.job_variables
+    (poll,) = r.schedules
+    assert poll.active and poll.schedule.model_dump()["interval"] == timedelta(seconds=30)
 
 
 @pytest.mark.slow

@@ -286,3 +286,62 @@ def test_cancelled_suspended_run_is_swept_once(
         assert time.monotonic() < deadline, "the sweep did not cancel the statement"
         time.sleep(0.5)
     assert str(run_id) not in resumer().swept  # the tag is gone: swept once
+
+
+def test_early_resume_suspends_again_and_runs_each_statement_once(
+    served: Served, resumer: Callable[[], PassReport]
+) -> None:
+    """A resume while the statement still runs (a duplicate or early event, a user's
+    click): the run looks, finds it running, suspends again; it still completes once."""
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    client = data_api_client(served.endpoint)
+    run_id, pipeline, tag = start(served, seconds=40)
+    wait_for(served, run_id, suspended)
+    (statement,) = statements(client, pipeline)
+    with temporary_settings(updates={PREFECT_API_URL: served.api.api_url}):
+        resume_flow_run(run_id)
+    run = wait_for(
+        served, run_id, lambda r: suspended(r) and len(r.empirical_policy.pause_keys) >= 2
+    )
+    assert client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED", (
+        "the statement ended before the early resume was looked at: not an early resume"
+    )
+    assert run.state.message.startswith("waiting on 1: statement " + statement["Id"])
+    assert [s["Id"] for s in statements(client, pipeline)] == [statement["Id"]]
+
+    while client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED":
+        time.sleep(0.5)
+    assert str(run_id) in resumer().resumed
+    run = wait_for(served, run_id, lambda r: r.state.is_final())
+    assert run.state.is_completed(), run.state
+    assert len(statements(client, pipeline)) == 1
+    assert executions(client, tag) == 1
+
+
+def test_resume_with_checkpoints_and_ids_lost_reattaches_by_name(served: Served) -> None:
+    """A resume on a fresh process (a new host) with the local result folder wiped and the
+    statement's id gone from the run's tags: only the StatementName (the run key) is left,
+    and the run reattaches through it instead of running the procedure again."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    client = data_api_client(served.endpoint)
+    run_id, pipeline, tag = start(served, seconds=8)
+    run = wait_for(served, run_id, suspended)
+    (statement,) = statements(client, pipeline)
+    shutil.rmtree(served.api.storage, ignore_errors=True)
+    with SyncPrefectClient(api=served.api.api_url) as api:
+        api.update_flow_run(
+            run_id, tags=[t for t in run.tags if not t.startswith("redshift-stmt:")]
+        )
+    while client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED":
+        time.sleep(0.5)
+    with temporary_settings(updates={PREFECT_API_URL: served.api.api_url}):
+        resume_flow_run(run_id)  # the runner starts a fresh flow process
+    run = wait_for(served, run_id, lambda r: r.state.is_final())
+    assert run.state.is_completed(), run.state
+    assert [s["Id"] for s in statements(client, pipeline)] == [statement["Id"]]
+    assert executions(client, tag) == 1

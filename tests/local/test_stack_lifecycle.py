@@ -57,6 +57,7 @@ def test_up_serves_the_ui_a_second_stack_is_refused_and_down_stops_everything(
     with urllib.request.urlopen(info.prefect_ui_url + "/", timeout=30) as ui:
         assert ui.status == 200
     assert f"prefect: {info.prefect_ui_url} (UI;" in up.stdout
+    assert f"export PREFECT_API_URL={info.prefect_api_url}\n" in up.stdout  # to deploy
 
     again = local_cli("up", "--data-dir", str(data_dir))
     assert again.returncode == 0 and "Already up" in again.stdout

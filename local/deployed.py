@@ -1,0 +1,144 @@
+"""The deployed flows on the embedded default: ``mystore-nightly-local`` and
+``resume-waiting-local`` in prefect.yaml.
+
+A deployed run of ``flows.nightly`` never prepares the embedded default (flows import
+nothing of ``local/``): on AWS the warehouse and its data already exist. These two flows
+are the laptop's deployment entrypoints. Each attaches to the stack ``python -m local up``
+keeps running on the data dir (exports its endpoint, as a night started from the CLI
+does) and then runs the product flow's own body, in this flow run (not as a subflow:
+Prefect cannot suspend a subflow). The nightly also picks the night the way the CLI does
+(the given ``logical_date``, else the next night not yet loaded), generates that night's
+sample raw data if missing, migrates, and records the night as done when it succeeds.
+
+They start no stack of their own: a suspended run holds no process, so a stack that lived
+only as long as the flow process would stop the warehouse under its own statements.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
+from prefect.flows import Flow
+from prefect.states import State
+from rich.console import Console
+
+from flows.hooks import stop_night
+from flows.nightly import nightly, refuse_future_night
+from flows.pipeline import nightly_pipeline
+from flows.resume_waiting import resume_waiting
+from flows.runtime import Runtime
+from flows.settings import Settings
+from local.embedded import (
+    PreparedNight,
+    next_night,
+    point_clients_at,
+    prepare_warehouse,
+    sample_config,
+)
+from local.lease import ATTACHABLE_KINDS, StackInUseError, in_use_message, live_stack
+from local.prefect_server import START_TIMEOUT_SECONDS
+
+log = logging.getLogger(__name__)
+
+
+class NoLocalStackError(RuntimeError):
+    """No ``python -m local up`` stack runs on the data dir; the message says how to start one."""
+
+
+def attach_to_stack(settings: Settings) -> tuple[Path, str]:
+    """Point this process's AWS clients at the stack running on the settings' data dir;
+    its data dir and endpoint URL.
+
+    Raises ``NoLocalStackError`` when none runs, ``StackInUseError`` when a standalone CLI
+    night owns the data dir (its stack stops when that night ends).
+    """
+    if settings.target != "local":
+        raise ValueError(
+            f"MYSTORE_TARGET is {settings.target!r}; the *-local deployments run on the "
+            "embedded default only (set MYSTORE_TARGET=local, or use the AWS deployments)"
+        )
+    data_dir = settings.local_data_dir.expanduser().resolve()
+    live = live_stack(data_dir, wait_ready_seconds=START_TIMEOUT_SECONDS)
+    if live is None:
+        raise NoLocalStackError(
+            f"no local stack runs on {data_dir}: start one with `python -m local up"
+            f" --data-dir {data_dir}` (a deployed run attaches to it; it never starts its own)"
+        )
+    if live.kind not in ATTACHABLE_KINDS or not live.ready or live.endpoint_url is None:
+        raise StackInUseError(in_use_message(data_dir, live))
+    point_clients_at(live.endpoint_url, data_dir)
+    return data_dir, live.endpoint_url
+
+
+def local_night(settings: Settings, requested: date | None) -> date:
+    """The CLI's rule: the requested night, else the next one not yet loaded on this data
+    dir. Stable while a run is suspended: a night is recorded as done only at the end."""
+    if requested is not None:
+        return requested
+    data_dir = settings.local_data_dir.expanduser().resolve()
+    return next_night(data_dir, sample_config(data_dir, settings))
+
+
+def _stop_local_night(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """``on_cancellation`` / ``on_crashed``: stop the night's work, by name, on the stack."""
+    settings = Settings()
+    attach_to_stack(settings)
+    value = flow_run.parameters.get("logical_date")
+    night = local_night(settings, date.fromisoformat(str(value)[:10]) if value else None)
+    stop_night(
+        Runtime.from_settings(settings),
+        nightly_pipeline(settings.glue_job_name),
+        night,
+        reason=f"flow run {flow_run.name} is {state.name}",
+    )
+
+
+@flow(
+    name="mystore-nightly",
+    log_prints=False,
+    validate_parameters=True,
+    on_cancellation=[_stop_local_night],
+    on_crashed=[_stop_local_night],
+)
+def nightly_local(
+    logical_date: date | None = None,
+    force_rerun: bool = False,
+    wait_mode: Literal["poll", "suspend"] | None = None,
+) -> dict[str, Any]:
+    """Run one night of the MyStore ELT on the embedded default (``python -m local up``).
+
+    Args:
+        logical_date: the night to load. Defaults to the next night not yet loaded on this
+            data dir (as `python -m flows.nightly` does); its sample raw data is generated
+            when missing.
+        force_rerun: submit every step afresh even when an earlier run of the same night
+            finished; without it, finished steps are reattached, never run twice.
+        wait_mode: poll (wait in the flow process) or suspend (hold no process while Glue
+            and the warehouse work; resume-waiting-local or the local event path resumes
+            it); default MYSTORE_WAIT_MODE, else poll.
+    """
+    logger = get_run_logger()
+    settings = Settings()
+    data_dir, endpoint_url = attach_to_stack(settings)
+    night = local_night(settings, logical_date)
+    refuse_future_night(night)
+    console = Console(file=io.StringIO(), record=True, width=160, emoji=False)
+    prepare_warehouse(endpoint_url, data_dir, night, sample_config(data_dir, settings), console)
+    logger.info("Local stack %s on %s: %s", endpoint_url, data_dir, console.export_text().strip())
+    summary = nightly.fn(logical_date=night, force_rerun=force_rerun, wait_mode=wait_mode)
+    if summary.get("succeeded"):
+        PreparedNight(night, data_dir, endpoint_url).mark_done()
+    return summary
+
+
+@flow(name="resume-waiting", log_prints=False)
+def resume_waiting_local() -> dict[str, Any]:
+    """One pass of ``resume-waiting`` against the stack ``python -m local up`` runs."""
+    attach_to_stack(Settings())
+    return resume_waiting.fn()

@@ -1,0 +1,43 @@
+"""The laptop deployments' entrypoints (local/deployed.py) without a stack: what they
+refuse and which night they pick. The run through a real worker is
+tests/integration/test_deployed_local.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from flows.settings import Settings
+from local.deployed import NoLocalStackError, attach_to_stack, local_night
+
+
+def local_settings(data_dir: Path) -> Settings:
+    return Settings(target="local", local_data_dir=data_dir)
+
+
+def test_a_deployed_run_with_no_stack_says_how_to_start_one(tmp_path: Path) -> None:
+    with pytest.raises(NoLocalStackError, match=r"no local stack runs on .*python -m local up"):
+        attach_to_stack(local_settings(tmp_path))
+
+
+def test_the_local_entrypoints_refuse_the_aws_target(tmp_path: Path) -> None:
+    settings = Settings(
+        target="aws",
+        workgroup_name="wg",
+        raw_path="s3://raw-bucket/raw",
+        clean_path="s3://clean-bucket/clean",
+        local_data_dir=tmp_path,
+    )
+    with pytest.raises(ValueError, match="MYSTORE_TARGET is 'aws'"):
+        attach_to_stack(settings)
+
+
+def test_night_is_the_requested_one_else_the_next_not_yet_loaded(tmp_path: Path) -> None:
+    settings = local_settings(tmp_path)
+    assert local_night(settings, None) == date(2026, 11, 1)  # the sample data's first day
+    (tmp_path / "nights.json").write_text(json.dumps(["2026-11-01", "2026-11-02"]))
+    assert local_night(settings, None) == date(2026, 11, 3)
+    assert local_night(settings, date(2026, 11, 2)) == date(2026, 11, 2)
