@@ -28,9 +28,8 @@ from prefect.flows import Flow
 from prefect.states import State
 from rich.console import Console
 
-from flows.hooks import stop_night
+from flows.hooks import stop_run_work
 from flows.nightly import nightly, refuse_future_night
-from flows.pipeline import nightly_pipeline
 from flows.resume_waiting import resume_waiting
 from flows.runtime import Runtime
 from flows.settings import Settings
@@ -86,15 +85,13 @@ def local_night(settings: Settings, requested: date | None) -> date:
 
 
 def _stop_local_night(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """``on_cancellation`` / ``on_crashed``: stop the night's work, by name, on the stack."""
+    """``on_cancellation`` / ``on_crashed``: stop this run's own work (its work tags) on the
+    stack, as the AWS deployments' hooks do (``flows.hooks.stop_run_work``)."""
     settings = Settings()
     attach_to_stack(settings)
-    value = flow_run.parameters.get("logical_date")
-    night = local_night(settings, date.fromisoformat(str(value)[:10]) if value else None)
-    stop_night(
+    stop_run_work(
         Runtime.from_settings(settings),
-        nightly_pipeline(settings.glue_job_name),
-        night,
+        flow_run.id,
         reason=f"flow run {flow_run.name} is {state.name}",
     )
 
