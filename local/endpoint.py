@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,54 +95,96 @@ def parse_body(raw_body: bytes) -> dict[str, Any]:
 
 @dataclass
 class Faults:
-    """Per-operation fault injection for tests (thread-safe).
+    """Per-operation fault injection for tests and the chaos suite (thread-safe).
 
-    ``throttle(op, n)`` answers the next n calls with ThrottlingException; ``latency(op, s)``
-    delays every call; ``drop_after(op, n)`` processes the next n calls and then closes the
-    connection without answering, as a network failure after the server did the work would.
-    An operation of ``"*"`` matches every operation.
+    ``throttle(op, n)`` answers the next n calls with ThrottlingException (400);
+    ``server_error(op, n)`` answers them with InternalServerException (500), before the
+    call is processed or, with ``after_processing=True``, after it (the work is done but
+    the caller sees a 5xx); ``latency(op, s)`` delays every call (``times=n``: the next n);
+    ``drop_after(op, n)`` processes the next n calls and then closes the connection without
+    answering, as a network failure after the server did the work would. An operation of
+    ``"*"`` matches every operation. ``fired`` counts the faults that actually hit a call,
+    by kind, so a chaos run reports what it injected rather than what it asked for.
     """
 
     _throttle: dict[str, int] = field(default_factory=dict)
     _latency: dict[str, float] = field(default_factory=dict)
+    _latency_times: dict[str, int] = field(default_factory=dict)
     _drop: dict[str, int] = field(default_factory=dict)
+    _error_before: dict[str, int] = field(default_factory=dict)
+    _error_after: dict[str, int] = field(default_factory=dict)
+    fired: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def throttle(self, operation: str, times: int) -> None:
         with self._lock:
             self._throttle[operation] = times
 
-    def latency(self, operation: str, seconds: float) -> None:
+    def latency(self, operation: str, seconds: float, times: int | None = None) -> None:
+        """Delay calls of ``operation`` by ``seconds``: every call, or the next ``times``."""
         with self._lock:
             self._latency[operation] = seconds
+            if times is None:
+                self._latency_times.pop(operation, None)
+            else:
+                self._latency_times[operation] = times
 
     def drop_after(self, operation: str, times: int) -> None:
         with self._lock:
             self._drop[operation] = times
 
+    def server_error(self, operation: str, times: int, *, after_processing: bool = False) -> None:
+        with self._lock:
+            table = self._error_after if after_processing else self._error_before
+            table[operation] = times
+
     def clear(self) -> None:
         with self._lock:
-            self._throttle.clear()
-            self._latency.clear()
-            self._drop.clear()
+            for table in (
+                self._throttle,
+                self._latency,
+                self._latency_times,
+                self._drop,
+                self._error_before,
+                self._error_after,
+            ):
+                table.clear()
+            self.fired.clear()
 
-    def _take(self, table: dict[str, int], operation: str) -> bool:
+    def _take(self, table: dict[str, int], operation: str, kind: str) -> bool:
         with self._lock:
             for key in (operation, "*"):
                 if table.get(key, 0) > 0:
                     table[key] -= 1
+                    self.fired[kind] += 1
                     return True
         return False
 
     def take_throttle(self, operation: str) -> bool:
-        return self._take(self._throttle, operation)
+        return self._take(self._throttle, operation, "throttle")
 
     def take_drop(self, operation: str) -> bool:
-        return self._take(self._drop, operation)
+        return self._take(self._drop, operation, "drop_after")
+
+    def take_server_error(self, operation: str, *, after_processing: bool) -> bool:
+        if after_processing:
+            return self._take(self._error_after, operation, "server_error_after")
+        return self._take(self._error_before, operation, "server_error")
 
     def latency_for(self, operation: str) -> float:
         with self._lock:
-            return self._latency.get(operation, self._latency.get("*", 0.0))
+            for key in (operation, "*"):
+                if key not in self._latency:
+                    continue
+                remaining = self._latency_times.get(key)
+                if remaining is None:
+                    self.fired["latency"] += 1
+                    return self._latency[key]
+                if remaining > 0:
+                    self._latency_times[key] = remaining - 1
+                    self.fired["latency"] += 1
+                    return self._latency[key]
+            return 0.0
 
 
 class _DroppedConnection(Exception):
@@ -211,12 +254,22 @@ class AwsEndpoint:
         body = parse_body(raw_body)
         if self.faults.take_throttle(operation):
             raise ServiceError("ThrottlingException", "Rate exceeded (injected fault)")
+        if self.faults.take_server_error(operation, after_processing=False):
+            raise ServiceError(
+                "InternalServerException", "Internal server error (injected fault)", 500
+            )
         delay = self.faults.latency_for(operation)
         if delay:
             threading.Event().wait(delay)
         result = service.handle(Call(operation=operation, body=body, identity=identity))
         if self.faults.take_drop(operation):
             raise _DroppedConnection(operation)
+        if self.faults.take_server_error(operation, after_processing=True):
+            raise ServiceError(
+                "InternalServerException",
+                "Internal server error after the request was processed (injected fault)",
+                500,
+            )
         return result
 
 
