@@ -238,14 +238,18 @@ def run_one_night(
                 other.wait_ready()
                 time.sleep(concurrent.seconds / 5)  # the two start within half a second
             outcome = run_night(pipeline, env.endpoint_url, plan.night)
-            statuses = [outcome["status"]]
+            outcomes = [outcome]
             if other is not None:
-                statuses.append(other.outcome(NIGHT_BOUND_SECONDS)["status"])
+                outcomes.append(other.outcome(NIGHT_BOUND_SECONDS))
                 report.fired["concurrent"] += 1
-            succeeded = "SUCCEEDED" in statuses
-            report.events.append(f"{plan.night}: run {attempt} {'/'.join(statuses)}")
-            if outcome["status"] != "SUCCEEDED":
-                report.events.append(f"{plan.night}:   {outcome.get('error', '')[:160]}")
+            succeeded = any(o["status"] == "SUCCEEDED" for o in outcomes)
+            statuses = "/".join(o["status"] for o in outcomes)
+            report.events.append(f"{plan.night}: run {attempt} {statuses}")
+            report.events += [
+                f"{plan.night}:   {o.get('error', '')[:160]}"
+                for o in outcomes
+                if o["status"] != "SUCCEEDED"
+            ]
     if hit:
         report.fired["backend_kill"] += 1
     elapsed = time.monotonic() - began
