@@ -334,6 +334,11 @@ def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler
                 self.connection.close()
             except ServiceError as err:
                 self._reply(err.status, err.payload())
+            except ConnectionError:
+                # The client hung up before its answer went out (a killed process, a
+                # long poll given up): nobody to answer, and no internal error either.
+                log.debug("client of %s left before its answer", self.address_string())
+                self.close_connection = True
             except Exception as exc:  # the endpoint must never die on a request
                 log.exception("internal error")
                 error = ServiceError("InternalServerException", f"Internal error: {exc}", 500)

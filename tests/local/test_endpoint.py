@@ -307,3 +307,36 @@ def test_counted_latency_delays_only_the_next_calls_and_every_fault_is_counted(
     assert (faults.fired["latency"], faults.fired["throttle"]) == (1, 1)
     faults.clear()
     assert not faults.fired
+
+
+def test_a_client_that_leaves_before_its_answer_is_no_internal_error(
+    local_stack: LocalStack, faults: Faults, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flow process killed mid-call (the chaos suite's kill -9) hangs up on the endpoint;
+    that is routine, not an InternalServerException with a traceback."""
+    import logging
+    import socket
+    import struct
+
+    faults.latency("ListStatements", 0.5, times=1)
+    parts = urlsplit(local_stack.endpoint_url)
+    body = b"{}"
+    request = (
+        f"POST / HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "X-Amz-Target: RedshiftData.ListStatements\r\n"
+        "Content-Type: application/x-amz-json-1.1\r\n"
+        f"Authorization: {SIGNED['Authorization']}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with caplog.at_level(logging.DEBUG, logger="local.endpoint"):
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+        sock.sendall(request)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, as a killed process leaves it
+        time.sleep(1.0)  # the delayed answer meets the closed connection
+    assert faults.fired["latency"] == 1
+    errors = [
+        r for r in caplog.records if r.name == "local.endpoint" and r.levelno >= logging.ERROR
+    ]
+    assert errors == []
+    assert any("left before its answer" in r.getMessage() for r in caplog.records)
