@@ -63,6 +63,7 @@ class ChaosReport:
     nights: int = 0
     nights_succeeded: int = 0
     invocations: int = 0
+    failed_invocations: int = 0
     lost_rows: int = 0
     extra_rows: int = 0
     duplicate_rows: int = 0
@@ -85,7 +86,8 @@ class ChaosReport:
             f"faults injected       {self.faults_injected} of {self.planned_faults} planned"
             f" ({kinds})",
             f"nights run            {self.nights} ({self.nights_succeeded} succeeded,"
-            f" {self.invocations} invocations)",
+            f" {self.invocations} invocations, {self.failed_invocations} ended FAILED"
+            ")",
             f"lost rows             {self.lost_rows}",
             f"extra rows            {self.extra_rows}",
             f"duplicate rows        {self.duplicate_rows}",
@@ -245,6 +247,7 @@ def run_one_night(
             succeeded = any(o["status"] == "SUCCEEDED" for o in outcomes)
             statuses = "/".join(o["status"] for o in outcomes)
             report.events.append(f"{plan.night}: run {attempt} {statuses}")
+            report.failed_invocations += sum(o["status"] != "SUCCEEDED" for o in outcomes)
             report.events += [
                 f"{plan.night}:   {o.get('error', '')[:160]}"
                 for o in outcomes

@@ -38,6 +38,11 @@ def test_a_poison_pill_sale_fails_the_load_naming_the_row(wh: Warehouse) -> None
     assert wh.rows("select count(*) from dw_mystore.sale_fact") == before
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 15 item 9 is not built: the reattach lookup (ListStatements) is retried by"
+    " botocore's 3 attempts only, not within the transient budget; remove this mark with the fix",
+)
 def test_four_throttled_reattach_lookups_do_not_fail_the_night(
     migrated: LocalStack, wh: Warehouse, pg_conn: Any, prefect_settings: PrefectApi
 ) -> None:
