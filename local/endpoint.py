@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,76 +95,104 @@ def parse_body(raw_body: bytes) -> dict[str, Any]:
 
 @dataclass
 class Faults:
-    """Per-operation fault injection for tests (thread-safe).
+    """Per-operation fault injection for tests and the chaos suite (thread-safe).
 
-    ``throttle(op, n)`` answers the next n calls with ThrottlingException; ``latency(op, s)``
-    delays every call; ``drop_after(op, n)`` processes the next n calls and then closes the
-    connection without answering, as a network failure after the server did the work would;
-    ``server_error(op, n, processed=...)`` answers the next n calls with a 500 (``code``,
-    default ``InternalFailure``), after doing the work when ``processed`` (a service that
-    failed on its way out) or without doing it. An operation of ``"*"`` matches every
-    operation.
+    ``throttle(op, n)`` answers the next n calls with ThrottlingException (400);
+    ``server_error(op, n, processed=...)`` answers them with a 500 (``code``, default
+    ``InternalFailure``), after doing the work when ``processed`` (the caller sees a 5xx for
+    work that was done) or without doing it; ``latency(op, s)`` delays every call
+    (``times=n``: the next n); ``drop_after(op, n)`` processes the next n calls and then
+    closes the connection without answering, as a network failure after the server did the
+    work would. An operation of ``"*"`` matches every operation. ``fired`` counts the faults
+    that actually hit a call, by kind (``server_error`` / ``server_error_after`` for the
+    unprocessed / processed 500s), so a chaos run reports what it injected.
     """
 
     _throttle: dict[str, int] = field(default_factory=dict)
     _latency: dict[str, float] = field(default_factory=dict)
+    _latency_times: dict[str, int] = field(default_factory=dict)
     _drop: dict[str, int] = field(default_factory=dict)
-    # operation -> (calls left, processed, error code)
-    _server_error: dict[str, tuple[int, bool, str]] = field(default_factory=dict)
+    # (operation, processed) -> (calls left, error code)
+    _server_error: dict[tuple[str, bool], tuple[int, str]] = field(default_factory=dict)
+    fired: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def throttle(self, operation: str, times: int) -> None:
         with self._lock:
             self._throttle[operation] = times
 
-    def latency(self, operation: str, seconds: float) -> None:
+    def latency(self, operation: str, seconds: float, times: int | None = None) -> None:
+        """Delay calls of ``operation`` by ``seconds``: every call, or the next ``times``."""
         with self._lock:
             self._latency[operation] = seconds
+            if times is None:
+                self._latency_times.pop(operation, None)
+            else:
+                self._latency_times[operation] = times
 
     def drop_after(self, operation: str, times: int) -> None:
         with self._lock:
             self._drop[operation] = times
 
     def server_error(
-        self, operation: str, times: int, *, processed: bool, code: str = "InternalFailure"
+        self, operation: str, times: int, *, processed: bool = False, code: str = "InternalFailure"
     ) -> None:
         with self._lock:
-            self._server_error[operation] = (times, processed, code)
+            self._server_error[(operation, processed)] = (times, code)
 
     def clear(self) -> None:
         with self._lock:
-            self._throttle.clear()
-            self._latency.clear()
-            self._drop.clear()
-            self._server_error.clear()
+            for table in (
+                self._throttle,
+                self._latency,
+                self._latency_times,
+                self._drop,
+                self._server_error,
+            ):
+                table.clear()
+            self.fired.clear()
 
-    def _take(self, table: dict[str, int], operation: str) -> bool:
+    def _take(self, table: dict[str, int], operation: str, kind: str) -> bool:
         with self._lock:
             for key in (operation, "*"):
                 if table.get(key, 0) > 0:
                     table[key] -= 1
+                    self.fired[kind] += 1
                     return True
         return False
 
     def take_throttle(self, operation: str) -> bool:
-        return self._take(self._throttle, operation)
+        return self._take(self._throttle, operation, "throttle")
 
     def take_drop(self, operation: str) -> bool:
-        return self._take(self._drop, operation)
+        return self._take(self._drop, operation, "drop_after")
 
     def take_server_error(self, operation: str) -> tuple[bool, str] | None:
         """(processed, code) when this call is to be answered with a 500, else None."""
         with self._lock:
             for key in (operation, "*"):
-                left, processed, code = self._server_error.get(key, (0, False, ""))
-                if left > 0:
-                    self._server_error[key] = (left - 1, processed, code)
-                    return processed, code
+                for processed in (False, True):
+                    left, code = self._server_error.get((key, processed), (0, ""))
+                    if left > 0:
+                        self._server_error[(key, processed)] = (left - 1, code)
+                        self.fired["server_error_after" if processed else "server_error"] += 1
+                        return processed, code
         return None
 
     def latency_for(self, operation: str) -> float:
         with self._lock:
-            return self._latency.get(operation, self._latency.get("*", 0.0))
+            for key in (operation, "*"):
+                if key not in self._latency:
+                    continue
+                remaining = self._latency_times.get(key)
+                if remaining is None:
+                    self.fired["latency"] += 1
+                    return self._latency[key]
+                if remaining > 0:
+                    self._latency_times[key] = remaining - 1
+                    self.fired["latency"] += 1
+                    return self._latency[key]
+            return 0.0
 
 
 class _DroppedConnection(Exception):
@@ -308,6 +337,11 @@ def _make_handler(endpoint: AwsEndpoint) -> Callable[..., BaseHTTPRequestHandler
                 self.connection.close()
             except ServiceError as err:
                 self._reply(err.status, err.payload())
+            except ConnectionError:
+                # The client hung up before its answer went out (a killed process, a
+                # long poll given up): nobody to answer, and no internal error either.
+                log.debug("client of %s left before its answer", self.address_string())
+                self.close_connection = True
             except Exception as exc:  # the endpoint must never die on a request
                 log.exception("internal error")
                 error = ServiceError("InternalServerException", f"Internal error: {exc}", 500)

@@ -26,6 +26,12 @@ declare
     v_late_days integer := 7;
     v_from date;
     v_load_kind varchar(16);
+    v_first_ticket bigint;
+    v_first_item integer;
+    v_first_time timestamp;
+    v_last_ticket bigint;
+    v_last_item integer;
+    v_last_time timestamp;
 begin
     v_load_kind := lower(p_load_type);
     call stg_mystore.sp_validate_parameters(p_load_type, p_start_date, p_end_date);
@@ -95,6 +101,23 @@ begin
     select min(cast(sale_datetime as date)), max(cast(sale_datetime as date))
     into v_first_day, v_last_day
     from stg_mystore.wrk_sale_fact;
+    if v_last_day - v_first_day >= 100000 then
+        -- A sale dated centuries off (a poison pill) would fail every night with a message
+        -- naming no row; name both ends of the span, one of which is the bad row.
+        select ticket_id, item_id, sale_datetime
+        into v_first_ticket, v_first_item, v_first_time
+        from stg_mystore.wrk_sale_fact
+        order by sale_datetime, ticket_id, item_id
+        limit 1;
+        select ticket_id, item_id, sale_datetime
+        into v_last_ticket, v_last_item, v_last_time
+        from stg_mystore.wrk_sale_fact
+        order by sale_datetime desc, ticket_id, item_id
+        limit 1;
+        raise exception 'sales to load span % to %, more than 100000 days: earliest sale ticket_id % item_id % at %, latest sale ticket_id % item_id % at %; correct or remove the bad one in the clean store_sale table',
+            v_first_day, v_last_day, v_first_ticket, v_first_item, v_first_time,
+            v_last_ticket, v_last_item, v_last_time;
+    end if;
     if v_first_day is not null then
         call stg_mystore.sp_load_date_dim(v_first_day, v_last_day);
     end if;

@@ -16,7 +16,6 @@ directly, as a successful clean run would have left them.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -47,28 +46,12 @@ from tests.deployments.sfn_moto import (
     moto_sfn,
     run_execution,
 )
-from tests.sql.staging import RESET, START, Warehouse
+from tests.sql.staging import RESET, START, Warehouse, state_of
 
 pytestmark = pytest.mark.slow  # each scenario runs two orchestrators on the warehouse
 
 CONFIG = ExportConfig(target=LOCAL_TARGET)
 DAY = datetime(2026, 10, 1, 12)
-CHECKSUM_SQL = {
-    "customer_dim": (
-        "select customer_id, gender, marital_status, street, city, scd_start_date,"
-        " scd_end_date, scd_current_flag from dw_mystore.customer_dim"
-        " where customer_key <> -1 order by customer_id, scd_start_date"
-    ),
-    "sale_fact": (
-        "select f.ticket_id, f.item_id, f.sold_date, c.customer_id, f.quantity, f.net_paid"
-        " from dw_mystore.sale_fact f join dw_mystore.customer_dim c"
-        " on c.customer_key = f.customer_key order by f.ticket_id, f.item_id"
-    ),
-    "marks": (
-        "select source_table_name, start_date from stg_mystore.dw_incremental_dates"
-        " order by source_table_name"
-    ),
-}
 
 
 def seed(wh: Warehouse) -> None:
@@ -82,16 +65,6 @@ def seed(wh: Warehouse) -> None:
         {"ticket_id": 2, "at": DAY + timedelta(hours=1), "customer_id": "C2"},
         {"ticket_id": 3, "at": DAY + timedelta(hours=2)},
     )
-
-
-def state_of(wh: Warehouse) -> dict[str, tuple[int, str]]:
-    """Row count and checksum per table (keys and load timestamps left out: they differ
-    between two loads of the same data by design)."""
-    result = {}
-    for name, sql in CHECKSUM_SQL.items():
-        rows = wh.rows(sql)
-        result[name] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()[:16])
-    return result
 
 
 def fresh(wh: Warehouse, pg_conn: Any) -> None:

@@ -278,3 +278,83 @@ def test_a_warehouse_failure_on_submit_is_an_execute_statement_exception(
     assert modeled_field(exc.value, "StatementId")
     with pytest.raises(client.exceptions.BatchExecuteStatementException):
         client.batch_execute_statement(Sqls=["select 1"], **TARGET)
+
+
+def test_a_server_error_before_processing_is_retried_and_runs_once(
+    local_stack: LocalStack, faults: Faults, drop_probe: psycopg.Connection[Any]
+) -> None:
+    client = data_api_client(local_stack.endpoint_url, max_attempts=3)
+    marker = str(uuid.uuid4())
+    faults.server_error("ExecuteStatement", 1, code="InternalServerException")
+    submitted = client.execute_statement(**insert_probe(marker))
+    assert submitted["ResponseMetadata"]["RetryAttempts"] == 1  # botocore retries a 500
+    client.describe_statement(Id=submitted["Id"], WaitTimeSeconds=10)
+    assert count_probe(drop_probe, marker) == 1
+    assert faults.fired["server_error"] == 1
+
+
+def test_a_server_error_after_processing_did_the_work(
+    local_stack: LocalStack, faults: Faults, drop_probe: psycopg.Connection[Any]
+) -> None:
+    """The ambiguous 5xx: the caller sees a failure, the statement was submitted anyway."""
+    client = data_api_client(local_stack.endpoint_url, max_attempts=1)
+    marker = str(uuid.uuid4())
+    faults.server_error("ExecuteStatement", 1, processed=True, code="InternalServerException")
+    with pytest.raises(ClientError) as exc:
+        client.execute_statement(**insert_probe(marker))
+    assert exc.value.response["Error"]["Code"] == "InternalServerException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    deadline = time.monotonic() + 10
+    while count_probe(drop_probe, marker) != 1:
+        assert time.monotonic() < deadline, "the processed request's statement never ran"
+        time.sleep(0.05)
+    assert faults.fired["server_error_after"] == 1
+
+
+def test_counted_latency_delays_only_the_next_calls_and_every_fault_is_counted(
+    redshift_data: RedshiftDataAPIServiceClient, faults: Faults
+) -> None:
+    faults.latency("ListStatements", 0.3, times=1)
+    faults.throttle("ListStatements", 1)
+    started = time.monotonic()
+    redshift_data.list_statements(MaxResults=1)  # throttled once, then delayed once
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    redshift_data.list_statements(MaxResults=1)
+    assert time.monotonic() - started < 0.3
+    assert (faults.fired["latency"], faults.fired["throttle"]) == (1, 1)
+    faults.clear()
+    assert not faults.fired
+
+
+def test_a_client_that_leaves_before_its_answer_is_no_internal_error(
+    local_stack: LocalStack, faults: Faults, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flow process killed mid-call (the chaos suite's kill -9) hangs up on the endpoint;
+    that is routine, not an InternalServerException with a traceback."""
+    import logging
+    import socket
+    import struct
+
+    faults.latency("ListStatements", 0.5, times=1)
+    parts = urlsplit(local_stack.endpoint_url)
+    body = b"{}"
+    request = (
+        f"POST / HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "X-Amz-Target: RedshiftData.ListStatements\r\n"
+        "Content-Type: application/x-amz-json-1.1\r\n"
+        f"Authorization: {SIGNED['Authorization']}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with caplog.at_level(logging.DEBUG, logger="local.endpoint"):
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+        sock.sendall(request)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, as a killed process leaves it
+        time.sleep(1.0)  # the delayed answer meets the closed connection
+    assert faults.fired["latency"] == 1
+    errors = [
+        r for r in caplog.records if r.name == "local.endpoint" and r.levelno >= logging.ERROR
+    ]
+    assert errors == []
+    assert any("left before its answer" in r.getMessage() for r in caplog.records)

@@ -6,6 +6,7 @@ takes; test data is staged and checked with psycopg where that is simpler.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,6 +32,26 @@ delete from stg_mystore.dw_incremental_dates
 where source_table_name not in ('store_customer', 'store_customer_address', 'store_sale');
 update stg_mystore.dw_incremental_dates set start_date = '1900-01-01';
 """
+
+# What two loads of the same nights must agree on (keys and load timestamps left out: they
+# differ between two loads of the same data by design). Used by the Step Functions parity
+# tests and the chaos suite.
+CHECKSUM_SQL = {
+    "customer_dim": (
+        "select customer_id, gender, marital_status, street, city, scd_start_date,"
+        " scd_end_date, scd_current_flag from dw_mystore.customer_dim"
+        " where customer_key <> -1 order by customer_id, scd_start_date"
+    ),
+    "sale_fact": (
+        "select f.ticket_id, f.item_id, f.sold_date, c.customer_id, f.quantity, f.net_paid"
+        " from dw_mystore.sale_fact f join dw_mystore.customer_dim c"
+        " on c.customer_key = f.customer_key order by f.ticket_id, f.item_id"
+    ),
+    "marks": (
+        "select source_table_name, start_date from stg_mystore.dw_incremental_dates"
+        " order by source_table_name"
+    ),
+}
 
 
 @dataclass
@@ -177,3 +198,12 @@ def sale(ticket_id: int, at: datetime, customer_id: str | None = "C1", **attrs: 
         "processing_datetime": at,
     }
     return row | attrs
+
+
+def state_of(wh: Warehouse) -> dict[str, tuple[int, str]]:
+    """Row count and checksum per table of CHECKSUM_SQL."""
+    result = {}
+    for name, sql in CHECKSUM_SQL.items():
+        rows = wh.rows(sql)
+        result[name] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()[:16])
+    return result
