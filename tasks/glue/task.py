@@ -2,8 +2,10 @@
 
 No cache policy: whether the work is already done is decided by the run key against Glue's
 own run history, not by Prefect's cache (which keys on source code and inputs, and would
-start a second run after a code edit). Retries are the Data API tasks' own
-(``tasks.jobs.task_retry_options``): only failures that reattach are retried.
+start a second run after a code edit). Each lookup + StartJobRun is held under a Prefect
+lease per Glue job (``lease.py``), so two invocations of one night start one run per step.
+Retries are the Data API tasks' own (``tasks.jobs.task_retry_options``): only failures that
+reattach are retried (a lease that could not be taken is one: nothing was started).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import aws_client
+from tasks.glue.lease import prefect_start_lock
 from tasks.glue.runner import GlueRunResult, run_glue_job, start_glue_run
 from tasks.jobs import RunKey, task_retry_options
 
@@ -50,6 +53,7 @@ def glue_job_run(
     (boto3's default chain and ``AWS_ENDPOINT_URL_GLUE`` otherwise).
     """
     glue = client or aws_client("glue", credentials=credentials, region=region)
+    logger = get_run_logger()
     return run_glue_job(
         glue,
         job_name,
@@ -60,7 +64,8 @@ def glue_job_run(
         timeout_minutes=timeout_minutes,
         force=force,
         reattach_to=reattach_to,
-        logger=get_run_logger(),
+        start_lock=prefect_start_lock(logger=logger),
+        logger=logger,
     )
 
 
@@ -88,6 +93,7 @@ def start_glue_job_run(
     flows that suspend while it runs (``start_glue_run``). The client is built as
     ``glue_job_run`` builds it, so both tasks run as the same identity."""
     glue = client or aws_client("glue", credentials=credentials, region=region)
+    logger = get_run_logger()
     run_id, _ = start_glue_run(
         glue,
         job_name,
@@ -98,6 +104,7 @@ def start_glue_job_run(
         timeout_minutes=timeout_minutes,
         force=force,
         reattach_to=reattach_to,
-        logger=get_run_logger(),
+        start_lock=prefect_start_lock(logger=logger),
+        logger=logger,
     )
     return run_id
