@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from local.endpoint import AwsEndpoint
 from tasks.glue import (
@@ -23,6 +25,7 @@ from tasks.glue import (
     refuse_blind_resend,
     run_glue_job,
 )
+from tasks.glue.lease import start_lease_name
 from tasks.jobs import RunKey
 from tests.conftest import PrefectApi
 from tests.tasks.glue_invocation import invoke
@@ -148,6 +151,11 @@ def test_with_the_prefect_lease_two_invocations_start_exactly_one_run(
         runs = runs_with_key(client, "standin", f"p/2026-11-25/{step}")
         assert [r["Id"] for r in runs] == [reported[0][0]] == [reported[1][0]], (round_, runs)
         assert runs[0]["JobRunState"] == "SUCCEEDED"
+    with (  # the lease was the test server's
+        temporary_settings(updates={PREFECT_API_URL: prefect_api.api_url}),
+        get_client(sync_client=True) as prefect,
+    ):
+        assert prefect.read_global_concurrency_limit_by_name(start_lease_name("standin")).limit == 1
 
 
 class RecordingLock:
