@@ -26,7 +26,7 @@ from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, Step, r
 from flows.runtime import Runtime
 from flows.summary import REATTACHED_STATE_NAME
 from tasks.flow_run_tags import glue_run_tag, record_work
-from tasks.glue import GlueRunResult
+from tasks.glue import GlueRunResult, prefect_start_lock
 from tasks.glue.runner import run_glue_job, start_glue_run
 from tasks.jobs import retry_condition
 from tasks.redshift_data import RunKey, StatementResult, call_procedure, execute_statement
@@ -133,11 +133,15 @@ def run_glue(
     """Run the step's Glue job to its end (``run_glue_job`` on the runtime's client)."""
     from prefect import get_run_logger
 
+    logger = get_run_logger()
     result = run_glue_job(
         runtime.glue,
         **options,
         reattach_to=reattach_to,
-        logger=get_run_logger(),
+        # lookup + StartJobRun under a Prefect lease per job: two invocations of one night
+        # start one run per step (tasks/glue/lease.py)
+        start_lock=prefect_start_lock(logger=logger),
+        logger=logger,
         # tagged on the flow run as soon as known: what this run's stop hooks fence by
         on_start=lambda run_id: record_work(glue_run_tag(options["job_name"], run_id)),
     )
@@ -220,8 +224,13 @@ def start_work(
 
     if isinstance(step, GlueStep):
         assert glue is not None
+        logger = get_run_logger()
         run_id, earlier = start_glue_run(
-            runtime.glue, **glue, reattach_to=reattach_to, logger=get_run_logger()
+            runtime.glue,
+            **glue,
+            reattach_to=reattach_to,
+            start_lock=prefect_start_lock(logger=logger),
+            logger=logger,
         )
         record_work(glue_run_tag(glue["job_name"], run_id))
         return {"id": run_id, "earlier": earlier}

@@ -6,12 +6,14 @@ The building blocks (request building, run matching, links) stay importable from
 shared with the Data API in ``tasks.jobs``.
 """
 
+from tasks.glue.lease import GlueStartLeaseError, prefect_start_lock
 from tasks.glue.policy import RUN_KEY_ARGUMENT
 from tasks.glue.runner import (
     GlueConcurrencyError,
     GlueJobFailedError,
     GluePollError,
     GlueRunResult,
+    StartLock,
     run_glue_job,
     start_glue_run,
 )
@@ -26,7 +28,10 @@ __all__ = [
     "GluePollError",
     "GlueRunResult",
     "GlueStartAmbiguousError",
+    "GlueStartLeaseError",
+    "StartLock",
     "glue_job_run",
+    "prefect_start_lock",
     "refuse_blind_resend",
     "run_glue_job",
     "start_glue_job_run",

@@ -2,9 +2,12 @@
 
 No cache policy: whether the work is already done is decided by the run key against Glue's
 own run history, not by Prefect's cache (which keys on source code and inputs, and would
-start a second run after a code edit). The run id is tagged on the flow run as soon as it
-is known (``tasks.flow_run_tags``), which fences the flow's stop hooks. Retries are the Data API tasks' own
-(``tasks.jobs.task_retry_options``): only failures that reattach are retried.
+start a second run after a code edit). Each lookup + StartJobRun is held under a Prefect
+lease per Glue job (``lease.py``), so two invocations of one night start one run per step.
+The run id is tagged on the flow run as soon as it is known (``tasks.flow_run_tags``), which
+fences the flow's stop hooks. Retries are the Data API tasks' own
+(``tasks.jobs.task_retry_options``): only failures that reattach are retried (a lease that
+could not be taken is one: nothing was started).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.aws import aws_client
 from tasks.flow_run_tags import glue_run_tag, record_work
+from tasks.glue.lease import prefect_start_lock
 from tasks.glue.runner import GlueRunResult, run_glue_job, start_glue_run
 from tasks.jobs import RunKey, task_retry_options
 
@@ -52,6 +56,7 @@ def glue_job_run(
     (boto3's default chain and ``AWS_ENDPOINT_URL_GLUE`` otherwise).
     """
     glue = client or aws_client("glue", credentials=credentials, region=region)
+    logger = get_run_logger()
     return run_glue_job(
         glue,
         job_name,
@@ -62,7 +67,8 @@ def glue_job_run(
         timeout_minutes=timeout_minutes,
         force=force,
         reattach_to=reattach_to,
-        logger=get_run_logger(),
+        start_lock=prefect_start_lock(logger=logger),
+        logger=logger,
         on_start=lambda run_id: record_work(glue_run_tag(job_name, run_id)),
     )
 
@@ -91,6 +97,7 @@ def start_glue_job_run(
     flows that suspend while it runs (``start_glue_run``). The client is built as
     ``glue_job_run`` builds it, so both tasks run as the same identity."""
     glue = client or aws_client("glue", credentials=credentials, region=region)
+    logger = get_run_logger()
     run_id, _ = start_glue_run(
         glue,
         job_name,
@@ -101,7 +108,8 @@ def start_glue_job_run(
         timeout_minutes=timeout_minutes,
         force=force,
         reattach_to=reattach_to,
-        logger=get_run_logger(),
+        start_lock=prefect_start_lock(logger=logger),
+        logger=logger,
     )
     record_work(glue_run_tag(job_name, run_id))
     return run_id

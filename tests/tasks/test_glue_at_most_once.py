@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from local.endpoint import AwsEndpoint
 from tasks.glue import (
@@ -20,9 +25,13 @@ from tasks.glue import (
     refuse_blind_resend,
     run_glue_job,
 )
+from tasks.glue.lease import start_lease_name
 from tasks.jobs import RunKey
+from tests.conftest import PrefectApi
 from tests.tasks.glue_invocation import invoke
 from tests.tasks.test_glue import FAST, NIGHT, glue_client, runs_with_key
+
+LEASE_ROUNDS = 5
 
 
 def test_a_lost_start_response_does_not_leave_two_runs(endpoint: AwsEndpoint) -> None:
@@ -89,29 +98,37 @@ def test_a_throttled_lookup_after_a_lost_start_is_retried_not_skipped(
     assert (result.run_id, result.reattached) == (run["Id"], True)
 
 
-def test_two_invocations_of_a_night_converge_on_one_run(endpoint: AwsEndpoint) -> None:
-    """Two processes run the same step at the same moment: both report the same run, and
-    that run is the key's only one left doing work (a twin started in the race is stopped
-    by the after-start check)."""
+def race(endpoint_url: str, step: str, prefect_api_url: str | None = None) -> list[tuple[str, str]]:
+    """Two processes run step ``step`` of the same night at the same moment; what each
+    reported: (run id, "started" or "reattached"), or ("error", why)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tests.tasks.glue_invocation"])  # import once, not twice
     ready, results = context.Queue(), context.Queue()
     go = context.Event()
     processes = [
-        context.Process(target=invoke, args=(endpoint.url, "twice", ready, go, results))
+        context.Process(
+            target=invoke, args=(endpoint_url, step, ready, go, results, prefect_api_url)
+        )
         for _ in range(2)
     ]
     for process in processes:
         process.start()
     try:
-        assert [ready.get(timeout=60) for _ in processes] == ["ready", "ready"]
-        go.set()  # both call run_glue_job now
-        reported = [results.get(timeout=60) for _ in processes]
+        assert [ready.get(timeout=120) for _ in processes] == ["ready", "ready"]
+        go.set()  # both start the step now
+        return [results.get(timeout=120) for _ in processes]
     finally:
         for process in processes:
-            process.join(timeout=10)
+            process.join(timeout=30)
             if process.is_alive():
                 process.kill()
+
+
+def test_two_invocations_of_a_night_converge_on_one_run(endpoint: AwsEndpoint) -> None:
+    """Without a start lock (plain ``run_glue_job``): both report the same run, and that run
+    is the key's only one left doing work (a twin started in the race is stopped by the
+    after-start check)."""
+    reported = race(endpoint.url, "twice")
     assert all(outcome != "error" for _, outcome in reported) and len(reported) == 2, reported
     run_ids = {run_id for run_id, _ in reported}
     runs = runs_with_key(glue_client(endpoint.url), "standin", "p/2026-11-25/twice")
@@ -119,3 +136,87 @@ def test_two_invocations_of_a_night_converge_on_one_run(endpoint: AwsEndpoint) -
     assert [r["Id"] for r in working] == list(run_ids), runs  # one id, the one left working
     assert working[0]["JobRunState"] == "SUCCEEDED"
     assert len(runs) <= 2  # at most the one twin of the race, and that one stopped
+
+
+def test_with_the_prefect_lease_two_invocations_start_exactly_one_run(
+    endpoint: AwsEndpoint, prefect_api: PrefectApi
+) -> None:
+    """The Prefect task, in two flow runs at once: the lease makes lookup + StartJobRun one
+    step, so the second invocation finds the first one's run; no twin is ever started."""
+    client = glue_client(endpoint.url)
+    for round_ in range(LEASE_ROUNDS):
+        step = f"lease-{round_}"
+        reported = race(endpoint.url, step, prefect_api.api_url)
+        assert sorted(outcome for _, outcome in reported) == ["reattached", "started"], reported
+        runs = runs_with_key(client, "standin", f"p/2026-11-25/{step}")
+        assert [r["Id"] for r in runs] == [reported[0][0]] == [reported[1][0]], (round_, runs)
+        assert runs[0]["JobRunState"] == "SUCCEEDED"
+    with (  # the lease was the test server's
+        temporary_settings(updates={PREFECT_API_URL: prefect_api.api_url}),
+        get_client(sync_client=True) as prefect,
+    ):
+        assert prefect.read_global_concurrency_limit_by_name(start_lease_name("standin")).limit == 1
+
+
+class RecordingLock:
+    """A ``StartLock`` that records holds, with the client's calls and sleeps between."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.events: list[str] = []
+
+    @contextmanager
+    def __call__(self, job_name: str) -> Iterator[None]:
+        assert not self.held, "the start lock is taken while already held"
+        self.held = True
+        self.events.append(f"hold {job_name}")
+        try:
+            yield
+        finally:
+            self.held = False
+            self.events.append("release")
+
+    def record(self, what: str) -> None:
+        self.events.append(f"{what} {'held' if self.held else 'free'}")
+
+    def holds(self) -> list[list[str]]:
+        """The events inside each hold."""
+        holds: list[list[str]] = []
+        for event in self.events:
+            if event.startswith("hold "):
+                holds.append([])
+            elif event != "release" and event.endswith(" held"):
+                holds[-1].append(event)
+        return holds
+
+
+@pytest.mark.parametrize("trouble", ["busy", "lost"])
+def test_the_start_lock_is_held_around_lookup_and_start_never_while_sleeping(
+    endpoint: AwsEndpoint, trouble: str
+) -> None:
+    """busy: ConcurrentRunsExceeded until a slot frees up; lost: a 5xx StartJobRun that
+    started nothing, looked up twice (a backoff between) before it is sent again."""
+    client = glue_client(endpoint.url, max_attempts=3)
+    lock = RecordingLock()
+    client.meta.events.register("before-call.glue", lambda model, **_: lock.record(model.name))
+    job = "single"
+    if trouble == "busy":
+        client.start_job_run(JobName=job, Arguments={"--sleep": "1"})  # takes the one slot
+    else:
+        endpoint.faults.server_error("StartJobRun", 1, processed=False)
+    lock.events.clear()
+
+    def sleep(seconds: float) -> None:
+        lock.record("sleep")
+        time.sleep(min(seconds, 0.05))
+
+    key = RunKey("p", NIGHT, f"locked-{trouble}")
+    result = run_glue_job(client, job, {}, run_key=key, start_lock=lock, sleep=sleep, **FAST)
+    assert (result.state, result.reattached) == ("SUCCEEDED", False)
+    assert "sleep held" not in lock.events and "GetJobRun held" not in lock.events
+    assert "sleep free" in lock.events
+    holds = [events for events in lock.holds() if "StartJobRun held" in events]
+    assert len(holds) >= 2, lock.events  # the first attempt, and at least one retry
+    for events in holds:  # each attempt is looked up first, in the same hold
+        assert events[0] == "GetJobRuns held" and events.count("StartJobRun held") == 1, events
+    assert not any(e.startswith("StartJobRun free") for e in lock.events)

@@ -16,6 +16,7 @@ from botocore.exceptions import (
 )
 from prefect.states import Completed, Failed
 
+import tasks.glue.lease
 import tasks.glue.runner
 import tasks.glue.start_guard
 import tasks.redshift_data.errors
@@ -226,6 +227,9 @@ SAMPLES: dict[type[JobError], JobError] = {
     tasks.redshift_data.errors.StatementLookupError: tasks.redshift_data.errors.StatementLookupError(
         "lookup throttled", statement_name="nightly/2026-11-25/load/attempt-"
     ),
+    tasks.glue.lease.GlueStartLeaseError: tasks.glue.lease.GlueStartLeaseError(
+        "no slot of mystore-glue-start:raw2clean"
+    ),
 }
 for _cls in (
     tasks.redshift_data.errors.StatementError,
@@ -269,6 +273,7 @@ def test_only_errors_that_reattach_are_safe_to_retry(error: JobError) -> None:
         tasks.glue.runner.GlueConcurrencyError,
         tasks.glue.runner.GluePollError,
         tasks.glue.start_guard.GlueStartAmbiguousError,
+        tasks.glue.lease.GlueStartLeaseError,
         tasks.redshift_data.errors.StatementStatusUnknownError,
         tasks.redshift_data.errors.StatementLookupError,
     )

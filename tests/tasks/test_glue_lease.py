@@ -1,0 +1,87 @@
+"""The Prefect start lease (tasks/glue/lease.py) against the session's real Prefect server."""
+
+from __future__ import annotations
+
+import contextvars
+import pickle
+import socket
+import threading
+import time
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+from local.endpoint import AwsEndpoint
+from tasks.glue import GlueStartLeaseError, prefect_start_lock, run_glue_job
+from tasks.glue.lease import ensure_start_limit, start_lease_name
+from tasks.jobs import RunKey, safe_to_retry
+from tests.conftest import PrefectApi
+from tests.tasks.test_glue import FAST, NIGHT, glue_client, runs_with_key
+
+
+def test_one_limit_per_job_named_without_the_characters_prefect_bans() -> None:
+    assert start_lease_name("mystore-clean") == "mystore-glue-start:mystore-clean"
+    odd = start_lease_name("team/clean<1>")
+    assert odd.startswith("mystore-glue-start:team_clean_1_-") and len(odd) == 19 + 13 + 9
+    assert odd != start_lease_name("team_clean<1>")  # the hash keeps two jobs apart
+
+
+def test_the_limit_is_created_once_with_limit_1_and_a_changed_one_refused(
+    prefect_settings: PrefectApi,
+) -> None:
+    name = start_lease_name("lease-test-job")
+    ensure_start_limit(name)
+    ensure_start_limit(name)  # exists already: fine
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(name).limit == 1
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=2))
+        try:
+            with pytest.raises(GlueStartLeaseError, match=r"active=True with limit 2; it must"):
+                ensure_start_limit(name)
+        finally:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1))
+
+
+def test_the_lock_lets_one_holder_in_at_a_time(prefect_settings: PrefectApi) -> None:
+    """A second holder waits until the first one has released the slot."""
+    lock = prefect_start_lock(timeout_seconds=60)
+    order: list[str] = []
+    first_in = threading.Event()
+
+    def second() -> None:
+        first_in.wait(30)
+        with lock("lease-order-job"):
+            order.append("second in")
+
+    # the thread runs in this context, so it talks to the test server too
+    other = threading.Thread(target=contextvars.copy_context().run, args=(second,))
+    other.start()
+    with lock("lease-order-job"):
+        first_in.set()
+        time.sleep(1.0)  # the second holder asks meanwhile and is told to wait
+        order.append("first out")
+    other.join(timeout=90)
+    assert order == ["first out", "second in"]
+
+
+def test_without_the_prefect_api_nothing_is_started(
+    prefect_settings: PrefectApi, endpoint: AwsEndpoint
+) -> None:
+    """No lease, no start: a clear error a task retry handles, and Glue never asked."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+    client = glue_client(endpoint.url)
+    key = RunKey("p", NIGHT, "no-lease")
+    with (
+        temporary_settings(updates={PREFECT_API_URL: dead, PREFECT_CLIENT_MAX_RETRIES: 0}),
+        pytest.raises(GlueStartLeaseError, match="mystore-glue-start:standin") as err,
+    ):
+        run_glue_job(client, "standin", {}, run_key=key, start_lock=prefect_start_lock(), **FAST)
+    assert "nothing was sent to Glue" in str(err.value) and err.value.__cause__ is not None
+    assert safe_to_retry(err.value)
+    copy = pickle.loads(pickle.dumps(err.value))
+    assert (type(copy), str(copy)) == (GlueStartLeaseError, str(err.value))
+    assert runs_with_key(client, "standin", key.glue_argument) == []
