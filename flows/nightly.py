@@ -15,12 +15,14 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
+from prefect.states import Completed, State
 
 from flows.hooks import night_of, stop_hook
 from flows.pipeline import Pipeline, nightly_pipeline
 from flows.runner import run_pipeline
 from flows.runtime import Runtime, default_logical_date
 from flows.settings import Settings
+from flows.summary import NO_INPUT_STATE_NAME, NightSummary
 
 
 def _nightly_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
@@ -38,7 +40,7 @@ def nightly(
     logical_date: date | None = None,
     force_rerun: bool = False,
     wait_mode: Literal["poll", "suspend"] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[dict[str, Any]]:
     """Run one night of the MyStore ELT.
 
     Args:
@@ -65,7 +67,17 @@ def nightly(
         force=force_rerun,
         wait_mode=wait_mode,
     )
-    return summary.as_dict()
+    return final_state(summary)
+
+
+def final_state(summary: NightSummary) -> dict[str, Any] | State[dict[str, Any]]:
+    """The night's summary as the flow's result; a night that passed with a step of no
+    input ends ``Completed(name="NoInput")`` with the headline as its message, so the run
+    page does not show it as a plain green night."""
+    headline = summary.no_input_headline()
+    if headline is None:
+        return summary.as_dict()
+    return Completed(data=summary.as_dict(), name=NO_INPUT_STATE_NAME, message=headline)
 
 
 def refuse_future_night(night: date, today: date | None = None) -> None:
@@ -103,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Configuration comes from MYSTORE_* environment variables (see README). "
             "Exit status: 0 when every step succeeded, 1 when a step failed (its name and the "
-            "real Glue or Redshift error are printed), 2 for bad arguments or settings."
+            "real Glue or Redshift error are printed), 2 for bad arguments or settings, 3 when "
+            "the night passed with no input: a clean step found no raw partition for the date "
+            "and MYSTORE_ALLOW_EMPTY_INPUT=true let it (without that setting such a night "
+            "fails with 1)."
         ),
     )
     parser.add_argument(
