@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
+from pydantic import Field
 from prefect.states import Completed, State
 
 from flows.hooks import night_of, stop_hook
@@ -23,6 +24,14 @@ from flows.runner import run_pipeline
 from flows.runtime import Runtime, default_logical_date
 from flows.settings import Settings
 from flows.summary import NO_INPUT_STATE_NAME, NightSummary
+
+# A date parameter's JSON schema says ``format: date``, which Prefect's server does not
+# check when it creates a run (its validator runs without a format checker); a pattern it
+# does check, so a deployment with enforce_parameter_schema refuses "not-a-date" at run
+# creation (409 naming the field) instead of the worker failing later. A well-formed but
+# impossible day (2026-02-30) still reaches the worker, whose validation names it.
+ISO_DATE_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+IsoDate = Annotated[date, Field(json_schema_extra={"pattern": ISO_DATE_PATTERN})]
 
 
 def _nightly_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
@@ -37,7 +46,7 @@ def _nightly_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
     on_crashed=[stop_hook(_nightly_of)],
 )
 def nightly(
-    logical_date: date | None = None,
+    logical_date: IsoDate | None = None,
     force_rerun: bool = False,
     wait_mode: Literal["poll", "suspend"] | None = None,
 ) -> dict[str, Any] | State[dict[str, Any]]:
