@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
-from pydantic import Field
 from prefect.states import Completed, State
+from pydantic import Field
 
 from flows.hooks import night_of, stop_hook
 from flows.pipeline import Pipeline, nightly_pipeline

@@ -80,7 +80,7 @@ class NightSummary:
 
     @property
     def verdict(self) -> str:
-        """"succeeded", "succeeded (no input)" (a step had no raw data) or "FAILED"."""
+        """ "succeeded", "succeeded (no input)" (a step had no raw data) or "FAILED"."""
         if not self.succeeded:
             return "FAILED"
         return "succeeded (no input)" if self.no_input_steps else "succeeded"
