@@ -86,6 +86,8 @@ class ExportConfig:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> ExportConfig:
         """The flow's AWS settings as an export configuration (``overrides`` win)."""
+        from flows.settings import settings_glue_arguments
+
         if settings.target != "aws" and not (
             settings.cluster_identifier or settings.workgroup_name
         ):
@@ -100,15 +102,10 @@ class ExportConfig:
             db_user=settings.db_user,
             secret_arn=settings.secret_arn,
         )
-        paths = {
-            "--raw_path": settings.raw_path,
-            "--clean_path": settings.clean_path,
-            "--quarantine_path": settings.quarantine_path,
-        }
         values: dict[str, object] = {
             "target": target,
             "statement_timeout_seconds": settings.statement_timeout_seconds,
-            "glue_arguments": {k: v for k, v in paths.items() if v},
+            "glue_arguments": settings_glue_arguments(settings),
             "glue_report_path": settings.glue_report_path,
             "glue_worker_type": settings.glue_worker_type,
             "glue_number_of_workers": settings.glue_number_of_workers,

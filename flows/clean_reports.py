@@ -20,6 +20,9 @@ from typing import Any
 from flows.settings import Settings
 
 REPORT_PATH_VARIABLE = "MYSTORE_GLUE_REPORT_PATH"
+# The report's ``input`` for a date without a raw partition that --allow_empty_input let
+# pass (glue/raw2clean.py writes "none (allowed by --allow_empty_input)").
+NO_INPUT_PREFIX = "none"
 
 
 def report_root(settings: Settings) -> str | None:
@@ -43,6 +46,7 @@ class RowsWritten:
 
     rows: int | None
     missing_reason: str = ""
+    no_input: bool = False  # the job found no raw partition and was allowed to (no rows)
 
 
 S3Reader = Callable[[str, str], bytes]
@@ -66,6 +70,8 @@ def read_rows_written(path: str | None, read_s3: S3Reader | None = None) -> Rows
     except Exception as exc:  # informative only: a missing report must not fail the night
         return RowsWritten(None, f"report {path} unreadable ({type(exc).__name__}: {exc})"[:200])
     rows = report.get("rows_written")
+    if str(report.get("input", "")).startswith(NO_INPUT_PREFIX):
+        return RowsWritten(0, no_input=True)
     if rows is None:
         return RowsWritten(None, f"report {path} has no rows_written ({report.get('input', '')})")
     return RowsWritten(int(rows))

@@ -24,6 +24,9 @@ from flows.summary import STEP_COLUMNS, step_cells
 from migrations.settings import ENDPOINT_VARIABLE, data_api_endpoint, describe_validation_error
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# The night passed, but a clean step had no raw partition for its date (allowed by
+# MYSTORE_ALLOW_EMPTY_INPUT): distinct from 0 so a scheduler or script notices the day.
+EXIT_NO_INPUT = 3
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -108,13 +111,17 @@ def run_cli(
         if getattr(args, "summary_json", None):
             Path(args.summary_json).write_text(json.dumps(summary, indent=1, default=str) + "\n")
     if state.is_completed():
+        if isinstance(summary, Mapping) and summary.get("no_input"):
+            return EXIT_NO_INPUT
         return EXIT_OK
     console.print(f"[red]Run failed:[/red] {result}")
     return EXIT_FAILED
 
 
 def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
-    verdict = "[green]succeeded[/green]" if summary.get("succeeded") else "[red]FAILED[/red]"
+    verdict = str(summary.get("verdict") or ("succeeded" if summary.get("succeeded") else "FAILED"))
+    colour = "red" if verdict == "FAILED" else "yellow" if summary.get("no_input") else "green"
+    verdict = f"[{colour}]{verdict}[/{colour}]"
     title = f"{summary.get('pipeline', 'run')} {summary.get('logical_date', '')} ({summary.get('target', '')}): {verdict}"
     table = Table(title=title, title_justify="left")
     for column in STEP_COLUMNS:
@@ -130,12 +137,20 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     if calls:
         detail = ", ".join(f"{op} {n}" for op, n in calls.items())
         console.print(f"API calls: {sum(calls.values())} ({detail})")
+    if summary.get("no_input_headline"):
+        console.print(f"[yellow]{summary['no_input_headline']}[/yellow]")
     if summary.get("error"):
         console.print(f"[red]Error:[/red] {summary['error']}")
 
 
 def _status_markup(status: str) -> str:
-    colour = {"succeeded": "green", "reattached": "cyan", "failed": "red", "skipped": "yellow"}
+    colour = {
+        "succeeded": "green",
+        "reattached": "cyan",
+        "failed": "red",
+        "skipped": "yellow",
+        "no input": "yellow",
+    }
     return f"[{colour.get(status, 'white')}]{status}[/]"
 
 

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 
 from flows.hooks import stop_hook
-from flows.nightly import parse_date
+from flows.nightly import IsoDate, parse_date
 from flows.pipeline import Pipeline, history_pipeline
 from flows.runner import run_pipeline
 from flows.runtime import Runtime
@@ -48,8 +48,8 @@ def _pipeline(settings: Settings, start: date, end: date) -> Pipeline:
     on_crashed=[stop_hook(_history_of)],
 )
 def history(
-    start_date: date,
-    end_date: date,
+    start_date: IsoDate,
+    end_date: IsoDate,
     force_rerun: bool = False,
     wait_mode: Literal["poll", "suspend"] | None = None,
 ) -> dict[str, Any]:

@@ -11,16 +11,27 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
+from prefect.states import Completed, State
+from pydantic import Field
 
 from flows.hooks import night_of, stop_hook
 from flows.pipeline import Pipeline, nightly_pipeline
 from flows.runner import run_pipeline
 from flows.runtime import Runtime, default_logical_date
 from flows.settings import Settings
+from flows.summary import NO_INPUT_STATE_NAME, NightSummary
+
+# A date parameter's JSON schema says ``format: date``, which Prefect's server does not
+# check when it creates a run (its validator runs without a format checker); a pattern it
+# does check, so a deployment with enforce_parameter_schema refuses "not-a-date" at run
+# creation (409 naming the field) instead of the worker failing later. A well-formed but
+# impossible day (2026-02-30) still reaches the worker, whose validation names it.
+ISO_DATE_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+IsoDate = Annotated[date, Field(json_schema_extra={"pattern": ISO_DATE_PATTERN})]
 
 
 def _nightly_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
@@ -35,10 +46,10 @@ def _nightly_of(flow_run: FlowRun) -> tuple[Pipeline, date]:
     on_crashed=[stop_hook(_nightly_of)],
 )
 def nightly(
-    logical_date: date | None = None,
+    logical_date: IsoDate | None = None,
     force_rerun: bool = False,
     wait_mode: Literal["poll", "suspend"] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[dict[str, Any]]:
     """Run one night of the MyStore ELT.
 
     Args:
@@ -65,7 +76,17 @@ def nightly(
         force=force_rerun,
         wait_mode=wait_mode,
     )
-    return summary.as_dict()
+    return final_state(summary)
+
+
+def final_state(summary: NightSummary) -> dict[str, Any] | State[dict[str, Any]]:
+    """The night's summary as the flow's result; a night that passed with a step of no
+    input ends ``Completed(name="NoInput")`` with the headline as its message, so the run
+    page does not show it as a plain green night."""
+    headline = summary.no_input_headline()
+    if headline is None:
+        return summary.as_dict()
+    return Completed(data=summary.as_dict(), name=NO_INPUT_STATE_NAME, message=headline)
 
 
 def refuse_future_night(night: date, today: date | None = None) -> None:
@@ -103,7 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Configuration comes from MYSTORE_* environment variables (see README). "
             "Exit status: 0 when every step succeeded, 1 when a step failed (its name and the "
-            "real Glue or Redshift error are printed), 2 for bad arguments or settings."
+            "real Glue or Redshift error are printed), 2 for bad arguments or settings, 3 when "
+            "the night passed with no input: a clean step found no raw partition for the date "
+            "and MYSTORE_ALLOW_EMPTY_INPUT=true let it (without that setting such a night "
+            "fails with 1)."
         ),
     )
     parser.add_argument(

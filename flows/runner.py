@@ -24,6 +24,7 @@ from flows.pipeline import GlueStep, Pipeline, Step
 from flows.runtime import Runtime
 from flows.steps import CheckFailedError, run_check, start_step, submit_step, task_options
 from flows.summary import (
+    NO_INPUT_STATUS,
     REATTACHED_STATE_NAME,
     NightSummary,
     StepOutcome,
@@ -138,13 +139,17 @@ def outcome_of(
     if isinstance(result, GlueRunResult):
         path = report_path(report_root(runtime.settings), step.name, night)
         written = read_rows_written(path, runtime.read_s3)
+        detail = f"run {result.run_id}"
+        if written.no_input:
+            status = NO_INPUT_STATUS
+            detail += f"; no raw partition for {night.isoformat()} (allowed: no input)"
         return StepOutcome(
             step.name,
             step.kind,
             status,
             float(result.execution_time or 0),
             written.rows,
-            f"run {result.run_id}",
+            detail,
             rows_missing=written.missing_reason,
         ), None
     if isinstance(result, StatementResult) and step.kind != "check":
@@ -289,6 +294,9 @@ def run_pipeline(
     summary.wall_seconds = time.monotonic() - started
     if failure is not None:
         summary.error = f"step {failure[0]} failed: {failure[1]}"
+    headline = summary.no_input_headline()
+    if headline:
+        get_run_logger().warning(headline)
     create_markdown_artifact(
         key=f"{pipeline.name}-summary",
         markdown=to_markdown(summary),

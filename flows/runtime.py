@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flows.preflight import check_data_api_access, check_region_and_credentials
-from flows.settings import Settings
+from flows.settings import Settings, settings_glue_arguments
 from tasks.aws import aws_client, aws_session
 from tasks.jobs import Logger
 from tasks.redshift_data import RedshiftTarget, WaitPolicy
@@ -89,13 +89,10 @@ class Runtime:
         )
 
     def glue_arguments(self, table_arguments: dict[str, str]) -> dict[str, str]:
-        """The job's per-run arguments: the step's own plus the zone paths from settings."""
-        paths = {
-            "--raw_path": self.settings.raw_path,
-            "--clean_path": self.settings.clean_path,
-            "--quarantine_path": self.settings.quarantine_path,
-        }
-        return {**{k: v for k, v in paths.items() if v}, **table_arguments}
+        """The job's per-run arguments: the step's own plus the zone paths from settings, and
+        ``--allow_empty_input true`` when the deployment allows a day without raw data (else
+        the job's own default, which fails such a day)."""
+        return {**settings_glue_arguments(self.settings), **table_arguments}
 
 
 def _load_credentials(block_name: str | None) -> Any:

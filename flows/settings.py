@@ -37,6 +37,14 @@ class Settings(WarehouseSettings):
     )
     glue_number_of_workers: int | None = Field(None, ge=2, le=299)
     glue_timeout_minutes: int = Field(120, ge=1, le=2880)
+    allow_empty_input: bool = Field(
+        False,
+        description=(
+            "a date with no raw partition passes with the verdict 'no input' (summary, "
+            "artifact, exit status 3, flow state NoInput) instead of failing the night; "
+            "passed to the clean job as --allow_empty_input true"
+        ),
+    )
 
     # Waiting
     statement_timeout_seconds: float = Field(
@@ -87,3 +95,15 @@ class Settings(WarehouseSettings):
                 names = ", ".join(f"MYSTORE_{n.upper()}" for n in missing)
                 raise ValueError(f"target 'aws' needs {names} (s3:// URIs)")
         return self
+
+
+def settings_glue_arguments(settings: Settings) -> dict[str, str]:
+    """The clean job's arguments that come from settings, shared with the Step Functions
+    export so both deployment targets start the job alike."""
+    given = {
+        "--raw_path": settings.raw_path,
+        "--clean_path": settings.clean_path,
+        "--quarantine_path": settings.quarantine_path,
+        "--allow_empty_input": "true" if settings.allow_empty_input else None,
+    }
+    return {k: v for k, v in given.items() if v}

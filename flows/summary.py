@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-StepStatus = Literal["succeeded", "failed", "skipped", "reattached"]
+StepStatus = Literal["succeeded", "failed", "skipped", "reattached", "no input"]
+# A clean step whose date had no raw partition, allowed by MYSTORE_ALLOW_EMPTY_INPUT.
+NO_INPUT_STATUS: StepStatus = "no input"
+# The flow run's final state name when the night passed with a step of no input: a
+# Completed run that is not a silent green one on the run page.
+NO_INPUT_STATE_NAME = "NoInput"
 # The Prefect task-run state name of a step that only read an earlier run's work.
 REATTACHED_STATE_NAME = "Reattached"
 
@@ -68,6 +73,29 @@ class NightSummary:
     def succeeded(self) -> bool:
         return self.error is None and all(s.status != "failed" for s in self.steps)
 
+    @property
+    def no_input_steps(self) -> list[str]:
+        """The steps whose date had no raw partition (allowed, so they loaded nothing)."""
+        return [s.name for s in self.steps if s.status == NO_INPUT_STATUS]
+
+    @property
+    def verdict(self) -> str:
+        """ "succeeded", "succeeded (no input)" (a step had no raw data) or "FAILED"."""
+        if not self.succeeded:
+            return "FAILED"
+        return "succeeded (no input)" if self.no_input_steps else "succeeded"
+
+    def no_input_headline(self) -> str | None:
+        """The line that names the steps without input; None when every step had some."""
+        steps = self.no_input_steps
+        if not steps:
+            return None
+        return (
+            f"NO INPUT: {', '.join(steps)} found no raw partition for "
+            f"{self.logical_date.isoformat()} and loaded nothing (allowed by "
+            "MYSTORE_ALLOW_EMPTY_INPUT); the night passed without their data"
+        )
+
     def warehouse_changes(self) -> dict[str, int]:
         """Customers inserted, updated in place and versioned; sales loaded."""
         if self.changes is None:
@@ -85,6 +113,9 @@ class NightSummary:
             "logical_date": self.logical_date.isoformat(),
             "target": self.target,
             "succeeded": self.succeeded,
+            "verdict": self.verdict,
+            "no_input": self.no_input_steps,
+            "no_input_headline": self.no_input_headline(),
             "error": self.error,
             "wall_seconds": round(self.wall_seconds, 3),
             "steps": [vars(s) for s in self.steps],
@@ -116,11 +147,14 @@ def step_table_rows(summary: NightSummary) -> list[tuple[str, str, str, str, str
 
 def to_markdown(summary: NightSummary) -> str:
     """The Prefect artifact: a headline, the step table, warehouse changes, API calls."""
-    verdict = "succeeded" if summary.succeeded else "FAILED"
     lines = [
-        f"# {summary.pipeline} {summary.logical_date.isoformat()} ({summary.target}): {verdict}",
+        f"# {summary.pipeline} {summary.logical_date.isoformat()} ({summary.target}): "
+        f"{summary.verdict}",
         "",
     ]
+    headline = summary.no_input_headline()
+    if headline:
+        lines += [f"**{_md_escape(headline)}**", ""]
     if summary.error:
         lines += [f"**Error:** {_md_escape(summary.error)}", ""]
     lines += ["| " + " | ".join(STEP_COLUMNS) + " |", "|---|---|---|---|---|"]

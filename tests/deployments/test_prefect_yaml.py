@@ -408,6 +408,49 @@ def test_local_nightly_deployment_runs_on_the_embedded_default(deployed: Deploye
 
 
 @pytest.mark.slow
+def test_a_malformed_date_is_refused_when_the_run_is_created(deployed: Deployed) -> None:
+    """Prefect's server checks no ``format: date``; the flows' date pattern it does check."""
+    nightly, history = deployed.deployments[NIGHTLY], deployed.deployments[HISTORY]
+    with SyncPrefectClient(api=deployed.server.api_url) as client:
+        with pytest.raises(PrefectHTTPStatusError, match="409") as refused:
+            client.create_flow_run_from_deployment(
+                nightly.id, parameters={"logical_date": "not-a-date"}
+            )
+        body = refused.value.response.json()
+        assert "logical_date" in str(body) and "not-a-date" in str(body)
+        with pytest.raises(PrefectHTTPStatusError, match="409") as refused:
+            client.create_flow_run_from_deployment(
+                history.id, parameters={"start_date": "2024-01-01", "end_date": "soon"}
+            )
+        assert "end_date" in str(refused.value.response.json())
+
+
+@pytest.mark.slow
+def test_an_unknown_parameter_fails_the_run_first_thing_naming_it(
+    deployed: Deployed, prefect_settings: PrefectApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prefect cannot refuse it at creation: ``prefect deploy`` builds the schema from the
+    flow's signature without ``additionalProperties: false`` (``ParameterSchema`` has no
+    such field), so the server accepts ``bogus``. The run then fails in its first step, the
+    parameter validation, before any work, with a first log line naming the parameter."""
+    from prefect.flow_engine import run_flow
+
+    from flows.nightly import nightly
+
+    d = deployed.deployments[NIGHTLY]
+    with SyncPrefectClient(api=deployed.server.api_url) as client:
+        run = client.create_flow_run_from_deployment(d.id, parameters={"bogus": 1})
+        state = run_flow(nightly, flow_run=run, parameters=run.parameters, return_type="state")
+        assert state.is_failed()
+        assert "provided with parameters ['bogus']" in str(state.message)
+        stored = client.read_flow_run(run.id).state
+        assert stored is not None and stored.is_failed() and "['bogus']" in str(stored.message)
+    engine_lines = [r.getMessage() for r in caplog.records if r.name == "prefect.engine"]
+    assert engine_lines[0].startswith("Validation of flow parameters failed with error:")
+    assert "['bogus']" in engine_lines[0]
+
+
+@pytest.mark.slow
 def test_history_deployment_requires_its_date_range(deployed: Deployed) -> None:
     d = deployed.deployments[HISTORY]
     assert d.entrypoint == "flows/history.py:history"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.clean_reports import read_rows_written, report_path, report_root
+from flows.clean_reports import RowsWritten, read_rows_written, report_path, report_root
 from flows.settings import Settings
 
 NIGHT = date(2026, 11, 2)
@@ -62,6 +62,17 @@ def test_an_s3_report_is_read_through_the_given_reader() -> None:
 def test_an_unreadable_or_incomplete_report_says_why(tmp_path: Path) -> None:
     gone = read_rows_written(str(tmp_path / "absent.json"))
     assert gone.rows is None and "unreadable (FileNotFoundError" in gone.missing_reason
+    cut_short = tmp_path / "cut_short.json"
+    cut_short.write_text(json.dumps({"input": "complete: 5 row(s) in 1 file(s)"}))
+    assert "has no rows_written (complete: 5 row(s)" in (
+        read_rows_written(str(cut_short)).missing_reason
+    )
+
+
+def test_a_report_of_an_allowed_empty_day_is_a_no_input_verdict(tmp_path: Path) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"input": "none (allowed by --allow_empty_input)"}))
-    assert "has no rows_written (none (allowed" in read_rows_written(str(empty)).missing_reason
+    assert read_rows_written(str(empty)) == RowsWritten(0, no_input=True)
+    counted = tmp_path / "counted.json"
+    counted.write_text(json.dumps({"input": "complete: 5 row(s)", "rows_written": 5}))
+    assert read_rows_written(str(counted)) == RowsWritten(5)

@@ -13,7 +13,8 @@ import pytest
 from prefect import flow
 
 from flows import history, nightly
-from flows.cli import run_cli
+from flows.cli import EXIT_NO_INPUT, run_cli
+from flows.summary import NO_INPUT_STATUS, NightSummary, StepOutcome
 from tests.conftest import PrefectApi
 
 
@@ -137,4 +138,48 @@ def test_a_given_endpoint_is_used_instead_of_starting_a_local_stack(
     assert not never.exists()  # no embedded stack was started
     assert f"Data API endpoint from AWS_ENDPOINT_URL_REDSHIFT_DATA: {given}" in (
         capsys.readouterr().out
+    )
+
+
+def test_a_night_that_passed_without_input_exits_3_with_its_verdict(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_settings: PrefectApi,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The seam after the pipeline: a summary with a no-input step, as the runner builds it
+    from the clean job's report, becomes the flow's NoInput state and exit status 3."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:4566")
+    summary = NightSummary("mystore-nightly", date(2026, 12, 25), "local")
+    summary.steps = [StepOutcome("clean_store_sale", "glue", NO_INPUT_STATUS, 1.0, 0, "run a")]
+    states: list[Any] = []
+
+    @flow(name="no-input-probe")
+    def probe(force_rerun: bool = False) -> Any:
+        return nightly.final_state(summary)
+
+    def probe_and_keep_state(**kwargs: Any) -> Any:
+        state = probe(**kwargs)
+        states.append(state)
+        return state
+
+    args = argparse.Namespace(target=None, data_dir=str(tmp_path), summary_json=None)
+    assert run_cli(args, probe_and_keep_state) == EXIT_NO_INPUT == 3
+
+    assert states[0].is_completed() and states[0].name == "NoInput"
+    assert states[0].message.startswith("NO INPUT: clean_store_sale found no raw partition")
+    out = capsys.readouterr().out
+    assert "mystore-nightly 2026-12-25 (local): succeeded (no input)" in out
+    assert "NO INPUT: clean_store_sale found no raw partition for 2026-12-25" in out
+
+
+def test_a_night_with_input_stays_a_plain_completed_state() -> None:
+    summary = NightSummary("mystore-nightly", date(2026, 11, 2), "local")
+    summary.steps = [StepOutcome("clean_store_sale", "glue", "succeeded", 1.0, 5, "run a")]
+    assert nightly.final_state(summary) == summary.as_dict()
+
+
+def test_the_help_documents_exit_status_3() -> None:
+    assert "3 when the night passed with no input" in " ".join(
+        nightly.build_parser().format_help().split()
     )

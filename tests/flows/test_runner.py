@@ -119,6 +119,43 @@ def test_a_failing_clean_job_means_no_warehouse_load(
     assert runtime.api_calls["StartJobRun"] == 1
 
 
+@pytest.mark.slow
+def test_a_day_without_raw_data_fails_unless_the_deployment_allows_no_input(
+    migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    """The real clean job on a date with no raw partition: by default the night fails naming
+    it; with MYSTORE_ALLOW_EMPTY_INPUT (the setting) it passes as "no input"."""
+    empty_day = date(2020, 2, 29)
+    assert not (migrated.data_dir / "raw" / "store_sale" / "ingest_date=2020-02-29").exists()
+    pipeline = Pipeline(
+        name="runner-test-empty",
+        steps=(
+            GlueStep(
+                "clean_store_sale",
+                job_name="raw2clean",
+                arguments={"--table": "store_sale", "--logical_date": "{logical_date}"},
+            ),
+        ),
+    )
+    strict = _runtime(migrated)
+    strict.settings = Settings(target="local", local_data_dir=migrated.data_dir)
+    with pytest.raises(NightFailedError) as caught:
+        _run(pipeline, strict, force=True, night=empty_day)
+    assert "no raw partition for 2020-02-29" in caught.value.summary["error"]
+    assert caught.value.summary["verdict"] == "FAILED"
+
+    allowing = _runtime(migrated)
+    allowing.settings = Settings(
+        target="local", local_data_dir=migrated.data_dir, allow_empty_input=True
+    )
+    summary = _run(pipeline, allowing, force=True, night=empty_day)
+    assert summary["verdict"] == "succeeded (no input)"
+    assert summary["no_input"] == ["clean_store_sale"]
+    (step,) = summary["steps"]
+    assert (step["status"], step["rows"]) == ("no input", 0)
+    assert "no raw partition for 2020-02-29 (allowed: no input)" in step["detail"]
+
+
 def test_the_history_pipeline_backfills_a_range_once(
     wh: Warehouse, migrated: LocalStack, prefect_settings: PrefectApi
 ) -> None:

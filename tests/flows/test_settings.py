@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from flows.settings import Settings
+from flows.settings import Settings, settings_glue_arguments
 
 
 def test_defaults_are_the_embedded_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +57,17 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_settings_name_the_value(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**fields)  # type: ignore[arg-type]
+
+
+def test_allowing_empty_input_reaches_the_clean_job_as_its_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("MYSTORE_")]:
+        monkeypatch.delenv(key)
+    assert "--allow_empty_input" not in settings_glue_arguments(Settings())  # default: fail
+    monkeypatch.setenv("MYSTORE_ALLOW_EMPTY_INPUT", "true")
+    monkeypatch.setenv("MYSTORE_RAW_PATH", "/lake/raw")
+    assert settings_glue_arguments(Settings()) == {
+        "--raw_path": "/lake/raw",
+        "--allow_empty_input": "true",
+    }
