@@ -41,9 +41,15 @@ def test_workdir_is_the_ecs_pull_directory() -> None:
     assert workdirs[-1] == directory
 
 
-def test_every_deployment_entrypoint_is_copied_into_the_image() -> None:
+def test_every_aws_deployment_entrypoint_is_copied_into_the_image() -> None:
+    """The image runs the AWS deployments; the laptop ones (pool ``mystore-local``, target
+    local) run from the user's checkout next to ``python -m local up`` and are left out of
+    the ECS variant too, so the image needs no ``local/``."""
     copied = {args.split()[0].rstrip("/") for word, args in instructions() if word == "COPY"}
-    for deployment in prefect_yaml()["deployments"]:
+    deployments = prefect_yaml()["deployments"]
+    aws = [d for d in deployments if d["work_pool"]["name"] != "mystore-local"]
+    assert len(aws) == 3 and len(deployments) == 5
+    for deployment in aws:
         path = deployment["entrypoint"].split(":")[0]
         assert (REPO / path).is_file(), path
         assert path.split("/")[0] in copied, f"{path} is not copied into the image"
