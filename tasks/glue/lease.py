@@ -41,7 +41,7 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, PrefectHTTPStatusError
 from prefect.types.names import BANNED_CHARACTERS
 
 from tasks.glue.starting import StartLock
@@ -75,7 +75,13 @@ def ensure_start_limit(name: str) -> None:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
             return
         except ObjectAlreadyExists:
-            existing = client.read_global_concurrency_limit_by_name(name)
+            pass
+        except PrefectHTTPStatusError as err:
+            # Two first users racing (a night's three clean steps): the loser's insert
+            # fails on the unique name, which a SQLite-backed server answers with a 500.
+            if err.response.status_code < 500:
+                raise
+        existing = client.read_global_concurrency_limit_by_name(name)
     if not existing.active or existing.limit != 1:
         raise GlueStartLeaseError(
             f"Prefect concurrency limit {name!r} is active={existing.active} with limit "

@@ -40,6 +40,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+class _SleeplessTime:
+    """The ``time`` module as moto's Retry back-off sees it under ``fast``: no sleeping."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        return None
+
+
+_SLEEPLESS_TIME = _SleeplessTime()
+
+
 def _eval_jsonata(expression: str) -> Any:
     import jsonata
     from moto.stepfunctions.parser.asl.jsonata.jsonata import JSONataException
@@ -120,7 +134,10 @@ def moto_sfn_shims(*, fast: bool = True) -> Iterator[None]:
         # Test speed only: Wait states and Retry back-off sleep for real in moto.
         patches.append(mock.patch.object(Seconds, "_get_wait_seconds", lambda self, env: 0))
         patches.append(mock.patch.object(SecondsJSONata, "_get_wait_seconds", lambda self, env: 0))
-        patches.append(mock.patch.object(retrier_decl.time, "sleep", lambda seconds: None))
+        # Only the retrier's module sees a sleepless ``time``: patching ``time.sleep`` itself
+        # would reach every thread of the process (Prefect's flow-run heartbeat loop then
+        # spun, sending the test server hundreds of thousands of events per test).
+        patches.append(mock.patch.object(retrier_decl, "time", _SLEEPLESS_TIME))
     with ExitStack() as stack:
         for patch in patches:
             stack.enter_context(patch)

@@ -8,9 +8,11 @@ import socket
 import threading
 import time
 
+import httpx
 import pytest
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from local.endpoint import AwsEndpoint
@@ -42,6 +44,28 @@ def test_the_limit_is_created_once_with_limit_1_and_a_changed_one_refused(
                 ensure_start_limit(name)
         finally:
             client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1))
+
+
+def test_a_creator_that_loses_the_race_reads_the_limit_instead(
+    prefect_settings: PrefectApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A night's three clean steps make sure of the same new limit at once: the losers'
+    insert fails on the unique name, which the SQLite-backed server answered with a 500
+    (seen in the parity suite). The loser reads the limit instead of failing its start."""
+    name = start_lease_name(f"lease-race-{time.monotonic_ns()}")
+    ensure_start_limit(name)  # the winner
+
+    def lost_the_race(self: SyncPrefectClient, limit: object) -> None:
+        request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/")
+        response = httpx.Response(500, request=request, json={"exception_message": "x"})
+        raise PrefectHTTPStatusError.from_httpx_error(
+            httpx.HTTPStatusError("500", request=request, response=response)
+        )
+
+    monkeypatch.setattr(SyncPrefectClient, "create_global_concurrency_limit", lost_the_race)
+    ensure_start_limit(name)  # reads the winner's limit: limit 1, active
+    with pytest.raises(ObjectNotFound):  # a 500 with no limit behind it is not swallowed
+        ensure_start_limit(start_lease_name(f"lease-none-{time.monotonic_ns()}"))
 
 
 def test_the_lock_lets_one_holder_in_at_a_time(prefect_settings: PrefectApi) -> None:
