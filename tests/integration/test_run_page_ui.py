@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -94,6 +95,22 @@ def _run_night(pipeline: Pipeline, runtime: Runtime) -> tuple[str, dict[str, Any
     return night()
 
 
+def _final_task_run_states(client: Any, flow_run_id: str) -> dict[str, str | None]:
+    """The run's task runs by name and state name, once its step task runs are there and
+    final: the server records task-run states from events, a moment after the flow returns
+    (longer on a loaded machine), so a read right after the run can find none yet."""
+    steps = {"load_warehouse", "check: check_nothing_offends"}
+    deadline = time.monotonic() + 60
+    while True:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(flow_run_id)]))
+        )
+        final = {t.name for t in runs if t.state is not None and t.state.is_final()}
+        if steps <= final or time.monotonic() > deadline:
+            return {t.name: t.state_name for t in runs}
+        time.sleep(0.5)
+
+
 def test_the_run_page_shows_steps_statuses_and_one_statements_artifact(
     ui_server: PrefectServer, migrated: LocalStack, tmp_path: Path
 ) -> None:
@@ -122,15 +139,7 @@ def test_the_run_page_shows_steps_statuses_and_one_statements_artifact(
                     flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(run_id)])
                 )
             )
-            first_runs, task_runs = (
-                {
-                    t.name: t.state_name
-                    for t in client.read_task_runs(
-                        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(i)]))
-                    )
-                }
-                for i in (first_id, run_id)
-            )
+            first_runs, task_runs = (_final_task_run_states(client, i) for i in (first_id, run_id))
     assert [s["status"] for s in first["steps"]] == ["succeeded", "succeeded"]
     assert [s["status"] for s in second["steps"]] == ["reattached", "reattached"]
     statements_key = artifact_key(FLOW_NAME)
@@ -150,7 +159,9 @@ def test_the_run_page_shows_steps_statuses_and_one_statements_artifact(
             page = browser.new_page()
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.goto(f"{ui_server.ui_url}/runs/flow-run/{run_id}")
-            page.get_by_text("load_warehouse").first.wait_for()
+            # the page renders its task runs in stages: wait for each, then read it whole
+            for text in ("load_warehouse", "check: check_nothing_offends", "Reattached"):
+                page.get_by_text(text).first.wait_for()
             body = page.inner_text("body")
             for text in ("load_warehouse", "check: check_nothing_offends", "Reattached"):
                 assert text in body, f"{text!r} not on the run page:\n{body[:3000]}"

@@ -19,6 +19,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
+    ArtifactFilterFlowRunId,
     ArtifactFilterKey,
     LogFilter,
     LogFilterFlowRunId,
@@ -37,6 +38,7 @@ from tasks.redshift_data import (
     call_procedure,
     execute_statement,
 )
+from tasks.redshift_data.artifact import artifact_key
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi
 
 NIGHT = dt.date(2026, 11, 25)
@@ -275,9 +277,11 @@ def test_execute_statement_logs_state_changes_and_publishes_a_table(
     with get_client(sync_client=True) as api:
         artifacts = api.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[f"redshift-statements-{pipeline}"])
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+                key=ArtifactFilterKey(any_=[artifact_key("rsd-prefect-layer")]),
             )
         )
+    assert len(artifacts) == 1  # one statements table per flow run, updated in place
     table = artifacts[0].data
     assert isinstance(table, str) and first.statement_id in table and "FINISHED" in table
 
