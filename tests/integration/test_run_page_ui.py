@@ -127,6 +127,11 @@ def test_the_run_page_shows_steps_statuses_and_one_statements_artifact(
             ),
         ),
     )
+    from prefect.events.worker import EventsWorker
+
+    # The process's events worker is one per client type, bound to the API it first met:
+    # drain it so this test's task-run events reach the UI server, and again afterwards.
+    EventsWorker.drain_all(timeout=30)
     with temporary_settings(
         updates={PREFECT_API_URL: ui_server.api_url, PREFECT_LOCAL_STORAGE_PATH: tmp_path}
     ):
@@ -140,6 +145,7 @@ def test_the_run_page_shows_steps_statuses_and_one_statements_artifact(
                 )
             )
             first_runs, task_runs = (_final_task_run_states(client, i) for i in (first_id, run_id))
+        EventsWorker.drain_all(timeout=30)
     assert [s["status"] for s in first["steps"]] == ["succeeded", "succeeded"]
     assert [s["status"] for s in second["steps"]] == ["reattached", "reattached"]
     statements_key = artifact_key(FLOW_NAME)
