@@ -272,7 +272,13 @@ class Suspender:
         already fired in an earlier execution, so look again and suspend with the next key.
         """
         logger = get_run_logger()
+        # The waiting tag goes on with the work's tags, in one write, *before* the work is
+        # looked at: an end event sent after that look finds this run by both tags (and
+        # waits for it to reach Suspended), and one sent before it precedes the look, which
+        # then sees the work ended. Runs that never suspend (poll mode) never carry it.
         new = [w.tag for w in work if w.tag not in self.tags]
+        if work and WAITING_TAG not in self.tags:
+            new.append(WAITING_TAG)
         if new:
             set_tags(add=new)
             self.tags += new
@@ -282,9 +288,6 @@ class Suspender:
             running = [p for p in progress if p.outcome == "running"]
             if not running:
                 break
-            if WAITING_TAG not in self.tags:
-                set_tags(add=[WAITING_TAG])
-                self.tags.append(WAITING_TAG)
             suspend_with_message(waiting_message(running))
         if WAITING_TAG in self.tags:
             set_tags(remove=[WAITING_TAG])
