@@ -14,8 +14,8 @@ always sends its state changes. The bridge only tells runs tagged as waiting on 
 so an end nobody waits on costs one Prefect query.
 
 The bridge is imported lazily, when the first statement ``WithEvent`` or the first Glue run
-starts and a Prefect API is known, so an endpoint that never needs it never imports
-Prefect; by the time that work ends the import is done. Delivery is best effort, as
+starts and a Prefect API is known, so an endpoint that never needs it never imports the
+bridge; by the time that work ends the import is done. Delivery is best effort, as
 EventBridge's is: a failure is logged, and the ``resume-waiting`` poller is the safety net.
 """
 
@@ -76,8 +76,10 @@ class WorkEndEvents:
             if not url:
                 if not self._warned_no_api:
                     self._warned_no_api = True
-                    log.info("No Prefect API configured; end events of statements and Glue "
-                             "runs are dropped")
+                    log.info(
+                        "No Prefect API configured; end events of statements and Glue "
+                        "runs are dropped"
+                    )
                 return
             from prefect.settings import PREFECT_API_URL, temporary_settings
 

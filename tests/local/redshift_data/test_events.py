@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from local.work_events import WorkEndEvents
 from local.stack import LocalStack
+from local.work_events import WorkEndEvents
 
 TARGET: dict[str, Any] = {"WorkgroupName": "local-workgroup", "Database": "dev"}
 
