@@ -27,6 +27,10 @@ COPY migrations ./migrations
 COPY glue ./glue
 COPY sql ./sql
 COPY prefect.yaml ./
+# Bytecode now, not in every flow run: each ECS task is a fresh container, and a resumed
+# run starts a new one, so code compiled at import would be compiled again every time
+# (the dependencies are compiled by uv sync, UV_COMPILE_BYTECODE).
+RUN python -m compileall -q flows tasks migrations glue
 
 # The ECS worker starts each flow run with `prefect flow-run execute`; prefect is on PATH.
 CMD ["prefect", "version"]

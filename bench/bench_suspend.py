@@ -1,9 +1,8 @@
 """What suspend mode saves: flow infrastructure held, resume delay, API calls while waiting.
 
-One Prefect server, the local Data API endpoint (knowing that server, so it honours
-``WithEvent``) and a runner serving the suspend test deployment
-(tests/integration/suspend_app.py, runner poll 10 s, Prefect's default). Three deployed
-nights whose one statement (``pg_sleep``) runs ``--seconds`` (default 120, issue 10's
+The suspend rig (bench/_suspend_rig.py: one Prefect server, the local Data API endpoint
+knowing it, a runner serving the suspend test deployment with runner poll 10 s, Prefect's
+default, the resume automation). Three deployed nights whose one statement (``pg_sleep``) runs ``--seconds`` (default 120, issue 10's
 figure):
 
 * poll: the flow process waits (long-poll DescribeStatement);
@@ -26,14 +25,12 @@ one run waiting: its HTTP requests to the Prefect API (counted at httpx) and its
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import logging
 import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,20 +39,17 @@ from typing import Any
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_resume_delay import poller_loop, runner, start_server  # noqa: E402
-from tests.conftest import (  # noqa: E402  (after the path)
-    data_api_client,
-    serve_endpoint,
-    stop_process_group,
-    throwaway_data_dir,
+from bench._suspend_rig import (
+    Rig,
+    pause_automation,
+    poller,
+    poller_runtime,
+    run_night,
+    suspend_rig,
 )
-from tests.tasks.redshift_data.test_data_api_reliability import SETUP, TARGET  # noqa: E402
 
-DEPLOYMENT = "suspend-test-night/suspend-test"
-NIGHT = dt.date(2026, 11, 25)
 API_CALLS = re.compile(r"API calls: (\d+) \(([^)]*)\)")
 
 
@@ -102,42 +96,18 @@ class Sampler:
             thread.join()
 
 
-def one_night(
-    client: Any, api_url: str, deployment_id: Any, runner_pid: int, seconds: float, mode: str
-) -> dict[str, Any]:
+def one_night(rig: Rig, seconds: float, mode: str) -> dict[str, Any]:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from tasks.jobs import RunKey
-
-    pipeline = f"b{uuid.uuid4().hex[:8]}"
-    with Sampler(runner_pid).running() as sampler, SyncPrefectClient(api=api_url) as api:
-        run = api.create_flow_run_from_deployment(
-            deployment_id,
-            parameters={
-                "pipeline": pipeline,
-                "logical_date": NIGHT.isoformat(),
-                "tag": uuid.uuid4().hex,
-                "seconds": seconds,
-                "wait_mode": mode,
-            },
-        )
-        deadline = time.monotonic() + seconds + 900
-        while True:
-            current = api.read_flow_run(run.id)
-            if current.state is not None and current.state.is_final():
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"run {run.id} did not finish: {current.state}")
-            time.sleep(0.5)
+    with Sampler(rig.runner.pid).running() as sampler:
+        night = run_night(rig, seconds, wait_mode=mode)
         time.sleep(2)  # the last flow process exits after reporting its final state
-        states = sorted(api.read_flow_run_states(run.id), key=lambda s: s.timestamp)
+    with SyncPrefectClient(api=rig.api.api_url) as api:
         artifacts = api.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[night.run.id]))
         )
-    prefix = RunKey(pipeline, NIGHT, "slow").step_prefix
-    (statement,) = client.list_statements(StatementName=prefix, Status="ALL")["Statements"]
-    ended = client.describe_statement(Id=statement["Id"])["UpdatedAt"]
+    states = night.states
     running_seconds, suspended_seconds, suspended_windows = 0.0, 0.0, []
     for state, following in itertools.pairwise(states):
         length = (following.timestamp - state.timestamp).total_seconds()
@@ -159,7 +129,7 @@ def one_night(
         if found:
             aws_calls = f"{found.group(1)} ({found.group(2)})"
     return {
-        "completed": current.state.is_completed(),
+        "completed": night.completed,
         "process_seconds": sampler.seconds(),
         "held_while_suspended": sum(
             sampler.seconds(start + 1.0, end.timestamp()) for start, end in suspended_windows
@@ -167,7 +137,7 @@ def one_night(
         "running_seconds": running_seconds,
         "suspended_seconds": suspended_seconds,
         "executions": sum(1 for s in states if s.is_running()),
-        "end_to_continuing": (continuing - ended).total_seconds(),
+        "end_to_continuing": (continuing - night.statement_ended).total_seconds(),
         "aws_calls": aws_calls,
     }
 
@@ -179,9 +149,6 @@ def poller_pass_calls(api_url: str, endpoint: str) -> tuple[int, int, int]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.resume_waiting import one_pass
-    from flows.runtime import Runtime, target_from_settings
-    from flows.settings import Settings
-    from tasks.aws import aws_client
 
     counted: list[str] = []
     sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
@@ -198,10 +165,7 @@ def poller_pass_calls(api_url: str, endpoint: str) -> tuple[int, int, int]:
             counted.append(str(request.url))
         return await async_send(self, request, **kwargs)
 
-    settings = Settings(target="local", cluster_identifier="local-test")
-    runtime = Runtime.with_clients(
-        settings, target_from_settings(settings), aws_client("glue", region="us-east-1")
-    )
+    runtime = poller_runtime(endpoint)
     httpx.Client.send = count_sync  # type: ignore[method-assign]
     httpx.AsyncClient.send = count_async  # type: ignore[method-assign]
     try:
@@ -240,67 +204,33 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=60.0, help="poller interval, s")
     args = parser.parse_args()
 
-    from prefect.client.orchestration import SyncPrefectClient
-
-    from flows.resume_events import AUTOMATION_NAME, install_automation
-    from tasks.redshift_data.submit import execute_and_wait
-
-    with throwaway_data_dir("bench-suspend") as data_dir:
-        home = data_dir / "prefect"
-        home.mkdir()
-        server, api = start_server(home)
-        try:
-            with serve_endpoint(data_dir / "warehouse", env=api.env()) as (_, endpoint):
-                client = data_api_client(endpoint)
-                execute_and_wait(client, TARGET, SETUP)
-                serving = runner(api, endpoint, "10", home / "runner.log")
-                try:
-                    with SyncPrefectClient(api=api.api_url) as prefect:
-                        while True:
-                            try:
-                                deployment = prefect.read_deployment_by_name(DEPLOYMENT)
-                                break
-                            except Exception:
-                                time.sleep(0.5)
-                        install_automation(prefect)
-                    night = (client, api.api_url, deployment.id, serving.pid, args.seconds)
-                    rows = {"poll": one_night(*night, "poll")}
-                    rows["suspend/event"] = one_night(*night, "suspend")
-                    with SyncPrefectClient(api=api.api_url) as prefect:
-                        (auto,) = prefect.read_automations_by_name(AUTOMATION_NAME)
-                        prefect.pause_automation(auto.id)
-                    stop = threading.Event()
-                    poller = threading.Thread(
-                        target=poller_loop,
-                        args=(api.api_url, endpoint, args.interval, stop),
-                        daemon=True,
-                    )
-                    poller.start()
-                    calls: tuple[int, int, int] | None = None
-                    measuring = threading.Thread(
-                        target=lambda: rows.update({"suspend/poller": one_night(*night, "suspend")})
-                    )
-                    measuring.start()
-                    while measuring.is_alive():  # once the run waits: count one pass's calls
-                        time.sleep(1)
-                        if calls is None:
-                            sample = poller_pass_calls(api.api_url, endpoint)
-                            if sample[2] == 1:
-                                calls = sample
-                    stop.set()
-                    print_table(rows, args.seconds)
-                    if calls is not None:
-                        passes = 3600 / args.interval
-                        print(
-                            f"poller, one run waiting: {calls[0]} Prefect API requests and "
-                            f"{calls[1]} AWS call(s) per pass (measured); x {passes:.0f} "
-                            f"passes/h = {calls[0] * passes:.0f} Prefect + "
-                            f"{calls[1] * passes:.0f} AWS calls per waiting run per hour"
-                        )
-                finally:
-                    stop_process_group(serving)
-        finally:
-            stop_process_group(server)
+    with suspend_rig("bench-suspend") as rig:
+        rows = {"poll": one_night(rig, args.seconds, "poll")}
+        rows["suspend/event"] = one_night(rig, args.seconds, "suspend")
+        pause_automation(rig.api.api_url)
+        calls: tuple[int, int, int] | None = None
+        with poller(rig, args.interval):
+            measuring = threading.Thread(
+                target=lambda: rows.update(
+                    {"suspend/poller": one_night(rig, args.seconds, "suspend")}
+                )
+            )
+            measuring.start()
+            while measuring.is_alive():  # once the run waits: count one pass's calls
+                time.sleep(1)
+                if calls is None:
+                    sample = poller_pass_calls(rig.api.api_url, rig.endpoint)
+                    if sample[2] == 1:
+                        calls = sample
+        print_table(rows, args.seconds)
+        if calls is not None:
+            passes = 3600 / args.interval
+            print(
+                f"poller, one run waiting: {calls[0]} Prefect API requests and "
+                f"{calls[1]} AWS call(s) per pass (measured); x {passes:.0f} "
+                f"passes/h = {calls[0] * passes:.0f} Prefect + "
+                f"{calls[1] * passes:.0f} AWS calls per waiting run per hour"
+            )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
@@ -52,22 +52,31 @@ Hook = FlowStateHook[..., Any]
 LIVE_STATES = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED]
 
 
+def shared_with_live_runs(
+    client: SyncPrefectClient, flow_run_id: Any, work: Sequence[Work]
+) -> set[str]:
+    """The tags of ``work`` that a live run other than ``flow_run_id`` also carries: work
+    that run still needs (one filtered query; none for no work). The fence of every path
+    that stops a run's work: these hooks and the resumer's sweep."""
+    if not work:
+        return set()
+    others = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(not_any_=[flow_run_id]),
+            tags=FlowRunFilterTags(any_=[w.tag for w in work]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=LIVE_STATES)),
+        )
+    )
+    shared = {tag for other in others for tag in other.tags}
+    return {w.tag for w in work if w.tag in shared}
+
+
 def work_of_run(flow_run_id: Any) -> tuple[list[Work], set[str]]:
     """The work this flow run's tags name, and the tags of it other live runs also carry."""
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)
         work = work_from_tags(run.tags)
-        if not work:
-            return [], set()
-        others = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(not_any_=[run.id]),
-                tags=FlowRunFilterTags(any_=[w.tag for w in work]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=LIVE_STATES)),
-            )
-        )
-    shared = {tag for other in others for tag in other.tags}
-    return work, {w.tag for w in work if w.tag in shared}
+        return work, shared_with_live_runs(client, run.id, work)
 
 
 def stop_run_work(runtime: Runtime, flow_run_id: Any, reason: str) -> list[Work]:

@@ -7,8 +7,9 @@ Nothing of ours runs while the warehouse works. When a statement submitted with
 * on AWS, the EventBridge rule on "Redshift Data Statement Status Change" (and Glue "Glue
   Job State Change") whose target runs ``eventbridge_handler`` (deployments/eventbridge.py
   writes the rule and target);
-* on the embedded default, the local Data API endpoint, when a statement submitted with
-  ``WithEvent`` ends.
+* on the embedded default, the local endpoint: its Data API when a statement submitted with
+  ``WithEvent`` ends, its Glue job runs whenever a run ends (as Glue always tells
+  EventBridge); ``local/work_events.py``.
 
 The bridge reads the suspended flow runs tagged with that work (``redshift-stmt:<id>`` /
 ``glue-run:<job>:<id>``, one filtered query) and posts one event per waiting run to the
@@ -49,7 +50,7 @@ from prefect.events.actions import ResumeFlowRun
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.events.schemas.events import Event
 
-from flows.waiting import Work
+from flows.waiting import WAITING_TAG, Work
 
 STATEMENT_ENDED = "mystore.redshift-data.statement.ended"
 GLUE_RUN_ENDED = "mystore.glue.job-run.ended"
@@ -110,10 +111,13 @@ def work_event(
 
 
 def read_tagged_runs(client: SyncPrefectClient, work: Work) -> list[FlowRun]:
-    """Paused, running or pending runs tagged with ``work`` (a handful at most)."""
+    """Paused, running or pending runs tagged with ``work`` and as waiting (a handful at
+    most). A suspend-mode run tags itself waiting before it looks at its work
+    (``flows.waiting.Suspender.settle``); a poll-mode run, which tags its work too but never
+    suspends, is not waited for."""
     flt = FlowRunFilter(
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_LIVE_STATES)),
-        tags=FlowRunFilterTags(all_=[work.tag]),
+        tags=FlowRunFilterTags(all_=[work.tag, WAITING_TAG]),
     )
     return list(client.read_flow_runs(flow_run_filter=flt, limit=200))
 
@@ -181,6 +185,14 @@ def emit_for_statement(
 ) -> Emitted:
     """The local endpoint's and the EventBridge target's entry point for a statement."""
     return emit_for_work(Work("statement", statement_id), status, client=client)
+
+
+def emit_for_glue_run(
+    job_name: str, run_id: str, state: str, *, client: SyncPrefectClient | None = None
+) -> Emitted:
+    """The local Glue endpoint's entry point when a run ended (on AWS, EventBridge's "Glue
+    Job State Change" reaches ``eventbridge_handler`` instead)."""
+    return emit_for_work(Work("glue", run_id, job_name), state, client=client)
 
 
 def work_from_eventbridge(event: Mapping[str, Any]) -> tuple[Work, str] | None:

@@ -13,6 +13,9 @@ from the CLI (``python -m flows.resume_waiting``). Each pass:
 4. sweeps runs CANCELLED, FAILED or CRASHED that are still tagged waiting (cancelling a
    suspended run runs no flow hooks: there is no process): cancels their running
    statements, stops their running Glue runs, then removes the tag, so it happens once.
+   Fenced as the stop hooks are (``flows.hooks.shared_with_live_runs``): work another live
+   run also waits on (a retry that reattached to it) is left running; that run's own stop
+   path or sweep stops it if it ends the same way.
 
 Resuming too early is harmless (the run looks, then suspends again), and so is resuming
 twice; the worst a missed pass costs is one interval of delay.
@@ -41,6 +44,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import NotPausedError, resume_flow_run
 
+from flows.hooks import shared_with_live_runs
 from flows.runtime import Runtime
 from flows.settings import Settings
 from flows.waiting import WAITING_TAG, Work, work_from_tags
@@ -62,6 +66,7 @@ class PassReport:
     swept: list[str] = field(default_factory=list)
     cancelled_statements: list[str] = field(default_factory=list)
     stopped_glue_runs: list[str] = field(default_factory=list)
+    left_running: list[str] = field(default_factory=list)
     aws_calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -171,8 +176,12 @@ def sweep_ended(
     status.load(w for items in work.values() for w in items)
     runtime = status.runtime
     for run in runs:
-        for item in work[run.id]:
-            if status.ended(item) is not False:
+        running = [w for w in work[run.id] if status.ended(w) is False]
+        shared = shared_with_live_runs(client, run.id, running)
+        for item in running:
+            if item.tag in shared:
+                logger.warning("leaving %s running: another live run waits on it too", item)
+                report.left_running.append(str(item))
                 continue
             reason = f"flow run {run.name} is {run.state_name} while suspended"
             status.calls += 1

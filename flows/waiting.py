@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
 
 from flows.runtime import Runtime
@@ -167,15 +168,26 @@ def work_pool_type() -> str | None:
         return str(client.read_work_pool(context.flow_run.work_pool_name).type)
 
 
-def _current_run_id() -> Any:
+def _current_run() -> FlowRun:
+    """This flow run as the engine read it when this execution started: its tags and pause
+    keys are what earlier executions left (nothing else writes them meanwhile), so reading
+    them here costs no API call."""
     context = FlowRunContext.get()
     assert context is not None and context.flow_run is not None
-    return context.flow_run.id
+    return context.flow_run
 
 
-def run_tags() -> list[str]:
-    with get_client(sync_client=True) as client:
-        return list(client.read_flow_run(_current_run_id()).tags)
+def _current_run_id() -> Any:
+    return _current_run().id
+
+
+def is_resumed_execution() -> bool:
+    """Whether this execution of the flow run follows a suspend (it has pause keys): work
+    its first execution did before suspending (checks, preparation) need not be repeated."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return False
+    return bool(context.flow_run.empirical_policy.pause_keys)
 
 
 def set_tags(add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
@@ -219,11 +231,10 @@ def suspend_with_message(message: str) -> None:
 
 def resumed_after_seconds() -> float | None:
     """Seconds since this run last suspended, when this execution is a resume; else None."""
+    if not is_resumed_execution():
+        return None
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(_current_run_id())
-        if not run.empirical_policy.pause_keys:
-            return None
-        states = client.read_flow_run_states(run.id)
+        states = client.read_flow_run_states(_current_run_id())
     paused = [s.timestamp for s in states if s.is_paused() and s.timestamp is not None]
     if not paused:
         return None
@@ -252,12 +263,13 @@ class Suspender:
         if reason is not None:
             get_run_logger().info("wait_mode 'suspend' falls back to polling: %s", reason)
             return None
-        shared = storage_is_shared(os.environ, runtime.settings.shared_result_storage)
-        refuse_unshared_storage(work_pool_type(), shared)
         slept = resumed_after_seconds()
-        if slept is not None:
+        if slept is None:  # a resumed run passed this before it first suspended
+            shared = storage_is_shared(os.environ, runtime.settings.shared_result_storage)
+            refuse_unshared_storage(work_pool_type(), shared)
+        else:
             get_run_logger().info("Resumed after %.0f s suspended", slept)
-        return cls(runtime, run_tags())
+        return cls(runtime, list(_current_run().tags))
 
     def progress(self, work: Work) -> Progress:
         if work.kind == "statement":
@@ -272,7 +284,13 @@ class Suspender:
         already fired in an earlier execution, so look again and suspend with the next key.
         """
         logger = get_run_logger()
+        # The waiting tag goes on with the work's tags, in one write, *before* the work is
+        # looked at: an end event sent after that look finds this run by both tags (and
+        # waits for it to reach Suspended), and one sent before it precedes the look, which
+        # then sees the work ended. Runs that never suspend (poll mode) never carry it.
         new = [w.tag for w in work if w.tag not in self.tags]
+        if work and WAITING_TAG not in self.tags:
+            new.append(WAITING_TAG)
         if new:
             set_tags(add=new)
             self.tags += new
@@ -282,9 +300,6 @@ class Suspender:
             running = [p for p in progress if p.outcome == "running"]
             if not running:
                 break
-            if WAITING_TAG not in self.tags:
-                set_tags(add=[WAITING_TAG])
-                self.tags.append(WAITING_TAG)
             suspend_with_message(waiting_message(running))
         if WAITING_TAG in self.tags:
             set_tags(remove=[WAITING_TAG])

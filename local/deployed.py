@@ -8,7 +8,9 @@ keeps running on the data dir (exports its endpoint, as a night started from the
 does) and then runs the product flow's own body, in this flow run (not as a subflow:
 Prefect cannot suspend a subflow). The nightly also picks the night the way the CLI does
 (the given ``logical_date``, else the next night not yet loaded), generates that night's
-sample raw data if missing, migrates, and records the night as done when it succeeds.
+sample raw data if missing, migrates (once per flow run: a resumed execution skips both,
+its first execution did them before suspending), and records the night as done when it
+succeeds.
 
 They start no stack of their own: a suspended run holds no process, so a stack that lived
 only as long as the flow process would stop the warehouse under its own statements.
@@ -33,6 +35,7 @@ from flows.nightly import IsoDate, nightly, refuse_future_night
 from flows.resume_waiting import resume_waiting
 from flows.runtime import Runtime
 from flows.settings import Settings
+from flows.waiting import is_resumed_execution
 from local.embedded import (
     PreparedNight,
     next_night,
@@ -125,9 +128,15 @@ def nightly_local(
     data_dir, endpoint_url = attach_to_stack(settings)
     night = local_night(settings, logical_date)
     refuse_future_night(night)
-    console = Console(file=io.StringIO(), record=True, width=160, emoji=False)
-    prepare_warehouse(endpoint_url, data_dir, night, sample_config(data_dir, settings), console)
-    logger.info("Local stack %s on %s: %s", endpoint_url, data_dir, console.export_text().strip())
+    if is_resumed_execution():  # its first execution prepared it before suspending
+        logger.info("Local stack %s on %s: resumed, prepared before", endpoint_url, data_dir)
+    else:
+        console = Console(file=io.StringIO(), record=True, width=160, emoji=False)
+        config = sample_config(data_dir, settings)
+        prepare_warehouse(endpoint_url, data_dir, night, config, console)
+        logger.info(
+            "Local stack %s on %s: %s", endpoint_url, data_dir, console.export_text().strip()
+        )
     outcome = nightly.fn(logical_date=night, force_rerun=force_rerun, wait_mode=wait_mode)
     # a night of no input ends Completed(name="NoInput") carrying the summary (flows.nightly)
     summary = outcome.result() if isinstance(outcome, State) else outcome

@@ -97,7 +97,7 @@ class LocalStack:
                 lease.release()
             raise
         stack.lease, stack.prefect = lease, prefect
-        if prefect is not None:  # no configured Prefect API: WithEvent tells this stack's own
+        if prefect is not None:  # no configured Prefect API: end events go to the stack's own
             stack.data_api.events.api_url = lambda: prefect.api_url
         if lease is not None:
             lease.publish(endpoint_url=stack.endpoint_url, ready=prefect is None)
@@ -150,6 +150,8 @@ class LocalStack:
         if with_glue:
             try:
                 glue = _register_glue(endpoint, warehouse.dsn, data_dir)
+                if glue is not None:  # Glue runs announce their ends as statements do
+                    glue.backend.events = data_api.events
                 if glue is not None:
                     closers.append(glue.close)
             except Exception:

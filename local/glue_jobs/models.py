@@ -10,6 +10,10 @@ log's last error line as ErrorMessage), TIMEOUT (the Timeout in minutes passed) 
 Jobs with ``warm_spark`` (the clean job) run instead in a warm Spark driver shared by runs
 with the same session (``warm_pool``): same states, same log file, same ErrorMessage rule;
 a stop cancels the run's Spark job group, and a driver that dies fails its runs.
+
+Every end (SUCCEEDED, FAILED, STOPPED, TIMEOUT, ERROR) is announced to ``events`` when the
+stack sets it (``local/work_events.py``: the stand-in for Glue's "Job State Change" events
+to EventBridge, which resume a suspended flow run waiting on the run).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from local.glue_jobs.exceptions import concurrent_runs_exceeded, run_not_found, shutting_down
 from local.glue_jobs.jobs import (
@@ -50,6 +55,14 @@ from local.glue_jobs.warm_pool import DriverPool, DriverProcess, RunTicket, driv
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
+
+
+class RunEndListener(Protocol):
+    """Where a run's end is announced (``local.work_events.WorkEndEvents``)."""
+
+    def expect(self) -> None: ...
+
+    def glue_run_ended(self, job_name: str, run_id: str, state: str) -> None: ...
 
 
 class GlueJobsBackend:
@@ -92,6 +105,8 @@ class GlueJobsBackend:
         self.warm_drivers = (
             (warm_drivers or DriverPool(python, self.log_dir, repo_root)) if warm_spark else None
         )
+        # Told when a run ends (the stack sets it; None: nobody listens).
+        self.events: RunEndListener | None = None
 
     def start(self, request: StartRequest) -> RunRecord:
         """Record a run in STARTING and hand it to its supervisor thread."""
@@ -134,6 +149,8 @@ class GlueJobsBackend:
             )
             self._threads[run_id] = thread
             thread.start()  # under the lock, so close() never meets a thread not yet started
+        if self.events is not None:
+            self.events.expect()
         log.info(
             "Glue run %s of %s started; log %s/%s.log", run_id, job.name, run.log_group, run_id
         )
@@ -220,6 +237,11 @@ class GlueJobsBackend:
             self._transition(run, state, error)
             self._stop_requested.pop(run.id, None)
             self._threads.pop(run.id, None)
+        if self.events is not None:
+            try:
+                self.events.glue_run_ended(run.job_name, run.id, state)
+            except Exception:  # best effort: the run's end stands; the poller resumes
+                log.warning("could not announce the end of Glue run %s", run.id, exc_info=True)
         level = logging.INFO if state == "SUCCEEDED" else logging.WARNING
         log.log(
             level,

@@ -19,7 +19,6 @@ import psycopg
 from psycopg.rows import DictRow
 
 from local.core import ServiceError
-from local.redshift_data.events import StatementEvents
 from local.redshift_data.exceptions import (
     invalid,
     no_result,
@@ -30,6 +29,7 @@ from local.redshift_data.executor import DEFAULT_PAGE_ROWS, Executor, Job, is_ru
 from local.redshift_data.params import bind_parameters
 from local.redshift_data.requests import TERMINAL_STATUSES, ListRequest, SubmitRequest
 from local.redshift_data.store import StatementStore
+from local.work_events import WorkEndEvents
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,10 @@ class RedshiftDataBackend:
         self.owner = this_process_owner()
         self.store = StatementStore(database_dsn)
         self.executor = Executor(self.store, dsn_for, page_rows=page_rows)
-        self.events = StatementEvents()  # WithEvent: statement ends to Prefect (events.py)
-        self.executor.on_event = self.events.ended
+        # WithEvent: statement ends to Prefect (local/work_events.py); the stack hands the
+        # same object to its Glue job runs.
+        self.events = WorkEndEvents()
+        self.executor.on_event = self.events.statement_ended
         self.recover()
 
     @property

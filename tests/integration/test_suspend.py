@@ -70,8 +70,16 @@ class Served:
 
 
 @pytest.fixture(scope="module")
+def glue_endpoint(endpoint_process: str) -> str:  # noqa: F811
+    """Where the runner's Glue client points (test_resume_events.py overrides it with an
+    endpoint serving a tiny job); here the Data API endpoint, whose Glue nobody calls."""
+    return endpoint_process
+
+
+@pytest.fixture(scope="module")
 def served(
     endpoint_process: str,  # noqa: F811
+    glue_endpoint: str,
     prefect_api: PrefectApi,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
@@ -83,7 +91,7 @@ def served(
     log = tmp_path_factory.mktemp("suspend") / "runner.log"
     env = prefect_api.env(
         AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint_process,
-        AWS_ENDPOINT_URL_GLUE=endpoint_process,
+        AWS_ENDPOINT_URL_GLUE=glue_endpoint,
         AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
         AWS_DEFAULT_REGION=LOCAL_REGION,

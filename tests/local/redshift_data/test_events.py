@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from local.redshift_data.events import StatementEvents
 from local.stack import LocalStack
+from local.work_events import WorkEndEvents
 
 TARGET: dict[str, Any] = {"WorkgroupName": "local-workgroup", "Database": "dev"}
 
@@ -59,9 +59,10 @@ def test_only_with_event_statements_announce_their_final_status(
 
 
 def test_without_a_prefect_api_the_event_is_dropped_quietly() -> None:
-    events = StatementEvents(api_url=lambda: None)
+    events = WorkEndEvents(api_url=lambda: None)
     try:
-        events.ended("00000000-0000-0000-0000-000000000000", "FINISHED")
+        events.statement_ended("00000000-0000-0000-0000-000000000000", "FINISHED")
+        events.glue_run_ended("raw2clean", "jr_0", "SUCCEEDED")
         deadline = time.monotonic() + 5
         while not events._warned_no_api and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -1,0 +1,78 @@
+"""The resumer's sweep (``flows.resume_waiting``) stops the work of runs that ended while
+suspended, fenced as the stop hooks are: work another live run also waits on (a retry that
+reattached to the same statement) is left running, and stopped once that run has ended too.
+The whole suspend/resume loop is in tests/integration/test_suspend.py."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Running
+
+from flows.resume_waiting import one_pass
+from flows.waiting import WAITING_TAG, Work
+from local.embedded import LOCAL_TARGET
+from local.stack import LocalStack
+from tasks.flow_run_tags import statement_tag
+from tests.flows.test_runner import _runtime
+
+RUNNING = ("SUBMITTED", "PICKED", "STARTED")
+LOG = logging.getLogger("test-resume-waiting")
+
+
+@flow(name="resume-waiting-test-night")
+def a_night() -> None:
+    """Only a flow to hang flow runs on; never run."""
+
+
+def _flow_run(tags: list[str], state: Any) -> Any:
+    with get_client(sync_client=True) as client:
+        return client.create_flow_run(a_night, tags=tags, state=state)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.2)
+
+
+@pytest.mark.usefixtures("prefect_settings")
+def test_the_sweep_spares_work_another_live_run_waits_on(migrated: LocalStack) -> None:
+    """A was cancelled while suspended; B, a live retry of the same night, reattached to
+    A's statement. The sweep removes A's waiting tag and leaves the statement running; once
+    B is cancelled while suspended too, the sweep cancels it."""
+    runtime = _runtime(migrated)
+    shared = runtime.redshift_data.execute_statement(
+        **LOCAL_TARGET.request_fields(),
+        Sql="select pg_sleep(60)",
+        StatementName="resume-waiting-test/2026-11-21/load/attempt-1",
+    )["Id"]
+
+    def status() -> str:
+        return str(runtime.redshift_data.describe_statement(Id=shared)["Status"])
+
+    tags = [WAITING_TAG, statement_tag(shared)]
+    run_a = _flow_run(tags, Cancelled())
+    run_b = _flow_run([statement_tag(shared)], Running())
+
+    report = one_pass(runtime, LOG)
+    assert str(run_a.id) in report.swept
+    assert shared not in report.cancelled_statements
+    assert str(Work("statement", shared)) in report.left_running
+    assert status() in RUNNING
+    assert str(run_a.id) not in one_pass(runtime, LOG).swept  # its tag is gone: swept once
+
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run_b.id, tags=tags)
+        client.set_flow_run_state(run_b.id, Cancelled(), force=True)
+    report = one_pass(runtime, LOG)
+    assert str(run_b.id) in report.swept
+    assert report.cancelled_statements.count(shared) == 1
+    _wait_for(lambda: status() == "ABORTED")
