@@ -34,6 +34,7 @@ from tasks.flow_run_tags import (
     GLUE_TAG,
     STATEMENT_TAG,
     glue_run_tag,
+    read_flow_run_tags,
     statement_tag,
     update_flow_run_tags,
 )
@@ -174,8 +175,8 @@ def _current_run_id() -> Any:
 
 
 def run_tags() -> list[str]:
-    with get_client(sync_client=True) as client:
-        return list(client.read_flow_run(_current_run_id()).tags)
+    """This flow run's tags on the server (its work tags then need no second record)."""
+    return read_flow_run_tags(_current_run_id())
 
 
 def set_tags(add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
