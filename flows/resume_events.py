@@ -260,9 +260,16 @@ def automation_spec() -> AutomationCore:
 
 
 def _comparable(automation: AutomationCore) -> dict[str, Any]:
+    """What an install sets, as Python values, so that a stored automation equals its spec.
+
+    Python mode, not JSON: the trigger's ``expect`` and ``for_each`` are sets, and JSON mode
+    writes a set as a list in iteration order, which for the same two event names depends on
+    the order they were inserted and on the process's hash seed (the automation read back
+    from the server then compared unequal to an identical spec under some seeds).
+    """
     fields = ("name", "description", "enabled", "trigger", "actions")
     return AutomationCore.model_validate(automation.model_dump()).model_dump(
-        mode="json", include=set(fields)
+        mode="python", include=set(fields)
     )
 
 
@@ -284,5 +291,22 @@ def install_automation(client: SyncPrefectClient | None = None) -> tuple[str, st
         client.delete_automation(duplicate.id)
     if _comparable(keep) == _comparable(spec):
         return "unchanged", str(keep.id)
-    client.update_automation(keep.id, spec)
+    _replace_automation(client, keep.id, spec)
     return "updated", str(keep.id)
+
+
+def _replace_automation(
+    client: SyncPrefectClient, automation_id: uuid.UUID, spec: AutomationCore
+) -> None:
+    """PUT the whole spec over the stored automation.
+
+    Not ``client.update_automation``: it sends ``model_dump(exclude_unset=True)``, which drops
+    each action's ``type`` (a default, so never "set"); the server then reads ``[{}]`` as a
+    do-nothing action, and the updated automation resumes nothing (Prefect 3.9). The
+    server's update schema forbids ``owner_resource``, a client-only field.
+    """
+    body = spec.model_dump(mode="json", exclude={"owner_resource"})
+    response = client.request(
+        "PUT", "/automations/{id}", path_params={"id": automation_id}, json=body
+    )
+    response.raise_for_status()

@@ -29,7 +29,7 @@ from tasks.flow_run_tags import glue_run_tag, record_work
 from tasks.glue import GlueRunResult, prefect_start_lock
 from tasks.glue.runner import run_glue_job, start_glue_run
 from tasks.jobs import retry_condition
-from tasks.redshift_data import RunKey, StatementResult, call_procedure, execute_statement
+from tasks.redshift_data import RunKey, StatementResult, execute_statement
 from tasks.redshift_data.identifiers import call_procedure_sql
 from tasks.redshift_data.prefect_tasks import start_submission
 
@@ -67,6 +67,46 @@ def task_options(step: Step) -> dict[str, Any]:
     }
 
 
+def step_statement(step: CheckStep | ProcedureStep) -> tuple[str, Mapping[str, object] | None]:
+    """The step's SQL and its Data API parameters: a check's query as written, or the CALL of
+    a procedure with every argument a parameter (``call_procedure_sql``)."""
+    if isinstance(step, ProcedureStep):
+        return call_procedure_sql(step.schema, step.procedure, step.args)
+    return step.sql, None
+
+
+def _statement_step(
+    step: CheckStep | ProcedureStep,
+    pipeline: str,
+    runtime: Runtime,
+    night: date,
+    force: bool,
+    reattach_to: Collection[str],
+    earlier: bool,
+) -> State[StatementResult]:
+    """The body of both statement steps: run the step's statement to its end inside this
+    task (``execute_statement.fn``: the step's retries are the only ones); a check fetches
+    its rows, and any row fails it, quoted."""
+    sql, parameters = step_statement(step)
+    result: StatementResult = execute_statement.fn(
+        sql,
+        target=runtime.target,
+        parameters=parameters,
+        run_key=RunKey(pipeline, night, step.name),
+        fetch=isinstance(step, CheckStep),
+        force=force,
+        policy=runtime.wait_policy(step.wait.timeout_seconds),
+        reattach_to=reattach_to,
+    )
+    if isinstance(step, CheckStep) and result.rows:
+        rows = result.rows
+        shown = "; ".join(json.dumps(r, default=str) for r in rows[:MAX_CHECK_ROWS_SHOWN])
+        raise CheckFailedError(
+            f"check {step.name!r} ({step.description}) found {len(rows)} offending row(s): {shown}"
+        )
+    return finished_state(result, result.reattached, earlier)
+
+
 @task(name="data-quality-check", cache_policy=NO_CACHE)
 def run_check(
     step: CheckStep,
@@ -77,27 +117,8 @@ def run_check(
     reattach_to: Collection[str] = (),
     earlier: bool = False,
 ) -> State[StatementResult]:
-    """Run a check query; its offending rows (if any) fail the step and are quoted.
-
-    The statement runs inside this task (``execute_statement.fn``), so the step's retries
-    are the only ones.
-    """
-    result: StatementResult = execute_statement.fn(
-        step.sql,
-        target=runtime.target,
-        run_key=RunKey(pipeline, night, step.name),
-        fetch=True,
-        force=force,
-        policy=runtime.wait_policy(step.wait.timeout_seconds),
-        reattach_to=reattach_to,
-    )
-    rows = result.rows
-    if rows:
-        shown = "; ".join(json.dumps(r, default=str) for r in rows[:MAX_CHECK_ROWS_SHOWN])
-        raise CheckFailedError(
-            f"check {step.name!r} ({step.description}) found {len(rows)} offending row(s): {shown}"
-        )
-    return finished_state(result, result.reattached, earlier)
+    """Run a check query; its offending rows (if any) fail the step and are quoted."""
+    return _statement_step(step, pipeline, runtime, night, force, reattach_to, earlier)
 
 
 @task(name="redshift-procedure-step", cache_policy=NO_CACHE)
@@ -110,17 +131,8 @@ def run_procedure(
     reattach_to: Collection[str] = (),
     earlier: bool = False,
 ) -> State[StatementResult]:
-    """CALL the step's procedure to its end (``call_procedure.fn``: the step's retries only)."""
-    result: StatementResult = call_procedure.fn(
-        f"{step.schema}.{step.procedure}",
-        step.args,
-        target=runtime.target,
-        run_key=RunKey(pipeline, night, step.name),
-        force=force,
-        policy=runtime.wait_policy(step.wait.timeout_seconds),
-        reattach_to=reattach_to,
-    )
-    return finished_state(result, result.reattached, earlier)
+    """CALL the step's procedure to its end."""
+    return _statement_step(step, pipeline, runtime, night, force, reattach_to, earlier)
 
 
 @task(name="glue-step", cache_policy=NO_CACHE)
@@ -234,11 +246,7 @@ def start_work(
         )
         record_work(glue_run_tag(glue["job_name"], run_id))
         return {"id": run_id, "earlier": earlier}
-    parameters: Mapping[str, object] | None = None
-    if isinstance(step, ProcedureStep):
-        sql, parameters = call_procedure_sql(step.schema, step.procedure, step.args)
-    else:
-        sql = step.sql
+    sql, parameters = step_statement(step)
     submission = start_submission(
         sql,
         target=runtime.target,

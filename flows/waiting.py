@@ -35,6 +35,7 @@ from tasks.flow_run_tags import (
     GLUE_TAG,
     STATEMENT_TAG,
     glue_run_tag,
+    remember_flow_run_tags,
     statement_tag,
     update_flow_run_tags,
 )
@@ -190,6 +191,14 @@ def is_resumed_execution() -> bool:
     return bool(context.flow_run.empirical_policy.pause_keys)
 
 
+def run_tags() -> list[str]:
+    """This flow run's tags as the engine read them (no call), remembered so the steps that
+    reattach to work already tagged record it with no call either."""
+    run = _current_run()
+    remember_flow_run_tags(run.id, run.tags)
+    return list(run.tags)
+
+
 def set_tags(add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
     """Add and remove tags of this flow run (under the lock the tasks' records share)."""
     update_flow_run_tags(_current_run_id(), add=add, remove=remove)
@@ -269,7 +278,7 @@ class Suspender:
             refuse_unshared_storage(work_pool_type(), shared)
         else:
             get_run_logger().info("Resumed after %.0f s suspended", slept)
-        return cls(runtime, list(_current_run().tags))
+        return cls(runtime, run_tags())
 
     def progress(self, work: Work) -> Progress:
         if work.kind == "statement":

@@ -1,6 +1,6 @@
-"""The event path's pure parts: the event a waiting run gets, the automation that answers
-it, and reading EventBridge's events (the real server round trip is in
-tests/integration/test_resume_events.py)."""
+"""The event path's parts: the event a waiting run gets, the automation that answers it and
+its install on a real Prefect server, and reading EventBridge's events (the whole round trip,
+a suspended run resumed by its statement's end, is in tests/integration/test_resume_events.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Suspended
 
@@ -20,10 +21,12 @@ from flows.resume_events import (
     EventBridgeInputError,
     automation_spec,
     eventbridge_handler,
+    install_automation,
     work_event,
     work_from_eventbridge,
 )
 from flows.waiting import Work
+from tests.conftest import PrefectApi
 
 SID = "dd2e1ec9-2ee3-49a0-819f-905fa7d75a4a"
 RUN = FlowRun(id=uuid.uuid4(), name="brave-otter", flow_id=uuid.uuid4(), state=Suspended())
@@ -87,6 +90,61 @@ def test_the_automation_resumes_the_related_run_once_per_event() -> None:
     assert trigger.posture == "Reactive"  # type: ignore[union-attr]
     assert (trigger.threshold, trigger.within) == (1, dt.timedelta(0))  # type: ignore[union-attr]
     assert [a.type for a in spec.actions] == ["resume-flow-run"]
+
+
+def _store(client: SyncPrefectClient, automation_id: str, body: dict[str, Any]) -> None:
+    """PUT the automation as given: the client's own update writes sets in its own order (and
+    drops each action's type, see ``flows.resume_events._replace_automation``)."""
+    client.request(
+        "PUT", "/automations/{id}", path_params={"id": automation_id}, json=body
+    ).raise_for_status()
+
+
+@pytest.mark.parametrize("stored_order", ["as sent", "reversed"])
+def test_a_second_identical_install_changes_nothing(
+    prefect_api: PrefectApi, stored_order: str
+) -> None:
+    """An identical install is "unchanged" whatever order the server keeps the event names in
+    (``expect`` is a set: compared as a list, it differed under some hash seeds). Another test
+    may have installed first, so the first call here may create, update or keep it."""
+    with SyncPrefectClient(api=prefect_api.api_url) as client:
+        _, automation_id = install_automation(client)
+        body = automation_spec().model_dump(mode="json", exclude={"owner_resource"})
+        if stored_order == "reversed":
+            body["trigger"]["expect"].reverse()
+        _store(client, automation_id, body)
+        assert install_automation(client) == ("unchanged", automation_id)
+        assert install_automation(client) == ("unchanged", automation_id)
+        assert [str(a.id) for a in client.read_automations_by_name(AUTOMATION_NAME)] == [
+            automation_id
+        ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"description": "an older description"},
+        {"enabled": False},
+        {"trigger": {"expect": [STATEMENT_ENDED]}},
+        {"trigger": {"within": 60.0}},
+    ],
+)
+def test_an_install_over_a_different_automation_updates_it(
+    prefect_api: PrefectApi, change: dict[str, Any]
+) -> None:
+    with SyncPrefectClient(api=prefect_api.api_url) as client:
+        _, automation_id = install_automation(client)
+        body = automation_spec().model_dump(mode="json", exclude={"owner_resource"})
+        for key, value in change.items():
+            if isinstance(value, dict):
+                body[key].update(value)
+            else:
+                body[key] = value
+        _store(client, automation_id, body)
+        assert install_automation(client) == ("updated", automation_id)
+        assert install_automation(client) == ("unchanged", automation_id)
+        (stored,) = client.read_automations_by_name(AUTOMATION_NAME)
+        assert [a.type for a in stored.actions] == ["resume-flow-run"]
 
 
 def test_eventbridge_statement_event_is_read() -> None:

@@ -86,11 +86,10 @@ def automation(prefect_api: PrefectApi) -> str:
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=prefect_api.api_url) as client:
+        # an earlier test may have installed (or changed) it: the first call may create or
+        # update; the second finds the same automation, identical
         _, first = install_automation(client)
-        what, again = install_automation(client)
-        # the same automation again, never a second one (an earlier test's install of the
-        # same name may differ, so the first call here can update it)
-        assert what in ("unchanged", "updated") and again == first
+        assert install_automation(client) == ("unchanged", first)
         assert len(client.read_automations_by_name(AUTOMATION_NAME)) == 1
     return first
 
