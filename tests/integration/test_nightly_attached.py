@@ -26,7 +26,8 @@ from local.stack import LocalStack
 from tests.conftest import throwaway_data_dir
 from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # local up and nights: 204 s setup at load 15
+# local up and nights: 204 s setup at load 15
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
 FLOW_RUN_URL = re.compile(

@@ -23,7 +23,8 @@ import pytest
 from local.stack import LocalStack
 from tests.conftest import PrefectApi, throwaway_data_dir
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # several whole nights: setup alone took 320 s at load 15
+# three whole nights: setup alone took 320 s at load 15
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
