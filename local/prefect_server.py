@@ -47,6 +47,7 @@ SERVER_FILE = "server.json"
 START_TIMEOUT_SECONDS = 240.0
 STOP_GRACE_SECONDS = 20.0
 WATCH_INTERVAL_SECONDS = 1.0
+SLOT_RETRY_SECONDS = "0.5"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -109,6 +110,10 @@ def server_environment(home: Path, port: int) -> dict[str, str]:
         PREFECT_SERVER_UI_ENABLED="true",
         PREFECT_UI_API_URL=api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        # A caller refused a concurrency slot is told to retry after about the slot's mean
+        # hold time, 2 s until measured (capped by this): the Glue start lease is held a few
+        # hundred ms, so a night's third clean step waited 2-4 s for it. Retry sooner.
+        PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS=SLOT_RETRY_SECONDS,
         DO_NOT_TRACK="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
     )
