@@ -103,8 +103,9 @@ def run_cli(
             console.print(
                 "Prefect UI: "
                 f"{prepared.prefect_ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
-                + ("" if prepared.stack is None else _KEPT_RUNNING)
             )
+            if prepared.stack is not None:
+                console.print(_KEPT_RUNNING)
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)
@@ -155,8 +156,8 @@ def _status_markup(status: str) -> str:
 
 
 _KEPT_RUNNING = (
-    " (the server keeps running for the next night and the UI; `python -m local down` stops"
-    " it; `python -m local up` also keeps the warehouse and Spark up, and nights attach to it)"
+    "The Prefect server keeps running for the next night; `python -m local down` stops it.\n"
+    "(`python -m local up` keeps the warehouse and Spark up too; nights then attach to it.)"
 )
 
 
