@@ -171,7 +171,7 @@ class PrefectServer:
             if (code := self._exit_code()) is not None:
                 raise PrefectStartError(self._failure(f"exited with code {code}"))
             if time.monotonic() >= deadline:
-                self.stop()
+                self.stop(force=True)  # one that never answers is of no use to anyone
                 raise PrefectStartError(self._failure(f"did not answer within {timeout:.0f} s"))
             time.sleep(0.5)
 
