@@ -10,9 +10,15 @@ data dir, for ``--nights`` nights, and splits each night:
 - process overhead: the process's wall time minus the pipeline's (Python start-up, the
   local Prefect server, starting the local stack, sample data, migrations).
 
-The first ``--nights`` nights are standalone (each starts and stops its own stack and the
-data dir's Prefect server); then ``python -m local up`` starts the stack once (its time is
-printed) and ``--attached`` more nights attach to it; ``python -m local down`` ends it.
+Each clean step is split too: its Glue ExecutionTime (whole seconds) against the job's own
+time from its report (``elapsed_seconds``, and the commit phase inside it); the rest is
+start-up (waiting for the warm driver, script set-up, the endpoint's catalog refresh).
+The 1-minute load average before each night is printed with it: the machine is shared.
+
+The first ``--nights`` nights are standalone (each starts and stops its own stack; the
+first starts the data dir's Prefect server and leaves it running, later ones reuse it);
+then ``python -m local up`` starts the stack once (its time is printed) and ``--attached``
+more nights attach to it; ``python -m local down`` ends it and the Prefect server.
 Prefect settings of the caller are dropped, so the local Prefect server is what is measured.
 
 Usage: uv run python bench/bench_nightly.py [--nights 2] [--attached 1]
@@ -48,6 +54,24 @@ def split(summary: dict[str, Any]) -> tuple[float, float, int]:
     return work, float(summary["wall_seconds"]) - work, len(durations)
 
 
+def clean_split(data_dir: Path, summary: dict[str, Any]) -> str:
+    """``step total = job (commit) + start-up`` per clean step, from the summary and the
+    job's reports (``<data dir>/reports/<date>/<step>.json``)."""
+    parts = []
+    for step in summary["steps"]:
+        report_file = data_dir / "reports" / summary["logical_date"] / f"{step['name']}.json"
+        if step["kind"] != "glue" or not report_file.exists():
+            continue
+        report = json.loads(report_file.read_text())
+        total, job = float(step["duration_seconds"]), float(report["elapsed_seconds"])
+        commit = float(report.get("phase_seconds", {}).get("commit", 0.0))
+        name = step["name"].removeprefix("clean_store_")
+        parts.append(
+            f"{name} {total:.0f}s = job {job:.1f} (commit {commit:.1f}) + {total - job:.1f}"
+        )
+    return "  clean: " + "; ".join(parts) if parts else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nights", type=int, default=2, help="standalone nights first")
@@ -63,7 +87,8 @@ def main() -> int:
     if args.sales_per_day:
         env["MYSTORE_LOCAL_SALES_PER_DAY"] = str(args.sales_per_day)
     print(
-        f"{'night':<12}{'mode':<11}{'process':>9}{'pipeline':>10}{'work':>8}{'flow ovh':>10}{'per step':>10}{'share':>8}"
+        f"{'night':<12}{'mode':<11}{'process':>9}{'pipeline':>10}{'work':>8}{'flow ovh':>10}"
+        f"{'per step':>10}{'share':>8}{'load':>7}"
     )
     try:
         modes = ["standalone"] * args.nights + ["attached"] * args.attached
@@ -83,6 +108,7 @@ def main() -> int:
                     return 1
                 print(f"{'local up':<12}{'':<11}{time.monotonic() - up_started:>8.1f}s")
             summary_path = data_dir / "summary.json"
+            load = os.getloadavg()[0]
             started = time.monotonic()
             proc = subprocess.run(
                 [
@@ -110,8 +136,9 @@ def main() -> int:
             print(
                 f"{summary['logical_date']:<12}{mode:<11}{process_wall:>8.1f}s{pipeline_wall:>9.1f}s"
                 f"{work:>7.1f}s{overhead:>9.1f}s{overhead / steps:>9.2f}s"
-                f"{overhead / pipeline_wall:>7.1%}"
+                f"{overhead / pipeline_wall:>7.1%}{load:>7.2f}"
             )
+            print(clean_split(data_dir, summary))
     finally:
         subprocess.run(
             [sys.executable, "-m", "local", "down", "--data-dir", str(data_dir)],
@@ -122,7 +149,9 @@ def main() -> int:
         shutil.rmtree(data_dir, ignore_errors=True)
     print(
         "process = whole command; pipeline = the flow's steps; work = longest step per layer;"
-        " flow ovh = pipeline - work; share = flow ovh / pipeline"
+        " flow ovh = pipeline - work; share = flow ovh / pipeline; load = 1-min load average"
+        " before the night; clean: Glue ExecutionTime = the job's own time (its commit)"
+        " + start-up"
     )
     return 0
 

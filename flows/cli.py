@@ -103,8 +103,9 @@ def run_cli(
             console.print(
                 "Prefect UI: "
                 f"{prepared.prefect_ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
-                + ("" if prepared.stack is None else _STOPS_WITH_RUN)
             )
+            if prepared.stack is not None:
+                console.print(_KEPT_RUNNING)
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)
@@ -154,9 +155,9 @@ def _status_markup(status: str) -> str:
     return f"[{colour.get(status, 'white')}]{status}[/]"
 
 
-_STOPS_WITH_RUN = (
-    " (the server stops with this run; `python -m local up` keeps it running, on the same"
-    " port when it is free, and nights then attach to it)"
+_KEPT_RUNNING = (
+    "The Prefect server keeps running for the next night; `python -m local down` stops it.\n"
+    "(`python -m local up` keeps the warehouse and Spark up too; nights then attach to it.)"
 )
 
 
@@ -180,8 +181,8 @@ def _use_prefect_server(api_url: str) -> Iterator[None]:
 
 
 def _drain_prefect_workers() -> None:
-    """Send buffered logs and events now: a server that stops with this run would
-    otherwise leave them to be retried against a closed port when the process exits."""
+    """Send buffered logs and events now, before the process exits: a worker that exits
+    with items left retries them against a server that may be gone by then (`local down`)."""
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flows.preflight import check_data_api_access, check_region_and_credentials
 from flows.settings import Settings, settings_glue_arguments
 from tasks.aws import aws_client, aws_session
+from tasks.glue.runner import DEFAULT_POLL as DEFAULT_GLUE_POLL
 from tasks.jobs import Logger
 from tasks.redshift_data import RedshiftTarget, WaitPolicy
 
@@ -86,6 +87,17 @@ class Runtime:
         """Long-poll waiting, bounded by the step's timeout and the settings' cap."""
         return WaitPolicy(
             timeout_seconds=min(step_timeout_seconds, self.settings.statement_timeout_seconds)
+        )
+
+    def glue_poll_policy(self) -> WaitPolicy:
+        """How often a Glue run is polled: the task's default, capped by the settings (a
+        local endpoint answers in a millisecond, so the embedded default polls every 0.5 s
+        and notices a run's end that much sooner; real Glue keeps 5 s)."""
+        cap = self.settings.glue_poll_max_seconds
+        return replace(
+            DEFAULT_GLUE_POLL,
+            initial_interval=min(DEFAULT_GLUE_POLL.initial_interval, cap),
+            max_interval=cap,
         )
 
     def glue_arguments(self, table_arguments: dict[str, str]) -> dict[str, str]:

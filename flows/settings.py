@@ -51,6 +51,16 @@ class Settings(WarehouseSettings):
         6 * 3600, gt=0, le=24 * 3600, description="cap on any one statement; then it is cancelled"
     )
 
+    glue_poll_max_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description=(
+            "longest pause between two GetJobRun calls while a Glue run is awaited (they start "
+            "at 1 s and grow 1.5x); the embedded default sets 0.5, its endpoint being local"
+        ),
+    )
+
     wait_mode: Literal["poll", "suspend"] = Field(
         "poll",
         description=(

@@ -149,6 +149,7 @@ def run_glue(
     result = run_glue_job(
         runtime.glue,
         **options,
+        poll=runtime.glue_poll_policy(),
         reattach_to=reattach_to,
         # lookup + StartJobRun under a Prefect lease per job: two invocations of one night
         # start one run per step (tasks/glue/lease.py)

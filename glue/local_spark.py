@@ -31,6 +31,15 @@ if TYPE_CHECKING:
 
 SPARK_MASTER_ENV = "MYSTORE_SPARK_MASTER"
 DRIVER_MEMORY_ENV = "MYSTORE_SPARK_DRIVER_MEMORY"
+JAVA_OPTIONS_ENV = "MYSTORE_SPARK_JAVA_OPTIONS"
+# The local driver JVM's flags (only here: on Glue the session is GlueContext's). A local
+# clean run is seconds of mostly cold code on a small laptop, where the JIT's optimizing
+# compiler (C2) competes with the work for the cores and rarely pays back: C1 only halved
+# a fresh JVM's first night on 2 cores (docs/glue-local.md). JOL (inside Hudi, sizing
+# objects for its spillable maps) otherwise probes the HotSpot Serviceability Agent, which
+# fails anyway (the Doris docs give the same flag for Hudi 0.15). None of these changes
+# what is computed or written. MYSTORE_SPARK_JAVA_OPTIONS="" turns them off.
+DEFAULT_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -Djol.skipHotspotSAAttach=true"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -52,6 +61,9 @@ def local_spark(
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "2g"))
     )
+    java_options = os.environ.get(JAVA_OPTIONS_ENV, DEFAULT_JAVA_OPTIONS).strip()
+    if java_options:
+        builder = builder.config("spark.driver.extraJavaOptions", java_options)
     if table_format != "hudi":
         return builder.getOrCreate()
     for key, value in spark_session_conf(bundle_jar).items():

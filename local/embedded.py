@@ -8,7 +8,10 @@ night and the warehouse visibly evolves.
 
 When ``python -m local up`` (or ``serve``) already runs a stack on the data dir, the night
 attaches to it (its endpoint and Prefect server) and leaves it running; otherwise it starts
-a stack of its own, with the data dir's Prefect server, and stops both at the end.
+a stack of its own and stops it at the end, except the data dir's Prefect server: that one
+is reused when an earlier night left it running, else started, and left running for the
+next night (``python -m local down`` stops it), so no night after the first waits for it.
+The stack's warm Spark driver is started at once, so it comes up while the night prepares.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget
 
 NIGHTS_FILE = "nights.json"
+LOCAL_GLUE_POLL_MAX_SECONDS = "0.5"
 LOCAL_TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 
 
@@ -122,6 +126,8 @@ def point_clients_at(endpoint_url: str, data_dir: Path) -> None:
     """Export the stack's endpoint (and the clean job's report folder) for this process."""
     os.environ.update(client_env(endpoint_url))
     os.environ.setdefault("MYSTORE_GLUE_REPORT_PATH", str(data_dir / "reports"))
+    # GetJobRun on the local endpoint costs a millisecond: poll often, notice a run's end soon.
+    os.environ.setdefault("MYSTORE_GLUE_POLL_MAX_SECONDS", LOCAL_GLUE_POLL_MAX_SECONDS)
 
 
 def prepare_warehouse(
@@ -174,13 +180,22 @@ def prepare_embedded(
             prepared = PreparedNight(night, data_dir, live.endpoint_url, live.prefect_api_url)
         else:
             stack = resources.enter_context(
-                LocalStack.start(data_dir, kind="nightly", with_prefect=user_prefect is None)
+                LocalStack.start(
+                    data_dir, kind="nightly", with_prefect=user_prefect is None, keep_prefect=True
+                )
             )
             console.print(f"Local AWS endpoint: {stack.endpoint_url}")
+            if stack.prefect is not None and stack.prefect.reused:
+                console.print(
+                    f"Prefect server: reusing the one an earlier night left running on"
+                    f" {stack.prefect.ui_url} (pid {stack.prefect.pid})"
+                )
             prepared = PreparedNight(night, data_dir, stack.endpoint_url, stack=stack)
         if user_prefect is not None:
             prepared.prefect_api_url = None
         point_clients_at(prepared.endpoint_url, data_dir)
+        if prepared.stack is not None:
+            prepared.stack.prewarm_spark()  # after point_clients_at: the driver's key has it
         prepare_warehouse(
             prepared.endpoint_url, data_dir, night if nightly else None, config, console
         )

@@ -30,7 +30,12 @@ from local.lease import (
     process_alive,
     read_state,
 )
-from local.prefect_server import START_TIMEOUT_SECONDS, stop_server_process
+from local.prefect_server import (
+    START_TIMEOUT_SECONDS,
+    running_server,
+    stop_running_server,
+    stop_server_process,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_LOG = "stack.log"
@@ -53,6 +58,20 @@ def print_stack(info: StackInfo) -> None:
         print("prefect: none (PREFECT_API_URL was set, or the stack runs with --no-prefect)")
     if info.log_file:
         print(f"log: {info.log_file}")
+
+
+def print_left_prefect_server(data_dir: Path) -> bool:
+    """``status`` without a stack: the Prefect server a standalone night left running."""
+    server = running_server(data_dir)
+    if server is None:
+        return False
+    health = "answering" if prefect_healthy(server.api_url) else "NOT answering"
+    print(
+        f"prefect: {server.ui_url} (UI; API {server.api_url}, {health}; pid {server.pid},"
+        " left running by a night for the next one; `python -m local down` stops it)"
+    )
+    print(f"  export PREFECT_API_URL={server.api_url}")
+    return True
 
 
 def prefect_healthy(api_url: str | None) -> bool:
@@ -134,8 +153,10 @@ def down(data_dir: Path, *, force: bool = False, grace: float = DOWN_GRACE_SECON
         print(f"Stopped {live.describe()}.")
     leftovers = [info for info in (live, stale) if info is not None]
     for info in leftovers:
-        if info.prefect_pid and stop_server_process(info.prefect_pid, info.prefect_started or 0):
+        if info.prefect_pid and stop_server_process(info.prefect_pid, info.prefect_started):
             print(f"Stopped the Prefect server its owner left behind (pid {info.prefect_pid}).")
+    if (prefect_pid := stop_running_server(data_dir)) is not None:
+        print(f"Stopped the data dir's Prefect server (pid {prefect_pid}).")
     if leftovers and (drivers := _stop_orphaned_spark_drivers(data_dir)):
         print(f"Stopped {drivers} warm Spark driver(s) its owner left behind.")
     if stale is not None:
@@ -144,7 +165,7 @@ def down(data_dir: Path, *, force: bool = False, grace: float = DOWN_GRACE_SECON
             (data_dir / "stack.json").unlink()
     if _stop_idle_warehouse(data_dir):
         print("Stopped the warehouse (no process was using it any more).")
-    if live is None and not leftovers:
+    if live is None and not leftovers and prefect_pid is None:
         print(f"No local stack is running on {data_dir}.")
     return 0
 

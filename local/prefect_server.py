@@ -10,12 +10,19 @@ so a reused pid is not mistaken for it). When the owner dies, even by kill -9, t
 stops itself within about a second: nothing is orphaned for long, on Linux or macOS, and
 no parent thread's lifetime matters (unlike ``PR_SET_PDEATHSIG``, which fires when the
 thread that forked exits).
+
+A standalone night starts the server *without* an owner and leaves it running, so the next
+night (standalone or ``local up``) reuses it instead of waiting 10-30 s for a new one:
+``<data dir>/prefect/server.json`` (pid, start time, port) says which process it is, and
+``python -m local down`` stops it. Such a server stops itself when its data dir is deleted
+(a throwaway data dir of a test or a bench leaves nothing behind).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -33,12 +40,14 @@ from local.lease import process_alive
 PREFECT_DIRNAME = "prefect"
 LOG_FILE = "server.log"
 PORT_FILE = "port"
+SERVER_FILE = "server.json"
 # Measured on 2 idle cores: 33 s to a healthy first start (new database and migrations),
 # 17 s on a restart (shared/research/prefect-suspend.md, section 1). A loaded laptop or CI
 # runner is several times slower, hence the margin.
 START_TIMEOUT_SECONDS = 240.0
 STOP_GRACE_SECONDS = 20.0
 WATCH_INTERVAL_SECONDS = 1.0
+SLOT_RETRY_SECONDS = "0.5"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -101,6 +110,10 @@ def server_environment(home: Path, port: int) -> dict[str, str]:
         PREFECT_SERVER_UI_ENABLED="true",
         PREFECT_UI_API_URL=api_url,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        # A caller refused a concurrency slot is told to retry after about the slot's mean
+        # hold time, 2 s until measured (capped by this): the Glue start lease is held a few
+        # hundred ms, so a night's third clean step waited 2-4 s for it. Retry sooner.
+        PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS=SLOT_RETRY_SECONDS,
         DO_NOT_TRACK="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
     )
@@ -109,11 +122,18 @@ def server_environment(home: Path, port: int) -> dict[str, str]:
 
 @dataclass
 class PrefectServer:
-    """A started server process; ``wait_healthy`` before use, ``stop`` when done."""
+    """A server process; ``wait_healthy`` before use, ``stop`` when done.
 
-    process: subprocess.Popen[bytes]
+    ``process`` is None for a server this process did not start (one a standalone night
+    left running, reused); ``keep_running`` servers are left running by ``stop``.
+    """
+
     port: int
     home: Path
+    pid: int
+    started: float | None = None
+    process: subprocess.Popen[bytes] | None = None
+    keep_running: bool = False
 
     @property
     def api_url(self) -> str:
@@ -128,8 +148,14 @@ class PrefectServer:
         return self.home / LOG_FILE
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def reused(self) -> bool:
+        return self.process is None
+
+    def _exit_code(self) -> int | None:
+        """The process's exit code once it ended (-1 for one not ours that is gone)."""
+        if self.process is not None:
+            return self.process.poll()
+        return None if process_alive(self.pid, self.started) else -1
 
     def healthy(self) -> bool:
         try:
@@ -142,12 +168,10 @@ class PrefectServer:
         """Poll ``/api/health`` (the start banner comes before the API answers)."""
         deadline = time.monotonic() + timeout
         while not self.healthy():
-            if self.process.poll() is not None:
-                raise PrefectStartError(
-                    self._failure(f"exited with code {self.process.returncode}")
-                )
+            if (code := self._exit_code()) is not None:
+                raise PrefectStartError(self._failure(f"exited with code {code}"))
             if time.monotonic() >= deadline:
-                self.stop()
+                self.stop(force=True)  # one that never answers is of no use to anyone
                 raise PrefectStartError(self._failure(f"did not answer within {timeout:.0f} s"))
             time.sleep(0.5)
 
@@ -163,8 +187,14 @@ class PrefectServer:
             "`python -m local up` starts it once and later runs reuse it."
         )
 
-    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
-        """SIGTERM the server's process group, SIGKILL it after the grace period."""
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS, *, force: bool = False) -> None:
+        """SIGTERM the server's process group, SIGKILL it after the grace period; a
+        ``keep_running`` server is left running unless ``force``."""
+        if self.keep_running and not force:
+            return
+        if self.process is None:
+            stop_server_process(self.pid, self.started, grace_seconds)
+            return
         if self.process.poll() is not None:
             return
         for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
@@ -178,25 +208,19 @@ class PrefectServer:
 
 
 def start_prefect_server(
-    data_dir: Path, owner: tuple[int, float], *, port: int | None = None
+    data_dir: Path, owner: tuple[int, float] | None, *, port: int | None = None
 ) -> PrefectServer:
     """Start the server in the background (call ``wait_healthy`` on the result); it stops
-    itself when the ``owner`` process (pid, start time) is gone."""
+    itself when the ``owner`` process (pid, start time) is gone. With ``owner=None`` it
+    runs until stopped (``local down``) or its data dir is deleted, and ``stop`` leaves it
+    running (``keep_running``)."""
     home = data_dir / PREFECT_DIRNAME
     home.mkdir(parents=True, exist_ok=True)
     chosen = choose_port(home, port)
     (home / PORT_FILE).write_text(f"{chosen}\n")
-    command = [
-        sys.executable,
-        "-m",
-        "local.prefect_server",
-        "--port",
-        str(chosen),
-        "--owner-pid",
-        str(owner[0]),
-        "--owner-started",
-        repr(owner[1]),
-    ]
+    command = [sys.executable, "-m", "local.prefect_server", "--port", str(chosen)]
+    if owner is not None:
+        command += ["--owner-pid", str(owner[0]), "--owner-started", repr(owner[1])]
     with open(home / LOG_FILE, "ab") as log:
         log.write(
             f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting on port {chosen}\n".encode()
@@ -211,11 +235,71 @@ def start_prefect_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return PrefectServer(process=process, port=chosen, home=home)
+    server = PrefectServer(
+        port=chosen,
+        home=home,
+        pid=process.pid,
+        started=_create_time(process.pid),
+        process=process,
+        keep_running=owner is None,
+    )
+    _write_server_file(server, owner)
+    return server
+
+
+def _create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _write_server_file(server: PrefectServer, owner: tuple[int, float] | None) -> None:
+    record = {
+        "pid": server.pid,
+        "started": server.started,
+        "port": server.port,
+        "owner_pid": owner[0] if owner else None,
+    }
+    path = server.home / SERVER_FILE
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(record) + "\n")
+    temporary.replace(path)
+
+
+def running_server(data_dir: Path) -> PrefectServer | None:
+    """The data dir's Prefect server that runs without an owner (one a standalone night
+    left running), if its process is alive; the caller waits for it to answer. A server
+    that follows an owner is left to that owner (``local up`` / ``serve``)."""
+    home = data_dir / PREFECT_DIRNAME
+    try:
+        record = json.loads((home / SERVER_FILE).read_text())
+        pid, port = int(record["pid"]), int(record["port"])
+        started = None if record.get("started") is None else float(record["started"])
+        owned = record.get("owner_pid") is not None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if owned or not process_alive(pid, started):
+        return None
+    return PrefectServer(port=port, home=home, pid=pid, started=started, keep_running=True)
+
+
+def stop_running_server(data_dir: Path) -> int | None:
+    """Stop the data dir's owner-less Prefect server (``local down``); its pid, or None
+    when none was running."""
+    server = running_server(data_dir)
+    if server is None:
+        return None
+    server.stop(force=True)
+    with contextlib.suppress(OSError):
+        (server.home / SERVER_FILE).unlink()
+    return server.pid
 
 
 def stop_server_process(
-    pid: int, started: float, grace_seconds: float = STOP_GRACE_SECONDS
+    pid: int, started: float | None, grace_seconds: float = STOP_GRACE_SECONDS
 ) -> bool:
     """Stop a server this process did not start (``local down``), if it is that very process.
     Returns True when it had to be stopped."""
@@ -232,12 +316,13 @@ def stop_server_process(
     return True
 
 
-def _watch_owner(owner_pid: int, owner_started: float) -> None:
-    """Stop this server once its owner is gone: SIGTERM to self (uvicorn shuts down
-    gracefully), then a hard exit if that did not end the process."""
-    while process_alive(owner_pid, owner_started):
+def _watch_owner(owner: tuple[int, float] | None, home: Path) -> None:
+    """Stop this server once its owner (if it has one) or its data dir is gone: SIGTERM to
+    self (uvicorn shuts down gracefully), then a hard exit if that did not end the process."""
+    while home.is_dir() and (owner is None or process_alive(*owner)):
         time.sleep(WATCH_INTERVAL_SECONDS)
-    print(f"local.prefect_server: owner pid {owner_pid} is gone; stopping", flush=True)
+    why = f"owner pid {owner[0]} is gone" if owner and home.is_dir() else f"{home} was deleted"
+    print(f"local.prefect_server: {why}; stopping", flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(STOP_GRACE_SECONDS)
     os._exit(1)
@@ -246,12 +331,13 @@ def _watch_owner(owner_pid: int, owner_started: float) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.prefect_server")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--owner-pid", type=int, required=True)
-    parser.add_argument("--owner-started", type=float, required=True)
+    parser.add_argument("--owner-pid", type=int, help="stop when this process is gone")
+    parser.add_argument("--owner-started", type=float, default=0.0)
     args = parser.parse_args(argv)
+    owner = None if args.owner_pid is None else (args.owner_pid, args.owner_started)
     threading.Thread(
         target=_watch_owner,
-        args=(args.owner_pid, args.owner_started),
+        args=(owner, Path(os.environ.get("PREFECT_HOME") or os.getcwd())),
         name="owner-watchdog",
         daemon=True,
     ).start()

@@ -24,7 +24,12 @@ import psutil
 
 from local.endpoint import AwsEndpoint
 from local.lease import StackLease, this_process
-from local.prefect_server import START_TIMEOUT_SECONDS, PrefectServer, start_prefect_server
+from local.prefect_server import (
+    START_TIMEOUT_SECONDS,
+    PrefectServer,
+    running_server,
+    start_prefect_server,
+)
 from local.redshift_data import RedshiftDataBackend, serve_redshift_data
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS
 from local.warehouse import Warehouse, start_warehouse
@@ -76,18 +81,27 @@ class LocalStack:
         with_prefect: bool = False,
         kind: str = "library",
         log_file: Path | None = None,
+        keep_prefect: bool = False,
     ) -> LocalStack:
         """Start (or attach to) PostgreSQL under ``data_dir`` and serve the endpoint on ``port``.
 
         ``port=0`` picks a free port. Statements left unfinished by an endpoint process
         that died are marked ABORTED here. ``with_glue`` also serves the local Glue job runs
         (``local.glue_jobs``) on the same endpoint, and takes the data dir's lease first
-        (``kind`` says who holds it: ``up``, ``serve``, ``nightly``). ``with_prefect`` starts
-        the local Prefect server in the background; ``wait_ready`` waits for it.
+        (``kind`` says who holds it: ``up``, ``serve``, ``nightly``). ``with_prefect`` reuses
+        the data dir's Prefect server a standalone night left running, else starts one in
+        the background (``wait_ready`` waits for it): one that stops with this stack, or,
+        with ``keep_prefect``, one that keeps running for the next run (``local down``
+        stops it).
         """
         data_dir = (data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser().resolve()
         lease = StackLease.acquire(data_dir, kind, log_file=log_file) if with_glue else None
-        prefect = start_prefect_server(data_dir, this_process()) if with_prefect else None
+        prefect = None
+        if with_prefect:
+            # Only a lease holder gets here with Glue; without it (tests) the same rule holds.
+            prefect = running_server(data_dir) or start_prefect_server(
+                data_dir, None if keep_prefect else this_process()
+            )
         try:
             stack = cls._start_services(data_dir, port, max_active_statements, page_rows, with_glue)
         except BaseException:
@@ -114,9 +128,21 @@ class LocalStack:
                 changes.update(
                     prefect_api_url=self.prefect.api_url,
                     prefect_pid=self.prefect.pid,
-                    prefect_started=_create_time(self.prefect.pid),
+                    prefect_started=self.prefect.started or _create_time(self.prefect.pid),
                 )
             self.lease.publish(**changes)
+
+    def prewarm_spark(self) -> bool:
+        """Start the clean job's warm Spark driver now, without waiting for it, so that it
+        comes up while the night prepares (sample data, migrations, Prefect). Call it once
+        the environment the runs will see is set: the driver is keyed by it."""
+        if self.glue is None:
+            return False
+        return bool(
+            self.glue.prewarm(
+                "raw2clean", {"--table": "store_sale", "--logical_date": "2000-01-01"}
+            )
+        )
 
     @classmethod
     def _start_services(

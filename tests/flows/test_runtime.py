@@ -67,3 +67,23 @@ def test_the_logical_date_is_the_day_before_the_scheduled_start() -> None:
     assert default_logical_date(datetime(2026, 11, 26, 1, 30, tzinfo=plus_two)) == date(
         2026, 11, 24
     )
+
+
+def test_glue_polling_is_capped_by_the_settings_and_keeps_the_task_default_otherwise() -> None:
+    from tasks.glue.runner import DEFAULT_POLL
+
+    default = Runtime.from_settings(Settings(**AWS, region="us-east-1")).glue_poll_policy()
+    assert default == DEFAULT_POLL  # real Glue: 1 s growing to 5 s
+    local = Runtime.from_settings(
+        Settings(target="local", region="us-east-1", glue_poll_max_seconds=0.5)
+    ).glue_poll_policy()
+    assert (local.initial_interval, local.max_interval) == (0.5, 0.5)
+    assert local.timeout_seconds is None and local.long_poll_seconds == 0  # as the default
+    assert local.transient_error_budget == DEFAULT_POLL.transient_error_budget
+
+
+def test_a_glue_poll_cap_out_of_range_is_refused_naming_it() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="glue_poll_max_seconds"):
+        Settings(target="local", glue_poll_max_seconds=0)

@@ -1,9 +1,10 @@
-"""A standalone night, then ``python -m local up`` and a night that attaches to it.
+"""Two standalone nights, then ``python -m local up`` and a night that attaches to it.
 
-No PREFECT_API_URL is given, so both nights use the data dir's own Prefect server: the
-first starts and stops it, the second reuses the one ``up`` keeps running, and both flow
-runs are in its database afterwards. The warehouse after the attached night is compared
-with the generator's truth, as the standalone nights of test_nightly_e2e are.
+No PREFECT_API_URL is given, so every night uses the data dir's own Prefect server: the
+first starts it and leaves it running (nothing else of its stack), the second reuses it,
+``up`` adopts it, the attached night uses it, and all flow runs are in its database
+afterwards. The warehouse after the attached night is compared with the generator's truth,
+as the standalone nights of test_nightly_e2e are.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import psycopg
 import pytest
 
 from local.lease import read_state
+from local.prefect_server import running_server
 from local.stack import LocalStack
 from tests.conftest import throwaway_data_dir
 from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
@@ -66,26 +68,33 @@ def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture(scope="module")
-def two_nights() -> Iterator[tuple[Path, list[subprocess.CompletedProcess[str]]]]:
+def nights() -> Iterator[tuple[Path, list[subprocess.CompletedProcess[str]], int]]:
+    """(data dir, [standalone, standalone, attached], pid of the Prefect server)."""
     with throwaway_data_dir("attached") as data_dir:
         try:
-            standalone = night(data_dir)
-            assert processes_using(data_dir) == [], "a standalone night left processes behind"
+            first = night(data_dir)
+            server = running_server(data_dir)
+            assert server is not None, "the first night did not leave its Prefect server"
+            left = {p.pid for p in processes_using(data_dir)}
+            assert left == {server.pid}, "a standalone night left more than its Prefect server"
+            second = night(data_dir)
+            assert {p.pid for p in processes_using(data_dir)} == {server.pid}
             up = local_cli("up", "--data-dir", str(data_dir))
             assert up.returncode == 0, up.stdout + up.stderr
             before = postgres_pids(data_dir)
             attached = night(data_dir)
             assert postgres_pids(data_dir) == before
-            yield data_dir, [standalone, attached]
+            yield data_dir, [first, second, attached], server.pid
         finally:
             local_cli("down", "--data-dir", str(data_dir), timeout=180)
             kill_leftovers(data_dir)
 
 
-def test_the_attached_night_starts_no_stack_of_its_own(
-    two_nights: tuple[Path, list[subprocess.CompletedProcess[str]]],
-) -> None:
-    data_dir, (standalone, attached) = two_nights
+Nights = tuple[Path, list[subprocess.CompletedProcess[str]], int]
+
+
+def test_the_attached_night_starts_no_stack_of_its_own(nights: Nights) -> None:
+    data_dir, (standalone, _, attached), _ = nights
     info = read_state(data_dir)
     assert info is not None and info.kind == "up"
     assert "Local AWS endpoint:" in standalone.stdout
@@ -95,16 +104,21 @@ def test_the_attached_night_starts_no_stack_of_its_own(
     assert psutil.Process(info.pid).is_running()
 
 
-def test_the_prefect_server_keeps_both_nights_and_its_ui_answers(
-    two_nights: tuple[Path, list[subprocess.CompletedProcess[str]]],
-) -> None:
-    data_dir, outputs = two_nights
+def test_one_prefect_server_serves_every_night_and_its_ui_answers(nights: Nights) -> None:
+    data_dir, outputs, server_pid = nights
     info = read_state(data_dir)
     assert info is not None and info.prefect_ui_url is not None
+    assert info.prefect_pid == server_pid, "`up` started a second server instead of reusing"
     links = [FLOW_RUN_URL.search(proc.stdout) for proc in outputs]
     assert all(links), [proc.stdout[-2000:] for proc in outputs]
-    assert "stops with this run" in outputs[0].stdout
-    # the port is kept, so the first night's link works once the stack is up
+    assert (
+        "The Prefect server keeps running for the next night; `python -m local down` stops it."
+        in outputs[0].stdout
+    )
+    assert (
+        f"Prefect server: reusing the one an earlier night left running on {info.prefect_ui_url} (pid {server_pid})"
+        in (outputs[1].stdout)
+    )
     assert {link["ui"] for link in links if link} == {info.prefect_ui_url}
     with urllib.request.urlopen(info.prefect_ui_url + "/", timeout=30) as ui:
         assert ui.status == 200
@@ -115,12 +129,14 @@ def test_the_prefect_server_keeps_both_nights_and_its_ui_answers(
         assert flow_run["state"]["type"] == "COMPLETED"
 
 
-def test_the_warehouse_after_an_attached_night_is_the_generators_truth(
-    two_nights: tuple[Path, list[subprocess.CompletedProcess[str]]],
-) -> None:
-    data_dir, _ = two_nights
+def test_the_warehouse_after_an_attached_night_is_the_generators_truth(nights: Nights) -> None:
+    data_dir, _, _ = nights
     truth = json.loads((data_dir / "truth.json").read_text())
-    assert json.loads((data_dir / "nights.json").read_text()) == ["2026-11-01", "2026-11-02"]
+    assert json.loads((data_dir / "nights.json").read_text()) == [
+        "2026-11-01",
+        "2026-11-02",
+        "2026-11-03",
+    ]
     [(current, customers)] = query(
         data_dir,
         "select sum(case when scd_current_flag = 'Y' then 1 else 0 end),"
@@ -129,3 +145,14 @@ def test_the_warehouse_after_an_attached_night_is_the_generators_truth(
     [(sales,)] = query(data_dir, "select count(*) from dw_mystore.sale_fact")
     assert customers == current == truth["distinct_customers"]
     assert sales == truth["days"][-1]["tables"]["store_sale"]["clean_rows"]
+
+
+def test_down_stops_the_prefect_server_with_the_stack(nights: Nights) -> None:
+    """Last in the module: it ends the stack the other tests look at."""
+    data_dir, _, server_pid = nights
+    down = local_cli("down", "--data-dir", str(data_dir), timeout=180)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == (
+        psutil.STATUS_ZOMBIE
+    )
+    assert processes_using(data_dir) == []
