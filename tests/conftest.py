@@ -42,23 +42,30 @@ TEST_SECRET_KEY = "local-test-secret"  # the local endpoint ignores secrets
 # Prefect's client retries 503s and dropped connections with 2**n s back-off: 8 tries ride
 # out about four minutes of a busy SQLite server on a loaded machine (the default 5, one).
 CLIENT_RETRIES = 8
-_SERVER_LOGS: list[Path] = []  # the session Prefect server's log, quoted when tests failed
+SERVER_LOG_NAME = "prefect-server.log"  # each session Prefect server's log, under basetemp
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
-    """When tests failed, the session Prefect server's errors: a 503 or a reset connection in
-    a failure is the server's story, and its log lives in a temp dir CI does not keep."""
-    if exitstatus == 0 or not _SERVER_LOGS or not _SERVER_LOGS[0].exists():
+    """When tests failed, the session Prefect servers' errors: a 503 or a reset connection in
+    a failure is the server's story, and its log lives in a temp dir CI does not keep.
+
+    The logs are found under pytest's base temp dir, which the xdist workers' temp dirs
+    are inside: one server per worker, each quoted under its own heading."""
+    factory = getattr(terminalreporter.config, "_tmp_path_factory", None)
+    if exitstatus == 0 or factory is None:
         return
-    lines = _SERVER_LOGS[0].read_text(errors="replace").splitlines()
-    errors = [i for i, line in enumerate(lines) if "ERROR" in line or "Traceback" in line]
-    if not errors:
-        return
-    terminalreporter.section("Prefect server log (errors, last 60 lines around them)")
-    shown: list[str] = []
-    for i in errors[-6:]:
-        shown.extend(lines[i : i + 10])
-    terminalreporter.write_line("\n".join(shown[-60:]))
+    for log_path in sorted(factory.getbasetemp().glob(f"**/{SERVER_LOG_NAME}")):
+        lines = log_path.read_text(errors="replace").splitlines()
+        errors = [i for i, line in enumerate(lines) if "ERROR" in line or "Traceback" in line]
+        if not errors:
+            continue
+        terminalreporter.section(
+            f"Prefect server log {log_path} (errors, last 60 lines around them)"
+        )
+        shown: list[str] = []
+        for i in errors[-6:]:
+            shown.extend(lines[i : i + 10])
+        terminalreporter.write_line("\n".join(shown[-60:]))
 
 
 def data_api_client(
@@ -219,7 +226,7 @@ class PrefectApi:
 
     @property
     def log(self) -> Path:
-        return self.home / "server.log"
+        return self.home / SERVER_LOG_NAME
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a subprocess that runs flows against this server."""
@@ -272,8 +279,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
         PREFECT_SERVER_SERVICES_FOREMAN_ENABLED="false",
     )
-    log_path = home / "server.log"
-    _SERVER_LOGS.append(log_path)
+    log_path = api.log
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [

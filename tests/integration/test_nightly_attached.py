@@ -28,8 +28,13 @@ from local.stack import LocalStack
 from tests.conftest import throwaway_data_dir
 from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
 
-# local up and nights: 204 s setup at load 15
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+NIGHT_TIMEOUT = 900
+UP_TIMEOUT = 420  # local_cli's default
+# The first test's setup runs two nights, `local up` and a third night: 204 s on a 2-core
+# machine at load 8-10, 566 s at load 14 with a second pytest process running Spark beside
+# it. Each has its own timeout, so the item may take their sum before pytest-timeout calls
+# it hung.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * NIGHT_TIMEOUT + UP_TIMEOUT)]
 
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
 FLOW_RUN_URL = re.compile(
@@ -44,7 +49,7 @@ def night(data_dir: Path) -> subprocess.CompletedProcess[str]:
         env=clean_env(**SAMPLE),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=NIGHT_TIMEOUT,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
