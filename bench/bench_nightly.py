@@ -21,8 +21,12 @@ then ``python -m local up`` starts the stack once (its time is printed) and ``--
 more nights attach to it; ``python -m local down`` ends it and the Prefect server.
 Prefect settings of the caller are dropped, so the local Prefect server is what is measured.
 
+``--cpu-burners N`` keeps N busy-looping processes running throughout (issue 12: the
+README's first command must pass on a loaded machine; a night that fails prints its output
+and the bench exits 1).
+
 Usage: uv run python bench/bench_nightly.py [--nights 2] [--attached 1]
-       [--customers N --sales-per-day N]
+       [--customers N --sales-per-day N] [--cpu-burners N]
 """
 
 from __future__ import annotations
@@ -78,7 +82,14 @@ def main() -> int:
     parser.add_argument("--attached", type=int, default=1, help="then nights with the stack up")
     parser.add_argument("--customers", type=int, help="sample size (default: the generator's)")
     parser.add_argument("--sales-per-day", type=int)
+    parser.add_argument(
+        "--cpu-burners", type=int, default=0, help="busy-looping processes to load the machine"
+    )
     args = parser.parse_args()
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(args.cpu_burners)
+    ]
     data_dir = Path(tempfile.mkdtemp(prefix="bench-nightly-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MYSTORE_"))}
     env.pop("AWS_ENDPOINT_URL_REDSHIFT_DATA", None)
@@ -140,6 +151,8 @@ def main() -> int:
             )
             print(clean_split(data_dir, summary))
     finally:
+        for burner in burners:
+            burner.kill()
         subprocess.run(
             [sys.executable, "-m", "local", "down", "--data-dir", str(data_dir)],
             cwd=REPO,

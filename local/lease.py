@@ -76,6 +76,16 @@ def process_alive(pid: int, started: float | None = None) -> bool:
         return False
 
 
+def wait_gone(pid: int, started: float | None, seconds: float) -> bool:
+    """Wait up to ``seconds`` for that process to end; True once it has."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not process_alive(pid, started):
+            return True
+        time.sleep(0.2)
+    return not process_alive(pid, started)
+
+
 def this_process() -> tuple[int, float]:
     pid = os.getpid()
     return pid, psutil.Process(pid).create_time()

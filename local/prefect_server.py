@@ -35,7 +35,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from local.lease import process_alive
+from local.lease import process_alive, wait_gone
 
 PREFECT_DIRNAME = "prefect"
 LOG_FILE = "server.log"
@@ -308,11 +308,8 @@ def stop_server_process(
     for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not process_alive(pid, started):
-                return True
-            time.sleep(0.2)
+        if wait_gone(pid, started, wait):
+            break
     return True
 
 

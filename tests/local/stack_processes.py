@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -58,3 +59,16 @@ def kill_leftovers(data_dir: Path) -> None:
     for process in processes_using(data_dir):
         with contextlib.suppress(OSError):
             os.kill(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def stack_data_dir(prefix: str) -> Iterator[Path]:
+    """A throwaway data dir whose stack (and kept Prefect server) is taken down afterwards."""
+    from tests.conftest import throwaway_data_dir
+
+    with throwaway_data_dir(prefix) as path:
+        try:
+            yield path
+        finally:
+            local_cli("down", "--data-dir", str(path), timeout=120)
+            kill_leftovers(path)

@@ -11,30 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from local.lease import process_alive
+from local.lease import process_alive, wait_gone
 from local.prefect_server import SERVER_FILE, running_server, start_prefect_server
 from local.stack import LocalStack
-from tests.conftest import throwaway_data_dir
-from tests.local.stack_processes import kill_leftovers, local_cli, processes_using
+from tests.local.stack_processes import local_cli, processes_using, stack_data_dir
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    with throwaway_data_dir("prefect-kept") as path:
-        try:
-            yield path
-        finally:
-            local_cli("down", "--data-dir", str(path), timeout=120)
-            kill_leftovers(path)
-
-
-def _wait_gone(pid: int, started: float | None, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not process_alive(pid, started):
-            return True
-        time.sleep(0.2)
-    return False
+    with stack_data_dir("prefect-kept") as path:
+        yield path
 
 
 def test_a_kept_server_is_reused_by_the_next_stack_shown_by_status_and_stopped_by_down(
@@ -65,7 +51,7 @@ def test_a_kept_server_is_reused_by_the_next_stack_shown_by_status_and_stopped_b
     down = local_cli("down", "--data-dir", str(data_dir), timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
     assert f"Stopped the data dir's Prefect server (pid {server.pid})." in down.stdout
-    assert _wait_gone(server.pid, server.started, 30)
+    assert wait_gone(server.pid, server.started, 30)
     assert running_server(data_dir) is None
     assert not (data_dir / "prefect" / SERVER_FILE).exists()
     assert processes_using(data_dir) == []
@@ -79,7 +65,7 @@ def test_a_server_owned_by_a_stack_stops_with_it_and_is_not_offered_for_reuse(
         assert stack.prefect is not None and not stack.prefect.keep_running
         assert running_server(data_dir) is None  # it follows its owner: not for reuse
         server = stack.prefect
-    assert _wait_gone(server.pid, server.started, 30)
+    assert wait_gone(server.pid, server.started, 30)
 
 
 def test_a_kept_server_stops_itself_when_its_data_dir_is_deleted(tmp_path: Path) -> None:
@@ -88,4 +74,4 @@ def test_a_kept_server_stops_itself_when_its_data_dir_is_deleted(tmp_path: Path)
     assert server.keep_running and running_server(data_dir) is not None
     time.sleep(2)  # let it reach its watchdog
     shutil.rmtree(data_dir, ignore_errors=True)
-    assert _wait_gone(server.pid, server.started, 40), "the server outlived its data dir"
+    assert wait_gone(server.pid, server.started, 40), "the server outlived its data dir"

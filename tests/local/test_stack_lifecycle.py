@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,17 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.lease import process_alive, read_state, this_process
+from local.lease import process_alive, read_state, this_process, wait_gone
 from local.prefect_server import PORT_FILE, PrefectStartError, choose_port, start_prefect_server
 from local.stack import LOCAL_REGION
-from tests.conftest import data_api_client, throwaway_data_dir
-from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
+from tests.conftest import data_api_client
+from tests.local.stack_processes import (
+    REPO,
+    clean_env,
+    local_cli,
+    processes_using,
+    stack_data_dir,
+)
 from tests.local.test_cli_and_restarts import start_long_statement
 
 ORPHAN_MESSAGE = "stopped while this run was"
@@ -28,21 +33,8 @@ ORPHAN_MESSAGE = "stopped while this run was"
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    with throwaway_data_dir("lifecycle") as path:
-        try:
-            yield path
-        finally:
-            local_cli("down", "--data-dir", str(path), timeout=120)
-            kill_leftovers(path)
-
-
-def _wait_gone(pid: int, started: float | None, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not process_alive(pid, started):
-            return True
-        time.sleep(0.2)
-    return False
+    with stack_data_dir("lifecycle") as path:
+        yield path
 
 
 @pytest.mark.slow
@@ -103,7 +95,7 @@ def test_kill_9_of_the_owner_stops_its_prefect_server_and_down_cleans_up(
     assert process_alive(info.prefect_pid, info.prefect_started)
 
     os.kill(info.pid, signal.SIGKILL)
-    assert _wait_gone(info.prefect_pid, info.prefect_started, 30), (
+    assert wait_gone(info.prefect_pid, info.prefect_started, 30), (
         "Prefect server outlived its owner"
     )
 
