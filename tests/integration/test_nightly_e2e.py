@@ -1,9 +1,20 @@
-"""The README's first command, end to end, over three generated nights.
+"""The README's first command, end to end: standalone nights, ``local up``, attached nights.
 
 Each night runs in a fresh process exactly as a user runs it (``python -m flows.nightly``
-on the embedded default), against one Prefect server so the artifacts can be read back.
-The warehouse is then compared with the generator's truth file: numbers that were not
-produced by the code under test.
+on the embedded default, no PREFECT_API_URL), so every night uses the data dir's own
+Prefect server. The module's fixture runs, on one data dir:
+
+1. night 1 standalone: the first command a new user runs. It starts its own stack and
+   leaves nothing behind but its Prefect server;
+2. night 2 standalone: the same command again, reusing that Prefect server;
+3. ``python -m local up``, which adopts the server, then night 3 attached to it: it starts
+   no stack of its own.
+
+The tests then run the nights a user iterating runs (the same night again, then with
+``--force-rerun``) attached to the up stack, which is their fast path, and the last test
+takes the stack down. The warehouse is compared with the generator's truth file (numbers
+not produced by the code under test) through the up stack's PostgreSQL, and the summary
+artifacts and flow runs are read back from the data dir's Prefect server.
 """
 
 from __future__ import annotations
@@ -12,43 +23,54 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 
-from local.stack import LocalStack
-from tests.conftest import PrefectApi, throwaway_data_dir
+from local.lease import live_stack, read_state
+from local.prefect_server import running_server
+from local.warehouse.postgres import start_warehouse
+from tests.conftest import throwaway_data_dir
+from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
 
-REPO = Path(__file__).resolve().parents[2]
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
 NIGHT_TIMEOUT = 900
-# The first test's setup runs three nights: 320 s on a 2-core machine at load 8-10, and past
-# pytest's 600 s at load 14 with a second pytest process running Spark beside it. Each night
-# has its own NIGHT_TIMEOUT, so the item may take three before pytest-timeout calls it hung.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * NIGHT_TIMEOUT)]
+UP_TIMEOUT = 420  # local_cli's default
+# The first test's setup runs three nights and `local up`; before the two modules were
+# merged, their setups (five nights and `up`) took 320 s + 204 s on a 2-core machine at
+# load 8-10, and one took 566 s at load 14 with a second pytest process running Spark beside
+# it. Each night and `up` has its own timeout, so the item may take their sum before
+# pytest-timeout calls it hung; the rerun test's two attached nights fit in the same mark.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * NIGHT_TIMEOUT + UP_TIMEOUT)]
 WAREHOUSE_LINE = re.compile(
     r"Warehouse: customers inserted (?P<inserted>[\d,]+), customers updated in place "
     r"(?P<updated>[\d,]+), customers versioned \(SCD2\) (?P<versioned>[\d,]+), "
     r"sales loaded (?P<sales>[\d,]+)"
 )
+FLOW_RUN_URL = re.compile(
+    r"Prefect UI: (?P<ui>http://127\.0\.0\.1:\d+)/runs/flow-run/(?P<id>[\w-]+)"
+)
+ATTACHED = "Local stack: attached to python -m local up"
 
 
 @dataclass
 class Nights:
     data_dir: Path
-    api: PrefectApi
+    # Every night run, in order: [standalone, standalone, attached, ...the tests' nights].
     outputs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
+    prefect_pid: int = 0  # the Prefect server night 1 started and every later night used
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = self.api.env(**SAMPLE)
         proc = subprocess.run(
             [sys.executable, "-m", "flows.nightly", "--data-dir", str(self.data_dir), *args],
             cwd=REPO,
-            env=env,
+            env=clean_env(**SAMPLE),
             capture_output=True,
             text=True,
             timeout=NIGHT_TIMEOUT,
@@ -58,11 +80,17 @@ class Nights:
         return proc
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        with (
-            LocalStack.start(self.data_dir, with_glue=False) as stack,
-            psycopg.connect(stack.pg_dsn) as conn,
-        ):
-            return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        """``sql`` on the up stack's PostgreSQL: this process attaches to the running server
+        as ``python -m local query`` does (a handle of its own, released after), starting
+        no endpoint. Refuses when no stack is up, so it never starts a server itself."""
+        live = live_stack(self.data_dir)
+        assert live is not None and live.kind == "up", f"no `local up` stack: {live}"
+        warehouse = start_warehouse(self.data_dir)
+        try:
+            with psycopg.connect(warehouse.dsn) as conn:
+                return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+        finally:
+            warehouse.stop()
 
     def truth(self) -> dict[str, Any]:
         return dict(json.loads((self.data_dir / "truth.json").read_text()))
@@ -74,14 +102,42 @@ def _changes(output: str) -> dict[str, int]:
     return {k: int(v.replace(",", "")) for k, v in match.groupdict().items()}
 
 
+def postgres_pids(data_dir: Path) -> set[int]:
+    """Postmasters of the data dir (PostgreSQL processes whose parent is not one of them)."""
+    return {
+        p.pid
+        for p in processes_using(data_dir)
+        if "postgres" in p.name() and p.ppid() not in {q.pid for q in processes_using(data_dir)}
+    }
+
+
+def _succeeded(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc
+
+
 @pytest.fixture(scope="module")
-def nights(prefect_api: PrefectApi) -> Iterator[Nights]:
+def nights() -> Iterator[Nights]:
     with throwaway_data_dir("nights") as data_dir:
-        runs = Nights(data_dir, prefect_api)
-        for _ in range(3):
-            proc = runs.run()
-            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-        yield runs
+        runs = Nights(data_dir)
+        try:
+            _succeeded(runs.run())
+            server = running_server(data_dir)
+            assert server is not None, "the first night did not leave its Prefect server"
+            left = {p.pid for p in processes_using(data_dir)}
+            assert left == {server.pid}, "a standalone night left more than its Prefect server"
+            runs.prefect_pid = server.pid
+            _succeeded(runs.run())
+            assert {p.pid for p in processes_using(data_dir)} == {server.pid}
+            up = local_cli("up", "--data-dir", str(data_dir), timeout=UP_TIMEOUT)
+            assert up.returncode == 0, up.stdout + up.stderr
+            before = postgres_pids(data_dir)
+            _succeeded(runs.run())
+            assert postgres_pids(data_dir) == before
+            yield runs
+        finally:
+            local_cli("down", "--data-dir", str(data_dir), timeout=180)
+            kill_leftovers(data_dir)
 
 
 def test_three_nights_load_what_the_generator_says(nights: Nights) -> None:
@@ -126,14 +182,52 @@ def test_each_night_reports_the_real_changes(nights: Nights) -> None:
         assert "API calls:" in proc.stdout
 
 
+def test_the_attached_night_starts_no_stack_of_its_own(nights: Nights) -> None:
+    standalone, _, attached = nights.outputs[:3]
+    info = read_state(nights.data_dir)
+    assert info is not None and info.kind == "up"
+    assert "Local AWS endpoint:" in standalone.stdout
+    assert "Local AWS endpoint:" not in attached.stdout
+    assert f"{ATTACHED}, pid {info.pid}" in attached.stdout
+    assert len(postgres_pids(nights.data_dir)) == 1
+    assert psutil.Process(info.pid).is_running()
+
+
+def test_one_prefect_server_serves_every_night_and_its_ui_answers(nights: Nights) -> None:
+    outputs = nights.outputs[:3]
+    info = read_state(nights.data_dir)
+    assert info is not None and info.prefect_ui_url is not None
+    assert info.prefect_pid == nights.prefect_pid, "`up` started a second server, not reusing"
+    links = [FLOW_RUN_URL.search(proc.stdout) for proc in outputs]
+    assert all(links), [proc.stdout[-2000:] for proc in outputs]
+    assert (
+        "The Prefect server keeps running for the next night; `python -m local down` stops it."
+        in outputs[0].stdout
+    )
+    assert (
+        "Prefect server: reusing the one an earlier night left running on"
+        f" {info.prefect_ui_url} (pid {nights.prefect_pid})" in outputs[1].stdout
+    )
+    assert {link["ui"] for link in links if link} == {info.prefect_ui_url}
+    with urllib.request.urlopen(info.prefect_ui_url + "/", timeout=30) as ui:
+        assert ui.status == 200
+    for link in links:
+        assert link is not None
+        with urllib.request.urlopen(f"{info.prefect_api_url}/flow_runs/{link['id']}") as api:
+            flow_run = json.loads(api.read())
+        assert flow_run["state"]["type"] == "COMPLETED"
+
+
 def test_the_summary_artifact_holds_the_same_numbers(nights: Nights) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    info = read_state(nights.data_dir)
+    assert info is not None and info.prefect_api_url is not None
     key_filter = ArtifactFilter(key=ArtifactFilterKey(any_=["mystore-nightly-summary"]))
     with (
-        temporary_settings(updates={PREFECT_API_URL: nights.api.api_url}),
+        temporary_settings(updates={PREFECT_API_URL: info.prefect_api_url}),
         get_client(sync_client=True) as client,
     ):
         artifacts = client.read_artifacts(artifact_filter=key_filter)
@@ -158,15 +252,18 @@ def _snapshot(nights: Nights, *, with_audit_dates: bool) -> list[tuple[Any, ...]
 
 
 def test_running_a_night_again_changes_nothing(nights: Nights) -> None:
+    """Both nights attach to the up stack: the loop of a user iterating on one night."""
     exact, business = (_snapshot(nights, with_audit_dates=a) for a in (True, False))
     again = nights.run("--date", "2026-11-03")
     assert again.returncode == 0, again.stdout[-4000:]
+    assert ATTACHED in again.stdout
     assert "StartJobRun" not in again.stdout  # every clean run was reattached
     assert _changes(again.stdout) == {"inserted": 0, "updated": 0, "versioned": 0, "sales": 0}
     assert _snapshot(nights, with_audit_dates=True) == exact
 
     forced = nights.run("--date", "2026-11-03", "--force-rerun")
     assert forced.returncode == 0, forced.stdout[-4000:]
+    assert ATTACHED in forced.stdout
     assert "StartJobRun 3" in forced.stdout  # the clean job really ran again
     assert _changes(forced.stdout)["inserted"] == 0
     assert _changes(forced.stdout)["versioned"] == 0
@@ -177,3 +274,12 @@ def test_bad_date_is_refused_before_anything_runs(nights: Nights) -> None:
     proc = nights.run("--date", "2026-13-01")
     assert proc.returncode == 2
     assert "'2026-13-01' is not a date in the form YYYY-MM-DD" in proc.stderr
+
+
+def test_down_stops_the_prefect_server_with_the_stack(nights: Nights) -> None:
+    """Last in the module: it ends the stack the other tests look at."""
+    down = local_cli("down", "--data-dir", str(nights.data_dir), timeout=180)
+    assert down.returncode == 0, down.stdout + down.stderr
+    pid = nights.prefect_pid
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert processes_using(nights.data_dir) == []
