@@ -88,7 +88,7 @@ class Nights:
         warehouse = start_warehouse(self.data_dir)
         try:
             with psycopg.connect(warehouse.dsn) as conn:
-                return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+                return conn.execute(sql).fetchall()
         finally:
             warehouse.stop()
 
