@@ -42,11 +42,10 @@ from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_c
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
 NIGHT_TIMEOUT = 900
 UP_TIMEOUT = 420  # local_cli's default
-# The first test's setup runs three nights and `local up`; before the two modules were
-# merged, their setups (five nights and `up`) took 320 s + 204 s on a 2-core machine at
-# load 8-10, and one took 566 s at load 14 with a second pytest process running Spark beside
-# it. Each night and `up` has its own timeout, so the item may take their sum before
-# pytest-timeout calls it hung; the rerun test's two attached nights fit in the same mark.
+# The first test's setup runs three nights and `local up`: 144-181 s on a 2-core machine at
+# load 3-7; the same steps took 566 s at load 14 with a second pytest process running Spark
+# beside them. Each night and `up` has its own timeout, so the item may take their sum
+# before pytest-timeout calls it hung; the rerun test's two attached nights fit in the same.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * NIGHT_TIMEOUT + UP_TIMEOUT)]
 WAREHOUSE_LINE = re.compile(
     r"Warehouse: customers inserted (?P<inserted>[\d,]+), customers updated in place "
@@ -141,6 +140,8 @@ def nights() -> Iterator[Nights]:
 
 
 def test_three_nights_load_what_the_generator_says(nights: Nights) -> None:
+    """Two standalone nights and an attached one: the same warehouse the generator's
+    truth describes, whichever way each night ran."""
     truth = nights.truth()
     assert json.loads((nights.data_dir / "nights.json").read_text()) == [
         "2026-11-01",
