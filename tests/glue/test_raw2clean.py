@@ -20,6 +20,8 @@ from glue.raw2clean import REPORT_PREFIX, CleanJobError, error_summary, main
 from local.sample_data import GenerateConfig, generate, write_partition
 from tests.glue.conftest import maven_hudi_environ
 
+# Several tests run the job in a child process with a JVM of its own.
+pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("store_customer_address", "store_customer", "store_sale")
 START = date(2026, 11, 1)
