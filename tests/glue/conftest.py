@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from pyspark.sql import SparkSession
 
+from glue.job_arguments import HUDI_JAR_ENV
 from glue.transforms import SESSION_CONF
+
+
+def maven_hudi_environ() -> dict[str, str]:
+    """The environment of a default local clean run: Hudi from Maven Central, no bundle jar
+    and no table-format override. The tests that run the job in the session's warm drivers
+    (``warm_spark_drivers``) all pass this one, so they share one warm JVM."""
+    return {
+        k: v for k, v in os.environ.items() if k not in (HUDI_JAR_ENV, "MYSTORE_LOCAL_TABLE_FORMAT")
+    }
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from local.glue_jobs import GlueService, default_jobs
 from local.glue_jobs.jobs import find_java_home
 from local.glue_jobs.requests import StartRequest
 from local.sample_data import GenerateConfig, generate
+from tests.glue.conftest import maven_hudi_environ
 
 # Twelve Hudi commits: about a minute on an idle 2-core laptop, ten times that under load.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -43,11 +44,10 @@ def twelve_nights(
         days=NIGHTS, customers=12, sales_per_day=4, change_share=0.5, move_share=0.2
     )
     truth = generate(config, data_dir)
-    env = {k: v for k, v in os.environ.items() if k != "MYSTORE_LOCAL_TABLE_FORMAT"}
     service = GlueService(
         default_jobs(data_dir, None),
         log_dir=data_dir / "logs",
-        environ=env,
+        environ=maven_hudi_environ(),
         warm_drivers=warm_spark_drivers,
     )
     try:

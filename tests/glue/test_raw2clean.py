@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from pyspark.sql import SparkSession
 from glue.job_arguments import HUDI_JAR_ENV, build_arguments, resolve_arguments
 from glue.raw2clean import REPORT_PREFIX, CleanJobError, error_summary, main
 from local.sample_data import GenerateConfig, generate, write_partition
+from tests.glue.conftest import maven_hudi_environ
 
+# Several tests run the job in a child process with a JVM of its own.
+pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("store_customer_address", "store_customer", "store_sale")
 START = date(2026, 11, 1)
@@ -409,9 +413,11 @@ def test_quarantine_above_the_threshold_fails_after_writing_the_rejects(
 
 @pytest.mark.slow
 def test_real_hudi_from_maven_upserts_by_event_time_when_the_customer_date_moves(
-    sample: tuple[Path, dict[str, Any]], tmp_path: Path
+    sample: tuple[Path, dict[str, Any]], tmp_path: Path, warm_spark_drivers: Any
 ) -> None:
-    """The default local run: Hudi 0.15.0 from Maven Central (cached in ~/.ivy2), as on Glue 5.0.
+    """The default local run: Hudi 0.15.0 from Maven Central (cached in ~/.ivy2), as on Glue 5.0,
+    the job's ``main`` called in the local Glue service's warm Spark driver as Glue calls it
+    (the session's driver pool: one JVM for every test that runs the clean job this way).
 
     The sample's second night has late, older customer records whose newer version moved
     to another customer_date; the truth file says the newer one must survive. The table is
@@ -420,27 +426,36 @@ def test_real_hudi_from_maven_upserts_by_event_time_when_the_customer_date_moves
     """
     from hudi import HudiTableBuilder
 
+    from local.glue_jobs import GlueService, default_jobs
+    from local.glue_jobs.requests import StartRequest
+
     sample_dir, truth = sample
-    env = {
-        k: v for k, v in os.environ.items() if k not in (HUDI_JAR_ENV, "MYSTORE_LOCAL_TABLE_FORMAT")
-    }
-    env |= {"MYSTORE_SPARK_MASTER": "local[1]", "MYSTORE_SPARK_DRIVER_MEMORY": "1g"}
-    for night in truth["days"]:
-        argv = job_argv(sample_dir, tmp_path, "store_customer", night["date"])
-        proc = subprocess.run(
-            [sys.executable, "glue/raw2clean.py", *argv],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env=env,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        report = json.loads(
-            (tmp_path / "reports" / f"store_customer-{night['date']}.json").read_text()
-        )
-        assert (report["table_format"], report["status"]) == ("hudi", "SUCCEEDED")
-        assert "[raw2clean] Hudi 0.15.0 (options for 0.15)" in proc.stdout
+    service = GlueService(
+        default_jobs(tmp_path, None),
+        log_dir=tmp_path / "logs",
+        environ=maven_hudi_environ(),
+        warm_drivers=warm_spark_drivers,
+    )
+    try:
+        for night in truth["days"]:
+            argv = job_argv(sample_dir, tmp_path, "store_customer", night["date"])
+            arguments = dict(zip(argv[2::2], argv[3::2], strict=True))  # without --JOB_NAME
+            run = service.backend.start(
+                StartRequest("raw2clean", arguments, None, None, None, None, None)
+            )
+            deadline = time.monotonic() + 900
+            while run.active and time.monotonic() < deadline:
+                time.sleep(0.2)
+            log = (Path(run.log_group) / f"{run.id}.log").read_text()
+            assert run.state == "SUCCEEDED", (night["date"], run.error_message, log[-3000:])
+            report = json.loads(
+                (tmp_path / "reports" / f"store_customer-{night['date']}.json").read_text()
+            )
+            assert (report["table_format"], report["status"]) == ("hudi", "SUCCEEDED")
+            assert "[raw2clean] Hudi 0.15.0 (options for 0.15)" in log
+            assert "warm Spark driver" in log
+    finally:
+        service.close()
     table = tmp_path / "clean" / "store_customer"
     commits = sorted(p.name for p in (table / ".hoodie").glob("*.commit"))
     assert len(commits) == 2, commits

@@ -32,7 +32,7 @@ from local.stack import DUMMY_ACCESS_KEY_ID
 from tests.conftest import PrefectApi, data_api_client, stop_process_group, throwaway_data_dir
 from tests.local.stack_processes import REPO, kill_leftovers, local_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 NIGHTLY_LOCAL = "mystore-nightly/mystore-nightly-local"
 RESUME_LOCAL = "resume-waiting/resume-waiting-local"

@@ -18,7 +18,7 @@ from local.stack import LocalStack
 from tests.conftest import PrefectApi, throwaway_data_dir
 from tests.local.stack_processes import processes_using
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 REPO = Path(__file__).resolve().parents[2]
 
