@@ -46,7 +46,11 @@ UP_TIMEOUT = 420  # local_cli's default
 # load 3-7; the same steps took 566 s at load 14 with a second pytest process running Spark
 # beside them. Each night and `up` has its own timeout, so the item may take their sum
 # before pytest-timeout calls it hung; the rerun test's two attached nights fit in the same.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * NIGHT_TIMEOUT + UP_TIMEOUT)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.spark,
+    pytest.mark.timeout(3 * NIGHT_TIMEOUT + UP_TIMEOUT),
+]
 WAREHOUSE_LINE = re.compile(
     r"Warehouse: customers inserted (?P<inserted>[\d,]+), customers updated in place "
     r"(?P<updated>[\d,]+), customers versioned \(SCD2\) (?P<versioned>[\d,]+), "
