@@ -48,8 +48,16 @@ class ExportConfig:
     glue_worker_type: str | None = None
     glue_number_of_workers: int | None = None
     glue_timeout_minutes: int = 120
+    # The first pause of a refused submit's Retry (MYSTORE_SUBMIT_RETRY_SECONDS, as the
+    # flow's); None: a tenth of the step's retry delay, at least 1 s (1 s by default).
+    submit_retry_seconds: float | None = None
 
     def __post_init__(self) -> None:
+        if self.submit_retry_seconds is not None and not 0 < self.submit_retry_seconds <= 30:
+            raise AslBuildError(
+                f"submit_retry_seconds {self.submit_retry_seconds!r} is invalid; allowed: more "
+                "than 0, at most 30 (Step Functions rounds it up to whole seconds)"
+            )
         if not _ACCOUNT_RE.fullmatch(self.account_id):
             raise AslBuildError(f"account_id {self.account_id!r} must be 12 digits")
         if not _REGION_RE.fullmatch(self.region):
@@ -113,5 +121,7 @@ class ExportConfig:
         }
         if settings.region:
             values["region"] = settings.region
+        if "submit_retry_seconds" in settings.model_fields_set:  # set by the user only
+            values["submit_retry_seconds"] = settings.submit_retry_seconds
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ Kept apart from the step builders so the budgets the flow and the machine must a
 from __future__ import annotations
 
 import inspect
+import math
 
 from deployments.asl import Branch, Retrier, choice, fail, format_call
 from flows.pipeline import Step
@@ -32,12 +33,20 @@ SUBMIT_TRIES_PER_ATTEMPT = (
 )
 
 
-def submit_retry(step: Step) -> Retrier:
-    """The flow's budget for a refused submit: task attempts x submit tries per attempt."""
+def submit_retry(step: Step, first_pause_seconds: float | None = None) -> Retrier:
+    """The flow's budget for a refused submit: task attempts x submit tries per attempt.
+
+    ``first_pause_seconds`` (``ExportConfig.submit_retry_seconds``) sets the first pause,
+    rounded up to the whole seconds ASL allows; by default a tenth of the step's retry
+    delay, at least 1 s."""
     policy = step.retry
+    if first_pause_seconds is not None:
+        interval = max(1, math.ceil(first_pause_seconds))
+    else:
+        interval = max(1, round(policy.delay_seconds / 10))
     return Retrier(
         errors=THROTTLING + TRANSIENT,  # safe: every submit carries a ClientToken
-        interval_seconds=max(1, round(policy.delay_seconds / 10)),
+        interval_seconds=interval,
         max_attempts=max(0, policy.attempts * SUBMIT_TRIES_PER_ATTEMPT - 1),
         backoff_rate=policy.backoff_rate,
         max_delay_seconds=60,

@@ -179,7 +179,7 @@ def add_statement_step(
             parameters=request,
             result_selector={"Id.$": "$.Id"},
             result_path="$.run.statement",
-            retry=[submit_retry(step)],
+            retry=[submit_retry(step, config.submit_retry_seconds)],
             catch=[error_exit],
             next_state=names["wait"],
         ),

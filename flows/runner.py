@@ -168,7 +168,11 @@ def outcome_of(
 def _query(runtime: Runtime, sql: str, **parameters: object) -> tuple[dict[str, Any], ...]:
     """An informative query (no run key: it may run again on a rerun, and that is fine)."""
     result = execute_statement.with_options(retries=0, task_run_name="read warehouse counts")(
-        sql, target=runtime.target, parameters=parameters or None, fetch=True
+        sql,
+        target=runtime.target,
+        parameters=parameters or None,
+        fetch=True,
+        policy=runtime.wait_policy(runtime.settings.statement_timeout_seconds),
     )
     return result.rows
 

@@ -84,9 +84,11 @@ class Runtime:
         self.api_calls[model.name] += 1
 
     def wait_policy(self, step_timeout_seconds: float) -> WaitPolicy:
-        """Long-poll waiting, bounded by the step's timeout and the settings' cap."""
+        """Long-poll waiting, bounded by the step's timeout and the settings' cap; a refused
+        submit is paced by ``submit_retry_seconds``."""
         return WaitPolicy(
-            timeout_seconds=min(step_timeout_seconds, self.settings.statement_timeout_seconds)
+            timeout_seconds=min(step_timeout_seconds, self.settings.statement_timeout_seconds),
+            submit_interval=self.settings.submit_retry_seconds,
         )
 
     def glue_poll_policy(self) -> WaitPolicy:

@@ -61,6 +61,17 @@ class Settings(WarehouseSettings):
         ),
     )
 
+    submit_retry_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description=(
+            "first pause before a submit the Data API refused (throttling, capacity) is tried "
+            "again; it doubles on each of the 4 retries (capped at 30 s). How many tries there "
+            "are does not change"
+        ),
+    )
+
     wait_mode: Literal["poll", "suspend"] = Field(
         "poll",
         description=(

@@ -255,6 +255,7 @@ def start_work(
         parameters=parameters,
         force=force,
         reattach_to=reattach_to,
+        policy=runtime.wait_policy(step.wait.timeout_seconds),
     )
     return {"id": submission.statement_id, "earlier": submission.reattached}
 

@@ -329,6 +329,7 @@ def is_transient(error: BaseException) -> bool:
 # --- waiting ------------------------------------------------------------------------------
 
 MAX_LONG_POLL_SECONDS = 30
+MAX_SUBMIT_INTERVAL = 30.0  # the longest pause between two tries of a refused submit
 
 
 @dataclass(frozen=True)
@@ -339,7 +340,10 @@ class WaitPolicy:
     +/- ``jitter`` so many waiters do not poll in step. ``timeout_seconds`` bounds the whole
     wait (None: no bound); ``transient_error_budget`` is how many transient errors *in a
     row* are tolerated. ``long_poll_seconds`` is the Data API's ``WaitTimeSeconds`` (0: off;
-    Glue has no long poll).
+    Glue has no long poll). ``submit_interval`` is the first pause after the service refused
+    to start the work (throttling, capacity); it grows by ``multiplier`` up to
+    ``MAX_SUBMIT_INTERVAL``, so a deployment (or a test) can size how patiently a refused
+    submit is retried without changing how many times it is tried.
     """
 
     initial_interval: float = 0.25
@@ -349,8 +353,14 @@ class WaitPolicy:
     timeout_seconds: float | None = 24 * 3600.0
     transient_error_budget: int = 10
     long_poll_seconds: int = MAX_LONG_POLL_SECONDS
+    submit_interval: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.submit_interval <= MAX_SUBMIT_INTERVAL:
+            raise InvalidRequestError(
+                f"submit_interval {self.submit_interval!r} is invalid; allowed: more than 0, "
+                f"at most {MAX_SUBMIT_INTERVAL} seconds"
+            )
         if not 0 <= self.long_poll_seconds <= MAX_LONG_POLL_SECONDS:
             raise InvalidRequestError(
                 f"long_poll_seconds {self.long_poll_seconds!r} is invalid; allowed: 0 "
@@ -378,6 +388,13 @@ class WaitPolicy:
         """Seconds before retry number ``retry`` (0-based); ``unit_random`` is in [0, 1)."""
         base = min(self.max_interval, self.initial_interval * self.multiplier ** max(0, retry))
         return base * (1 - self.jitter + 2 * self.jitter * unit_random)
+
+    def submit_backoff(self) -> WaitPolicy:
+        """The pauses between tries of a refused submit: from ``submit_interval``, growing by
+        ``multiplier`` up to ``MAX_SUBMIT_INTERVAL``, with this policy's jitter."""
+        return replace(
+            self, initial_interval=self.submit_interval, max_interval=MAX_SUBMIT_INTERVAL
+        )
 
     def within(self, seconds: float | None) -> WaitPolicy:
         """This policy with its timeout shortened to ``seconds`` (what a task timeout

@@ -21,8 +21,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.aws import aws_client
 from tasks.flow_run_tags import glue_run_tag, record_work
 from tasks.glue.lease import prefect_start_lock
-from tasks.glue.runner import GlueRunResult, run_glue_job, start_glue_run
-from tasks.jobs import RunKey, task_retry_options
+from tasks.glue.runner import DEFAULT_POLL, GlueRunResult, run_glue_job, start_glue_run
+from tasks.jobs import RunKey, WaitPolicy, task_retry_options
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -48,12 +48,15 @@ def glue_job_run(
     client: GlueClient | None = None,
     credentials: AwsCredentials | None = None,
     region: str | None = None,
+    poll: WaitPolicy = DEFAULT_POLL,
 ) -> GlueRunResult:
     """Run a Glue job to its end (see ``run_glue_job``); retrying this task is safe: a retry
     reattaches to the run its key names, and starts afresh only after a failed run.
 
     The client is ``client`` when given, else built from ``credentials`` and ``region``
-    (boto3's default chain and ``AWS_ENDPOINT_URL_GLUE`` otherwise).
+    (boto3's default chain and ``AWS_ENDPOINT_URL_GLUE`` otherwise). ``poll`` paces the
+    GetJobRun calls while the run is awaited (default: 1 s growing to 5 s; a local endpoint
+    answers at once and can be polled more often).
     """
     glue = client or aws_client("glue", credentials=credentials, region=region)
     logger = get_run_logger()
@@ -67,6 +70,7 @@ def glue_job_run(
         timeout_minutes=timeout_minutes,
         force=force,
         reattach_to=reattach_to,
+        poll=poll,
         start_lock=prefect_start_lock(logger=logger),
         logger=logger,
         on_start=lambda run_id: record_work(glue_run_tag(job_name, run_id)),

@@ -75,9 +75,12 @@ def checkpointed_submit(
     target: RedshiftTarget,
     operation: SubmitOperation,
     request: Mapping[str, Any],
+    policy: WaitPolicy | None = None,
 ) -> str:
     """The statement id, persisted under ``cache_key`` before anyone waits on it."""
-    return submit_statement(target.data_api_client(), operation, request, logger=get_run_logger())
+    return submit_statement(
+        target.data_api_client(), operation, request, logger=get_run_logger(), policy=policy
+    )
 
 
 def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) -> bool:
@@ -94,14 +97,21 @@ def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) ->
 
 def _submit_checkpointed(
     target: RedshiftTarget, logger: Logger
-) -> Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str]:
+) -> Callable[[RunKey, SubmitOperation, Mapping[str, Any], WaitPolicy | None], str]:
     """The ``submit`` hook of ``submit_or_reattach``: submit through the checkpoint."""
     client = target.data_api_client()
 
-    def submit(run: RunKey, operation: SubmitOperation, request: Mapping[str, Any]) -> str:
+    def submit(
+        run: RunKey,
+        operation: SubmitOperation,
+        request: Mapping[str, Any],
+        policy: WaitPolicy | None,
+    ) -> str:
         key = checkpoint_key(run, target)
         named = checkpointed_submit.with_options(task_run_name=f"submit {run.step}")
-        state = named(key, run.statement_name, target, operation, request, return_state=True)
+        state = named(
+            key, run.statement_name, target, operation, request, policy, return_state=True
+        )
         statement_id: str = state.result()
         if state.name != "Cached" or statement_exists(client, statement_id):
             return statement_id
@@ -115,7 +125,7 @@ def _submit_checkpointed(
             statement_id,
         )
         return named.with_options(refresh_cache=True)(
-            key, run.statement_name, target, operation, request
+            key, run.statement_name, target, operation, request, policy
         )
 
     return submit
@@ -134,6 +144,7 @@ def _submit_without_key(
     parameters: Mapping[str, object] | None,
     execution_mode: ExecutionMode | None,
     logger: Logger,
+    policy: WaitPolicy | None,
 ) -> Submission:
     operation, request = build_submit_request(
         target,
@@ -142,7 +153,9 @@ def _submit_without_key(
         client_token=_task_run_token(target),
         execution_mode=execution_mode,
     )
-    statement_id = submit_statement(target.data_api_client(), operation, request, logger=logger)
+    statement_id = submit_statement(
+        target.data_api_client(), operation, request, logger=logger, policy=policy
+    )
     logger.info("submitted statement %s", statement_id)
     return Submission(statement_id, statement_id, 1, False)
 
@@ -198,7 +211,8 @@ def execute_statement(
             or ABORTED does a new attempt submit. Without one every call submits anew.
         fetch: also return the result rows, typed (Decimal, date, datetime ...), in ``rows``.
         force: with a run key, submit a new attempt even if an earlier one FINISHED.
-        policy: how to wait (long polling, backoff, timeout); the defaults suit Redshift.
+        policy: how to wait (long polling, backoff, timeout) and how patiently a refused
+            submit is tried again (``submit_interval``); the defaults suit Redshift.
         execution_mode: for a batch, TRANSACTION (default) or AUTO_COMMIT.
         max_rows: with ``fetch``, fail rather than fetch more rows than this.
         reattach_to: with a run key, ids of statements this flow run already started
@@ -212,7 +226,7 @@ def execute_statement(
     logger = get_run_logger()
     client = target.data_api_client()
     if run_key is None:
-        submission = _submit_without_key(target, sql, parameters, execution_mode, logger)
+        submission = _submit_without_key(target, sql, parameters, execution_mode, logger, policy)
     else:
         submission = submit_or_reattach(
             client,
@@ -329,9 +343,11 @@ def start_submission(
     parameters: Mapping[str, object] | None = None,
     force: bool = False,
     reattach_to: Collection[str] = (),
+    policy: WaitPolicy | None = None,
 ) -> Submission:
     """``start_statement``'s body, inside a task run: the submission, including whether it
-    reattached to an earlier run's statement (for flows that report it)."""
+    reattached to an earlier run's statement (for flows that report it). ``policy`` paces
+    the lookup of earlier attempts and a refused submit, as in ``execute_statement``."""
     logger = get_run_logger()
     submission = submit_or_reattach(
         target.data_api_client(),
@@ -344,6 +360,7 @@ def start_submission(
         submit=_submit_checkpointed(target, logger),
         reattach_to=reattach_to,
         with_event=True,
+        policy=policy,
     )
     record_work(statement_tag(submission.statement_id))  # what this run's stop hooks fence by
     return submission

@@ -44,7 +44,9 @@ from tasks.redshift_data.waiting import wait_or_cancel
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-SUBMIT_RETRY_POLICY = WaitPolicy(initial_interval=1.0, max_interval=30.0)
+# The default pauses between tries of a refused submit (1 s, 2 s, 4 s ... up to 30 s);
+# a caller's WaitPolicy sets the first one (``submit_interval``).
+SUBMIT_RETRY_POLICY = WaitPolicy().submit_backoff()
 _SUBMIT_EXCEPTIONS = ("ExecuteStatementException", "BatchExecuteStatementException")
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,12 @@ def submit_statement(
     retries: int = 4,
     logger: Logger | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    policy: WaitPolicy | None = None,
 ) -> str:
     """The statement id. Capacity and throttling refusals are retried with backoff.
+
+    ``retries`` bounds how often; ``policy.submit_backoff()`` how long to pause in between
+    (default ``SUBMIT_RETRY_POLICY``).
 
     Errors whose outcome is unknown (a dropped connection, a 5xx) are retried only when the
     request has a ClientToken, because only then can a retry not start a second statement.
@@ -66,6 +72,7 @@ def submit_statement(
     statement: if it runs or finished it is ours, if it failed we raise its error.
     """
     logger = logger or log
+    backoff = policy.submit_backoff() if policy is not None else SUBMIT_RETRY_POLICY
     has_token = "ClientToken" in request
     for retry in range(retries + 1):
         try:
@@ -96,7 +103,7 @@ def submit_statement(
                 f"{operation} still refused after {retries + 1} tries: {failure}",
                 code=error_code(failure),
             ) from failure
-        delay = SUBMIT_RETRY_POLICY.delay(retry, random.random())
+        delay = backoff.delay(retry, random.random())
         logger.warning("%s refused (%s); retrying in %.1f s", operation, failure, delay)
         sleep(delay)
     raise AssertionError("unreachable")
@@ -253,7 +260,8 @@ def submit_or_reattach(
     force: bool = False,
     execution_mode: ExecutionMode | None = None,
     logger: Logger | None = None,
-    submit: Callable[[RunKey, SubmitOperation, Mapping[str, Any]], str] | None = None,
+    submit: Callable[[RunKey, SubmitOperation, Mapping[str, Any], WaitPolicy | None], str]
+    | None = None,
     reattach_to: Collection[str] = (),
     with_event: bool = False,
     policy: WaitPolicy | None = None,
@@ -265,7 +273,8 @@ def submit_or_reattach(
     ``with_event`` submits with ``WithEvent=True``: the Data API then sends EventBridge a
     "Redshift Data Statement Status Change" when the statement ends (suspend mode's wake-up).
     ``policy`` bounds the transient errors the lookup of earlier attempts rides out (its
-    budget and backoff, the same as the wait's).
+    budget and backoff, the same as the wait's) and paces a refused submit
+    (``submit_interval``); a ``submit`` hook receives it as its fourth argument.
     """
     logger = logger or log
     # Validate everything before the first call to AWS.
@@ -294,8 +303,8 @@ def submit_or_reattach(
         with_event=with_event,
     )
     if submit is None:
-        statement_id = submit_statement(client, operation, request, logger=logger)
+        statement_id = submit_statement(client, operation, request, logger=logger, policy=policy)
     else:
-        statement_id = submit(run, operation, request)
+        statement_id = submit(run, operation, request, policy)
     logger.info("submitted %s as %s (%s)", run.statement_name, statement_id, decision.reason)
     return Submission(statement_id, run.statement_name, run.attempt, False)

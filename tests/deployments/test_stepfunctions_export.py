@@ -263,3 +263,45 @@ def test_deploy_creates_then_updates_everything(
     assert "state machine mystore-nightly: created" in out
     assert "state machine mystore-nightly: updated" in out
     assert "schedule mystore-nightly: updated" in out
+
+
+def _submit_retries(definition: dict[str, Any]) -> list[tuple[int, int]]:
+    """(IntervalSeconds, MaxAttempts) of every executeStatement state's Retry."""
+    found: list[tuple[int, int]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if str(node.get("Resource", "")).endswith(":executeStatement"):
+                found.extend((r["IntervalSeconds"], r["MaxAttempts"]) for r in node["Retry"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(definition)
+    return found
+
+
+def test_the_submit_retry_pause_follows_the_flows_setting_and_keeps_the_budget() -> None:
+    default = _submit_retries(export_definition(nightly_pipeline(), CONFIG))
+    assert {interval for interval, _ in default} == {1}  # a tenth of the steps' 10 s delay
+    paced = ExportConfig(target=CONFIG.target, submit_retry_seconds=2.5)
+    retries = _submit_retries(export_definition(nightly_pipeline(), paced))
+    assert retries == [(3, attempts) for _, attempts in default]  # whole seconds, same tries
+
+
+def test_a_submit_retry_pause_out_of_range_is_refused_naming_it() -> None:
+    with pytest.raises(AslBuildError, match="submit_retry_seconds 0 is invalid"):
+        ExportConfig(target=CONFIG.target, submit_retry_seconds=0)
+
+
+def test_the_export_reads_the_submit_retry_pause_only_when_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.settings import Settings
+
+    _aws_env(monkeypatch)
+    assert ExportConfig.from_settings(Settings()).submit_retry_seconds is None
+    monkeypatch.setenv("MYSTORE_SUBMIT_RETRY_SECONDS", "4")
+    assert ExportConfig.from_settings(Settings()).submit_retry_seconds == 4

@@ -81,6 +81,14 @@ def moto(migrated: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
     migrated.endpoint.faults.clear()
 
 
+# Only how long a refused submit pauses between tries (the attempt counts are unchanged):
+# the flow's first pause, and no retries inside botocore, whose own back-off (up to 1+2+4 s
+# per try) cannot be shortened. The machine's SDK calls have none either, so each side
+# makes exactly its budget of ExecuteStatement calls.
+SUBMIT_RETRY_SECONDS = 0.05
+NO_BOTOCORE_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+
+
 def flow_runtime(stack: LocalStack) -> Runtime:
     """The flow's runtime as a user builds it: a target block whose credentials block points
     at the local endpoint (signing as the tests' key), and moto's Glue backend."""
@@ -88,13 +96,16 @@ def flow_runtime(stack: LocalStack) -> Runtime:
         aws_access_key_id=TEST_ACCESS_KEY,
         aws_secret_access_key=TEST_SECRET_KEY,
         region_name=LOCAL_REGION,
-        aws_client_parameters=AwsClientParameters(endpoint_url=stack.endpoint_url),
+        aws_client_parameters=AwsClientParameters(
+            endpoint_url=stack.endpoint_url, config=NO_BOTOCORE_RETRIES
+        ),
     )
     target = RedshiftTarget(
         database="dev", cluster_identifier="local", db_user="awsuser", aws_credentials=credentials
     )
     glue = boto3.client("glue", region_name=REGION)  # moto's Glue backend (mock_aws is active)
-    return Runtime.with_clients(Settings(target="local"), target, glue)
+    settings = Settings(target="local", submit_retry_seconds=SUBMIT_RETRY_SECONDS)
+    return Runtime.with_clients(settings, target, glue)
 
 
 def run_flow(pipeline: Pipeline, stack: LocalStack, night: date) -> dict[str, Any]:
@@ -301,9 +312,12 @@ def test_throttling_that_never_ends_fails_both_after_the_retry_budget(
     before = state_of(wh)
     migrated.endpoint.faults.throttle("ExecuteStatement", 10**6)
     by_flow = run_flow(pipeline, migrated, date(2026, 10, 6))
+    # 5 tries of the warehouse-counts read (informative, it fails quietly) + 5 of the load
+    refused_flow_calls = migrated.endpoint.faults.fired["throttle"]
     by_machine = run_machine(moto, pipeline, date(2026, 10, 16))
     migrated.endpoint.faults.clear()
-    assert by_flow["status"] == "FAILED" and "still refused" in by_flow["error"]
+    assert by_flow["status"] == "FAILED" and "still refused after 5 tries" in by_flow["error"]
+    assert refused_flow_calls == 10
     assert by_machine["status"] == "FAILED"
     assert by_machine["error"] == "RedshiftData.RedshiftDataException"
     assert "Rate exceeded" in by_machine["cause"]

@@ -87,3 +87,21 @@ def test_a_glue_poll_cap_out_of_range_is_refused_naming_it() -> None:
 
     with pytest.raises(ValidationError, match="glue_poll_max_seconds"):
         Settings(target="local", glue_poll_max_seconds=0)
+
+
+def test_the_submit_retry_pause_comes_from_the_settings() -> None:
+    runtime = Runtime.from_settings(
+        Settings(target="local", region="us-east-1", submit_retry_seconds=0.2)
+    )
+    assert runtime.wait_policy(60).submit_interval == 0.2
+    default = Runtime.from_settings(Settings(target="local", region="us-east-1"))
+    assert default.wait_policy(60).submit_interval == 1.0
+
+
+def test_a_submit_retry_pause_out_of_range_is_refused_naming_it() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="submit_retry_seconds"):
+        Settings(target="local", submit_retry_seconds=0)
+    with pytest.raises(ValidationError, match="less than or equal to 30"):
+        Settings(target="local", submit_retry_seconds=45)

@@ -52,12 +52,30 @@ REPO = Path(__file__).resolve().parents[2]
 APP = Path(__file__).with_name("suspend_app.py")
 NIGHT = dt.date(2026, 11, 25)
 DEPLOYMENT = "suspend-test-night/suspend-test"
+GATE_SECONDS = 120  # the most a gated statement runs unreleased (a stuck test still ends)
 FAILING = """create or replace procedure rsd_test.sp_slow_fail(tag text, seconds float)
 language plpgsql as $$ begin
   insert into rsd_test.calls (tag) values (tag);
   perform pg_sleep(seconds);
   raise exception 'boom %', tag;
 end $$"""
+# A statement that runs until the test releases it (a row in rsd_test.releases), at most
+# ``seconds``: a test needs its statement running through suspend and an early resume,
+# however slow the machine, and then over as soon as it says so. Each query of a plpgsql
+# loop takes a fresh snapshot (READ COMMITTED), so the loop sees the release commit.
+GATED = [
+    "create table if not exists rsd_test.releases (tag text)",
+    """create or replace procedure rsd_test.sp_gated(tag text, seconds float)
+language plpgsql as $$
+declare give_up timestamptz := clock_timestamp() + make_interval(secs => seconds);
+begin
+  insert into rsd_test.calls (tag) values (tag);
+  while clock_timestamp() < give_up
+        and not exists (select 1 from rsd_test.releases r where r.tag = sp_gated.tag) loop
+    perform pg_sleep(0.1);
+  end loop;
+end $$""",
+]
 
 
 @dataclass
@@ -88,6 +106,7 @@ def served(
     from tasks.redshift_data.submit import execute_and_wait
 
     execute_and_wait(data_api_client(endpoint_process), TARGET, FAILING)
+    execute_and_wait(data_api_client(endpoint_process), TARGET, GATED)
     log = tmp_path_factory.mktemp("suspend") / "runner.log"
     env = prefect_api.env(
         AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint_process,
@@ -177,6 +196,15 @@ def wait_for(
             time.sleep(0.3)
 
 
+def release(client: RedshiftDataAPIServiceClient, tag: str) -> None:
+    """Let the ``sp_gated`` statement of ``tag`` finish (within its 0.1 s loop)."""
+    from tasks.redshift_data.submit import execute_and_wait
+
+    execute_and_wait(
+        client, TARGET, "insert into rsd_test.releases (tag) values (:tag)", parameters={"tag": tag}
+    )
+
+
 def suspended(run: Any) -> bool:
     return bool(run.state.is_paused() and run.state.name == "Suspended")
 
@@ -207,7 +235,7 @@ def test_suspends_holds_no_process_and_resumes_once(
 
     client = data_api_client(served.endpoint)
     idle = runner_children(served)
-    run_id, pipeline, tag = start(served, seconds=40)
+    run_id, pipeline, tag = start(served, seconds=GATE_SECONDS, procedure="sp_gated")
     run = wait_for(served, run_id, suspended)
     assert WAITING_TAG in run.tags
     (statement,) = statements(client, pipeline)
@@ -227,8 +255,10 @@ def test_suspends_holds_no_process_and_resumes_once(
     )
 
     shutil.rmtree(served.api.storage, ignore_errors=True)  # a new host: no local checkpoints
+    assert client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED"
+    release(client, tag)
     while client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED":
-        time.sleep(0.5)
+        time.sleep(0.2)
     report = resumer()
     assert str(run_id) in report.resumed
     assert str(run_id) not in resumer().resumed  # a second pass resumes nothing twice
@@ -305,7 +335,7 @@ def test_early_resume_suspends_again_and_runs_each_statement_once(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     client = data_api_client(served.endpoint)
-    run_id, pipeline, tag = start(served, seconds=40)
+    run_id, pipeline, tag = start(served, seconds=GATE_SECONDS, procedure="sp_gated")
     wait_for(served, run_id, suspended)
     (statement,) = statements(client, pipeline)
     with temporary_settings(updates={PREFECT_API_URL: served.api.api_url}):
@@ -319,8 +349,9 @@ def test_early_resume_suspends_again_and_runs_each_statement_once(
     assert run.state.message.startswith("waiting on 1: statement " + statement["Id"])
     assert [s["Id"] for s in statements(client, pipeline)] == [statement["Id"]]
 
+    release(client, tag)
     while client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED":
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert str(run_id) in resumer().resumed
     run = wait_for(served, run_id, lambda r: r.state.is_final())
     assert run.state.is_completed(), run.state
@@ -337,7 +368,7 @@ def test_resume_with_checkpoints_and_ids_lost_reattaches_by_name(served: Served)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     client = data_api_client(served.endpoint)
-    run_id, pipeline, tag = start(served, seconds=8)
+    run_id, pipeline, tag = start(served, seconds=GATE_SECONDS, procedure="sp_gated")
     run = wait_for(served, run_id, suspended)
     (statement,) = statements(client, pipeline)
     shutil.rmtree(served.api.storage, ignore_errors=True)
@@ -345,8 +376,9 @@ def test_resume_with_checkpoints_and_ids_lost_reattaches_by_name(served: Served)
         api.update_flow_run(
             run_id, tags=[t for t in run.tags if not t.startswith("redshift-stmt:")]
         )
+    release(client, tag)
     while client.describe_statement(Id=statement["Id"])["Status"] != "FINISHED":
-        time.sleep(0.5)
+        time.sleep(0.2)
     with temporary_settings(updates={PREFECT_API_URL: served.api.api_url}):
         resume_flow_run(run_id)  # the runner starts a fresh flow process
     run = wait_for(served, run_id, lambda r: r.state.is_final())

@@ -25,6 +25,9 @@ from tasks.glue import GlueRunResult, glue_job_run, run_glue_job
 from tasks.jobs import RunKey, WaitPolicy
 
 NIGHT = dt.date(2026, 11, 25)
+# The local endpoint answers GetJobRun at once: poll often, so each process notices the
+# 1-second run's end within 0.2 s (Glue's 1 s growing to 5 s is only waiting here).
+POLL = WaitPolicy(initial_interval=0.05, max_interval=0.2, timeout_seconds=None)
 
 
 class NoGoSignal(Exception):
@@ -52,7 +55,7 @@ def _in_a_flow(
     def night() -> GlueRunResult:
         _wait_for_go(ready, go)
         return glue_job_run(
-            "standin", {"--sleep": "1"}, run_key=RunKey("p", NIGHT, step), client=client
+            "standin", {"--sleep": "1"}, run_key=RunKey("p", NIGHT, step), client=client, poll=POLL
         )
 
     with temporary_settings(
@@ -92,7 +95,7 @@ def invoke(
                 "standin",
                 {"--sleep": "1"},
                 run_key=RunKey("p", NIGHT, step),
-                poll=WaitPolicy(initial_interval=0.05, max_interval=0.2, timeout_seconds=None),
+                poll=POLL,
                 concurrency=WaitPolicy(initial_interval=0.1, max_interval=0.3, timeout_seconds=30),
             )
     except Exception as exc:  # reported to the test, which fails naming it

@@ -409,6 +409,32 @@ def test_prefect_task_runs_and_its_timeout_stops_the_run(
     assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
 
 
+@pytest.mark.slow
+def test_the_prefect_tasks_poll_policy_paces_its_get_job_run_calls(
+    prefect_settings: PrefectApi, endpoint: AwsEndpoint
+) -> None:
+    from prefect import flow
+
+    from tasks.glue import glue_job_run
+
+    client = glue_client(endpoint.url)
+    polls: list[str] = []
+    client.meta.events.register("before-call.glue.GetJobRun", lambda **_: polls.append("poll"))
+    often = WaitPolicy(initial_interval=0.05, max_interval=0.05, timeout_seconds=None)
+
+    @flow
+    def night() -> str:
+        key = RunKey("flow", NIGHT, "often")
+        return glue_job_run(
+            "standin", {"--sleep": "1"}, run_key=key, client=client, poll=often
+        ).state
+
+    assert night() == "SUCCEEDED"
+    # a run of at least 1 s, polled every 0.05 s (+/- 20 %): many more than the default
+    # policy's 1 s, 1.5 s ... would make (one or two)
+    assert len(polls) >= 5, polls
+
+
 FLOW_SCRIPT = textwrap.dedent(
     """
     import datetime

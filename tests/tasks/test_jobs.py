@@ -162,6 +162,12 @@ def test_the_delay_grows_caps_and_jitters() -> None:
     assert policy.delay(0, 0.999) == pytest.approx(2.4, abs=0.01)
 
 
+def test_a_refused_submit_backs_off_from_the_submit_interval_up_to_30_s() -> None:
+    backoff = WaitPolicy(submit_interval=4.0, jitter=0.0).submit_backoff()
+    assert [backoff.delay(n, 0.5) for n in range(5)] == [4.0, 8.0, 16.0, 30.0, 30.0]
+    assert WaitPolicy().submit_backoff().delay(0, 0.5) == 1.0  # the default: 1 s, 2 s, ...
+
+
 def test_within_only_ever_shortens_the_timeout() -> None:
     policy = WaitPolicy(timeout_seconds=100)
     assert policy.within(None) is policy
@@ -181,6 +187,8 @@ def test_within_only_ever_shortens_the_timeout() -> None:
         ({"jitter": 1.0}, r"jitter 1.0 must be in \[0, 1\)"),
         ({"timeout_seconds": 0}, "timeout_seconds 0 must be positive or None"),
         ({"transient_error_budget": -1}, "transient_error_budget -1 must be >= 0"),
+        ({"submit_interval": 0}, "submit_interval 0 is invalid; allowed: more than 0, at most 30"),
+        ({"submit_interval": 31}, "submit_interval 31 is invalid"),
     ],
 )
 def test_bad_policies_are_named(kwargs: dict[str, float], message: str) -> None:

@@ -230,15 +230,14 @@ def test_lost_submit_then_new_invocation_reattaches(
     schema: None,
     pg_conn: PgConn,
     tag: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """(a') Every answer lost: the call fails, and the next invocation finds the statement."""
-    monkeypatch.setattr(submit_module, "SUBMIT_RETRY_POLICY", WaitPolicy(initial_interval=0.01))
+    quick = WaitPolicy(submit_interval=0.01)  # the submit's pauses, not its 5 tries
     step = RunKey(tag, dt.date(2026, 11, 25), "record")
     sql, params = call_procedure_sql("rsd_test", "sp_slow", [tag, 0.5])
     local_stack.endpoint.faults.drop_after("ExecuteStatement", 100)
     with pytest.raises(SubmitError):
-        run_keyed(fresh_client, sql, step, parameters=params)  # retries with backoff
+        run_keyed(fresh_client, sql, step, parameters=params, policy=quick)  # with backoff
     local_stack.endpoint.faults.clear()
     submits = count_calls(fresh_client, "ExecuteStatement")
     result = run_keyed(fresh_client, sql, step, parameters=params)

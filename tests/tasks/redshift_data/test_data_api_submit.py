@@ -12,7 +12,7 @@ from botocore.exceptions import ConnectionClosedError
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.jobs import JobError, RunKey, SubmitError
+from tasks.jobs import JobError, RunKey, SubmitError, WaitPolicy
 from tasks.redshift_data import RedshiftTarget, StatementFailedError
 from tasks.redshift_data.errors import StatementLookupError
 from tasks.redshift_data.submit import (
@@ -186,6 +186,20 @@ def test_capacity_refusals_are_retried_with_backoff(stubbed: Stubbed) -> None:
     request = {"Sql": "select 1", "Database": "dev", "WorkgroupName": "mystore-wg"}
     assert submit_statement(client, "ExecuteStatement", request, sleep=sleeps.append) == SID
     assert len(sleeps) == 2 and 0.8 <= sleeps[0] <= 1.2 and 1.6 <= sleeps[1] <= 2.4
+
+
+def test_the_callers_policy_paces_the_retries_but_not_their_number(stubbed: Stubbed) -> None:
+    client, stub = stubbed
+    for _ in range(3):
+        stub.add_client_error("execute_statement", "ThrottlingException", "Rate exceeded")
+    sleeps: list[float] = []
+    request = {"Sql": "select 1", "Database": "dev", "WorkgroupName": "mystore-wg"}
+    policy = WaitPolicy(submit_interval=0.1, jitter=0.0)
+    with pytest.raises(SubmitError, match="still refused after 3 tries"):
+        submit_statement(
+            client, "ExecuteStatement", request, retries=2, sleep=sleeps.append, policy=policy
+        )
+    assert sleeps == pytest.approx([0.1, 0.2])
 
 
 def test_capacity_refusals_give_up_with_a_submit_error(stubbed: Stubbed) -> None:
