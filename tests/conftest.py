@@ -72,18 +72,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
 SPARK_FIXTURES = frozenset({"spark", "warm_spark_drivers"})
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
     """Spark tests (marked ``spark``, or using a Spark fixture) get the ``spark`` mark and
     one xdist group: under ``-n 2 --dist loadgroup`` they run one after another on one
     worker, so two JVMs never fight over a 2-core machine, while the other worker takes
-    the rest of the suite."""
-    for item in items:
-        if item.get_closest_marker("spark") is None:
-            if SPARK_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
-                continue
-            item.add_marker(pytest.mark.spark)
-        item.add_marker(pytest.mark.xdist_group("spark"))
+    the rest of the suite. Marked as each item is collected: pytest-xdist reads the groups
+    in its own ``pytest_collection_modifyitems``, which runs before a conftest's."""
+    if item.get_closest_marker("spark") is None:
+        if SPARK_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            return
+        item.add_marker(pytest.mark.spark)
+    item.add_marker(pytest.mark.xdist_group("spark"))
 
 
 def data_api_client(

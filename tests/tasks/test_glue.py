@@ -399,7 +399,9 @@ def test_prefect_task_runs_and_its_timeout_stops_the_run(
 
     @flow
     def too_slow() -> None:
-        glue_job_run.with_options(timeout_seconds=2)(
+        # Long enough for the start (lease, lookup, StartJobRun) on a loaded machine: a
+        # timeout that fires before the run exists leaves nothing to stop and no test.
+        glue_job_run.with_options(timeout_seconds=10)(
             "standin", {"--sleep": "60"}, run_key=RunKey("flow", NIGHT, "slow"), client=client
         )
 
