@@ -50,6 +50,7 @@ def run_night(glue: Any, day: str, table: str = TABLE) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.spark  # the clean job in a warm Spark driver of its own
 def test_two_nights_register_then_update_tables_and_partitions(
     scratch_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
