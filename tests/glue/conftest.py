@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -19,6 +23,40 @@ def maven_hudi_environ() -> dict[str, str]:
     return {
         k: v for k, v in os.environ.items() if k not in (HUDI_JAR_ENV, "MYSTORE_LOCAL_TABLE_FORMAT")
     }
+
+
+@contextmanager
+def warm_clean_job(data_dir: Path, warm_drivers: Any) -> Iterator[Any]:
+    """A local Glue service for the clean job under ``data_dir``, running it in the session's
+    warm drivers with ``maven_hudi_environ()``; closed afterwards."""
+    from local.glue_jobs import GlueService, default_jobs
+
+    service = GlueService(
+        default_jobs(data_dir, None),
+        log_dir=data_dir / "logs",
+        environ=maven_hudi_environ(),
+        warm_drivers=warm_drivers,
+    )
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def run_clean_job(service: Any, arguments: Mapping[str, str], timeout: float) -> tuple[Any, str]:
+    """Start one clean-job run on ``service`` and wait for its end: (the run, its log).
+    Fails the test, quoting the log, unless the run SUCCEEDED."""
+    from local.glue_jobs.requests import StartRequest
+
+    run = service.backend.start(
+        StartRequest("raw2clean", dict(arguments), None, None, None, None, None)
+    )
+    deadline = time.monotonic() + timeout
+    while run.active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = (Path(run.log_group) / f"{run.id}.log").read_text()
+    assert run.state == "SUCCEEDED", (dict(arguments), run.error_message, log[-3000:])
+    return run, log
 
 
 @pytest.fixture(scope="session")

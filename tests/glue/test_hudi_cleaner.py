@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,9 @@ from typing import Any
 
 import pytest
 
-from local.glue_jobs import GlueService, default_jobs
 from local.glue_jobs.jobs import find_java_home
-from local.glue_jobs.requests import StartRequest
 from local.sample_data import GenerateConfig, generate
-from tests.glue.conftest import maven_hudi_environ
+from tests.glue.conftest import run_clean_job, warm_clean_job
 
 # Twelve Hudi commits: about a minute on an idle 2-core laptop, ten times that under load.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -44,28 +41,12 @@ def twelve_nights(
         days=NIGHTS, customers=12, sales_per_day=4, change_share=0.5, move_share=0.2
     )
     truth = generate(config, data_dir)
-    service = GlueService(
-        default_jobs(data_dir, None),
-        log_dir=data_dir / "logs",
-        environ=maven_hudi_environ(),
-        warm_drivers=warm_spark_drivers,
-    )
-    try:
+    with warm_clean_job(data_dir, warm_spark_drivers) as service:
         for night in truth["days"]:
-            arguments = {"--table": TABLE, "--logical_date": night["date"]}
-            run = service.backend.start(
-                StartRequest("raw2clean", arguments, None, None, None, None, None)
-            )
-            deadline = time.monotonic() + 600
-            while run.active and time.monotonic() < deadline:
-                time.sleep(0.2)
-            log = (Path(run.log_group) / f"{run.id}.log").read_text()
-            assert run.state == "SUCCEEDED", (night["date"], run.error_message, log[-3000:])
+            run_clean_job(service, {"--table": TABLE, "--logical_date": night["date"]}, 600)
         pids = {r.child_pid for r in service.store.for_job("raw2clean")}
         assert len(pids) == 1, f"every night ran in one warm driver, got {pids}"
         yield data_dir / "clean" / TABLE
-    finally:
-        service.close()
 
 
 def test_twelve_nights_keep_at_most_ten_commits_of_file_versions(twelve_nights: Path) -> None:

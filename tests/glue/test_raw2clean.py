@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from pyspark.sql import SparkSession
 from glue.job_arguments import HUDI_JAR_ENV, build_arguments, resolve_arguments
 from glue.raw2clean import REPORT_PREFIX, CleanJobError, error_summary, main
 from local.sample_data import GenerateConfig, generate, write_partition
-from tests.glue.conftest import maven_hudi_environ
+from tests.glue.conftest import run_clean_job, warm_clean_job
 
 # Several tests run the job in a child process with a JVM of its own.
 pytestmark = pytest.mark.spark
@@ -426,36 +425,18 @@ def test_real_hudi_from_maven_upserts_by_event_time_when_the_customer_date_moves
     """
     from hudi import HudiTableBuilder
 
-    from local.glue_jobs import GlueService, default_jobs
-    from local.glue_jobs.requests import StartRequest
-
     sample_dir, truth = sample
-    service = GlueService(
-        default_jobs(tmp_path, None),
-        log_dir=tmp_path / "logs",
-        environ=maven_hudi_environ(),
-        warm_drivers=warm_spark_drivers,
-    )
-    try:
+    with warm_clean_job(tmp_path, warm_spark_drivers) as service:
         for night in truth["days"]:
             argv = job_argv(sample_dir, tmp_path, "store_customer", night["date"])
             arguments = dict(zip(argv[2::2], argv[3::2], strict=True))  # without --JOB_NAME
-            run = service.backend.start(
-                StartRequest("raw2clean", arguments, None, None, None, None, None)
-            )
-            deadline = time.monotonic() + 900
-            while run.active and time.monotonic() < deadline:
-                time.sleep(0.2)
-            log = (Path(run.log_group) / f"{run.id}.log").read_text()
-            assert run.state == "SUCCEEDED", (night["date"], run.error_message, log[-3000:])
+            _, log = run_clean_job(service, arguments, 900)
             report = json.loads(
                 (tmp_path / "reports" / f"store_customer-{night['date']}.json").read_text()
             )
             assert (report["table_format"], report["status"]) == ("hudi", "SUCCEEDED")
             assert "[raw2clean] Hudi 0.15.0 (options for 0.15)" in log
             assert "warm Spark driver" in log
-    finally:
-        service.close()
     table = tmp_path / "clean" / "store_customer"
     commits = sorted(p.name for p in (table / ".hoodie").glob("*.commit"))
     assert len(commits) == 2, commits
