@@ -107,15 +107,8 @@ def runner_env(api: PrefectApi, endpoint: str, poll: str) -> dict[str, str]:
     which no deployment pays. The cache lives in the throwaway dir (``PYTHONPYCACHEPREFIX``);
     the runner's own imports fill it before the first flow run.
     """
-    env = api.env(
-        AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint,
-        AWS_ENDPOINT_URL_GLUE=endpoint,
-        AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
-        AWS_DEFAULT_REGION=REGION,
-        MYSTORE_CLUSTER_IDENTIFIER="local-test",
-        PREFECT_RUNNER_POLL_FREQUENCY=poll,
-        PYTHONPYCACHEPREFIX=str(api.home / "pycache"),
+    env = api.runner_env(
+        endpoint, endpoint, poll_seconds=poll, PYTHONPYCACHEPREFIX=str(api.home / "pycache")
     )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env

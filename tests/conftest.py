@@ -263,6 +263,22 @@ class PrefectApi:
         env.update(extra)
         return env
 
+    def runner_env(
+        self, data_api_url: str, glue_url: str, *, poll_seconds: str = "1", **extra: str
+    ) -> dict[str, str]:
+        """Environment for a runner (``serve``) whose flow runs use the local endpoints as
+        AWS, signing as the tests' key, and whose runner polls every ``poll_seconds``."""
+        return self.env(
+            AWS_ENDPOINT_URL_REDSHIFT_DATA=data_api_url,
+            AWS_ENDPOINT_URL_GLUE=glue_url,
+            AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
+            AWS_DEFAULT_REGION=LOCAL_REGION,
+            MYSTORE_CLUSTER_IDENTIFIER="local-test",
+            PREFECT_RUNNER_POLL_FREQUENCY=poll_seconds,
+            **extra,
+        )
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

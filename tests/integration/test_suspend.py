@@ -108,15 +108,7 @@ def served(
     execute_and_wait(data_api_client(endpoint_process), TARGET, FAILING)
     execute_and_wait(data_api_client(endpoint_process), TARGET, GATED)
     log = tmp_path_factory.mktemp("suspend") / "runner.log"
-    env = prefect_api.env(
-        AWS_ENDPOINT_URL_REDSHIFT_DATA=endpoint_process,
-        AWS_ENDPOINT_URL_GLUE=glue_endpoint,
-        AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
-        AWS_DEFAULT_REGION=LOCAL_REGION,
-        MYSTORE_CLUSTER_IDENTIFIER="local-test",
-        PREFECT_RUNNER_POLL_FREQUENCY="1",
-    )
+    env = prefect_api.runner_env(endpoint_process, glue_endpoint)
     with log.open("ab") as out:
         runner = subprocess.Popen(
             [sys.executable, str(APP)],
