@@ -87,10 +87,13 @@ class DurableStatusWriter:
                     )
             return result
 
-    def update(self, statement_id: str, **values: Any) -> None:
-        """Change columns of a statement that is still in progress (e.g. PICKED)."""
-        self.durably("update", statement_id, lambda: self.store.update(statement_id, **values))
+    def claim(self, statement_id: str) -> bool:
+        """SUBMITTED -> PICKED; False if it is no longer SUBMITTED (the worker then leaves it)."""
+        claimed = self.durably(
+            "record PICKED", statement_id, lambda: self.store.claim(statement_id)
+        )
         self.notify(statement_id)
+        return claimed
 
     def mark_started(self, statement_id: str, pid: int) -> None:
         """STARTED, on the PostgreSQL backend ``pid`` (what CancelStatement cancels)."""

@@ -133,13 +133,16 @@ class Executor:
         self._status.retry_seconds = seconds
 
     def submit(self, job: Job) -> None:
+        """Start a worker for ``job``, unless one of this process already runs it."""
         thread = threading.Thread(
             target=self._run, args=(job,), name=f"statement-{job.statement_id}", daemon=True
         )
+        with _RUNNING_LOCK:
+            if job.statement_id in _RUNNING:
+                return
+            _RUNNING.add(job.statement_id)
         with self._lock:
             self._threads.add(thread)
-        with _RUNNING_LOCK:
-            _RUNNING.add(job.statement_id)
         thread.start()
 
     def notify(self, statement_id: str) -> None:
@@ -251,10 +254,13 @@ class Executor:
 
     def _run_job(self, job: Job) -> None:
         self._hold("SUBMITTED")
+        if not self._status.claim(job.statement_id):
+            # Cancelled while SUBMITTED, or picked before: a statement runs at most once.
+            log.warning("statement %s: no longer SUBMITTED; not running it", job.statement_id)
+            return
         if reason := self._abort_reason(job.statement_id):
             self._status.end_all(job.statement_id, _sub_ids(job), "ABORTED", reason)
             return
-        self._status.update(job.statement_id, status="PICKED")
         self._hold("PICKED")
         try:
             conn = self._connect(job)

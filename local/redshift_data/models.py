@@ -121,12 +121,17 @@ class RedshiftDataBackend:
             )
         except psycopg.Error as exc:
             raise submit_failed(operation, statement_id, exc) from exc
-        if is_new:
+        if is_new or self._never_started(row):
+            if not is_new:
+                # The first attempt recorded it but answered an error (the store's commit
+                # reply was lost, e.g. in a server restart) and so started no worker; this
+                # retry of the same ClientToken starts it, or it would never run.
+                log.warning("statement %s: recorded by a failed submit; starting it now", row["id"])
             if request.with_event:
                 self.events.expect()
             self.executor.submit(
                 Job(
-                    statement_id=statement_id,
+                    statement_id=row["id"],
                     database=request.database,
                     sqls=sqls,
                     values=values,
@@ -137,6 +142,15 @@ class RedshiftDataBackend:
                 )
             )
         return self.wait(row["id"], request.wait_time_seconds) if request.wait_time_seconds else row
+
+    def _never_started(self, row: DictRow) -> bool:
+        """A statement of this process still SUBMITTED with no worker: none was ever started
+        (a worker's first step moves it on, and the worker that wins the move runs it)."""
+        return (
+            row["status"] == "SUBMITTED"
+            and (row["owner_pid"], row["owner_started"]) == self.owner
+            and not is_running(row["id"])
+        )
 
     def owned(self, statement_id: str, identity: str, wait: int | None = None) -> DictRow:
         """The caller's statement (after waiting up to ``wait`` seconds for it to end)."""

@@ -170,17 +170,15 @@ class StatementStore:
                 [parent_id],
             ).fetchall()
 
-    def update(self, statement_id: str, **values: Any) -> None:
-        """Set columns (and ``updated_at``); durations come from ``started_at`` when finishing."""
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
-            for name in values
-        )
-        query = sql.SQL(
-            "update local_data_api.statements set {}, updated_at = clock_timestamp() where id = %(_id)s"
-        ).format(assignments)
+    def claim(self, statement_id: str) -> bool:
+        """Move a SUBMITTED statement to PICKED; whether this call did (a worker's right to run it)."""
         with self.pool.connection() as conn:
-            conn.execute(query, {**values, "_id": statement_id})
+            row = conn.execute(
+                """update local_data_api.statements set status = 'PICKED', updated_at = clock_timestamp()
+                    where id = %s and status = 'SUBMITTED' returning id""",
+                [statement_id],
+            ).fetchone()
+        return row is not None
 
     def mark_started(self, statement_id: str, pid: int) -> DictRow:
         """STARTED with the backend pid and a new query id; returns the row (for the cancel flag)."""

@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
+from local.redshift_data.executor import Job, is_running
 from local.stack import LocalStack
 from tests.conftest import data_api_client, throwaway_data_dir
 
@@ -61,6 +62,48 @@ def test_a_terminated_backend_fails_the_statement_with_the_reason(
     assert ended["Status"] == "FAILED"
     assert f"backend (pid {described['RedshiftPid']})" in ended["Error"]
     assert "terminating connection due to administrator command" in ended["Error"]
+
+
+def test_a_submit_recorded_but_answered_with_an_error_runs_once_on_the_retry(
+    local_stack: LocalStack,
+    redshift_data: RedshiftDataAPIServiceClient,
+    pg_conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server restart can lose the store's reply to a commit that happened: the endpoint
+    answers 5xx for a statement it recorded, and boto3 retries with the same (generated)
+    ClientToken. The retry must start it, or it stays SUBMITTED until the reaper fails it."""
+    store = local_stack.data_api.store
+    recorded: list[str] = []
+
+    def reply_lost(*args: Any, **kwargs: Any) -> Any:
+        row, is_new = real_submit(*args, **kwargs)
+        recorded.append(row["id"])
+        if len(recorded) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return row, is_new
+
+    real_submit = store.submit
+    monkeypatch.setattr(store, "submit", reply_lost)
+    pg_conn.execute("create table if not exists lost_reply_probe (n int)")
+    submitted = redshift_data.execute_statement(
+        Sql="insert into lost_reply_probe select count(*) + 1 from lost_reply_probe", **TARGET
+    )
+    assert recorded == [submitted["Id"], submitted["Id"]], "the retry did not replay the record"
+    assert ended_within(redshift_data, submitted["Id"], 20)["Status"] == "FINISHED"
+    assert pg_conn.execute("select n from lost_reply_probe").fetchall() == [(1,)]
+
+    # A worker started again for it (the race the claim guards) leaves it alone.
+    sql = "insert into lost_reply_probe select count(*) + 1 from lost_reply_probe"
+    local_stack.data_api.executor.submit(
+        Job(submitted["Id"], "dev", [sql], None, is_batch=False, execution_mode="")
+    )
+    deadline = time.monotonic() + 10
+    while is_running(submitted["Id"]):
+        assert time.monotonic() < deadline, "the second worker never ended"
+        time.sleep(0.05)
+    assert pg_conn.execute("select n from lost_reply_probe").fetchall() == [(1,)]
+    assert redshift_data.describe_statement(Id=submitted["Id"])["Status"] == "FINISHED"
 
 
 def test_a_killed_backend_fails_the_statement_and_the_endpoint_recovers(
