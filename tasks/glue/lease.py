@@ -9,8 +9,8 @@ after the first one's StartJobRun was answered, finds that run and attaches to i
 Design, and why:
 
 * One Prefect global concurrency limit per Glue job, ``mystore-glue-start:<job name>``,
-  limit 1, created on first use (a 409 means it exists). Per job, not per night step: the
-  UI shows one limit per job, and since it is held only for the lookup and one
+  limit 1, created on first use (looked up first, see ``ensure_start_limit``). Per job,
+  not per night step: the UI shows one limit per job, and since it is held only for the lookup and one
   StartJobRun (a few hundred ms) and never while waiting (see ``starting.py``), the three
   clean steps of a night, which use the same job with different run keys, are not
   serialized beyond that.
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -41,7 +42,7 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
-from prefect.exceptions import ObjectAlreadyExists, PrefectHTTPStatusError
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.types.names import BANNED_CHARACTERS
 
 from tasks.glue.starting import StartLock
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 LEASE_PREFIX = "mystore-glue-start:"
 LEASE_SECONDS = 60.0  # the server refuses shorter leases (lease_duration >= 60)
 ACQUIRE_TIMEOUT_SECONDS = 300.0  # > a dead holder's lease plus the repossessor's 15 s
+_ENSURE_LOCK = threading.Lock()
 
 
 class GlueStartLeaseError(ReattachableError):
@@ -69,19 +71,30 @@ def start_lease_name(job_name: str) -> str:
 
 def ensure_start_limit(name: str) -> None:
     """Create the limit ``name`` with limit 1 unless it exists; refuse one that exists but
-    would not serialize starts (deactivated, or a limit other than 1)."""
-    with get_client(sync_client=True) as client:
+    would not serialize starts (deactivated, or a limit other than 1).
+
+    Read first, one process's callers at a time: every night after the first finds the
+    limit with one GET. Creating it every time cost each night about 2 s: the night's
+    three clean steps (threads of one flow run) posted three creates at once, which a
+    SQLite-backed server answered with a 503 that Prefect's client retries after about
+    2 s before the 409. Across processes a lost race is still read through.
+    """
+    with _ENSURE_LOCK, get_client(sync_client=True) as client:
         try:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            return
-        except ObjectAlreadyExists:
-            pass
-        except PrefectHTTPStatusError as err:
-            # Two first users racing (a night's three clean steps): the loser's insert
-            # fails on the unique name, which a SQLite-backed server answers with a 500.
-            if err.response.status_code < 500:
-                raise
-        existing = client.read_global_concurrency_limit_by_name(name)
+            existing = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+                return
+            except ObjectAlreadyExists:
+                pass
+            except PrefectHTTPStatusError as err:
+                # Another process created it first: its insert wins, ours fails with a 5xx.
+                if err.response.status_code < 500:
+                    raise
+            existing = client.read_global_concurrency_limit_by_name(name)
     if not existing.active or existing.limit != 1:
         raise GlueStartLeaseError(
             f"Prefect concurrency limit {name!r} is active={existing.active} with limit "

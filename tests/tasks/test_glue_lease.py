@@ -11,7 +11,10 @@ import time
 import httpx
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
@@ -66,6 +69,41 @@ def test_a_creator_that_loses_the_race_reads_the_limit_instead(
     ensure_start_limit(name)  # reads the winner's limit: limit 1, active
     with pytest.raises(ObjectNotFound):  # a 500 with no limit behind it is not swallowed
         ensure_start_limit(start_lease_name(f"lease-none-{time.monotonic_ns()}"))
+
+
+def test_three_steps_of_a_night_post_one_create_and_later_nights_none(
+    prefect_settings: PrefectApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A night's three clean steps make sure of the limit at once. Each posting a create
+    made the server answer 503 (SQLite locked), which the client retried after about 2 s
+    on every night: one create on first use, and none once the limit exists."""
+    creates: list[str] = []
+    real_create = SyncPrefectClient.create_global_concurrency_limit
+
+    def counted(self: SyncPrefectClient, limit: GlobalConcurrencyLimitCreate) -> object:
+        creates.append(limit.name)
+        return real_create(self, limit)
+
+    monkeypatch.setattr(SyncPrefectClient, "create_global_concurrency_limit", counted)
+    name = start_lease_name(f"lease-first-use-{time.monotonic_ns()}")
+    errors: list[BaseException] = []
+
+    def step() -> None:
+        try:
+            ensure_start_limit(name)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    steps = [
+        threading.Thread(target=contextvars.copy_context().run, args=(step,)) for _ in range(3)
+    ]
+    for thread in steps:
+        thread.start()
+    for thread in steps:
+        thread.join(30)
+    assert errors == [] and creates == [name]
+    ensure_start_limit(name)  # the next night
+    assert creates == [name]
 
 
 def test_the_lock_lets_one_holder_in_at_a_time(prefect_settings: PrefectApi) -> None:
