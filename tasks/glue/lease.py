@@ -10,10 +10,10 @@ Design, and why:
 
 * One Prefect global concurrency limit per Glue job, ``mystore-glue-start:<job name>``,
   limit 1, created on first use (looked up first, see ``ensure_start_limit``). Per job,
-  not per night step: the UI shows one limit per job, and since it is held only for the lookup and one
-  StartJobRun (a few hundred ms) and never while waiting (see ``starting.py``), the three
-  clean steps of a night, which use the same job with different run keys, are not
-  serialized beyond that.
+  not per night step: the UI shows one limit per job, and since it is held only for the
+  lookup and one StartJobRun (a few hundred ms) and never while waiting (see
+  ``starting.py``), the three clean steps of a night, which use the same job with
+  different run keys, are not serialized beyond that.
 * The lease lasts ``LEASE_SECONDS`` (60 s, the shortest the server accepts). If the holder
   dies while holding it, Prefect's repossessor frees the slot after the lease expires
   (within about 75 s: it looks every 15 s), so a dead process blocks other starts of the
