@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -39,6 +39,7 @@ RESUME_LOCAL = "resume-waiting/resume-waiting-local"
 FIRST_NIGHT = date(2026, 11, 1)  # the sample data's first day (local.sample_data)
 DEPLOY_NAMES = ("-n", "mystore-nightly-local", "-n", "resume-waiting-local")
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
+POLL = 4  # seconds between the test's resume-waiting-local runs
 
 
 @dataclass
@@ -68,6 +69,7 @@ def laptop(
 ) -> Iterator[LaptopDeployment]:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.schedules import IntervalSchedule
     from prefect.workers.process import ProcessWorker
 
     logs = tmp_path_factory.mktemp("laptop")
@@ -101,6 +103,16 @@ def laptop(
             with SyncPrefectClient(api=prefect_api.api_url) as client:
                 for name in (NIGHTLY_LOCAL, RESUME_LOCAL):
                     deployment_ids.append(client.read_deployment_by_name(name).id)
+                # As a user can in the UI: the poller every few seconds instead of 30 (its
+                # schedule in prefect.yaml), so each of the night's two waits for it costs
+                # seconds instead of up to half a minute.
+                schedules = client.read_deployment_schedules(deployment_ids[1])
+                assert [getattr(s.schedule, "interval", None) for s in schedules] == [
+                    timedelta(seconds=30)
+                ]
+                client.update_deployment_schedule(
+                    deployment_ids[1], schedules[0].id, schedule=IntervalSchedule(interval=POLL)
+                )
             worker_log = logs / "worker.log"
             env = prefect_api.env(
                 MYSTORE_LOCAL_DATA_DIR=str(data_dir), PREFECT_WORKER_QUERY_SECONDS="2", **SAMPLE
