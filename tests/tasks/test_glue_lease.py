@@ -52,11 +52,20 @@ def test_the_limit_is_created_once_with_limit_1_and_a_changed_one_refused(
 def test_a_creator_that_loses_the_race_reads_the_limit_instead(
     prefect_settings: PrefectApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A night's three clean steps make sure of the same new limit at once: the losers'
-    insert fails on the unique name, which the SQLite-backed server answered with a 500
-    (seen in the parity suite). The loser reads the limit instead of failing its start."""
+    """Two processes starting their first night at once both find no limit and both
+    create it: the loser's insert fails on the unique name, which the SQLite-backed server
+    answered with a 500 (seen in the parity suite). The loser reads the limit instead of
+    failing its start."""
     name = start_lease_name(f"lease-race-{time.monotonic_ns()}")
     ensure_start_limit(name)  # the winner
+    real_read = SyncPrefectClient.read_global_concurrency_limit_by_name
+    reads: list[str] = []
+
+    def read_before_the_winner(self: SyncPrefectClient, limit_name: str) -> object:
+        reads.append(limit_name)
+        if len(reads) == 1:  # the loser looked before the winner's create landed
+            raise ObjectNotFound(http_exc=Exception("404"))
+        return real_read(self, limit_name)
 
     def lost_the_race(self: SyncPrefectClient, limit: object) -> None:
         request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/")
@@ -65,8 +74,12 @@ def test_a_creator_that_loses_the_race_reads_the_limit_instead(
             httpx.HTTPStatusError("500", request=request, response=response)
         )
 
+    monkeypatch.setattr(
+        SyncPrefectClient, "read_global_concurrency_limit_by_name", read_before_the_winner
+    )
     monkeypatch.setattr(SyncPrefectClient, "create_global_concurrency_limit", lost_the_race)
-    ensure_start_limit(name)  # reads the winner's limit: limit 1, active
+    ensure_start_limit(name)  # reads the winner's limit after the 500: limit 1, active
+    assert reads == [name, name]
     with pytest.raises(ObjectNotFound):  # a 500 with no limit behind it is not swallowed
         ensure_start_limit(start_lease_name(f"lease-none-{time.monotonic_ns()}"))
 

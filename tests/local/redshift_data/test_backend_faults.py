@@ -74,6 +74,7 @@ def test_a_submit_recorded_but_answered_with_an_error_runs_once_on_the_retry(
     answers 5xx for a statement it recorded, and boto3 retries with the same (generated)
     ClientToken. The retry must start it, or it stays SUBMITTED until the reaper fails it."""
     store = local_stack.data_api.store
+    real_submit = store.submit
     recorded: list[str] = []
 
     def reply_lost(*args: Any, **kwargs: Any) -> Any:
@@ -83,18 +84,15 @@ def test_a_submit_recorded_but_answered_with_an_error_runs_once_on_the_retry(
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return row, is_new
 
-    real_submit = store.submit
     monkeypatch.setattr(store, "submit", reply_lost)
     pg_conn.execute("create table if not exists lost_reply_probe (n int)")
-    submitted = redshift_data.execute_statement(
-        Sql="insert into lost_reply_probe select count(*) + 1 from lost_reply_probe", **TARGET
-    )
+    sql = "insert into lost_reply_probe select count(*) + 1 from lost_reply_probe"
+    submitted = redshift_data.execute_statement(Sql=sql, **TARGET)
     assert recorded == [submitted["Id"], submitted["Id"]], "the retry did not replay the record"
     assert ended_within(redshift_data, submitted["Id"], 20)["Status"] == "FINISHED"
     assert pg_conn.execute("select n from lost_reply_probe").fetchall() == [(1,)]
 
     # A worker started again for it (the race the claim guards) leaves it alone.
-    sql = "insert into lost_reply_probe select count(*) + 1 from lost_reply_probe"
     local_stack.data_api.executor.submit(
         Job(submitted["Id"], "dev", [sql], None, is_batch=False, execution_mode="")
     )
