@@ -13,6 +13,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from glue.job_arguments import HUDI_JAR_ENV
+from glue.local_spark import DEFAULT_JAVA_OPTIONS
 from glue.transforms import SESSION_CONF
 
 
@@ -71,6 +72,7 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
+        .config("spark.driver.extraJavaOptions", DEFAULT_JAVA_OPTIONS)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("WARN")
