@@ -91,6 +91,7 @@ def run_cli(
                 console.print(f"[red]Local stack:[/red] {exc}")
                 return EXIT_FAILED
             night = prepared.logical_date
+            resources.enter_context(_results_in(settings.local_data_dir))
             if prepared.prefect_api_url is not None:
                 resources.enter_context(_use_prefect_server(prepared.prefect_api_url))
         if nightly and night is not None:
@@ -178,6 +179,33 @@ def _use_prefect_server(api_url: str) -> Iterator[None]:
             yield
         finally:
             _drain_prefect_workers()
+
+
+@contextmanager
+def _results_in(data_dir: Path) -> Iterator[None]:
+    """Keep this night's Prefect results (statement checkpoints, cached task results) in the
+    data dir, next to its Prefect server, unless the user chose a results folder.
+
+    In Prefect's default, ``~/.prefect/storage``, every data dir shared them: a fresh data
+    dir's first nights found the checkpoints of another data dir's same nights, which the
+    flow verifies against the Data API and discards with a warning per step.
+    """
+    from prefect.settings import PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    if PREFECT_LOCAL_STORAGE_PATH.value() != PREFECT_HOME.value() / "storage":
+        yield  # set by the user (environment or profile)
+        return
+    path = data_dir.expanduser().resolve() / "prefect" / "storage"
+    saved = os.environ.get("PREFECT_LOCAL_STORAGE_PATH")
+    os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(path)  # for subprocesses
+    try:
+        with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: path}):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_LOCAL_STORAGE_PATH", None)
+        else:
+            os.environ["PREFECT_LOCAL_STORAGE_PATH"] = saved
 
 
 def _drain_prefect_workers() -> None:

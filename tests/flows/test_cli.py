@@ -183,3 +183,27 @@ def test_the_help_documents_exit_status_3() -> None:
     assert "3 when the night passed with no input" in " ".join(
         nightly.build_parser().format_help().split()
     )
+
+
+def test_local_results_live_in_the_data_dir_unless_the_user_chose(tmp_path: Path) -> None:
+    """Under Prefect's default (``$PREFECT_HOME/storage``) every data dir shared one
+    results folder, so a fresh data dir met another data dir's checkpoints."""
+    from prefect.settings import PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    from flows.cli import _results_in
+
+    home = tmp_path / "home"
+    os.environ.pop("PREFECT_LOCAL_STORAGE_PATH", None)
+    with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
+        with _results_in(tmp_path / "data"):
+            assert PREFECT_LOCAL_STORAGE_PATH.value() == tmp_path / "data" / "prefect" / "storage"
+            assert os.environ["PREFECT_LOCAL_STORAGE_PATH"] == str(
+                tmp_path / "data" / "prefect" / "storage"
+            )
+        assert PREFECT_LOCAL_STORAGE_PATH.value() == home / "storage"
+        assert "PREFECT_LOCAL_STORAGE_PATH" not in os.environ
+
+    mine = tmp_path / "my-results"
+    chosen = {PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: mine}
+    with temporary_settings(chosen), _results_in(tmp_path / "data"):
+        assert PREFECT_LOCAL_STORAGE_PATH.value() == mine

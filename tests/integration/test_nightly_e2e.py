@@ -187,6 +187,16 @@ def test_each_night_reports_the_real_changes(nights: Nights) -> None:
         assert "API calls:" in proc.stdout
 
 
+def test_each_night_keeps_its_results_in_the_data_dir(nights: Nights) -> None:
+    """The nights' checkpoints and cached results are in the data dir, not in the
+    ``~/.prefect/storage`` every data dir shared: no night met a checkpoint it did not
+    write, though the tests and benches run the same nights on many data dirs."""
+    storage = nights.data_dir / "prefect" / "storage"
+    assert storage.is_dir() and any(storage.iterdir()), "no results in the data dir"
+    for proc in nights.outputs[:3]:
+        assert "which the Data API does not know" not in proc.stdout + proc.stderr
+
+
 def test_the_attached_night_starts_no_stack_of_its_own(nights: Nights) -> None:
     standalone, _, attached = nights.outputs[:3]
     info = read_state(nights.data_dir)
