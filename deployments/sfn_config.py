@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deployments.asl import AslBuildError
+from tasks.jobs import MAX_SUBMIT_INTERVAL
 from tasks.redshift_data.target import RedshiftTarget
 
 if TYPE_CHECKING:
@@ -53,10 +54,11 @@ class ExportConfig:
     submit_retry_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        if self.submit_retry_seconds is not None and not 0 < self.submit_retry_seconds <= 30:
+        retry = self.submit_retry_seconds
+        if retry is not None and not 0 < retry <= MAX_SUBMIT_INTERVAL:
             raise AslBuildError(
-                f"submit_retry_seconds {self.submit_retry_seconds!r} is invalid; allowed: more "
-                "than 0, at most 30 (Step Functions rounds it up to whole seconds)"
+                f"submit_retry_seconds {retry!r} is invalid; allowed: more than 0, at most "
+                f"{MAX_SUBMIT_INTERVAL:g} (Step Functions rounds it up to whole seconds)"
             )
         if not _ACCOUNT_RE.fullmatch(self.account_id):
             raise AslBuildError(f"account_id {self.account_id!r} must be 12 digits")

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from migrations.settings import WarehouseSettings
+from tasks.jobs import MAX_SUBMIT_INTERVAL
 
 _S3_OR_PATH = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|[^:]+)$")
 
@@ -64,7 +65,7 @@ class Settings(WarehouseSettings):
     submit_retry_seconds: float = Field(
         1.0,
         gt=0,
-        le=30,
+        le=MAX_SUBMIT_INTERVAL,
         description=(
             "first pause before a submit the Data API refused (throttling, capacity) is tried "
             "again; it doubles on each of the 4 retries (capped at 30 s). How many tries there "
