@@ -12,8 +12,11 @@ translates the Redshift SQL it is sent). It runs its statements through ``tasks.
 plain layer and imports nothing of flows/ or local/ (checked by ``lint-imports``).
 """
 
-from migrations.planning import MigrationError
-from migrations.runner import SQL_DIR, Check, Report, format_report, migrate
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from migrations.planning import MigrationError
+    from migrations.runner import SQL_DIR, Check, Report, format_report, migrate
 
 __all__ = [
     "SQL_DIR",
@@ -23,3 +26,20 @@ __all__ = [
     "format_report",
     "migrate",
 ]
+
+# The public names load on first use (PEP 562), not with the package: the local endpoint
+# imports only ``migrations.sql_text`` (the statement splitter), and the runner's imports
+# (tasks.redshift_data, so Prefect and prefect_aws) cost every endpoint start ~2 s of CPU.
+_HOMES = {"MigrationError": "migrations.planning"} | dict.fromkeys(
+    ("SQL_DIR", "Check", "Report", "format_report", "migrate"), "migrations.runner"
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'migrations' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
