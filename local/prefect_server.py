@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local.lease import process_alive, wait_gone
+from local.prefect_database import DATABASE_FILE, prepare_database
 
 PREFECT_DIRNAME = "prefect"
 LOG_FILE = "server.log"
@@ -332,12 +333,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--owner-started", type=float, default=0.0)
     args = parser.parse_args(argv)
     owner = None if args.owner_pid is None else (args.owner_pid, args.owner_started)
+    home = Path(os.environ.get("PREFECT_HOME") or os.getcwd())
     threading.Thread(
         target=_watch_owner,
-        args=(owner, Path(os.environ.get("PREFECT_HOME") or os.getcwd())),
+        args=(owner, home),
         name="owner-watchdog",
         daemon=True,
     ).start()
+    print(f"local.prefect_server: database {prepare_database(home / DATABASE_FILE)}", flush=True)
     from prefect.cli import app
 
     sys.argv = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
