@@ -39,7 +39,6 @@ RESUME_LOCAL = "resume-waiting/resume-waiting-local"
 FIRST_NIGHT = date(2026, 11, 1)  # the sample data's first day (local.sample_data)
 DEPLOY_NAMES = ("-n", "mystore-nightly-local", "-n", "resume-waiting-local")
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
-POLL = 4  # seconds between the test's resume-waiting-local runs
 
 
 @dataclass
@@ -69,7 +68,6 @@ def laptop(
 ) -> Iterator[LaptopDeployment]:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.client.schemas.schedules import IntervalSchedule
     from prefect.workers.process import ProcessWorker
 
     logs = tmp_path_factory.mktemp("laptop")
@@ -103,16 +101,16 @@ def laptop(
             with SyncPrefectClient(api=prefect_api.api_url) as client:
                 for name in (NIGHTLY_LOCAL, RESUME_LOCAL):
                     deployment_ids.append(client.read_deployment_by_name(name).id)
-                # As a user can in the UI: the poller every few seconds instead of 30 (its
-                # schedule in prefect.yaml), so each of the night's two waits for it costs
-                # seconds instead of up to half a minute.
+                # As a user can in the UI: the poller's schedule (every 30 s, prefect.yaml's)
+                # paused, and the poller run by hand whenever the night is suspended
+                # (``_wait``). Each night's wait for it costs seconds instead of up to half
+                # a minute, and no poller process starts while there is nothing to resume
+                # (every 4 s, the poller's runs were ~60 CPU-s of this test).
                 schedules = client.read_deployment_schedules(deployment_ids[1])
                 assert [getattr(s.schedule, "interval", None) for s in schedules] == [
                     timedelta(seconds=30)
                 ]
-                client.update_deployment_schedule(
-                    deployment_ids[1], schedules[0].id, schedule=IntervalSchedule(interval=POLL)
-                )
+                client.update_deployment_schedule(deployment_ids[1], schedules[0].id, active=False)
             worker_log = logs / "worker.log"
             env = prefect_api.env(
                 MYSTORE_LOCAL_DATA_DIR=str(data_dir), PREFECT_WORKER_QUERY_SECONDS="2", **SAMPLE
@@ -140,15 +138,42 @@ def laptop(
             kill_leftovers(data_dir)
 
 
-def _wait(laptop: LaptopDeployment, run_id: UUID, done: Any, timeout: float) -> Any:
+def _wait(
+    laptop: LaptopDeployment, run_id: UUID, done: Any, timeout: float, *, resume: bool = False
+) -> Any:
+    """Wait until ``done(run)``; with ``resume``, run the deployed poller whenever the run
+    is suspended and no poller run is under way (what its schedule would do, sooner)."""
     from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
 
+    under_way = FlowRunFilter(
+        state=FlowRunFilterState(
+            type=FlowRunFilterStateType(
+                any_=[StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
+            )
+        )
+    )
+    poller = DeploymentFilter(id=DeploymentFilterId(any_=[laptop.resumer_id]))
     deadline = time.monotonic() + timeout
     with SyncPrefectClient(api=laptop.api.api_url) as client:
         while True:
             run = client.read_flow_run(run_id)
             if run.state is not None and done(run):
                 return run
+            if (
+                resume
+                and run.state is not None
+                and run.state.name == "Suspended"
+                and not client.read_flow_runs(flow_run_filter=under_way, deployment_filter=poller)
+            ):
+                client.create_flow_run_from_deployment(laptop.resumer_id, parameters={})
             if time.monotonic() > deadline:
                 pytest.fail(f"flow run is {run.state}:\n{laptop.worker_log.read_text()[-6000:]}")
             time.sleep(0.5)
@@ -187,11 +212,11 @@ def test_a_run_from_the_ui_loads_the_next_night_suspends_and_completes(
     assert "mystore-waiting" in run.tags
     deadline = time.monotonic() + 60
     while (held := _flow_processes(laptop)) and time.monotonic() < deadline:
-        # a resume-waiting-local pass may be running: it lasts seconds
+        # the suspended run's process may still be exiting
         time.sleep(0.5)
     assert held == [], f"a process holds the suspended run: {held}"
 
-    run = _wait(laptop, run_id, lambda r: r.state.is_final(), timeout=1200)
+    run = _wait(laptop, run_id, lambda r: r.state.is_final(), timeout=1200, resume=True)
     assert run.state.is_completed(), f"{run.state}:\n{laptop.worker_log.read_text()[-6000:]}"
     assert "mystore-waiting" not in run.tags
     assert json.loads((laptop.data_dir / "nights.json").read_text()) == [FIRST_NIGHT.isoformat()], (
