@@ -298,7 +298,8 @@ def _drain_prefect_workers() -> None:
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi]:
-    """``prefect server start`` in its own process group, stopped at the end of the session."""
+    """``prefect server start`` (through ``python -m local.prefect_server``) in its own
+    process group, stopped at the end of the session."""
     home = tmp_path_factory.mktemp("prefect-home").resolve()
     port = _free_port()
     api = PrefectApi(f"http://127.0.0.1:{port}/api", home, home / "storage")

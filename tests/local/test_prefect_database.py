@@ -43,13 +43,7 @@ def test_a_broken_template_is_replaced_by_a_migration_and_the_next_database_copi
     for folder in (cache, first, second):
         folder.mkdir()
     env = clean_env(MYSTORE_CACHE_DIR=str(cache), PREFECT_HOME=str(first), PYTHONPATH=str(REPO))
-    version = subprocess.run(
-        [sys.executable, "-c", "from importlib.metadata import version; print(version('prefect'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    template = cache / f"prefect-{version}.db"
+    template = cache / template_path().name  # the name carries the Prefect version
     template.write_text("not a database")
 
     out = subprocess.run(
