@@ -30,6 +30,7 @@ from botocore.config import Config
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.embedded import LOCAL_TARGET
+from local.prefect_database import DATABASE_FILE, database_url
 from local.stack import LOCAL_REGION, LocalStack
 from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
 from local.warehouse.redshift_compat import preflight
@@ -304,7 +305,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi
     port = _free_port()
     api = PrefectApi(f"http://127.0.0.1:{port}/api", home, home / "storage")
     env = api.env(
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url(home / DATABASE_FILE),
         PREFECT_SERVER_UI_ENABLED="false",
         PYTHONPATH=str(REPO_ROOT),  # for `python -m local.prefect_server`, run in ``home``
         # the deployment test waits for the scheduler to create the nightly's runs
