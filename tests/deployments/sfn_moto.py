@@ -70,6 +70,10 @@ def moto_sfn_shims(*, fast: bool = True) -> Iterator[None]:
     """Active across create_state_machine AND the execution (moto re-parses in its worker)."""
     from moto.glue import models as glue_models
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import (
+        Timeout,
+        TimeoutSeconds,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as aws_sdk,
     )
@@ -94,6 +98,16 @@ def moto_sfn_shims(*, fast: bool = True) -> Iterator[None]:
     def after_eval_json_safe(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
         env.stack[-1] = _json_safe(env.stack[-1])
         return original_after(self, env, *args, **kwargs)
+
+    original_timeout_eval = Timeout.eval
+
+    def timeout_eval_always_pushes(self: Any, env: Any) -> None:
+        if env.is_running():
+            original_timeout_eval(self, env)
+        else:
+            env.stack.append(
+                getattr(self, "timeout_seconds", TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+            )
 
     original_start = glue_models.FakeJob.start_job_run
 
@@ -127,6 +141,11 @@ def moto_sfn_shims(*, fast: bool = True) -> Iterator[None]:
         # moto gap: datetimes of SDK results stay in the state data and break
         # DescribeExecution / history serialisation; AWS hands ISO strings to the next state.
         mock.patch.object(StateTaskService, "_after_eval_execution", after_eval_json_safe),
+        # moto race: when one Parallel branch fails, the others stop "running" mid-state;
+        # a Task then skips evaluating its TimeoutSeconds but still pops the stack, takes
+        # the state's input as the timeout, and GetExecutionHistory fails to serialise that
+        # event (seen once in the suite: "int() argument must be ... not 'dict'").
+        mock.patch.object(Timeout, "eval", timeout_eval_always_pushes),
         # Not a gap, a seam: moto's Glue runs always succeed; runs of GLUE_FAILING_JOB fail.
         mock.patch.object(glue_models.FakeJob, "start_job_run", start_job_run),
     ]
