@@ -5,6 +5,7 @@ catalog."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from local.endpoint import AwsEndpoint
 from local.glue_catalog import attach_glue_catalog
 from local.glue_jobs import register_glue
+from tests.glue.conftest import maven_hudi_environ
 
 TABLE = "store_sale"
 
@@ -50,25 +52,25 @@ def run_night(glue: Any, day: str, table: str = TABLE) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.spark  # the clean job in a warm Spark driver of its own
 def test_two_nights_register_then_update_tables_and_partitions(
-    scratch_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scratch_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm_spark_drivers: Any
 ) -> None:
+    """The clean job runs in the session's warm Spark driver (the environment of every
+    default clean run, ``maven_hudi_environ``), as the local stack runs it. Its AWS SDK
+    (Java) signs the sync's calls with the local job keys ``child_environment`` gives it;
+    the region comes with ``--catalog_region``."""
     from hudi import HudiTableBuilder
 
     from local.sample_data import GenerateConfig, generate
 
-    # The job's AWS SDK (Java) signs requests; the local endpoint ignores the keys.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local-dummy-secret")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("MYSTORE_SPARK_MASTER", "local[1]")
-    monkeypatch.setenv("MYSTORE_SPARK_DRIVER_MEMORY", "1g")
-    monkeypatch.delenv("MYSTORE_LOCAL_TABLE_FORMAT", raising=False)
+    for key in set(os.environ) - set(maven_hudi_environ()):
+        monkeypatch.delenv(key)
     truth = generate(GenerateConfig(days=2, customers=40, sales_per_day=60), tmp_path)
     days = [night["date"] for night in truth["days"]]
     endpoint = AwsEndpoint()
-    service = register_glue(endpoint, pg_dsn=scratch_dsn, data_dir=tmp_path)
+    service = register_glue(
+        endpoint, pg_dsn=scratch_dsn, data_dir=tmp_path, warm_drivers=warm_spark_drivers
+    )
     attach_glue_catalog(endpoint, data_dir=tmp_path, glue_service=service, pg_dsn=scratch_dsn)
     endpoint.start()
     glue = boto3.client(
