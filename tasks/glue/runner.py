@@ -37,6 +37,7 @@ from tasks.jobs import (
     WaitPolicy,
     is_transient,
 )
+from tasks.stopping import WorkStoppedError, raise_if_stopping, stoppable_sleep
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -129,6 +130,31 @@ def _wait(
         attempt += 1
 
 
+STOP_CONFIRM_SECONDS = 30.0  # how long a stopped flow waits for its run to say STOPPED
+
+
+def _confirm_stopped(client: GlueClient, job_name: str, run_id: str, logger: Logger) -> None:
+    """Wait (bounded, unstoppable: the stop is under way) for a stopped run's final state."""
+    deadline = time.monotonic() + STOP_CONFIRM_SECONDS
+    state = "unknown"
+    while time.monotonic() < deadline:
+        try:
+            state = client.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]["JobRunState"]
+        except (ClientError, BotoCoreError) as err:
+            logger.warning(
+                "Glue job %s run %s: could not read its state: %s", job_name, run_id, err
+            )
+            return
+        if GLUE_RUN_STATES.outcome(state) != "running":
+            logger.warning("Glue job %s run %s is %s (flow run stopped)", job_name, run_id, state)
+            return
+        time.sleep(0.5)
+    logger.warning(
+        "Glue job %s run %s still %s %.0f s after it was asked to stop",
+        job_name, run_id, state, STOP_CONFIRM_SECONDS,
+    )  # fmt: skip
+
+
 def run_glue_job(
     client: GlueClient,
     job_name: str,
@@ -145,7 +171,7 @@ def run_glue_job(
     max_runs_scanned: int = 500,
     start_lock: StartLock | None = None,
     logger: Logger | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = stoppable_sleep,
     rand: Callable[[], float] = random.random,
     on_start: Callable[[str], None] | None = None,
 ) -> GlueRunResult:
@@ -157,11 +183,14 @@ def run_glue_job(
     to a run of the key that is still active. ``reattach_to`` and ``start_lock`` (held around
     each lookup + StartJobRun, never while waiting): see ``start_glue_run``.
     Raises ``GlueJobFailedError`` for a failed run, ``GlueConcurrencyError`` when no slot
-    frees up in time, ``GluePollError`` when Glue stays unreachable. ``on_start`` gets the
-    run id before the wait (the Prefect task records it on the flow run).
+    frees up in time, ``GluePollError`` when Glue stays unreachable, ``WorkStoppedError``
+    when its flow run is being stopped (``tasks.stopping``: nothing started, or the run
+    stopped). ``on_start`` gets the run id before the wait (the Prefect task records it on
+    the flow run).
     """
     logger = logger or log
     key = run_key.glue_argument
+    raise_if_stopping(f"not starting Glue job {job_name} for {key}")
     knobs = _Waiting(poll, sleep, rand)
     run_id, reattached = start_glue_run(
         client,
@@ -208,6 +237,13 @@ def run_glue_job(
         final = _wait(client, job_name, run_id, knobs, logger, announce)
     except GluePollError:
         raise  # Glue is unreachable: a stop would fail too, and the next attempt reattaches
+    except WorkStoppedError:
+        # The flow run is ending: stop the run and stay until Glue says it stopped, so the
+        # last word of the run's log (and of a local stack, which ends with this process)
+        # is its final state, not STOPPING.
+        stop_run(client, job_name, run_id, logger)
+        _confirm_stopped(client, job_name, run_id, logger)
+        raise
     except BaseException:
         # Cancellation, a task timeout, SIGTERM or Ctrl-C: the run must not outlive its flow.
         stop_run(client, job_name, run_id, logger)

@@ -43,6 +43,7 @@ from tasks.glue.policy import (
 from tasks.glue.runs import find_run, list_runs, stop_run
 from tasks.glue.start_guard import GlueStartAmbiguousError, refuse_blind_resend
 from tasks.jobs import JobError, Logger, RunKey, SubmitError, WaitPolicy, error_code, is_transient
+from tasks.stopping import raise_if_stopping, stoppable_sleep
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -240,7 +241,7 @@ def start_glue_run(
     max_runs_scanned: int = 500,
     start_lock: StartLock | None = None,
     logger: Logger | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = stoppable_sleep,
     rand: Callable[[], float] = random.random,
 ) -> tuple[str, bool]:
     """The run id for ``run_key`` and whether it is an earlier run's (reattached); does not wait.
@@ -264,7 +265,8 @@ def start_glue_run(
     )
     knobs = _Knobs(concurrency, max_runs_scanned, sleep, rand)
     hold = start_lock or _no_lock
-    with hold(job_name):
+    with hold(job_name):  # the lock may take a while: a stop may have come meanwhile
+        raise_if_stopping(f"not starting Glue job {job_name} for {key}")
         outcome, st = _first_hold(client, request, key, knobs, logger, force, reattach_to)
     while outcome is None:  # the lock is not held while sleeping
         delay = concurrency.delay(st.tries, rand())
@@ -272,6 +274,7 @@ def start_glue_run(
         sleep(delay)
         st.tries += 1
         with hold(job_name):
+            raise_if_stopping(f"not starting Glue job {job_name} for {key}")
             outcome = _one_hold(client, request, key, knobs, logger, st)
     run_id, reattached = outcome
     if reattached or not st.race_check:

@@ -40,6 +40,7 @@ from tasks.redshift_data.status import (
 )
 from tasks.redshift_data.target import RedshiftTarget
 from tasks.redshift_data.waiting import wait_or_cancel
+from tasks.stopping import raise_if_stopping, stoppable_sleep
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -58,7 +59,7 @@ def submit_statement(
     *,
     retries: int = 4,
     logger: Logger | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = stoppable_sleep,
     policy: WaitPolicy | None = None,
 ) -> str:
     """The statement id. Capacity and throttling refusals are retried with backoff.
@@ -293,6 +294,7 @@ def submit_or_reattach(
         # Reattached to an earlier run's work, unless this flow run started it itself.
         earlier = decision.statement_id not in reattach_to
         return Submission(decision.statement_id, run.statement_name, run.attempt, earlier)
+    raise_if_stopping(f"not submitting {run.statement_name}")
     operation, request = build_submit_request(
         target,
         sql,

@@ -32,6 +32,7 @@ from tasks.redshift_data.errors import (
     StatementTimeoutError,
 )
 from tasks.redshift_data.status import terminal_error
+from tasks.stopping import WorkStoppedError, raise_if_stopping, stoppable_sleep
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -82,7 +83,7 @@ def wait_for_statement(
     sql: str | None = None,
     on_change: StatusCallback | None = None,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = stoppable_sleep,
     unit_random: Callable[[], float] = random.random,
 ) -> Mapping[str, Any]:
     """The FINISHED description, or the error its final status stands for.
@@ -98,6 +99,9 @@ def wait_for_statement(
     last_status: str | None = None
     errors = early = 0
     while True:
+        raise_if_stopping(
+            f"stopped waiting for statement {statement_id}"
+        )  # a long poll has no pause
         remaining = None if deadline is None else deadline - clock()
         if remaining is not None and remaining <= 0:
             raise StatementTimeoutError(
@@ -194,8 +198,9 @@ def wait_or_cancel(
     Abandoned means: our timeout, or anything that unwinds through here that is not the
     statement's own outcome or an error of ours: KeyboardInterrupt, Prefect's
     TerminationSignal (SIGTERM, a runner cancelling the flow), a task timeout. Waits in
-    worker threads, which no signal reaches, are covered by the flows' stop path
-    (``flows.hooks.stop_run_work``, by the flow run's work tags). When polling itself keeps failing we do not
+    worker threads, which no signal reaches, end with ``WorkStoppedError`` once their flow
+    run is being stopped (``tasks.stopping``) and cancel too; the flows' stop path also
+    cancels by the flow run's work tags (``flows.hooks.stop_run_work``). When polling itself keeps failing we do not
     cancel: the statement is probably fine and the next attempt reattaches.
     """
     logger = logger or log
@@ -210,6 +215,9 @@ def wait_or_cancel(
         )
     except StatementTimeoutError:
         cancel_statement(client, statement_id, reason="wait timed out", logger=logger)
+        raise
+    except WorkStoppedError:
+        cancel_statement(client, statement_id, reason="flow run stopped", logger=logger)
         raise
     except JobError:
         raise

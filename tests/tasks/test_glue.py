@@ -411,6 +411,52 @@ def test_prefect_task_runs_and_its_timeout_stops_the_run(
     assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
 
 
+def test_a_stopped_flow_run_stops_its_run_and_starts_no_other(
+    prefect_settings: PrefectApi, endpoint: AwsEndpoint
+) -> None:
+    """The flow's stop (what its main thread does on SIGTERM) reaches the steps' threads:
+    the one waiting on its run stops it and stays until Glue says STOPPED; the one waiting
+    for a free slot of the one-run job never starts its run (tasks.stopping)."""
+    from prefect import flow, task
+
+    from tasks.flow_run_tags import current_flow_run_id
+    from tasks.stopping import WorkStoppedError, request_stop
+
+    client = glue_client(endpoint.url)
+
+    @task(retries=0)
+    def step(name: str) -> str:
+        return run_glue_job(
+            client, "single", {"--sleep": "60"}, run_key=RunKey("stop", NIGHT, name), **FAST
+        ).state
+
+    @flow
+    def stopped_night() -> list[BaseException | str]:
+        running = step.submit("running")
+        deadline = time.monotonic() + 60
+        while not runs_with_key(client, "single", "stop/2026-11-25/running"):
+            assert time.monotonic() < deadline, "the first run never started"
+            time.sleep(0.1)
+        waiting = step.submit("waiting")  # the job's one slot is taken: it backs off
+        time.sleep(1.0)
+        request_stop(current_flow_run_id())
+        outcomes: list[BaseException | str] = []
+        for future in (running, waiting):
+            try:
+                outcomes.append(future.result(timeout=60))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    outcomes = stopped_night()
+    assert all(isinstance(o, WorkStoppedError) for o in outcomes), outcomes
+    (run,) = runs_with_key(client, "single", "stop/2026-11-25/running")
+    assert client.get_job_run(JobName="single", RunId=run["Id"])["JobRun"]["JobRunState"] == (
+        "STOPPED"
+    )  # already: the step waited for it
+    assert runs_with_key(client, "single", "stop/2026-11-25/waiting") == []
+
+
 @pytest.mark.slow
 def test_the_prefect_tasks_poll_policy_paces_its_get_job_run_calls(
     prefect_settings: PrefectApi, endpoint: AwsEndpoint

@@ -20,6 +20,7 @@ import tasks.glue.lease
 import tasks.glue.runner
 import tasks.glue.start_guard
 import tasks.redshift_data.errors
+import tasks.stopping
 from tasks.jobs import (
     GLUE_RUN_STATES,
     STATEMENT_STATES,
@@ -237,6 +238,9 @@ SAMPLES: dict[type[JobError], JobError] = {
     ),
     tasks.glue.lease.GlueStartLeaseError: tasks.glue.lease.GlueStartLeaseError(
         "no slot of mystore-glue-start:raw2clean"
+    ),
+    tasks.stopping.WorkStoppedError: tasks.stopping.WorkStoppedError(
+        "flow run 1f0c is being stopped: not starting Glue job raw2clean"
     ),
 }
 for _cls in (

@@ -1,0 +1,72 @@
+"""A flow run being stopped stops its worker threads' work too, instead of starting more.
+
+A stop (SIGTERM, Ctrl-C, a runner's cancellation, a flow timeout) reaches only a flow's
+main thread. Its steps run in worker threads, which would otherwise go on: a step that had
+not yet started its Glue run or statement would start it after the stop, wait for it to
+end, and keep the dying process alive meanwhile (seen on a SIGTERM'd night: two clean runs
+started 4 s after the signal ran 17 s to SUCCEEDED before the process exited). The flow's
+stop path (``flows.runner``) calls :func:`request_stop` for its flow run before it stops
+the work the run has tagged; the waiting code of tasks/ pauses with :func:`stoppable_sleep`
+and checks :func:`raise_if_stopping` before it starts work, so each worker thread notices
+the stop within one pause, stops the run or statement it waits on, and ends with
+``WorkStoppedError`` (never retried: the flow run is ending).
+
+Scoped by flow run id (from Prefect's run context), so stopping one run never touches the
+threads of another run in the same process. Outside a flow run nothing is ever stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tasks.flow_run_tags import current_flow_run_id
+from tasks.jobs import JobError
+
+_stopping: set[str] = set()
+_changed = threading.Condition()
+
+
+class WorkStoppedError(JobError):
+    """The flow run is being stopped: its step stopped the work it waited on, or did not
+    start it. Not retried (see ``tasks.jobs.safe_to_retry``)."""
+
+
+def _run_id() -> str | None:
+    run_id = current_flow_run_id()
+    return None if run_id is None else str(run_id)
+
+
+def request_stop(flow_run_id: object) -> None:
+    """Stop the work of ``flow_run_id``'s threads at their next pause (None: nothing)."""
+    if flow_run_id is None:
+        return
+    with _changed:
+        _stopping.add(str(flow_run_id))
+        _changed.notify_all()
+
+
+def clear_stop(flow_run_id: object) -> None:
+    """Forget a stop of ``flow_run_id``: a new attempt of that run starts afresh."""
+    with _changed:
+        _stopping.discard(str(flow_run_id))
+
+
+def raise_if_stopping(what: str) -> None:
+    """Raise ``WorkStoppedError`` naming ``what`` (the work not started) if this thread's
+    flow run is being stopped."""
+    run_id = _run_id()
+    if run_id is not None and run_id in _stopping:
+        raise WorkStoppedError(f"flow run {run_id} is being stopped: {what}")
+
+
+def stoppable_sleep(seconds: float) -> None:
+    """``time.sleep`` that ends early with ``WorkStoppedError`` once this thread's flow run
+    is being stopped; the default pause of every wait loop in tasks/."""
+    run_id = _run_id()
+    if run_id is None:
+        time.sleep(seconds)
+        return
+    with _changed:
+        if _changed.wait_for(lambda: run_id in _stopping, timeout=max(0.0, seconds)):
+            raise WorkStoppedError(f"flow run {run_id} is being stopped")

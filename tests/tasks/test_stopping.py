@@ -1,0 +1,97 @@
+"""A stop of a flow run reaches its worker threads' pauses and nobody else's (tasks.stopping).
+
+Real Prefect flow and task runs on the session's test server: the flow run id comes from
+Prefect's run context, in the task's worker thread as in the flow's main thread.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prefect import flow, task
+from prefect.futures import PrefectFuture
+
+from tasks.flow_run_tags import current_flow_run_id
+from tasks.stopping import (
+    WorkStoppedError,
+    clear_stop,
+    raise_if_stopping,
+    request_stop,
+    stoppable_sleep,
+)
+from tests.conftest import PrefectApi
+
+PAUSE = 30.0  # far longer than any stop takes to arrive
+
+
+@task(retries=0)
+def pause_then_start(seconds: float) -> str:
+    stoppable_sleep(seconds)
+    raise_if_stopping("not starting the work")
+    return "started"
+
+
+@task(retries=0)
+def start_now() -> str:
+    raise_if_stopping("not starting the work")
+    return "started"
+
+
+def _outcome(future: PrefectFuture[str]) -> str | BaseException:
+    try:
+        return future.result(timeout=60)
+    except Exception as exc:
+        return exc
+
+
+def test_a_stop_of_the_flow_run_ends_its_worker_threads_pause(
+    prefect_settings: PrefectApi,
+) -> None:
+    @flow
+    def stopped_while_a_step_pauses() -> tuple[str | BaseException, float]:
+        future = pause_then_start.submit(PAUSE)
+        time.sleep(1.0)  # the step is in its pause
+        asked = time.monotonic()
+        request_stop(current_flow_run_id())
+        outcome = _outcome(future)
+        return outcome, time.monotonic() - asked
+
+    outcome, seconds = stopped_while_a_step_pauses()
+    assert isinstance(outcome, WorkStoppedError), outcome
+    assert "is being stopped" in str(outcome)
+    assert seconds < PAUSE / 2, f"the pause did not end early: {seconds:.1f} s"
+
+
+def test_work_not_yet_started_is_not_started_after_the_stop(prefect_settings: PrefectApi) -> None:
+    @flow
+    def stopped_before_a_step_starts() -> str | BaseException:
+        request_stop(current_flow_run_id())
+        return _outcome(start_now.submit())
+
+    outcome = stopped_before_a_step_starts()
+    assert isinstance(outcome, WorkStoppedError), outcome
+    assert "not starting the work" in str(outcome)
+
+
+def test_a_stop_of_another_flow_run_is_ignored_and_a_cleared_stop_is_forgotten(
+    prefect_settings: PrefectApi,
+) -> None:
+    @flow
+    def others_stop_and_a_cleared_one() -> tuple[str | BaseException, str | BaseException]:
+        request_stop("00000000-0000-0000-0000-000000000000")  # another run's id
+        other = _outcome(pause_then_start.submit(0.2))
+        own = current_flow_run_id()
+        request_stop(own)
+        clear_stop(own)  # what a new attempt of the run does first (flows.runner)
+        return other, _outcome(pause_then_start.submit(0.2))
+
+    assert others_stop_and_a_cleared_one() == ("started", "started")
+
+
+def test_outside_a_flow_run_a_pause_is_a_plain_sleep() -> None:
+    request_stop(None)  # nothing to stop: no flow run
+    started = time.monotonic()
+    stoppable_sleep(0.2)
+    raise_if_stopping("plain code is never stopped")
+    assert time.monotonic() - started == pytest.approx(0.2, abs=0.15)
