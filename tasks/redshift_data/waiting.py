@@ -99,9 +99,8 @@ def wait_for_statement(
     last_status: str | None = None
     errors = early = 0
     while True:
-        raise_if_stopping(
-            f"stopped waiting for statement {statement_id}"
-        )  # a long poll has no pause
+        # Checked on every pass, not only in the pauses: a long poll has none.
+        raise_if_stopping(f"stopped waiting for statement {statement_id}")
         remaining = None if deadline is None else deadline - clock()
         if remaining is not None and remaining <= 0:
             raise StatementTimeoutError(
@@ -200,8 +199,9 @@ def wait_or_cancel(
     TerminationSignal (SIGTERM, a runner cancelling the flow), a task timeout. Waits in
     worker threads, which no signal reaches, end with ``WorkStoppedError`` once their flow
     run is being stopped (``tasks.stopping``) and cancel too; the flows' stop path also
-    cancels by the flow run's work tags (``flows.hooks.stop_run_work``). When polling itself keeps failing we do not
-    cancel: the statement is probably fine and the next attempt reattaches.
+    cancels by the flow run's work tags (``flows.hooks.stop_run_work``). When polling
+    itself keeps failing we do not cancel: the statement is probably fine and the next
+    attempt reattaches.
     """
     logger = logger or log
     try:
