@@ -8,8 +8,9 @@ started 4 s after the signal ran 17 s to SUCCEEDED before the process exited). T
 stop path (``flows.runner``) calls :func:`request_stop` for its flow run before it stops
 the work the run has tagged; the waiting code of tasks/ pauses with :func:`stoppable_sleep`
 and checks :func:`raise_if_stopping` before it starts work, so each worker thread notices
-the stop within one pause, stops the run or statement it waits on, and ends with
-``WorkStoppedError`` (never retried: the flow run is ending).
+the stop within one pause (a statement's wait: within its long poll, which the stop path's
+cancel of the tagged statements ends at once), stops the run or statement it waits on, and
+ends with ``WorkStoppedError`` (never retried: the flow run is ending).
 
 Scoped by flow run id (from Prefect's run context), so stopping one run never touches the
 threads of another run in the same process. Outside a flow run nothing is ever stopped.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from prefect import flow, task
 from prefect.futures import PrefectFuture
 
@@ -94,4 +93,4 @@ def test_outside_a_flow_run_a_pause_is_a_plain_sleep() -> None:
     started = time.monotonic()
     stoppable_sleep(0.2)
     raise_if_stopping("plain code is never stopped")
-    assert time.monotonic() - started == pytest.approx(0.2, abs=0.15)
+    assert time.monotonic() - started >= 0.2  # slept the whole pause

@@ -64,7 +64,7 @@ def test_two_nights_register_then_update_tables_and_partitions(
     from local.sample_data import GenerateConfig, generate
 
     for key in set(os.environ) - set(maven_hudi_environ()):
-        monkeypatch.delenv(key)
+        monkeypatch.delenv(key)  # Hudi from Maven Central: the session driver's key
     truth = generate(GenerateConfig(days=2, customers=40, sales_per_day=60), tmp_path)
     days = [night["date"] for night in truth["days"]]
     endpoint = AwsEndpoint()

@@ -21,7 +21,7 @@ import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local.stack import LOCAL_REGION
-from tasks.jobs import RunKey
+from tasks.jobs import RunKey, WaitPolicy
 from tasks.redshift_data import RedshiftTarget
 from tasks.redshift_data.results import get_rows
 from tasks.redshift_data.submit import execute_and_wait
@@ -231,3 +231,58 @@ def test_flow_run_cancellation_cancels_the_statement(
     assert client.describe_statement(Id=statement_id)["Status"] == "ABORTED"
     assert executions(client, tag) == 0
     assert f"cancelled statement {statement_id}" in log.read_text()
+
+
+def test_a_stopped_flow_run_cancels_its_statement_and_submits_no_other(
+    endpoint_process: str, prefect_settings: PrefectApi
+) -> None:
+    """What the flow's main thread does on SIGTERM (``request_stop``) reaches a step waiting
+    in a worker thread: it cancels its statement; a step that had not submitted yet submits
+    nothing (tasks.stopping)."""
+    from prefect import flow, task
+
+    from tasks.flow_run_tags import current_flow_run_id
+    from tasks.redshift_data.submit import submit_or_reattach
+    from tasks.redshift_data.waiting import wait_or_cancel
+    from tasks.stopping import WorkStoppedError, request_stop
+
+    client = data_api_client(endpoint_process)
+    pipeline, tag = f"p{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    night = dt.date(2026, 11, 25)
+
+    @task(retries=0)
+    def step(name: str) -> str:
+        submitted = submit_or_reattach(
+            client, TARGET, "call rsd_test.sp_slow(:tag, 60)", RunKey(pipeline, night, name),
+            parameters={"tag": tag},
+        )  # fmt: skip
+        # A wait notices the stop between two long polls: the flow's stop path also cancels
+        # the statements tagged on its run, which ends the poll at once; this one is not
+        # tagged, so its polls are kept short.
+        short_polls = WaitPolicy(long_poll_seconds=2)
+        return str(wait_or_cancel(client, submitted.statement_id, policy=short_polls)["Status"])
+
+    @flow
+    def stopped_night() -> list[BaseException | str]:
+        running = step.submit("slow")
+        deadline = time.monotonic() + 90
+        while not [s for s in statements(client, pipeline) if s["Status"] == "STARTED"]:
+            assert time.monotonic() < deadline, "the statement never started"
+            time.sleep(0.1)
+        request_stop(current_flow_run_id())
+        later = step.submit("later")
+        outcomes: list[BaseException | str] = []
+        for future in (running, later):
+            try:
+                outcomes.append(future.result(timeout=60))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    outcomes = stopped_night()
+    assert all(isinstance(o, WorkStoppedError) for o in outcomes), outcomes
+    (slow,) = statements(client, pipeline)
+    assert slow["Status"] == "ABORTED"
+    prefix = RunKey(pipeline, night, "later").step_prefix
+    assert client.list_statements(StatementName=prefix, Status="ALL")["Statements"] == []
+    assert executions(client, tag) == 0  # the procedure's insert was rolled back
