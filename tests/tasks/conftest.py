@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -18,6 +19,17 @@ from local.endpoint import AwsEndpoint
 from local.glue_jobs import GlueService, JobDefinition
 
 STANDIN = Path(__file__).resolve().parents[1] / "local" / "glue_jobs" / "standin.py"
+
+
+def outcomes_of(*futures: Any, timeout: float = 60) -> list[Any]:
+    """Each Prefect future's result, or the exception it raised (in order)."""
+    outcomes: list[Any] = []
+    for future in futures:
+        try:
+            outcomes.append(future.result(timeout=timeout))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 class FakeClock:

@@ -42,6 +42,7 @@ from tasks.glue.policy import (
 )
 from tasks.jobs import InvalidRequestError, RunKey, WaitPolicy
 from tests.conftest import PrefectApi
+from tests.tasks.conftest import outcomes_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAST = {
@@ -440,13 +441,7 @@ def test_a_stopped_flow_run_stops_its_run_and_starts_no_other(
         waiting = step.submit("waiting")  # the job's one slot is taken: it backs off
         time.sleep(1.0)
         request_stop(current_flow_run_id())
-        outcomes: list[BaseException | str] = []
-        for future in (running, waiting):
-            try:
-                outcomes.append(future.result(timeout=60))
-            except Exception as exc:
-                outcomes.append(exc)
-        return outcomes
+        return outcomes_of(running, waiting)
 
     outcomes = stopped_night()
     assert all(isinstance(o, WorkStoppedError) for o in outcomes), outcomes

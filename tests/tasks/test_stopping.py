@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 from prefect import flow, task
-from prefect.futures import PrefectFuture
 
 from tasks.flow_run_tags import current_flow_run_id
 from tasks.stopping import (
@@ -20,6 +19,7 @@ from tasks.stopping import (
     stoppable_sleep,
 )
 from tests.conftest import PrefectApi
+from tests.tasks.conftest import outcomes_of
 
 PAUSE = 30.0  # far longer than any stop takes to arrive
 
@@ -37,13 +37,6 @@ def start_now() -> str:
     return "started"
 
 
-def _outcome(future: PrefectFuture[str]) -> str | BaseException:
-    try:
-        return future.result(timeout=60)
-    except Exception as exc:
-        return exc
-
-
 def test_a_stop_of_the_flow_run_ends_its_worker_threads_pause(
     prefect_settings: PrefectApi,
 ) -> None:
@@ -53,7 +46,7 @@ def test_a_stop_of_the_flow_run_ends_its_worker_threads_pause(
         time.sleep(1.0)  # the step is in its pause
         asked = time.monotonic()
         request_stop(current_flow_run_id())
-        outcome = _outcome(future)
+        (outcome,) = outcomes_of(future)
         return outcome, time.monotonic() - asked
 
     outcome, seconds = stopped_while_a_step_pauses()
@@ -66,7 +59,8 @@ def test_work_not_yet_started_is_not_started_after_the_stop(prefect_settings: Pr
     @flow
     def stopped_before_a_step_starts() -> str | BaseException:
         request_stop(current_flow_run_id())
-        return _outcome(start_now.submit())
+        (outcome,) = outcomes_of(start_now.submit())
+        return outcome
 
     outcome = stopped_before_a_step_starts()
     assert isinstance(outcome, WorkStoppedError), outcome
@@ -79,11 +73,12 @@ def test_a_stop_of_another_flow_run_is_ignored_and_a_cleared_stop_is_forgotten(
     @flow
     def others_stop_and_a_cleared_one() -> tuple[str | BaseException, str | BaseException]:
         request_stop("00000000-0000-0000-0000-000000000000")  # another run's id
-        other = _outcome(pause_then_start.submit(0.2))
+        (other,) = outcomes_of(pause_then_start.submit(0.2))
         own = current_flow_run_id()
         request_stop(own)
         clear_stop(own)  # what a new attempt of the run does first (flows.runner)
-        return other, _outcome(pause_then_start.submit(0.2))
+        (own_later,) = outcomes_of(pause_then_start.submit(0.2))
+        return other, own_later
 
     assert others_stop_and_a_cleared_one() == ("started", "started")
 

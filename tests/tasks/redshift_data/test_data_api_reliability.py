@@ -34,6 +34,7 @@ from tests.conftest import (
     stop_process_group,
     throwaway_data_dir,
 )
+from tests.tasks.conftest import outcomes_of
 
 pytestmark = pytest.mark.slow
 
@@ -270,14 +271,7 @@ def test_a_stopped_flow_run_cancels_its_statement_and_submits_no_other(
             assert time.monotonic() < deadline, "the statement never started"
             time.sleep(0.1)
         request_stop(current_flow_run_id())
-        later = step.submit("later")
-        outcomes: list[BaseException | str] = []
-        for future in (running, later):
-            try:
-                outcomes.append(future.result(timeout=60))
-            except Exception as exc:
-                outcomes.append(exc)
-        return outcomes
+        return outcomes_of(running, step.submit("later"))
 
     outcomes = stopped_night()
     assert all(isinstance(o, WorkStoppedError) for o in outcomes), outcomes
