@@ -28,7 +28,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import (  # noqa: E402  (after the path)
+from local.prefect_database import DATABASE_FILE, database_url  # noqa: E402  (after the path)
+from tests.conftest import (  # noqa: E402
     TEST_ACCESS_KEY,
     TEST_SECRET_KEY,
     PrefectApi,
@@ -77,7 +78,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], PrefectApi]:
     api = PrefectApi(f"http://127.0.0.1:{_free_port()}/api", home, home / "storage")
     port = api.api_url.rsplit(":", 1)[1].split("/")[0]
     env = api.env(
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url(home / DATABASE_FILE),
         PREFECT_SERVER_UI_ENABLED="false",
     )
     with (home / "server.log").open("wb") as log:

@@ -41,6 +41,7 @@ from flows.waiting import Work, glue_progress, statement_progress, work_from_tag
 from tasks.glue.runner import stop_run
 from tasks.jobs import night_prefix
 from tasks.redshift_data.cancel import cancel_statement
+from tasks.stopping import request_stop
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,14 @@ def stop_run_work(runtime: Runtime, flow_run_id: Any, reason: str) -> list[Work]
 
     The one stop path: the runner calls it when the flow is stopped (SIGTERM, cancellation,
     Ctrl-C, a flow timeout) and ``stop_hook`` when a runner cancels or loses the run. Never
-    raises: it runs while another error is on its way out.
+    raises: it runs while another error is on its way out. First it tells the run's worker
+    threads in this process to stop (``tasks.stopping``), so none starts more work while
+    the tagged work is being stopped.
     """
     if flow_run_id is None:
         log.warning("not stopping anything (%s): not inside a flow run", reason)
         return []
+    request_stop(flow_run_id)
     try:
         work, shared = work_of_run(flow_run_id)
     except Exception as exc:

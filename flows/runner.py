@@ -36,7 +36,7 @@ from flows.waiting import Suspender, WaitMode, Work
 from tasks.flow_run_tags import current_flow_run_id
 from tasks.glue import GlueRunResult
 from tasks.redshift_data import StatementResult, execute_statement
-from tasks.stopping import clear_stop, request_stop
+from tasks.stopping import clear_stop
 
 __all__ = [
     "CheckFailedError",
@@ -294,7 +294,6 @@ def run_pipeline(
         # the worker threads would keep waiting, so stop what this run waits on (its tags).
         if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):
             reason = f"flow stopped: {type(exc).__name__}"
-            request_stop(current_flow_run_id())  # first: no worker thread starts more work
             stop_run_work(runtime, current_flow_run_id(), reason=reason)
         raise
     summary.changes = read_changes(runtime, mark)

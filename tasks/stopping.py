@@ -4,13 +4,14 @@ A stop (SIGTERM, Ctrl-C, a runner's cancellation, a flow timeout) reaches only a
 main thread. Its steps run in worker threads, which would otherwise go on: a step that had
 not yet started its Glue run or statement would start it after the stop, wait for it to
 end, and keep the dying process alive meanwhile (seen on a SIGTERM'd night: two clean runs
-started 4 s after the signal ran 17 s to SUCCEEDED before the process exited). The flow's
-stop path (``flows.runner``) calls :func:`request_stop` for its flow run before it stops
-the work the run has tagged; the waiting code of tasks/ pauses with :func:`stoppable_sleep`
-and checks :func:`raise_if_stopping` before it starts work, so each worker thread notices
-the stop within one pause (a statement's wait: within its long poll, which the stop path's
-cancel of the tagged statements ends at once), stops the run or statement it waits on, and
-ends with ``WorkStoppedError`` (never retried: the flow run is ending).
+started 4 s after the signal ran 17 s to SUCCEEDED before the process exited). The
+flows' one stop path (``flows.hooks.stop_run_work``) calls :func:`request_stop` for its
+flow run before it stops the work the run has tagged; the waiting code of tasks/ pauses
+with :func:`stoppable_sleep` and checks :func:`raise_if_stopping` before it starts work,
+so each worker thread notices the stop within one pause (a statement's wait: within its
+long poll, which the stop path's cancel of the tagged statements ends at once), stops the
+run or statement it waits on, and ends with ``WorkStoppedError`` (never retried: the flow
+run is ending).
 
 Scoped by flow run id (from Prefect's run context), so stopping one run never touches the
 threads of another run in the same process. Outside a flow run nothing is ever stopped.

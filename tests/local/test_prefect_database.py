@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from local import prefect_database
-from local.prefect_database import alembic_revision, migrate, prepare_database, template_path
+from local.prefect_database import (
+    DATABASE_FILE,
+    alembic_revision,
+    migrate,
+    prepare_database,
+    template_path,
+)
 from tests.local.stack_processes import REPO, clean_env
 
 PREPARE_EACH = (
@@ -48,7 +54,7 @@ def test_a_broken_template_is_replaced_by_a_migration_and_the_next_database_copi
 
     out = subprocess.run(
         [sys.executable, "-c", PREPARE_EACH]
-        + [str(p / "prefect.db") for p in (first, second, first)],
+        + [str(p / DATABASE_FILE) for p in (first, second, first)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -60,7 +66,7 @@ def test_a_broken_template_is_replaced_by_a_migration_and_the_next_database_copi
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout) == ["migrated", f"copied {template}", "existing"]
     assert f"Prefect database template {template} is unusable" in out.stderr
-    migrated, copied = first / "prefect.db", second / "prefect.db"
+    migrated, copied = first / DATABASE_FILE, second / DATABASE_FILE
     assert alembic_revision(copied) == alembic_revision(migrated) == alembic_revision(template)
     assert "flow_run" in tables(copied)
     assert tables(copied) == tables(migrated)
@@ -70,7 +76,7 @@ def test_a_broken_template_is_replaced_by_a_migration_and_the_next_database_copi
 
 
 def test_an_existing_database_is_left_as_it_is(tmp_path: Path) -> None:
-    path = tmp_path / "prefect.db"
+    path = tmp_path / DATABASE_FILE
     path.write_bytes(b"a user's history")
     assert prepare_database(path) == "existing"
     assert path.read_bytes() == b"a user's history"
@@ -98,7 +104,7 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_start(
             db.execute("insert into alembic_version values ('abc123')")
 
     monkeypatch.setattr(prefect_database, "migrate", tiny_migration)
-    path = tmp_path / "prefect.db"
+    path = tmp_path / DATABASE_FILE
 
     assert prepare_database(path) == "migrated"
     assert alembic_revision(path) == "abc123"
