@@ -33,6 +33,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ENV_PREFIXES = ("MYSTORE_", "SPARK_", "PYSPARK_", "AWS_", "HADOOP_")
+# Not in the key: what a SparkContext writes into its own process's environment from its
+# Spark conf (pyspark/context.py). A process that ever started Spark in-process carries
+# them, one that did not does not, and a driver's own SparkContext sets them again from its
+# own conf, so they never change what a driver runs. Keyed, they made the test session
+# start a second JVM for the same configuration once its in-process Spark session was up.
+PYSPARK_SET_ENV = frozenset({"SPARK_AUTH_SOCKET_TIMEOUT", "SPARK_BUFFER_SIZE"})
 MAX_DRIVERS = 2  # idle drivers beyond this are ended, oldest first (each holds a JVM)
 
 
@@ -50,7 +56,11 @@ def script_fingerprint(script: Path) -> str:
 def driver_key(
     factory: str, session: Mapping[str, Any], environ: Mapping[str, str], script: Path
 ) -> str:
-    relevant = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIXES) or k == "JAVA_HOME"}
+    relevant = {
+        k: v
+        for k, v in environ.items()
+        if (k.startswith(ENV_PREFIXES) or k == "JAVA_HOME") and k not in PYSPARK_SET_ENV
+    }
     return json.dumps(
         [factory, dict(session), sorted(relevant.items()), script_fingerprint(script)],
         sort_keys=True,

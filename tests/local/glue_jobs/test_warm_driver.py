@@ -7,7 +7,9 @@ Hudi jars needed). One driver serves the whole module, as one serves a whole nig
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from mypy_boto3_glue import GlueClient
 from local.endpoint import AwsEndpoint
 from local.glue_jobs import GlueService, JobDefinition
 from local.glue_jobs.jobs import WarmSpark, clean_job_session, find_java_home
-from local.glue_jobs.warm_pool import driver_key, script_fingerprint
+from local.glue_jobs.warm_pool import PYSPARK_SET_ENV, driver_key, script_fingerprint
 from tests.local.glue_jobs.test_service import glue_client, wait_for
 
 SPARK_STANDIN = Path(__file__).parent / "spark_standin.py"
@@ -67,6 +69,22 @@ def test_driver_key_changes_with_session_environment_and_code(tmp_path: Path) ->
     before = script_fingerprint(script)
     (tmp_path / "transforms.py").write_text("X = 1\n")
     assert script_fingerprint(script) != before
+
+
+def test_driver_key_ignores_what_an_in_process_spark_context_writes(tmp_path: Path) -> None:
+    """A process that started Spark itself (the glue tests' ``spark`` fixture) carries the
+    variables PySpark's SparkContext writes into ``os.environ``; runs from it must find the
+    driver started before it, not start a second JVM for the same configuration."""
+    import pyspark.context
+
+    written = set(re.findall(r'os\.environ\["(\w+)"\] =', inspect.getsource(pyspark.context)))
+    assert written == PYSPARK_SET_ENV, "PySpark now writes other variables: key them or not"
+    script = tmp_path / "job.py"
+    script.write_text("def main(argv): return 0\n")
+    plain = driver_key("m:f", PLAIN_SESSION, {"SPARK_HOME": "/s"}, script)
+    after_spark = {"SPARK_HOME": "/s", "SPARK_AUTH_SOCKET_TIMEOUT": "15", "SPARK_BUFFER_SIZE": "1"}
+    assert driver_key("m:f", PLAIN_SESSION, after_spark, script) == plain
+    assert driver_key("m:f", PLAIN_SESSION, {"SPARK_HOME": "/t"}, script) != plain
 
 
 # -- real Spark ---------------------------------------------------------------------------
