@@ -3,9 +3,10 @@
 A driver is keyed by everything that fixes its JVM and its Python code: the session
 factory and its arguments (for the clean job: table format, Hudi version, bundle jar), the
 interpreter, Java, the environment Spark and the job read (``MYSTORE_*``, ``SPARK_*``,
-``PYSPARK_*``, ``AWS_*``, ``HADOOP_*``, ``JAVA_HOME``), and the job script's folder (a
-changed ``glue/*.py`` must not run in a driver that imported the old one). A run whose key
-matches a live driver runs there; any other key gets a driver of its own.
+``PYSPARK_*``, ``AWS_*``, ``HADOOP_*``, ``JAVA_HOME``; not ``PYSPARK_SET_ENV``), and the
+job script's folder (a changed ``glue/*.py`` must not run in a driver that imported the old
+one). A run whose key matches a live driver runs there; any other key gets a driver of its
+own.
 
 A driver that dies (killed, out of memory) fails every run it held with a message saying
 so, and is dropped; the next run starts a new one. A driver that holds a run which would
