@@ -37,7 +37,7 @@ from tasks.jobs import (
     WaitPolicy,
     is_transient,
 )
-from tasks.stopping import WorkStoppedError, raise_if_stopping, stoppable_sleep
+from tasks.stopping import WorkStoppedError, stoppable_sleep
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -190,7 +190,6 @@ def run_glue_job(
     """
     logger = logger or log
     key = run_key.glue_argument
-    raise_if_stopping(f"not starting Glue job {job_name} for {key}")
     knobs = _Waiting(poll, sleep, rand)
     run_id, reattached = start_glue_run(
         client,
