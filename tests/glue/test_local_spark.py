@@ -4,11 +4,14 @@ all still there) and the local driver JVM's flags."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from glue.local_spark import resolved_jars, resolved_jars_path
+from glue.local_spark import DEFAULT_JAVA_OPTIONS, resolved_jars, resolved_jars_path
 
 
 def test_a_complete_jar_list_is_used_and_an_incomplete_one_is_not(tmp_path: Path) -> None:
@@ -49,3 +52,31 @@ def test_the_local_driver_jvm_gets_c1_only_unless_told_otherwise(
     monkeypatch.setenv(module.JAVA_OPTIONS_ENV, "")
     module.local_spark("raw2clean", "store_sale", "delta", "0.15", None)
     assert "spark.driver.extraJavaOptions" not in seen[-1]
+
+
+def _final_jvm_flags(options: list[str]) -> dict[str, str]:
+    """The flags a real JVM settles on for these options (``-XX:+PrintFlagsFinal``)."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None:
+        pytest.skip("no java on PATH or in JAVA_HOME (Spark needs one too)")
+    out = subprocess.run(
+        [java, *options, "-XX:+PrintFlagsFinal", "-version"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    flags = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == "=":
+            flags[parts[1]] = parts[3]
+    return flags
+
+
+def test_the_c1_only_driver_keeps_a_code_cache_a_warm_driver_does_not_fill() -> None:
+    """C1 only shrinks the JVM's default code cache to 48 MB; a warm driver filled that in
+    about four nights, after which the JVM stopped compiling and runs were interpreted."""
+    jvm_options = [o for o in DEFAULT_JAVA_OPTIONS.split() if o.startswith("-XX:")]
+    assert "-XX:TieredStopAtLevel=1" in jvm_options
+    flags = _final_jvm_flags(jvm_options)
+    assert flags["TieredStopAtLevel"] == "1"
+    assert int(flags["ReservedCodeCacheSize"]) >= 200 * 2**20, flags["ReservedCodeCacheSize"]
