@@ -1,6 +1,12 @@
 """Deterministic sample raw data and the truth about it (``python -m local.sample_data``)."""
 
-from local.sample_data.generate import TRUTH_FILE, GenerateConfig, generate, raw_partition
+from local.sample_data.generate import (
+    TRUTH_FILE,
+    GenerateConfig,
+    generate,
+    raw_partition,
+    saved_days,
+)
 from local.sample_data.partitions import SampleRangeError, write_partition
 
 __all__ = [
@@ -9,5 +15,6 @@ __all__ = [
     "SampleRangeError",
     "generate",
     "raw_partition",
+    "saved_days",
     "write_partition",
 ]

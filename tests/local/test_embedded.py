@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from flows.settings import Settings
-from local.embedded import LOCAL_GLUE_POLL_MAX_SECONDS, point_clients_at
+from local.embedded import LOCAL_GLUE_POLL_MAX_SECONDS, ensure_sample_data, point_clients_at
+from local.sample_data import GenerateConfig, generate, raw_partition
 
 
 def test_a_local_night_polls_its_glue_runs_often_unless_the_user_chose(
@@ -25,3 +28,21 @@ def test_a_local_night_polls_its_glue_runs_often_unless_the_user_chose(
     os.environ["MYSTORE_GLUE_POLL_MAX_SECONDS"] = "3"
     point_clients_at("http://127.0.0.1:9", tmp_path)
     assert Settings().glue_poll_max_seconds == 3.0
+
+
+def test_each_night_generates_only_its_own_day_and_says_so(tmp_path: Path) -> None:
+    """The embedded default goes on from the days earlier nights generated; the raw zone and
+    truth end up as one run over all the days would write them."""
+    config = GenerateConfig(customers=50, sales_per_day=40, seed=5, start_date=date(2026, 11, 1))
+    console = Console(record=True, width=200)
+    for night in (date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)):
+        ensure_sample_data(tmp_path / "dir", night, config, console)
+    said = console.export_text()
+    assert "Generating sample raw data: 1 day(s) from 2026-11-01, 50 customers" in said
+    assert "1 day(s) from 2026-11-03 (the 2 day(s) before kept)" in said
+    ensure_sample_data(tmp_path / "dir", date(2026, 11, 2), config, console)  # there already
+    assert console.export_text() == ""
+    generate(GenerateConfig(**{**config.__dict__, "days": 3}), tmp_path / "once")
+    for name in ("truth.json", "raw/store_sale/ingest_date=2026-11-03/part-00000.json"):
+        assert (tmp_path / "dir" / name).read_bytes() == (tmp_path / "once" / name).read_bytes()
+    assert raw_partition(tmp_path / "dir" / "raw", "store_customer", "2026-11-02").is_dir()
