@@ -53,10 +53,41 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
 
 
+# Classes PySpark looks up by short name through Py4J on every column expression (a clean
+# run of the sales table made 445 lookups of ``functions``). PySpark's gateway knows them only
+# through package imports (``org.apache.spark.sql.*`` among six others), so each lookup first
+# fails in the packages before it, each failure a search of every jar on the classpath:
+# 445 lookups took 0.24 s, 0.05 s once the class is imported by name. Local only: on Glue
+# the session is GlueContext's.
+PY4J_SINGLE_IMPORTS = (
+    "org.apache.spark.sql.functions",
+    "org.apache.spark.sql.SparkSession",
+    "org.apache.spark.api.python.PythonUtils",
+)
+
+
 def local_spark(
     job_name: str, table: str, table_format: str, version: HudiVersion, bundle_jar: str | None
 ) -> SparkSession:
     """The local session; for Hudi with the bundle jar given, else from Maven Central."""
+    session = _local_session(job_name, table, table_format, version, bundle_jar)
+    import_by_name(session)
+    return session
+
+
+def import_by_name(session: SparkSession) -> None:
+    """Let Py4J find PySpark's most looked-up classes without searching the classpath."""
+    from py4j.java_gateway import java_import
+
+    jvm = session.sparkContext._jvm
+    assert jvm is not None
+    for name in PY4J_SINGLE_IMPORTS:
+        java_import(jvm, name)
+
+
+def _local_session(
+    job_name: str, table: str, table_format: str, version: HudiVersion, bundle_jar: str | None
+) -> SparkSession:
     from pyspark.sql import SparkSession
 
     builder = (

@@ -8,10 +8,14 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from glue.local_spark import DEFAULT_JAVA_OPTIONS, resolved_jars, resolved_jars_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def test_a_complete_jar_list_is_used_and_an_incomplete_one_is_not(tmp_path: Path) -> None:
@@ -46,6 +50,7 @@ def test_the_local_driver_jvm_gets_c1_only_unless_told_otherwise(
         seen.append(dict(builder._options))  # type: ignore[attr-defined]
 
     monkeypatch.setattr(SparkSession.Builder, "getOrCreate", capture)
+    monkeypatch.setattr(module, "import_by_name", lambda session: None)
     module.local_spark("raw2clean", "store_sale", "delta", "0.15", None)
     assert seen[-1]["spark.driver.extraJavaOptions"] == module.DEFAULT_JAVA_OPTIONS
     assert "-XX:TieredStopAtLevel=1" in module.DEFAULT_JAVA_OPTIONS
@@ -80,3 +85,29 @@ def test_the_c1_only_driver_keeps_a_code_cache_a_warm_driver_does_not_fill() -> 
     flags = _final_jvm_flags(jvm_options)
     assert flags["TieredStopAtLevel"] == "1"
     assert int(flags["ReservedCodeCacheSize"]) >= 200 * 2**20, flags["ReservedCodeCacheSize"]
+
+
+@pytest.mark.spark
+def test_pyspark_finds_its_hot_classes_by_name_not_by_package_search(spark: SparkSession) -> None:
+    """After the import, Py4J's view maps each short name straight to its class (no search of
+    PySpark's package imports, each miss a search of every jar), and it is the same class."""
+    from py4j.java_gateway import JavaObject
+
+    from glue.local_spark import PY4J_SINGLE_IMPORTS, import_by_name
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    view = JavaObject(jvm._id[1:], jvm._gateway_client)
+    before = {
+        name.rsplit(".", 1)[1]: getattr(jvm, name.rsplit(".", 1)[1])._fqn
+        for name in PY4J_SINGLE_IMPORTS
+    }
+    import_by_name(spark)
+    singles = view.getSingleImportsMap()
+    for name in PY4J_SINGLE_IMPORTS:
+        short = name.rsplit(".", 1)[1]
+        assert singles.get(short) == name
+        assert getattr(jvm, short)._fqn == before[short] == name
+    from pyspark.sql import functions as F
+
+    assert [r.one for r in spark.range(2).select(F.lit(1).alias("one")).collect()] == [1, 1]
