@@ -34,6 +34,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from local.lease import process_alive, wait_gone
 from local.prefect_database import DATABASE_FILE, prepare_database
@@ -49,6 +50,12 @@ START_TIMEOUT_SECONDS = 240.0
 STOP_GRACE_SECONDS = 20.0
 WATCH_INTERVAL_SECONDS = 1.0
 SLOT_RETRY_SECONDS = "0.5"
+# Prefect's SQLite transactions read before they write, so a write that meets another
+# writer's commit fails at once (SQLITE_BUSY_SNAPSHOT) instead of waiting; the server
+# answers 503 and Prefect's client retries after 2 s unless told otherwise. The conflict is
+# over in milliseconds: a night's first Glue start lease met one in most nights and waited
+# 2.0-2.2 s for it. The local server tells its clients to retry after this instead.
+LOCK_CONFLICT_RETRY_AFTER = "0.2"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -326,6 +333,27 @@ def _watch_owner(owner: tuple[int, float] | None, home: Path) -> None:
     os._exit(1)
 
 
+def retry_soon_after_lock_conflicts() -> None:
+    """Add ``Retry-After`` to the 503 Prefect's server sends for a retryable database error.
+
+    Patched into Prefect's exception handler before ``prefect server start`` builds its app
+    (this process only: the handler is looked up when the app is made)."""
+    from prefect.server.api import server
+
+    handler = server.custom_internal_exception_handler
+    if getattr(handler, "retry_after", None) == LOCK_CONFLICT_RETRY_AFTER:
+        return
+
+    async def handle(request: Any, exc: Exception) -> Any:
+        response = await handler(request, exc)
+        if response.status_code == 503:
+            response.headers["Retry-After"] = LOCK_CONFLICT_RETRY_AFTER
+        return response
+
+    handle.retry_after = LOCK_CONFLICT_RETRY_AFTER  # type: ignore[attr-defined]
+    server.custom_internal_exception_handler = handle
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.prefect_server")
     parser.add_argument("--port", type=int, required=True)
@@ -341,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         daemon=True,
     ).start()
     print(f"local.prefect_server: database {prepare_database(home / DATABASE_FILE)}", flush=True)
+    retry_soon_after_lock_conflicts()
     from prefect.cli import app
 
     sys.argv = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)]
