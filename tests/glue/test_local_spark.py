@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -91,19 +91,26 @@ def test_the_c1_only_driver_keeps_a_code_cache_a_warm_driver_does_not_fill() -> 
 def test_pyspark_finds_its_hot_classes_by_name_not_by_package_search(spark: SparkSession) -> None:
     """After the import, Py4J's view maps each short name straight to its class (no search of
     PySpark's package imports, each miss a search of every jar), and it is the same class."""
-    from py4j.java_gateway import JavaObject
+    from py4j import protocol
 
     from glue.local_spark import PY4J_SINGLE_IMPORTS, import_by_name
 
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    view = JavaObject(jvm._id[1:], jvm._gateway_client)
+    client = jvm._gateway_client
+
+    def single_imports() -> Any:
+        # A raw call on the view: a JavaObject for it would delete the view when collected.
+        command = f"{protocol.CALL_COMMAND_NAME}{jvm._id[1:]}\ngetSingleImportsMap\n"
+        answer = client.send_command(command + protocol.END_COMMAND_PART)
+        return protocol.get_return_value(answer, client, jvm._id[1:], "getSingleImportsMap")
+
     before = {
         name.rsplit(".", 1)[1]: getattr(jvm, name.rsplit(".", 1)[1])._fqn
         for name in PY4J_SINGLE_IMPORTS
     }
     import_by_name(spark)
-    singles = view.getSingleImportsMap()
+    singles = single_imports()
     for name in PY4J_SINGLE_IMPORTS:
         short = name.rsplit(".", 1)[1]
         assert singles.get(short) == name
