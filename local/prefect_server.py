@@ -337,10 +337,17 @@ def retry_soon_after_lock_conflicts() -> None:
     """Add ``Retry-After`` to the 503 Prefect's server sends for a retryable database error.
 
     Patched into Prefect's exception handler before ``prefect server start`` builds its app
-    (this process only: the handler is looked up when the app is made)."""
+    (this process only: the handler is looked up when the app is made). A Prefect without
+    that handler keeps its 2 s retries; the server still starts, and its log says so."""
     from prefect.server.api import server
 
-    handler = server.custom_internal_exception_handler
+    handler = getattr(server, "custom_internal_exception_handler", None)
+    if handler is None:
+        print(
+            "local.prefect_server: no Prefect exception handler to patch; 503s retry in 2 s",
+            flush=True,
+        )
+        return
     if getattr(handler, "retry_after", None) == LOCK_CONFLICT_RETRY_AFTER:
         return
 

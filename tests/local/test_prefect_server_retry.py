@@ -46,6 +46,15 @@ def test_a_lock_conflict_is_a_503_with_retry_after_other_errors_are_not(patched:
     assert crash.status_code == 500 and "Retry-After" not in crash.headers
 
 
+def test_a_prefect_without_the_handler_still_starts_with_its_own_retries(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delattr(server, "custom_internal_exception_handler")
+    retry_soon_after_lock_conflicts()
+    assert "no Prefect exception handler to patch" in capsys.readouterr().out
+    assert not hasattr(server, "custom_internal_exception_handler")
+
+
 @pytest.mark.parametrize(
     ("headers", "lowest", "highest"),
     [({"Retry-After": LOCK_CONFLICT_RETRY_AFTER}, 0.2, 0.3), ({}, 1.5, 2.5)],
