@@ -51,6 +51,7 @@ def test_the_local_driver_jvm_gets_c1_only_unless_told_otherwise(
 
     monkeypatch.setattr(SparkSession.Builder, "getOrCreate", capture)
     monkeypatch.setattr(module, "import_by_name", lambda session: None)
+    monkeypatch.setattr(module, "keep_sdk_event_loop", lambda session: False)
     module.local_spark("raw2clean", "store_sale", "delta", "0.15", None)
     assert seen[-1]["spark.driver.extraJavaOptions"] == module.DEFAULT_JAVA_OPTIONS
     assert "-XX:TieredStopAtLevel=1" in module.DEFAULT_JAVA_OPTIONS
@@ -118,3 +119,13 @@ def test_pyspark_finds_its_hot_classes_by_name_not_by_package_search(spark: Spar
     from pyspark.sql import functions as F
 
     assert [r.one for r in spark.range(2).select(F.lit(1).alias("one")).collect()] == [1, 1]
+
+
+@pytest.mark.spark
+def test_a_session_without_the_aws_sdk_keeps_no_event_loop(spark: SparkSession) -> None:
+    """The tests' session has no Hudi (so no AWS SDK) on its classpath: nothing to hold, and
+    no error. With Hudi, tests/local/glue_catalog/test_hudi_sync.py sees the loop kept."""
+    from glue.local_spark import keep_sdk_event_loop
+
+    assert keep_sdk_event_loop(spark) is False
+    assert keep_sdk_event_loop(spark) is False

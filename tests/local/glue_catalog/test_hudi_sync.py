@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
+import psutil
 import psycopg
 import pytest
 
@@ -34,6 +35,21 @@ def scratch_dsn(local_stack: Any) -> Iterator[str]:
             yield urlunsplit(parts._replace(path="/hudi_sync_e2e"))
         finally:
             conn.execute("DROP DATABASE IF EXISTS hudi_sync_e2e WITH (FORCE)")
+
+
+def jvm_thread_names(driver_pid: int) -> list[str]:
+    """The kernel's names (first 15 characters) of the threads of the driver's Spark JVM."""
+    names = []
+    for child in psutil.Process(driver_pid).children(recursive=True):
+        if "java" not in child.name():
+            continue
+        for thread in child.threads():
+            comm = Path(f"/proc/{child.pid}/task/{thread.id}/comm")
+            try:
+                names.append(comm.read_text().strip())
+            except OSError:
+                continue  # the thread ended meanwhile
+    return names
 
 
 def run_night(glue: Any, day: str, table: str = TABLE) -> dict[str, Any]:
@@ -119,7 +135,14 @@ def test_two_nights_register_then_update_tables_and_partitions(
         assert ext_columns == [*expected, "sale_date"] or ext_columns == expected
 
         # Customers are unpartitioned: no partition keys, customer_date a data column.
-        run_night(glue, days[0], "store_customer")
+        run = run_night(glue, days[0], "store_customer")
+        # Each sync closed its AWS SDK client without shutting down the SDK's shared Netty
+        # event loop (glue.local_spark.keep_sdk_event_loop), so its threads outlive the runs;
+        # a close that shuts the loop down waits 2 s for them to end first.
+        driver = service.store.get(run["Id"])
+        assert driver is not None and driver.child_pid is not None
+        threads = jvm_thread_names(driver.child_pid)
+        assert any(name.startswith("aws-java-sdk-Ne") for name in threads), sorted(threads)
         customer = glue.get_table(DatabaseName="clean_mystore", Name="store_customer")["Table"]
         assert customer["PartitionKeys"] == []
         customer_columns = [c["Name"] for c in customer["StorageDescriptor"]["Columns"]]
