@@ -29,7 +29,7 @@ from rich.console import Console
 from flows.settings import Settings
 from local.lease import ATTACHABLE_KINDS, StackInUseError, in_use_message, live_stack
 from local.prefect_server import START_TIMEOUT_SECONDS, configured_api_url
-from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition, saved_days
+from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
 from local.stack import LocalStack, client_env
 from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
 from local.warehouse.redshift_compat import preflight
@@ -116,15 +116,16 @@ def ensure_sample_data(
     if raw_partition(data_dir / "raw", "store_sale", night).exists():
         return
     days = (night - config.start_date).days + 1
-    kept = saved_days(data_dir, config)
-    kept = kept if kept < days else 0
-    first = config.start_date + timedelta(days=kept)
-    console.print(
-        f"Generating sample raw data: {days - kept} day(s) from {first.isoformat()}"
-        + (f" (the {kept} day(s) before kept)" if kept else "")
-        + f", {config.customers:,} customers, {config.sales_per_day:,} sales/day"
-    )
-    generate(replace(config, days=days), data_dir, resume=True)
+
+    def announce(kept: int) -> None:
+        first = config.start_date + timedelta(days=kept)
+        console.print(
+            f"Generating sample raw data: {days - kept} day(s) from {first.isoformat()}"
+            + (f" (the {kept} day(s) before kept)" if kept else "")
+            + f", {config.customers:,} customers, {config.sales_per_day:,} sales/day"
+        )
+
+    generate(replace(config, days=days), data_dir, resume=True, before_writing=announce)
 
 
 def point_clients_at(endpoint_url: str, data_dir: Path) -> None:

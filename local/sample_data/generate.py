@@ -39,6 +39,7 @@ Run ``python -m local.sample_data --help`` for the options.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -142,9 +143,17 @@ class _Progress:
 def _state_tag(config: GenerateConfig) -> str:
     """Configuration (but the day count) and this package's code: another tag, start over."""
     digest = hashlib.sha256(json.dumps(asdict(config) | {"days": None}, default=str).encode())
+    digest.update(_code_digest())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    """This package's sources, read once per process (a night asks up to three times)."""
+    digest = hashlib.sha256()
     for module in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(module.read_bytes())
-    return digest.hexdigest()
+    return digest.digest()
 
 
 def saved_days(out: Path, config: GenerateConfig) -> int:
@@ -154,8 +163,15 @@ def saved_days(out: Path, config: GenerateConfig) -> int:
     try:
         with (out / STATE_FILE).open("rb") as fh:
             header = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return 0
+    return _usable_days(header, out, config)
+
+
+def _usable_days(header: Any, out: Path, config: GenerateConfig) -> int:
+    try:
         tag, days = header["tag"], int(header["days"])
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return 0
     if tag != _state_tag(config) or days < 1:
         return 0
@@ -168,15 +184,18 @@ def saved_days(out: Path, config: GenerateConfig) -> int:
 
 
 def _load_progress(out: Path, config: GenerateConfig) -> _Progress | None:
-    if not 0 < saved_days(out, config) < config.days:
-        return None
+    """The saved state, if ``saved_days`` accepts it for fewer days than ``config``'s."""
     try:
         with (out / STATE_FILE).open("rb") as fh:
-            pickle.load(fh)  # the header
+            days = _usable_days(pickle.load(fh), out, config)
+            if not 0 < days < config.days:
+                return None
             progress = pickle.load(fh)
     except Exception:  # a state that does not load (any reason) is generated again
         return None
-    return progress if isinstance(progress, _Progress) else None
+    if not isinstance(progress, _Progress) or len(progress.days) != days:
+        return None
+    return progress
 
 
 def _save_progress(out: Path, progress: _Progress) -> None:
@@ -197,14 +216,20 @@ def raw_partition(raw_path: Path | str, table: str, ingest_date: date | str) -> 
 
 
 def generate(
-    config: GenerateConfig, out: Path, *, day_limit: int | None = None, resume: bool = False
+    config: GenerateConfig,
+    out: Path,
+    *,
+    day_limit: int | None = None,
+    resume: bool = False,
+    before_writing: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Write the raw zone and the truth file under ``out``; return the truth.
 
     With ``resume``, go on from the state an earlier call saved (see ``saved_days``) and
     write only the days after it, then save the state again. Raises SampleRangeError, before
     writing anything, for more than ``day_limit`` new days (default: ``max_days()``) or
-    dates outside the supported range.
+    dates outside the supported range. ``before_writing`` is told how many earlier days are
+    kept (0: every day is generated) once that is known, before anything is written.
     """
     limit = max_days() if day_limit is None else day_limit
     progress = _load_progress(out, config) if resume else None
@@ -212,6 +237,8 @@ def generate(
         progress = _Progress(tag=_state_tag(config), gen=FeedGenerator(config))
     first_new = config.start_date + timedelta(days=len(progress.days))
     check_range(first_new, config.days - len(progress.days), limit)
+    if before_writing is not None:
+        before_writing(len(progress.days))
     for index in range(len(progress.days), config.days):
         progress.days.append(_write_day(progress, index, out))
     truth = _truth_document(config, progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from rich.console import Console
 
 from flows.settings import Settings
 from local.embedded import LOCAL_GLUE_POLL_MAX_SECONDS, ensure_sample_data, point_clients_at
-from local.sample_data import GenerateConfig, generate, raw_partition
+from local.sample_data import GenerateConfig, generate, raw_partition, saved_days
+from local.sample_data.generate import STATE_FILE
 
 
 def test_a_local_night_polls_its_glue_runs_often_unless_the_user_chose(
@@ -46,3 +48,25 @@ def test_each_night_generates_only_its_own_day_and_says_so(tmp_path: Path) -> No
     for name in ("truth.json", "raw/store_sale/ingest_date=2026-11-03/part-00000.json"):
         assert (tmp_path / "dir" / name).read_bytes() == (tmp_path / "once" / name).read_bytes()
     assert raw_partition(tmp_path / "dir" / "raw", "store_customer", "2026-11-02").is_dir()
+
+
+def test_a_state_whose_header_fits_but_whose_body_does_not_load_is_said_to_start_over(
+    tmp_path: Path,
+) -> None:
+    """The message counts the days generate really kept, not what the state's header says:
+    a state cut after its header is generated again from the first day, and said so."""
+    config = GenerateConfig(customers=30, sales_per_day=20, seed=5, start_date=date(2026, 11, 1))
+    for night in (date(2026, 11, 1), date(2026, 11, 2)):
+        ensure_sample_data(tmp_path, night, config, Console(record=True))
+    state = tmp_path / STATE_FILE
+    with state.open("rb") as fh:
+        pickle.load(fh)  # the header, which still fits
+        header_end = fh.tell()
+    state.write_bytes(state.read_bytes()[: header_end + 40])
+    assert saved_days(tmp_path, config) == 2  # the header alone says two days are kept
+    console = Console(record=True, width=200)
+    ensure_sample_data(tmp_path, date(2026, 11, 3), config, console)
+    said = console.export_text()
+    assert "Generating sample raw data: 3 day(s) from 2026-11-01, 30 customers" in said
+    assert "kept" not in said
+    assert saved_days(tmp_path, config) == 3
