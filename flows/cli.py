@@ -8,6 +8,8 @@ reaches the flow only as environment (endpoint URLs and zone paths).
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +29,21 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The night passed, but a clean step had no raw partition for its date (allowed by
 # MYSTORE_ALLOW_EMPTY_INPUT): distinct from 0 so a scheduler or script notices the day.
 EXIT_NO_INPUT = 3
+
+
+def skip_the_final_collection_at_exit() -> None:
+    """Spare a command's process Python's last full garbage collection (entry points only).
+
+    A night's process ends with what Prefect, pydantic, boto3 and rich built still alive,
+    and the interpreter's shutdown collects it all: 0.82-0.86 s of an attached night
+    (measured from the last exit handler to the process's end; 0.05 s frozen), for memory
+    the operating system takes back anyway. ``gc.freeze()`` puts those objects out of the
+    collector's reach. Registered before the run, it runs after the exit handlers the run
+    registers (atexit runs the newest first); logging's, registered at import, still runs
+    after it and flushes every handler. The night has drained Prefect's log and event
+    workers and closed its files before it returns, so nothing waits on a finalizer.
+    """
+    atexit.register(gc.freeze)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -167,4 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from flows.cli import skip_the_final_collection_at_exit
+
+    skip_the_final_collection_at_exit()
     sys.exit(main())
