@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import os
 import re
@@ -19,7 +20,7 @@ from prefect import flow
 from flows import history, nightly
 from flows.cli import EXIT_NO_INPUT, run_cli
 from flows.summary import NO_INPUT_STATUS, NightSummary, StepOutcome
-from tests.conftest import PrefectApi
+from tests.conftest import REPO_ROOT, PrefectApi
 
 
 @pytest.fixture(autouse=True)
@@ -223,15 +224,22 @@ runpy.run_module(sys.argv[0], run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("module", ["flows.nightly", "flows.history"])
-def test_the_commands_spare_their_process_the_final_garbage_collection(module: str) -> None:
+@pytest.mark.parametrize("module", [nightly, history])
+def test_the_commands_spare_their_process_the_final_garbage_collection(
+    module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``python -m flows.nightly`` and ``flows.history`` freeze what is alive at exit
     (flows.cli.skip_the_final_collection_at_exit): Python's last full collection took 0.8 s
     of a night. Calling ``main()`` in a process (as these tests do) registers nothing."""
-    repo = Path(__file__).resolve().parents[2]
+    registered: list[Any] = []
+    monkeypatch.setattr(atexit, "register", lambda fn, *a, **k: registered.append(fn))
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    assert gc.freeze not in registered
+
     proc = subprocess.run(
-        [sys.executable, "-c", FREEZE_PROBE, module],
-        cwd=repo,
+        [sys.executable, "-c", FREEZE_PROBE, module.__name__],
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
@@ -241,4 +249,3 @@ def test_the_commands_spare_their_process_the_final_garbage_collection(module: s
     match = re.search(r"frozen objects at exit: (\d+)", proc.stdout)
     assert match, proc.stdout[-2000:]
     assert int(match.group(1)) > 0
-    assert gc.get_freeze_count() == 0  # this process's main() calls froze nothing
