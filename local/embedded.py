@@ -103,16 +103,22 @@ def next_night(data_dir: Path, config: GenerateConfig) -> date:
     return max(done) + timedelta(days=1) if done else config.start_date
 
 
-def ensure_sample_data(
-    data_dir: Path, night: date, config: GenerateConfig, console: Console
-) -> None:
-    """Generate raw data up to ``night`` unless its partition is already there, going on
-    from the days an earlier night generated (their state is kept in the data dir)."""
+def refuse_night_before_sample_data(night: date, config: GenerateConfig) -> None:
+    """A night the sample data cannot have is refused before anything starts: a typo in
+    ``--date`` should not cost a stack's start (and leave a Prefect server running)."""
     if night < config.start_date:
         raise ValueError(
             f"--date {night.isoformat()} is before the sample data's first day"
             f" {config.start_date.isoformat()}"
         )
+
+
+def ensure_sample_data(
+    data_dir: Path, night: date, config: GenerateConfig, console: Console
+) -> None:
+    """Generate raw data up to ``night`` unless its partition is already there, going on
+    from the days an earlier night generated (their state is kept in the data dir)."""
+    refuse_night_before_sample_data(night, config)
     if raw_partition(data_dir / "raw", "store_sale", night).exists():
         return
     days = (night - config.start_date).days + 1
@@ -170,9 +176,11 @@ def prepare_embedded(
     stops when that run ends, so attaching to it could cut this run off midway.
     """
     data_dir = settings.local_data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
     config = sample_config(data_dir, settings)
     night = requested or next_night(data_dir, config)
+    if nightly:
+        refuse_night_before_sample_data(night, config)
+    data_dir.mkdir(parents=True, exist_ok=True)
     user_prefect = configured_api_url()
     live = live_stack(data_dir, wait_ready_seconds=START_TIMEOUT_SECONDS)
     if live is not None and (

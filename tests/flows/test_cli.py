@@ -102,14 +102,19 @@ def test_refuse_future_night_allows_today_and_the_past() -> None:
         nightly.refuse_future_night(date(2026, 12, 2), today)
 
 
-def test_a_night_before_the_sample_data_exits_2_without_a_traceback(
+def test_a_night_before_the_sample_data_exits_2_without_a_traceback_or_a_stack(
     fresh_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert nightly.main(["--date", "0001-01-01", "--data-dir", str(fresh_data_dir)]) == 2
+    """Refused before the stack starts: no PostgreSQL, Spark or Prefect server for a typo
+    in ``--date`` (each night used to start them all, and left the Prefect server up)."""
+    data_dir = fresh_data_dir / "never-used"
+    assert nightly.main(["--date", "0001-01-01", "--data-dir", str(data_dir)]) == 2
     out = capsys.readouterr()
     assert "Cannot prepare the night" in out.out
-    assert "before the sample data's first day" in out.out
+    assert "--date 0001-01-01 is before the sample data's first day 2026-11-01" in out.out
     assert "Traceback" not in out.out + out.err
+    assert "Local AWS endpoint" not in out.out
+    assert not data_dir.exists(), sorted(p.name for p in data_dir.iterdir())
 
 
 def test_history_refuses_a_reversed_range(capsys: pytest.CaptureFixture[str]) -> None:
