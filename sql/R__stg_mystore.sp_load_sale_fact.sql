@@ -1,6 +1,7 @@
 -- Loads sales into sale_fact.
 --   INCREMENTAL (start and end NULL): the clean sales newer than the high-water mark;
---   HISTORY (start <= end): the sales of stg_mystore.store_sale in that date range.
+--   HISTORY (start <= end): the sales of stg_mystore.store_sale in that date range; a
+--   range with none fails the load (a backfill must never report success for nothing).
 -- Each sale points at the customer version valid at the time of the sale; a sale before
 -- the customer's first version points at that first version; an unknown customer gives
 -- -1. Rows are deleted then inserted on the source key (ticket_id, item_id), so a reload
@@ -96,6 +97,12 @@ begin
     end if;
     get diagnostics v_rows := row_count;
     raise info 'sale_fact: % % sales staged', v_rows, v_load_kind;
+    if p_load_type = 'HISTORY' and v_rows = 0 then
+        -- A backfill that loads nothing is a wrong range or a source not staged: fail it
+        -- (rolling back the customers loaded before) instead of reporting success.
+        raise exception 'HISTORY load of % to %: stg_mystore.store_sale holds no sales in that range, so there is nothing to load; stage the range first (sp_stage_store_sale from the clean table, or sp_copy_data from S3) and check that its source has sales on those dates',
+            p_start_date, p_end_date;
+    end if;
 
     -- 2. The calendar and clock the facts point at.
     select min(cast(sale_datetime as date)), max(cast(sale_datetime as date))

@@ -184,6 +184,27 @@ def test_the_history_pipeline_backfills_a_range_once(
     assert len(named) == 1  # the second run reattached to the first load
 
 
+def test_a_history_range_with_no_sales_fails_the_backfill(
+    wh: Warehouse, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    """``python -m flows.history`` on a range the clean table has no sales for: the load
+    fails with the warehouse's reason and the checks never run, instead of a "succeeded"
+    that loaded nothing."""
+    start = date(2001, 1, 1)
+    pipeline = history_pipeline(start, date(2001, 1, 2))
+    with pytest.raises(NightFailedError) as caught:
+        _run(pipeline, _runtime(migrated), night=start)
+    summary = caught.value.summary
+    assert summary["verdict"] == "FAILED"
+    assert summary["error"].startswith("step load_history_to_20010102 failed:")
+    assert (
+        "HISTORY load of 2001-01-01 to 2001-01-02: stg_mystore.store_sale holds no sales"
+        in summary["error"]
+    )
+    assert [s["status"] for s in summary["steps"]] == ["succeeded", "failed", "skipped", "skipped"]
+    assert wh.facts() == {}
+
+
 def test_a_forced_check_runs_again_instead_of_reattaching(
     migrated: LocalStack, prefect_settings: PrefectApi
 ) -> None:

@@ -138,6 +138,28 @@ def test_history_load_backfills_exactly_the_date_range(wh: Warehouse) -> None:
     assert sorted(wh.facts()) == [(t, 1) for t in range(1, 6)]
 
 
+def test_a_history_load_of_a_range_with_no_staged_sales_fails_and_loads_nothing(
+    wh: Warehouse,
+) -> None:
+    """A backfill of a range the staging table has no sales for (a wrong range, or a source
+    never staged) fails naming the range, and the customers it loaded first roll back."""
+    wh.customers({"customer_id": "C1"})
+    wh.sales({"ticket_id": 1, "at": datetime(2025, 12, 1, 9)})
+    wh.call("call stg_mystore.sp_stage_store_sale('2025-12-01', '2025-12-01')")
+    before = wh.snapshot()
+
+    with pytest.raises(
+        StatementFailedError,
+        match=r"HISTORY load of 0001-01-01 to 0001-01-02: stg_mystore.store_sale holds no"
+        r" sales in that range, so there is nothing to load; stage the range first",
+    ):
+        wh.call("call stg_mystore.sp_run_history_load('0001-01-01', '0001-01-02')")
+
+    assert wh.snapshot() == before
+    assert wh.dim("C1") == []  # sp_load_customer_dim ran first, in the same transaction
+    assert wh.facts() == {}
+
+
 def test_a_failing_load_leaves_no_half_loaded_state(wh: Warehouse) -> None:
     wh.customers({"customer_id": "C1"})
     wh.sales({"ticket_id": 1, "at": START})
