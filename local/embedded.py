@@ -176,6 +176,11 @@ def prepare_embedded(
     stops when that run ends, so attaching to it could cut this run off midway.
     """
     data_dir = settings.local_data_dir.expanduser().resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ValueError(
+            f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR) is a file;"
+            " expected a directory, which is created when missing"
+        )
     config = sample_config(data_dir, settings)
     night = requested or next_night(data_dir, config)
     if nightly:

@@ -117,6 +117,18 @@ def test_a_night_before_the_sample_data_exits_2_without_a_traceback_or_a_stack(
     assert not data_dir.exists(), sorted(p.name for p in data_dir.iterdir())
 
 
+def test_a_data_dir_that_is_a_file_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert nightly.main(["--data-dir", str(a_file)]) == 2
+    out = capsys.readouterr().out
+    assert f"the data dir {a_file} (--data-dir or MYSTORE_LOCAL_DATA_DIR) is a file" in out
+    assert "Local AWS endpoint" not in out
+    assert a_file.read_text() == "mine"
+
+
 def test_history_refuses_a_reversed_range(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         history.main(["--start-date", "2026-11-03", "--end-date", "2026-11-01"])
