@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
             "run the data-quality checks. On the embedded default the range must already be "
             "in the clean table (run the nightly for those dates first)."
         ),
-        epilog="Exit status: 0 success, 1 a step failed, 2 bad arguments or settings.",
+        epilog=(
+            "Exit status: 0 success, 1 a step failed (also when the range has no sales to "
+            "stage: a backfill that loads nothing is never a success), 2 bad arguments or "
+            "settings."
+        ),
     )
     parser.add_argument("--start-date", type=parse_date, required=True, metavar="YYYY-MM-DD")
     parser.add_argument("--end-date", type=parse_date, required=True, metavar="YYYY-MM-DD")
