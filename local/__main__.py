@@ -25,7 +25,12 @@ ENDPOINT_FILE = "endpoint.json"
 
 
 def _data_dir(value: str) -> Path:
-    return Path(value).expanduser().resolve()
+    path = Path(value).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{value} is a file; expected a directory, which is created when missing"
+        )
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

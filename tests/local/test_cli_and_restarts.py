@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from local.__main__ import format_table
+from local.__main__ import format_table, main
 from local.stack import LocalStack, client_env
 from tests.conftest import TEST_ACCESS_KEY, data_api_client, serve_endpoint
 
@@ -135,6 +135,19 @@ def test_every_command_has_help(command: str) -> None:
     done = cli(command, "--help")
     assert done.returncode == 0
     assert "--data-dir" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["up", "serve", "query", "status", "down"])
+def test_a_data_dir_that_is_a_file_is_refused_by_name(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--data-dir", str(a_file), *(["select 1"] if command == "query" else [])])
+    assert exited.value.code == 2
+    assert f"{a_file} is a file; expected a directory" in capsys.readouterr().err
+    assert a_file.read_text() == "mine"
 
 
 def test_format_table() -> None:
