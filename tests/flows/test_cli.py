@@ -118,12 +118,12 @@ def test_a_night_before_the_sample_data_exits_2_without_a_traceback_or_a_stack(
 
 
 def test_a_data_dir_that_is_a_file_is_refused_before_anything_starts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fresh_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    a_file = tmp_path / "notes.txt"
+    a_file = fresh_data_dir / "notes.txt"
     a_file.write_text("mine")
     assert nightly.main(["--data-dir", str(a_file)]) == 2
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at 160 columns
     assert f"the data dir {a_file} (--data-dir or MYSTORE_LOCAL_DATA_DIR) is a file" in out
     assert "Local AWS endpoint" not in out
     assert a_file.read_text() == "mine"
