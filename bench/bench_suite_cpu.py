@@ -10,10 +10,12 @@ take cores from the suite all the same).
 
 A sampler reads ``/proc/<pid>/stat`` of every process every ``--interval`` seconds and keeps
 each process's last user+system time; a process is attributed to the test whose
-``PYTEST_CURRENT_TEST`` its environment inherited (pytest sets it while a test runs). A
-process that lives less than one interval may be missed, and each process's last interval
-is lost: the totals are a lower bound, close to the machine's busy time (printed beside
-them from ``/proc/stat``). The sampler itself costs about 2 % of a core.
+``PYTEST_CURRENT_TEST`` its environment inherited (pytest sets it while a test runs), so a
+session fixture's process (a worker's Prefect server, the warm Spark driver) counts for the
+test that first needed it, and a process alive before the run counts only what it used
+during it. A process that lives less than one interval may be missed, and each process's
+last interval is lost: the totals are a lower bound, close to the machine's busy time
+(printed beside them from ``/proc/stat``). The sampler itself costs about 2 % of a core.
 
 Usage: uv run --locked python bench/bench_suite_cpu.py [--top 25] [--interval 0.2]
        [-- pytest arguments (default: the README's, -n 2 --dist loadgroup)]
