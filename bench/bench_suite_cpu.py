@@ -57,8 +57,10 @@ class Process:
 def kind_of(process: Process) -> str:
     """A short name for what a process is, from its command line."""
     command, comm = process.command, process.comm
-    if "spark-class" in command or "spark-submit" in command or comm == "java":
+    if comm == "java":
         return "Spark JVM"
+    if "spark-class" in command or "spark-submit" in command:
+        return "Spark launcher scripts"
     if comm.startswith(SYSTEM_COMMS) or command.startswith(SYSTEM_COMMANDS):
         return "the machine's own"
     if comm.startswith("postgres"):
@@ -130,6 +132,7 @@ def sample(seen: dict[tuple[str, str], Process], stop: threading.Event, interval
                 if first:
                     process.before = cpu
             process.cpu = cpu
+            process.comm = comm  # Spark's launcher script execs java in the same process
         first = False
         stop.wait(interval)
 
@@ -171,6 +174,7 @@ def main() -> int:
     by_kind: dict[str, float] = {}
     count: Counter[str] = Counter()
     by_test: dict[str, float] = {}
+    jvms_by_test: dict[str, list[float]] = {}
     for process in seen.values():
         kind = kind_of(process)
         by_kind[kind] = by_kind.get(kind, 0.0) + process.during
@@ -178,6 +182,8 @@ def main() -> int:
         if kind not in ("the machine's own", "xdist worker"):
             name = test_name(process.test)
             by_test[name] = by_test.get(name, 0.0) + process.during
+        if kind == "Spark JVM":
+            jvms_by_test.setdefault(test_name(process.test), []).append(process.during)
     sampled = sum(by_kind.values())
     print(
         f"\nexit {done.returncode}; wall {wall:.1f} s; machine busy {busy:.0f} CPU-s"
@@ -195,6 +201,15 @@ def main() -> int:
     print(f"\nprocesses a test started (the xdist workers' own CPU aside), top {args.top}:")
     for test, cpu in sorted(by_test.items(), key=lambda item: -item[1])[: args.top]:
         print(f"{cpu:8.1f}  {test}")
+    # The Spark group (``@spark`` in the test id) runs on one worker; a JVM started by any
+    # other test shares the cores with that worker's JVMs.
+    outside = {t: j for t, j in jvms_by_test.items() if "@spark" not in t}
+    print(
+        f"\nSpark JVMs started outside the Spark group: {sum(len(j) for j in outside.values())},"
+        f" {sum(sum(j) for j in outside.values()):.1f} CPU-s"
+    )
+    for test, jvms in sorted(outside.items(), key=lambda item: -sum(item[1])):
+        print(f"{sum(jvms):8.1f}  {test} ({len(jvms)} JVM{'s' if len(jvms) > 1 else ''})")
     return done.returncode
 
 
