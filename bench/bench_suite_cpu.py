@@ -165,11 +165,10 @@ def main() -> int:
     busy_before, started = busy_seconds(), time.monotonic()
     sampler.start()
     print(f"running: {' '.join(command)}", flush=True)
-    done = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, text=True, check=False)
+    done = subprocess.run(command, cwd=REPO, check=False)  # pytest's progress shows as it runs
     wall, busy = time.monotonic() - started, busy_seconds() - busy_before
     stop.set()
     sampler.join()
-    print("\n".join(done.stdout.rstrip().splitlines()[-3:]))
 
     by_kind: dict[str, float] = {}
     count: Counter[str] = Counter()
@@ -190,14 +189,13 @@ def main() -> int:
         f" ({busy / wall:.2f} of {os.cpu_count()} cores); sampled {sampled:.0f} CPU-s"
     )
     print(f"\n{'CPU-s':>8} {'share':>6} {'procs':>6}  kind")
-    small = [kind for kind, cpu in by_kind.items() if cpu < 0.5]
-    for kind in small:
-        by_kind["others (each under 0.5 CPU-s)"] = by_kind.get(
-            "others (each under 0.5 CPU-s)", 0.0
-        ) + by_kind.pop(kind)
-        count["others (each under 0.5 CPU-s)"] += count[kind]
-    for kind, cpu in sorted(by_kind.items(), key=lambda item: -item[1]):
-        print(f"{cpu:8.1f} {cpu / max(sampled, 1e-9):6.1%} {count[kind]:6d}  {kind}")
+    small = {kind for kind, cpu in by_kind.items() if cpu < 0.5}
+    rows = [(cpu, count[kind], kind) for kind, cpu in by_kind.items() if kind not in small]
+    if small:
+        others = (sum(by_kind[k] for k in small), sum(count[k] for k in small))
+        rows.append((*others, "others (each under 0.5 CPU-s)"))
+    for cpu, processes, kind in sorted(rows, reverse=True):
+        print(f"{cpu:8.1f} {cpu / max(sampled, 1e-9):6.1%} {processes:6d}  {kind}")
     print(f"\nprocesses a test started (the xdist workers' own CPU aside), top {args.top}:")
     for test, cpu in sorted(by_test.items(), key=lambda item: -item[1])[: args.top]:
         print(f"{cpu:8.1f}  {test}")

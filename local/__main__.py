@@ -25,11 +25,13 @@ ENDPOINT_FILE = "endpoint.json"
 
 
 def _data_dir(value: str) -> Path:
+    from local.lease import refuse_a_file_as_data_dir
+
     path = Path(value).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{value} is a file; expected a directory, which is created when missing"
-        )
+    try:
+        refuse_a_file_as_data_dir(path, value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
     return path
 
 

@@ -27,7 +27,13 @@ from pathlib import Path
 from rich.console import Console
 
 from flows.settings import Settings
-from local.lease import ATTACHABLE_KINDS, StackInUseError, in_use_message, live_stack
+from local.lease import (
+    ATTACHABLE_KINDS,
+    StackInUseError,
+    in_use_message,
+    live_stack,
+    refuse_a_file_as_data_dir,
+)
 from local.prefect_server import START_TIMEOUT_SECONDS, configured_api_url
 from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
 from local.stack import LocalStack, client_env
@@ -176,11 +182,9 @@ def prepare_embedded(
     stops when that run ends, so attaching to it could cut this run off midway.
     """
     data_dir = settings.local_data_dir.expanduser().resolve()
-    if data_dir.exists() and not data_dir.is_dir():
-        raise ValueError(
-            f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR) is a file;"
-            " expected a directory, which is created when missing"
-        )
+    refuse_a_file_as_data_dir(
+        data_dir, f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR)"
+    )
     config = sample_config(data_dir, settings)
     night = requested or next_night(data_dir, config)
     if nightly:

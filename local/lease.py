@@ -65,6 +65,13 @@ class StackInfo:
         return f"{command}, pid {self.pid},{where}"
 
 
+def refuse_a_file_as_data_dir(path: Path, named: str) -> None:
+    """A data dir that is a file is refused by ``named``, before anything is created in or
+    beside it (mkdir would only say "File exists")."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{named} is a file; expected a directory, which is created when missing")
+
+
 def process_alive(pid: int, started: float | None = None) -> bool:
     """True when ``pid`` runs and, given ``started``, is that very process (not a reused pid)."""
     try:

@@ -77,8 +77,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     """Spark tests (marked ``spark``, or using a Spark fixture) get the ``spark`` mark and
     one xdist group: under ``-n 2 --dist loadgroup`` they run one after another on one
     worker, so their JVMs do not fight over a 2-core machine, while the other worker takes
-    the rest of the suite (where only short-lived drivers of stacks start: README). Marked as each item is collected: pytest-xdist reads the groups
-    in its own ``pytest_collection_modifyitems``, which runs before a conftest's."""
+    the rest of the suite (where only short-lived drivers of stacks start: README). Marked
+    as each item is collected: pytest-xdist reads the groups in its own
+    ``pytest_collection_modifyitems``, which runs before a conftest's."""
     if item.get_closest_marker("spark") is None:
         if SPARK_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
             return
