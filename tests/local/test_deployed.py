@@ -1,6 +1,6 @@
 """The laptop deployments' entrypoints (local/deployed.py) without a stack: what they
 refuse and which night they pick. The run through a real worker is
-tests/integration/test_deployed_local.py."""
+tests/integration/test_nightly_e2e.py's deployed night."""
 
 from __future__ import annotations
 
