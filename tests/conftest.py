@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +121,35 @@ def throwaway_data_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def wait_for_flow_run(
+    api_url: str,
+    run_id: Any,
+    done: Callable[[Any], bool],
+    timeout: float,
+    log: Path,
+    *,
+    between: Callable[[Any, Any], None] | None = None,
+    interval: float = 0.3,
+) -> Any:
+    """Read the flow run from ``api_url`` until ``done(run)``, and return it; past
+    ``timeout`` s, fail with its state and the tail of ``log`` (the runner's or worker's).
+    ``between(client, run)`` runs after each read that is not done (a test's stand-in for a
+    schedule, such as starting the poller)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    deadline = time.monotonic() + timeout
+    with SyncPrefectClient(api=api_url) as client:
+        while True:
+            run = client.read_flow_run(run_id)
+            if run.state is not None and done(run):
+                return run
+            if between is not None:
+                between(client, run)
+            if time.monotonic() > deadline:
+                pytest.fail(f"flow run is {run.state}:\n{log.read_text()[-6000:]}")
+            time.sleep(interval)
 
 
 def stop_process_group(process: subprocess.Popen[Any], grace_seconds: float = 30) -> None:

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +22,8 @@ from typing import Any
 from uuid import UUID
 
 import psutil
-import pytest
 
-from tests.conftest import PrefectApi, stop_process_group
+from tests.conftest import PrefectApi, stop_process_group, wait_for_flow_run
 from tests.local.stack_processes import REPO
 
 NIGHTLY_LOCAL = "mystore-nightly/mystore-nightly-local"
@@ -130,7 +128,6 @@ def wait_for_run(
 ) -> Any:
     """Wait until ``done(run)``; with ``resume``, run the deployed poller whenever the run
     is suspended and no poller run is under way (what its schedule would do, sooner)."""
-    from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterId,
@@ -148,22 +145,24 @@ def wait_for_run(
         )
     )
     poller = DeploymentFilter(id=DeploymentFilterId(any_=[laptop.resumer_id]))
-    deadline = time.monotonic() + timeout
-    with SyncPrefectClient(api=laptop.api.api_url) as client:
-        while True:
-            run = client.read_flow_run(run_id)
-            if run.state is not None and done(run):
-                return run
-            if (
-                resume
-                and run.state is not None
-                and run.state.name == "Suspended"
-                and not client.read_flow_runs(flow_run_filter=under_way, deployment_filter=poller)
-            ):
-                client.create_flow_run_from_deployment(laptop.resumer_id, parameters={})
-            if time.monotonic() > deadline:
-                pytest.fail(f"flow run is {run.state}:\n{laptop.worker_log.read_text()[-6000:]}")
-            time.sleep(0.5)
+
+    def start_the_poller_when_suspended(client: Any, run: Any) -> None:
+        if (
+            run.state is not None
+            and run.state.name == "Suspended"
+            and not client.read_flow_runs(flow_run_filter=under_way, deployment_filter=poller)
+        ):
+            client.create_flow_run_from_deployment(laptop.resumer_id, parameters={})
+
+    return wait_for_flow_run(
+        laptop.api.api_url,
+        run_id,
+        done,
+        timeout,
+        laptop.worker_log,
+        between=start_the_poller_when_suspended if resume else None,
+        interval=0.5,
+    )
 
 
 def flow_processes(laptop: LaptopDeployment) -> list[str]:

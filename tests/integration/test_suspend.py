@@ -39,6 +39,7 @@ from tests.conftest import (
     PrefectApi,
     data_api_client,
     stop_process_group,
+    wait_for_flow_run,
 )
 from tests.tasks.redshift_data.test_data_api_reliability import (
     TARGET,
@@ -175,17 +176,7 @@ def start(served: Served, **parameters: Any) -> tuple[UUID, str, str]:
 def wait_for(
     served: Served, run_id: UUID, done: Callable[[Any], bool], timeout: float = 120
 ) -> Any:
-    from prefect.client.orchestration import SyncPrefectClient
-
-    deadline = time.monotonic() + timeout
-    with SyncPrefectClient(api=served.api.api_url) as api:
-        while True:
-            run = api.read_flow_run(run_id)
-            if run.state is not None and done(run):
-                return run
-            if time.monotonic() > deadline:
-                pytest.fail(f"flow run is {run.state}:\n{served.log.read_text()[-5000:]}")
-            time.sleep(0.3)
+    return wait_for_flow_run(served.api.api_url, run_id, done, timeout, served.log)
 
 
 def release(client: RedshiftDataAPIServiceClient, tag: str) -> None:
