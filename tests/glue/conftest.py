@@ -44,9 +44,11 @@ def warm_clean_job(data_dir: Path, warm_drivers: Any) -> Iterator[Any]:
         service.close()
 
 
-def run_clean_job(service: Any, arguments: Mapping[str, str], timeout: float) -> tuple[Any, str]:
+def run_clean_job(
+    service: Any, arguments: Mapping[str, str], timeout: float, *, expect: str = "SUCCEEDED"
+) -> tuple[Any, str]:
     """Start one clean-job run on ``service`` and wait for its end: (the run, its log).
-    Fails the test, quoting the log, unless the run SUCCEEDED."""
+    Fails the test, quoting the log, unless the run ended in the state ``expect``."""
     from local.glue_jobs.requests import StartRequest
 
     run = service.backend.start(
@@ -56,7 +58,7 @@ def run_clean_job(service: Any, arguments: Mapping[str, str], timeout: float) ->
     while run.active and time.monotonic() < deadline:
         time.sleep(0.2)
     log = (Path(run.log_group) / f"{run.id}.log").read_text()
-    assert run.state == "SUCCEEDED", (dict(arguments), run.error_message, log[-3000:])
+    assert run.state == expect, (dict(arguments), run.state, run.error_message, log[-3000:])
     return run, log
 
 

@@ -19,13 +19,13 @@ from glue.raw2clean import REPORT_PREFIX, CleanJobError, error_summary, main
 from local.sample_data import GenerateConfig, generate, write_partition
 from tests.glue.conftest import run_clean_job, warm_clean_job
 
-# Several tests run the job in a child process with a JVM of its own.
+# Whole runs use the session's in-process Spark or its warm Hudi driver.
 pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("store_customer_address", "store_customer", "store_sale")
 START = date(2026, 11, 1)
 # In-process runs borrow the test session, which has no Hudi jars: they test the job's
-# logic on the Delta fallback; Hudi runs go through a child process, as the Glue service does.
+# logic on the Delta fallback; Hudi runs go through the local Glue service's warm driver.
 DELTA = ("--table_format", "delta")
 
 
@@ -376,23 +376,20 @@ def test_a_half_written_partition_fails_and_commits_nothing(
 
 @pytest.mark.slow
 def test_quarantine_above_the_threshold_fails_after_writing_the_rejects(
-    sample: tuple[Path, dict[str, Any]], tmp_path: Path
+    sample: tuple[Path, dict[str, Any]], tmp_path: Path, warm_spark_drivers: Any
 ) -> None:
-    """Run as the local Glue service does: a child process, exit code and last stderr line."""
+    """Run as the local Glue service runs it: the job's ``main`` in the session's warm
+    driver (no JVM of its own), its exit code and the error line becoming the run's FAILED
+    state and ErrorMessage. The script's own exit path (``python glue/raw2clean.py``, as
+    Glue on AWS starts it) is shown by the offline and bad-argument tests."""
     sample_dir, truth = sample
     day = truth["days"][0]
     argv = job_argv(
         sample_dir, tmp_path, "store_customer", day["date"], "--max_quarantine_share", "0.001"
     )
-    env = os.environ | {"MYSTORE_SPARK_MASTER": "local[1]", "MYSTORE_SPARK_DRIVER_MEMORY": "1g"}
-    proc = subprocess.run(
-        [sys.executable, "glue/raw2clean.py", *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    arguments = dict(zip(argv[2::2], argv[3::2], strict=True))  # without --JOB_NAME
+    with warm_clean_job(tmp_path, warm_spark_drivers) as service:
+        run, log = run_clean_job(service, arguments, 900, expect="FAILED")
     expected = day["tables"]["store_customer"]
     bad, total = expected["quarantined"], expected["raw_rows"]
     message = (
@@ -400,8 +397,8 @@ def test_quarantine_above_the_threshold_fails_after_writing_the_rejects(
         f"--max_quarantine_share 0.001; nothing committed; see "
         f"{tmp_path / 'quarantine'}/store_customer/ingest_date={day['date']}"
     )
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert proc.stderr.strip().splitlines()[-1] == f"CleanJobError: {message}"
+    assert run.error_message == f"CleanJobError: {message} (exit code 1)", log[-3000:]
+    assert f"CleanJobError: {message}" in log.splitlines()
     report = json.loads((tmp_path / "reports" / f"store_customer-{day['date']}.json").read_text())
     assert (report["status"], report["error"]) == ("FAILED", message)
     assert (report["rows_read"], report["rows_quarantined"]) == (total, bad)

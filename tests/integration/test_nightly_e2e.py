@@ -114,11 +114,17 @@ def _changes(output: str) -> dict[str, int]:
 
 
 def postgres_pids(data_dir: Path) -> set[int]:
-    """Postmasters of the data dir (PostgreSQL processes whose parent is not one of them)."""
+    """Postmasters of the data dir (PostgreSQL processes whose parent is not one of them),
+    from one listing. A backend whose connection just closed may end between the listing
+    and the reading of its name: it is skipped, not an error."""
+    parents: dict[int, tuple[str, int]] = {}
+    for process in processes_using(data_dir):
+        try:
+            parents[process.pid] = (process.name(), process.ppid())
+        except psutil.Error:
+            continue
     return {
-        p.pid
-        for p in processes_using(data_dir)
-        if "postgres" in p.name() and p.ppid() not in {q.pid for q in processes_using(data_dir)}
+        pid for pid, (name, ppid) in parents.items() if "postgres" in name and ppid not in parents
     }
 
 
