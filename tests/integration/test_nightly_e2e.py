@@ -117,14 +117,14 @@ def postgres_pids(data_dir: Path) -> set[int]:
     """Postmasters of the data dir (PostgreSQL processes whose parent is not one of them),
     from one listing. A backend whose connection just closed may end between the listing
     and the reading of its name: it is skipped, not an error."""
-    parents: dict[int, tuple[str, int]] = {}
+    listed: dict[int, tuple[str, int]] = {}  # pid: (name, parent pid)
     for process in processes_using(data_dir):
         try:
-            parents[process.pid] = (process.name(), process.ppid())
+            listed[process.pid] = (process.name(), process.ppid())
         except psutil.Error:
             continue
     return {
-        pid for pid, (name, ppid) in parents.items() if "postgres" in name and ppid not in parents
+        pid for pid, (name, ppid) in listed.items() if "postgres" in name and ppid not in listed
     }
 
 
