@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,15 @@ def run_cli(
     flow_fn: Callable[..., Any],
     *,
     nightly: bool = False,
+    date_range: tuple[date, date] | None = None,
     **flow_kwargs: Any,
 ) -> int:
     """Validate settings, prepare the embedded default when targeted, run, print, exit code.
 
     ``nightly`` runs pick their logical date here (locally: the next night not yet loaded,
-    whose sample data is generated first); other flows get their parameters as given.
+    whose sample data is generated first); other flows get their parameters as given, and
+    name the days they read in ``date_range`` so the embedded default can refuse a range
+    its sample data cannot have before starting anything.
     """
     # The embedded default is offline: the temporary Prefect server must not phone home.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -98,11 +102,16 @@ def run_cli(
             try:
                 prepared = resources.enter_context(
                     prepare_embedded(
-                        settings, night if nightly else None, console=console, nightly=nightly
+                        settings,
+                        night if nightly else None,
+                        console=console,
+                        nightly=nightly,
+                        date_range=date_range,
                     )
                 )
-            except ValueError as exc:  # a night the sample data cannot have (absurd date)
-                console.print(f"[red]Cannot prepare the night:[/red] {exc}")
+            except ValueError as exc:  # dates the sample data cannot have (absurd dates)
+                what = "night" if nightly else "run"
+                console.print(f"[red]Cannot prepare the {what}:[/red] {exc}")
                 return EXIT_USAGE
             except OSError as exc:  # data dir in use, PostgreSQL or Prefect did not start
                 console.print(f"[red]Local stack:[/red] {exc}")

@@ -111,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.start_date > args.end_date:
         parser.error(f"--start-date {args.start_date} is after --end-date {args.end_date}")
-    return run_cli(args, history, start_date=args.start_date, end_date=args.end_date)
+    return run_cli(
+        args,
+        history,
+        date_range=(args.start_date, args.end_date),
+        start_date=args.start_date,
+        end_date=args.end_date,
+    )
 
 
 if __name__ == "__main__":

@@ -119,6 +119,18 @@ def refuse_night_before_sample_data(night: date, config: GenerateConfig) -> None
         )
 
 
+def refuse_range_before_sample_data(start: date, end: date, config: GenerateConfig) -> None:
+    """A backfill range that ends before the sample data's first day has no sales to stage:
+    refused before anything starts, as such a night is (the load would fail anyway, after a
+    stack's start)."""
+    if end < config.start_date:
+        raise ValueError(
+            f"--end-date {end.isoformat()} is before the sample data's first day"
+            f" {config.start_date.isoformat()}: {start.isoformat()}..{end.isoformat()}"
+            " has no sales to load"
+        )
+
+
 def ensure_sample_data(
     data_dir: Path, night: date, config: GenerateConfig, console: Console
 ) -> None:
@@ -172,11 +184,17 @@ def prepare_warehouse(
 
 @contextmanager
 def prepare_embedded(
-    settings: Settings, requested: date | None, *, console: Console, nightly: bool = True
+    settings: Settings,
+    requested: date | None,
+    *,
+    console: Console,
+    nightly: bool = True,
+    date_range: tuple[date, date] | None = None,
 ) -> Iterator[PreparedNight]:
     """Attach to the data dir's running stack or start one, export its endpoint, migrate;
     for a nightly, also pick the night (``requested`` or the next one not yet loaded) and
-    make sure its raw data exists.
+    make sure its raw data exists. A ``date_range`` (a backfill's days) wholly before the
+    sample data is refused first, as a night before it is.
 
     Raises ``StackInUseError`` when another standalone run owns the data dir: its stack
     stops when that run ends, so attaching to it could cut this run off midway.
@@ -189,6 +207,8 @@ def prepare_embedded(
     night = requested or next_night(data_dir, config)
     if nightly:
         refuse_night_before_sample_data(night, config)
+    if date_range is not None:
+        refuse_range_before_sample_data(*date_range, config)
     data_dir.mkdir(parents=True, exist_ok=True)
     user_prefect = configured_api_url()
     live = live_stack(data_dir, wait_ready_seconds=START_TIMEOUT_SECONDS)

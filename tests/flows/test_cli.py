@@ -129,6 +129,25 @@ def test_a_data_dir_that_is_a_file_is_refused_before_anything_starts(
     assert a_file.read_text() == "mine"
 
 
+def test_a_history_range_before_the_sample_data_exits_2_without_a_stack(
+    fresh_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a night before the sample data: a backfill of days the sample data cannot have is
+    refused before PostgreSQL, the endpoint, Spark or a Prefect server start (it used to
+    start them all, then fail in the warehouse with no sales staged)."""
+    data_dir = fresh_data_dir / "never-used"
+    argv = ["--start-date", "2020-01-01", "--end-date", "2020-01-31", "--data-dir", str(data_dir)]
+    assert history.main(argv) == 2
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at 160 columns
+    assert (
+        "Cannot prepare the run: --end-date 2020-01-31 is before the sample data's first day "
+        "2026-11-01: 2020-01-01..2020-01-31 has no sales to load"
+    ) in out
+    assert "Traceback" not in out
+    assert "Local AWS endpoint" not in out
+    assert not data_dir.exists(), sorted(p.name for p in data_dir.iterdir())
+
+
 def test_history_refuses_a_reversed_range(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         history.main(["--start-date", "2026-11-03", "--end-date", "2026-11-01"])

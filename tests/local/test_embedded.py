@@ -11,7 +11,12 @@ import pytest
 from rich.console import Console
 
 from flows.settings import Settings
-from local.embedded import LOCAL_GLUE_POLL_MAX_SECONDS, ensure_sample_data, point_clients_at
+from local.embedded import (
+    LOCAL_GLUE_POLL_MAX_SECONDS,
+    ensure_sample_data,
+    point_clients_at,
+    refuse_range_before_sample_data,
+)
 from local.sample_data import GenerateConfig, generate, raw_partition, saved_days
 from local.sample_data.generate import STATE_FILE
 
@@ -70,3 +75,15 @@ def test_a_state_whose_header_fits_but_whose_body_does_not_load_is_said_to_start
     assert "Generating sample raw data: 3 day(s) from 2026-11-01, 30 customers" in said
     assert "kept" not in said
     assert saved_days(tmp_path, config) == 3
+
+
+def test_a_backfill_range_is_refused_only_when_it_ends_before_the_sample_data() -> None:
+    config = GenerateConfig(start_date=date(2026, 11, 1))
+    refuse_range_before_sample_data(date(2026, 10, 1), date(2026, 11, 1), config)  # overlaps
+    refuse_range_before_sample_data(date(2026, 11, 5), date(2026, 11, 9), config)  # after
+    with pytest.raises(ValueError) as refused:
+        refuse_range_before_sample_data(date(2026, 10, 1), date(2026, 10, 31), config)
+    assert str(refused.value) == (
+        "--end-date 2026-10-31 is before the sample data's first day 2026-11-01: "
+        "2026-10-01..2026-10-31 has no sales to load"
+    )
