@@ -167,13 +167,16 @@ def outcome_of(
 
 
 def _query(runtime: Runtime, sql: str, **parameters: object) -> tuple[dict[str, Any], ...]:
-    """An informative query (no run key: it may run again on a rerun, and that is fine)."""
+    """An informative query (no run key: it may run again on a rerun, and that is fine).
+    Not a work tag on the run: a read that ends in moments needs no stop hook, and suspend
+    mode's poller would otherwise describe it again on every pass."""
     result = execute_statement.with_options(retries=0, task_run_name="read warehouse counts")(
         sql,
         target=runtime.target,
         parameters=parameters or None,
         fetch=True,
         policy=runtime.wait_policy(runtime.settings.statement_timeout_seconds),
+        tag_flow_run=False,
     )
     return result.rows
 

@@ -198,6 +198,7 @@ def execute_statement(
     execution_mode: ExecutionMode | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     reattach_to: Collection[str] = (),
+    tag_flow_run: bool = True,
 ) -> StatementResult:
     """Run SQL on ``target`` through the Data API and wait for it to finish.
 
@@ -218,6 +219,10 @@ def execute_statement(
         reattach_to: with a run key, ids of statements this flow run already started
             (``start_statement``); this step's is reattached whatever its status, never
             resubmitted.
+        tag_flow_run: tag the flow run with the statement (``redshift-stmt:<id>``), so its
+            stop hooks cancel it and suspend mode's poller waits on it. False for a short
+            read-only query nothing needs to stop: an informative count that ended before
+            the run suspended would otherwise be asked about on every poller pass.
 
     Raises StatementFailedError (with Redshift's message, statement and query id),
     StatementAbortedError, StatementTimeoutError (after cancelling the statement).
@@ -241,7 +246,8 @@ def execute_statement(
             reattach_to=reattach_to,
             policy=policy,
         )
-    record_work(statement_tag(submission.statement_id))  # what this run's stop hooks fence by
+    if tag_flow_run:
+        record_work(statement_tag(submission.statement_id))  # what the stop hooks fence by
     context = TaskRunContext.get()
     task_timeout = context.task.timeout_seconds if context else None
     if task_timeout:

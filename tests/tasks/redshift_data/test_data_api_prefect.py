@@ -187,6 +187,30 @@ def test_without_a_run_key_a_retry_keeps_its_client_token(
     assert "StatementName" not in submits(ops)[0]
 
 
+def test_a_statement_tags_its_flow_run_unless_told_not_to(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    """The tag is what the stop hooks cancel and suspend mode waits on; an informative read
+    (``tag_flow_run=False``) is left off the run, and costs no tag write."""
+    target, stub, _ = stubbed_target
+    for sid in ("sid-work", "sid-count"):
+        stub.add_response("execute_statement", {"Id": sid})
+        stub.add_response("describe_statement", finished(sid))
+
+    @flow(name="rsd-tags")
+    def night() -> Any:
+        from prefect.runtime import flow_run
+
+        execute_statement("call stg_mystore.sp_load()", target=target)
+        execute_statement("select count(*) from t", target=target, tag_flow_run=False)
+        return flow_run.id
+
+    flow_run_id = night()
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(flow_run_id).tags
+    assert [t for t in tags if t.startswith("redshift-stmt:")] == ["redshift-stmt:sid-work"]
+
+
 def test_call_procedure_validates_before_any_call(
     prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
 ) -> None:
