@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -138,33 +139,44 @@ def wait_for_deployment(api_url: str, runner: subprocess.Popen[bytes], log: Path
                 time.sleep(0.5)
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def suspend_rig(name: str, runner_poll: str = "10") -> Iterator[Rig]:
-    """Everything above, up and ready, torn down (process groups, data dir) at the end."""
+    """Everything above, up and ready, torn down (process groups, data dir) at the end,
+    also when the bench is sent SIGTERM (``timeout``, a CI step's end): Python's default
+    action ends the process without unwinding, which left the rig's Prefect server and
+    PostgreSQL running."""
     from prefect.client.orchestration import SyncPrefectClient
 
     from flows.resume_events import install_automation
     from tasks.redshift_data.submit import execute_and_wait
 
-    with throwaway_data_dir(name) as data_dir:
-        home = data_dir / "prefect"
-        home.mkdir()
-        server, api = start_server(home)
-        try:
-            with serve_endpoint(data_dir / "warehouse", env=api.env()) as (_, endpoint):
-                client = data_api_client(endpoint)
-                execute_and_wait(client, TARGET, SETUP)
-                log = home / "runner.log"
-                runner = start_runner(api, endpoint, runner_poll, log)
-                try:
-                    deployment_id = wait_for_deployment(api.api_url, runner, log)
-                    with SyncPrefectClient(api=api.api_url) as prefect:
-                        install_automation(prefect)
-                    yield Rig(api, endpoint, client, runner, deployment_id)
-                finally:
-                    stop_process_group(runner)
-        finally:
-            stop_process_group(server)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with throwaway_data_dir(name) as data_dir:
+            home = data_dir / "prefect"
+            home.mkdir()
+            server, api = start_server(home)
+            try:
+                with serve_endpoint(data_dir / "warehouse", env=api.env()) as (_, endpoint):
+                    client = data_api_client(endpoint)
+                    execute_and_wait(client, TARGET, SETUP)
+                    log = home / "runner.log"
+                    runner = start_runner(api, endpoint, runner_poll, log)
+                    try:
+                        deployment_id = wait_for_deployment(api.api_url, runner, log)
+                        with SyncPrefectClient(api=api.api_url) as prefect:
+                            install_automation(prefect)
+                        yield Rig(api, endpoint, client, runner, deployment_id)
+                    finally:
+                        stop_process_group(runner)
+            finally:
+                stop_process_group(server)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def pause_automation(api_url: str) -> None:
