@@ -118,7 +118,7 @@ def dump_static(launch: list[str], class_list: Path, archive: Path) -> None:
     had (the launcher's ``-cp``, wildcard and all, expanded by the java launcher as then)."""
     java, classpath = launch[0], launch[launch.index("-cp") + 1]
     heap = [option for option in launch if option.startswith("-Xmx")]
-    print(f"dumping {sum(1 for _ in class_list.open())} listed classes ...", flush=True)
+    print(f"dumping {len(class_list.read_text().splitlines())} listed classes ...", flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
     dump = subprocess.run(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 import psycopg
 import pytest
 from botocore.config import Config
@@ -150,6 +151,22 @@ def wait_for_flow_run(
             if time.monotonic() > deadline:
                 pytest.fail(f"flow run is {run.state}:\n{log.read_text()[-6000:]}")
             time.sleep(interval)
+
+
+def child_commands(pid: int) -> dict[int, str]:
+    """The live descendants of process ``pid``: their command lines by pid, read in one
+    listing. Python's multiprocessing resource tracker (a runner or worker starts it on
+    first use) and processes that ended meanwhile (zombies too: they hold nothing) are left
+    out. What a test asks when it checks that no flow-run process holds a suspended run."""
+    found: dict[int, str] = {}
+    for process in psutil.Process(pid).children(recursive=True):
+        try:
+            command = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if "resource_tracker" not in command:
+            found[process.pid] = command
+    return found
 
 
 def stop_process_group(process: subprocess.Popen[Any], grace_seconds: float = 30) -> None:

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psutil
-
 from tests.conftest import PrefectApi, stop_process_group, wait_for_flow_run
 from tests.local.stack_processes import REPO
 
@@ -163,16 +161,3 @@ def wait_for_run(
         between=start_the_poller_when_suspended if resume else None,
         interval=0.5,
     )
-
-
-def flow_processes(laptop: LaptopDeployment) -> list[str]:
-    """The worker's flow-run processes (Python's resource tracker aside)."""
-    found = []
-    for process in psutil.Process(laptop.worker.pid).children(recursive=True):
-        try:
-            command = " ".join(process.cmdline())
-        except psutil.Error:
-            continue
-        if "resource_tracker" not in command:
-            found.append(command)
-    return found

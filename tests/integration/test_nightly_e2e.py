@@ -43,8 +43,8 @@ from local.lease import live_stack, read_state
 from local.prefect_server import running_server
 from local.stack import DUMMY_ACCESS_KEY_ID
 from local.warehouse.postgres import start_warehouse
-from tests.conftest import PrefectApi, data_api_client, throwaway_data_dir
-from tests.integration.laptop_deployment import flow_processes, laptop_deployment, wait_for_run
+from tests.conftest import PrefectApi, child_commands, data_api_client, throwaway_data_dir
+from tests.integration.laptop_deployment import laptop_deployment, wait_for_run
 from tests.local.stack_processes import REPO, clean_env, kill_leftovers, local_cli, processes_using
 
 SAMPLE = {"MYSTORE_LOCAL_CUSTOMERS": "300", "MYSTORE_LOCAL_SALES_PER_DAY": "600"}
@@ -331,7 +331,9 @@ def test_a_run_from_the_ui_loads_the_next_night_suspends_and_completes(
         assert run.state.message.startswith("waiting on 3: "), run.state.message  # clean runs
         assert "mystore-waiting" in run.tags
         deadline = time.monotonic() + 60
-        while (held := flow_processes(laptop)) and time.monotonic() < deadline:
+        while (held := list(child_commands(laptop.worker.pid).values())) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(0.5)  # the suspended run's process may still be exiting
         assert held == [], f"a process holds the suspended run: {held}"
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psutil
 import pytest
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
@@ -37,6 +36,7 @@ from tests.conftest import (
     TEST_ACCESS_KEY,
     TEST_SECRET_KEY,
     PrefectApi,
+    child_commands,
     data_api_client,
     stop_process_group,
     wait_for_flow_run,
@@ -197,17 +197,9 @@ def statements(client: RedshiftDataAPIServiceClient, pipeline: str) -> list[dict
     return list(client.list_statements(StatementName=prefix, Status="ALL")["Statements"])
 
 
-def runner_children(served: Served) -> set[int]:
-    """The runner's child processes (a flow run's process while one executes), less
-    Python's multiprocessing resource tracker, which the runner starts on first use."""
-    alive = set()
-    for process in psutil.Process(served.runner.pid).children(recursive=True):
-        try:
-            if "resource_tracker" not in " ".join(process.cmdline()):
-                alive.add(process.pid)
-        except (psutil.ZombieProcess, psutil.NoSuchProcess):
-            pass  # exited (a zombie holds nothing)
-    return alive
+def held_by(served: Served, idle: set[int]) -> list[str]:
+    """The runner's processes beyond those in ``idle`` (a flow run's while one executes)."""
+    return [c for pid, c in child_commands(served.runner.pid).items() if pid not in idle]
 
 
 def test_suspends_holds_no_process_and_resumes_once(
@@ -217,7 +209,7 @@ def test_suspends_holds_no_process_and_resumes_once(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     client = data_api_client(served.endpoint)
-    idle = runner_children(served)
+    idle = set(child_commands(served.runner.pid))
     run_id, pipeline, tag = start(served, seconds=GATE_SECONDS, procedure="sp_gated")
     run = wait_for(served, run_id, suspended)
     assert WAITING_TAG in run.tags
@@ -225,9 +217,8 @@ def test_suspends_holds_no_process_and_resumes_once(
     assert f"redshift-stmt:{statement['Id']}" in run.tags
     assert run.state.message.startswith("waiting on 1: statement " + statement["Id"])
     deadline = time.monotonic() + 30
-    while runner_children(served) - idle and time.monotonic() < deadline:
+    while (held := held_by(served, idle)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    held = [psutil.Process(pid).cmdline() for pid in runner_children(served) - idle]
     assert held == [], f"still held by {held}:\n{served.log.read_text()[-3000:]}"
 
     assert str(run_id) not in resumer().resumed  # the statement still runs
