@@ -12,6 +12,9 @@ import atexit
 import gc
 import json
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import date
@@ -30,6 +33,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The night passed, but a clean step had no raw partition for its date (allowed by
 # MYSTORE_ALLOW_EMPTY_INPUT): distinct from 0 so a scheduler or script notices the day.
 EXIT_NO_INPUT = 3
+# 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+# A SIGINT this soon after the first is the same Ctrl-C arriving twice: `uv run` with no
+# terminal (a script, an IDE, CI) forwards to its child the SIGINT that the child's process
+# group was sent too; a quick double press is the same.
+SAME_CTRL_C_SECONDS = 1.0
 
 
 def skip_the_final_collection_at_exit() -> None:
@@ -45,6 +54,65 @@ def skip_the_final_collection_at_exit() -> None:
     workers and closed its files before it returns, so nothing waits on a finalizer.
     """
     atexit.register(gc.freeze)
+
+
+@contextmanager
+def ctrl_c_stops_once() -> Iterator[None]:
+    """The first Ctrl-C stops the run, as Python's default does (KeyboardInterrupt); any
+    later one is refused until the block is left, so it cannot cut short the stop that the
+    first one started: the flow's stop path stopping the Glue runs and statements the run
+    waits on (on AWS they would otherwise run on, and bill, with nobody waiting for them),
+    its hooks, and the embedded stack's shutdown. Those take seconds and have timeouts of
+    their own. A refused press after the first second says so on stderr; Ctrl-\\ (SIGQUIT)
+    still ends the process at once.
+
+    Only in the main thread, and only where SIGINT has Python's default handler (a command
+    started in the background with SIGINT ignored keeps ignoring it).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    presses: list[float] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        presses.append(time.monotonic())
+        if len(presses) == 1:
+            raise KeyboardInterrupt
+        if presses[-1] - presses[0] > SAME_CTRL_C_SECONDS:
+            # os.write, not print: this may run while the main thread is inside a print.
+            os.write(2, _STILL_STOPPING)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+_STILL_STOPPING = (
+    b"Still stopping what the run started (its Glue runs and statements); this takes "
+    b"seconds. Ctrl-\\ quits at once and may leave them running.\n"
+)
+
+
+def interrupted_message(started: bool, state: Any, what: str) -> str:
+    """What the command prints after a Ctrl-C, instead of a traceback: what was stopped,
+    and that running it again is safe."""
+    if not started:
+        return f"[red]Interrupted[/red] (Ctrl-C) before the {what} started: nothing submitted."
+    if state is not None:  # the flow had ended; only what followed it was cut short
+        return (
+            f"[yellow]Interrupted[/yellow] (Ctrl-C) after the {what} ended "
+            f"({state.name}); its summary is in the Prefect UI."
+        )
+    return (
+        f"[red]Interrupted[/red] (Ctrl-C): the {what} stopped the Glue runs and statements it "
+        "had started and is Crashed in Prefect. Run the same command again to finish it: "
+        "steps that had finished are reattached, not run twice."
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -83,56 +151,62 @@ def run_cli(
         console.print(f"[red]Invalid settings:[/red] {describe_validation_error(exc)}")
         return EXIT_USAGE
     flow_kwargs["force_rerun"] = bool(getattr(args, "force_rerun", False))
-    with ExitStack() as resources:
-        prepared = None
-        night = getattr(args, "date", None)
-        endpoint = data_api_endpoint()
-        if settings.target == "local" and endpoint is not None:
-            # Someone else serves the warehouse (e.g. `python -m local serve`): use it as
-            # given, and leave its sample data and migrations to whoever runs it.
-            console.print(f"Data API endpoint from {ENDPOINT_VARIABLE}: {endpoint}")
-        elif settings.target == "local":
-            # Import-contract exception: the CLI entry point may start the embedded default.
-            from local.embedded import prepare_embedded
+    started, state = False, None  # the flow was called; its final state
+    try:
+        with ctrl_c_stops_once(), ExitStack() as resources:
+            prepared = None
+            night = getattr(args, "date", None)
+            endpoint = data_api_endpoint()
+            if settings.target == "local" and endpoint is not None:
+                # Someone else serves the warehouse (e.g. `python -m local serve`): use it as
+                # given, and leave its sample data and migrations to whoever runs it.
+                console.print(f"Data API endpoint from {ENDPOINT_VARIABLE}: {endpoint}")
+            elif settings.target == "local":
+                # Import-contract exception: the CLI entry point may start the embedded default.
+                from local.embedded import prepare_embedded
 
-            console.print(f"Embedded default: local stack in {settings.local_data_dir}")
-            # The stack exports its endpoint for this run only: a later command in the same
-            # process must not mistake it for an endpoint the user gave.
-            resources.callback(_restore_environ, dict(os.environ))
-            try:
-                prepared = resources.enter_context(
-                    prepare_embedded(
-                        settings,
-                        night if nightly else None,
-                        console=console,
-                        nightly=nightly,
-                        date_range=date_range,
+                console.print(f"Embedded default: local stack in {settings.local_data_dir}")
+                # The stack exports its endpoint for this run only: a later command in the same
+                # process must not mistake it for an endpoint the user gave.
+                resources.callback(_restore_environ, dict(os.environ))
+                try:
+                    prepared = resources.enter_context(
+                        prepare_embedded(
+                            settings,
+                            night if nightly else None,
+                            console=console,
+                            nightly=nightly,
+                            date_range=date_range,
+                        )
                     )
+                except ValueError as exc:  # dates the sample data cannot have (absurd dates)
+                    what = "night" if nightly else "run"
+                    console.print(f"[red]Cannot prepare the {what}:[/red] {exc}")
+                    return EXIT_USAGE
+                except OSError as exc:  # data dir in use, PostgreSQL or Prefect did not start
+                    console.print(f"[red]Local stack:[/red] {exc}")
+                    return EXIT_FAILED
+                night = prepared.logical_date
+                resources.enter_context(_results_in(settings.local_data_dir))
+                if prepared.prefect_api_url is not None:
+                    resources.enter_context(_use_prefect_server(prepared.prefect_api_url))
+            if nightly and night is not None:
+                flow_kwargs["logical_date"] = night
+            started = True
+            state = flow_fn(**flow_kwargs, return_state=True)
+            result = state.result(raise_on_failure=False)
+            if prepared is not None and nightly and state.is_completed():
+                prepared.mark_done()
+            if prepared is not None and prepared.prefect_ui_url is not None:
+                console.print(
+                    "Prefect UI: "
+                    f"{prepared.prefect_ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
                 )
-            except ValueError as exc:  # dates the sample data cannot have (absurd dates)
-                what = "night" if nightly else "run"
-                console.print(f"[red]Cannot prepare the {what}:[/red] {exc}")
-                return EXIT_USAGE
-            except OSError as exc:  # data dir in use, PostgreSQL or Prefect did not start
-                console.print(f"[red]Local stack:[/red] {exc}")
-                return EXIT_FAILED
-            night = prepared.logical_date
-            resources.enter_context(_results_in(settings.local_data_dir))
-            if prepared.prefect_api_url is not None:
-                resources.enter_context(_use_prefect_server(prepared.prefect_api_url))
-        if nightly and night is not None:
-            flow_kwargs["logical_date"] = night
-        state = flow_fn(**flow_kwargs, return_state=True)
-        result = state.result(raise_on_failure=False)
-        if prepared is not None and nightly and state.is_completed():
-            prepared.mark_done()
-        if prepared is not None and prepared.prefect_ui_url is not None:
-            console.print(
-                "Prefect UI: "
-                f"{prepared.prefect_ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
-            )
-            if prepared.stack is not None:
-                console.print(_KEPT_RUNNING)
+                if prepared.stack is not None:
+                    console.print(_KEPT_RUNNING)
+    except KeyboardInterrupt:
+        console.print(interrupted_message(started, state, "night" if nightly else "run"))
+        return EXIT_INTERRUPTED
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)

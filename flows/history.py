@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Exit status: 0 success, 1 a step failed (also when the range has no sales to "
             "stage: a backfill that loads nothing is never a success), 2 bad arguments or "
-            "settings."
+            "settings, 130 stopped by Ctrl-C (what it had started is stopped first)."
         ),
     )
     parser.add_argument("--start-date", type=parse_date, required=True, metavar="YYYY-MM-DD")

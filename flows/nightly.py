@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
             "real Glue or Redshift error are printed), 2 for bad arguments or settings, 3 when "
             "the night passed with no input: a clean step found no raw partition for the date "
             "and MYSTORE_ALLOW_EMPTY_INPUT=true let it (without that setting such a night "
-            "fails with 1)."
+            "fails with 1), 130 when Ctrl-C stopped it (what it had started is stopped first; "
+            "run the same command again to finish the night)."
         ),
     )
     parser.add_argument(

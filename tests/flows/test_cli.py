@@ -7,8 +7,10 @@ import atexit
 import gc
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from prefect import flow
 
 from flows import history, nightly
-from flows.cli import EXIT_NO_INPUT, run_cli
+from flows.cli import EXIT_INTERRUPTED, EXIT_NO_INPUT, interrupted_message, run_cli
 from flows.summary import NO_INPUT_STATUS, NightSummary, StepOutcome
 from tests.conftest import REPO_ROOT, PrefectApi
 
@@ -285,3 +287,84 @@ def test_the_commands_spare_their_process_the_final_garbage_collection(
     match = re.search(r"frozen objects at exit: (\d+)", proc.stdout)
     assert match, proc.stdout[-2000:]
     assert int(match.group(1)) > 0
+
+
+INTERRUPT_PROBE = """
+import argparse, sys, time
+from prefect import flow
+from prefect.runtime import flow_run
+from flows.cli import run_cli
+
+@flow(name="interrupt-probe")
+def probe(force_rerun: bool = False) -> None:
+    try:
+        print("running", flow_run.id, flush=True)
+        time.sleep(120)
+    finally:  # the stop path: seconds of calls a second KeyboardInterrupt would cut short
+        time.sleep(3)
+        print("stop path finished", flush=True)
+
+sys.exit(run_cli(argparse.Namespace(target=None, data_dir=None), probe))
+"""
+
+
+def _sigint_as_a_terminal_leaves_it() -> None:
+    """A command started from a shell has Python's own SIGINT handler; a test worker's
+    children may inherit an ignored SIGINT instead."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_the_run_once_and_exits_130_without_a_traceback(
+    prefect_api: PrefectApi,
+) -> None:
+    """Ctrl-C sent twice at once (``uv run`` with no terminal forwards the SIGINT its
+    process group got too) and once more a second later: the first stops the run, the
+    others do not cut its stop path short, and the command says what happened in one
+    line, exits 130 and leaves the flow run Crashed."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    env = prefect_api.env(AWS_ENDPOINT_URL_REDSHIFT_DATA="http://127.0.0.1:9")  # no stack
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPT_PROBE],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_as_a_terminal_leaves_it,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("running "):
+                run_id = line.split()[1]
+                break
+        else:
+            pytest.fail(f"the probe flow never ran:\n{proc.communicate(timeout=60)}")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # the same Ctrl-C, forwarded
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)  # an impatient second press
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED == 130, out + err
+    assert "stop path finished" in out, out + err
+    assert "Traceback" not in out + err
+    assert "Interrupted (Ctrl-C): the run stopped the Glue runs and statements" in " ".join(
+        out.split()
+    )
+    assert err.count("Still stopping what the run started") == 1, err
+    with SyncPrefectClient(api=prefect_api.api_url) as client:
+        assert client.read_flow_run(run_id).state.name == "Crashed"
+
+
+def test_ctrl_c_before_the_run_or_after_it_says_so() -> None:
+    from prefect.states import Completed
+
+    assert "before the night started: nothing submitted" in interrupted_message(
+        False, None, "night"
+    )
+    assert "after the run ended (Completed)" in interrupted_message(True, Completed(), "run")
