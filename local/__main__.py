@@ -192,8 +192,16 @@ def _serve(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     import psycopg
 
-    from local.warehouse.postgres import ensure_database, start_warehouse
+    from local.warehouse.postgres import PGDATA_DIRNAME, ensure_database, start_warehouse
 
+    if not (args.data_dir / PGDATA_DIRNAME / "PG_VERSION").is_file():
+        # A mistyped --data-dir must not create and query an empty warehouse of its own.
+        print(
+            f"error: no local warehouse in {args.data_dir}: run `python -m flows.nightly` "
+            "(or `python -m local up`) there first, or give the --data-dir it used.",
+            file=sys.stderr,
+        )
+        return 2
     warehouse = start_warehouse(args.data_dir)
     try:
         if args.database != "dev":

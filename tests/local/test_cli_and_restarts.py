@@ -124,6 +124,15 @@ def test_query_prints_a_table_and_fails_with_the_database_message(local_stack: L
     assert 'relation "missing_table" does not exist' in failed.stderr
 
 
+def test_query_on_a_data_dir_without_a_warehouse_creates_none(tmp_path: Path) -> None:
+    """A mistyped --data-dir: exit 2 naming it, and no empty warehouse started there."""
+    typo = tmp_path / ".locl"
+    done = cli("query", "--data-dir", str(typo), "select 1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"no local warehouse in {typo}" in done.stderr
+    assert not typo.exists()
+
+
 def test_status_reports_the_running_warehouse(local_stack: LocalStack) -> None:
     done = cli("status", "--data-dir", str(local_stack.data_dir))
     assert done.returncode == 0
