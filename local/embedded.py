@@ -109,6 +109,44 @@ def next_night(data_dir: Path, config: GenerateConfig) -> date:
     return max(done) + timedelta(days=1) if done else config.start_date
 
 
+def nights_not_loaded_before(night: date, done: set[date], config: GenerateConfig) -> list[date]:
+    """The sample data's nights before ``night`` that never loaded: an explicit ``--date``
+    that skips ahead leaves them out, and later plain runs go on after the latest night."""
+    days = (night - config.start_date).days
+    return [
+        d for d in (config.start_date + timedelta(days=i) for i in range(days)) if d not in done
+    ]
+
+
+def say_which_nights_never_loaded(
+    data_dir: Path, night: date, config: GenerateConfig, console: Console
+) -> list[date]:
+    """Warn when sample-data nights before ``night`` never loaded (and return them): the
+    night still runs, and succeeds, but the warehouse is not what the sample data says."""
+    skipped = nights_not_loaded_before(night, completed_nights(data_dir), config)
+    if skipped:
+        console.print(
+            f"[yellow]Nights not loaded:[/yellow] {describe_nights(skipped)} ({len(skipped)}"
+            " in all) come before this one in the sample data but never loaded, so the"
+            " warehouse misses their changes. Load them with --date, oldest first."
+        )
+    return skipped
+
+
+def describe_nights(nights: list[date], most: int = 3) -> str:
+    """``nights`` (sorted) as runs of consecutive days: ``2026-11-05 to 2026-11-07, ...``."""
+    runs: list[list[date]] = []
+    for night in nights:
+        if runs and night - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(night)
+        else:
+            runs.append([night])
+    text = [r[0].isoformat() if len(r) == 1 else f"{r[0]} to {r[-1]}" for r in runs[:most]]
+    if len(runs) > most:
+        text.append(f"and {len(runs) - most} more")
+    return ", ".join(text)
+
+
 def refuse_night_before_sample_data(night: date, config: GenerateConfig) -> None:
     """A night the sample data cannot have is refused before anything starts: a typo in
     ``--date`` should not cost a stack's start (and leave a Prefect server running)."""
@@ -207,6 +245,7 @@ def prepare_embedded(
     night = requested or next_night(data_dir, config)
     if nightly:
         refuse_night_before_sample_data(night, config)
+        say_which_nights_never_loaded(data_dir, night, config, console)
     if date_range is not None:
         refuse_range_before_sample_data(*date_range, config)
     data_dir.mkdir(parents=True, exist_ok=True)

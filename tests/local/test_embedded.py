@@ -13,9 +13,11 @@ from rich.console import Console
 from flows.settings import Settings
 from local.embedded import (
     LOCAL_GLUE_POLL_MAX_SECONDS,
+    describe_nights,
     ensure_sample_data,
     point_clients_at,
     refuse_range_before_sample_data,
+    say_which_nights_never_loaded,
 )
 from local.sample_data import GenerateConfig, generate, raw_partition, saved_days
 from local.sample_data.generate import STATE_FILE
@@ -87,3 +89,26 @@ def test_a_backfill_range_is_refused_only_when_it_ends_before_the_sample_data() 
         "--end-date 2026-10-31 is before the sample data's first day 2026-11-01: "
         "2026-10-01..2026-10-31 has no sales to load"
     )
+
+
+def test_a_night_that_skips_ahead_names_the_nights_never_loaded(tmp_path: Path) -> None:
+    """`--date` past unloaded nights runs, but says the warehouse misses them, on that
+    night and on every later one until they load."""
+    config = GenerateConfig(start_date=date(2026, 11, 1))
+    (tmp_path / "nights.json").write_text('["2026-11-01", "2026-11-02", "2026-11-06"]')
+    console = Console(record=True, width=300)
+    skipped = say_which_nights_never_loaded(tmp_path, date(2026, 11, 9), config, console)
+    assert [d.day for d in skipped] == [3, 4, 5, 7, 8]
+    assert (
+        "Nights not loaded: 2026-11-03 to 2026-11-05, 2026-11-07 to 2026-11-08 (5 in all)"
+        in console.export_text()
+    )
+    quiet = Console(record=True)
+    assert say_which_nights_never_loaded(tmp_path, date(2026, 11, 3), config, quiet) == []
+    assert say_which_nights_never_loaded(tmp_path, date(2026, 11, 2), config, quiet) == []
+    assert quiet.export_text() == ""  # the next night, and a night run again
+
+
+def test_many_runs_of_nights_are_cut_short() -> None:
+    nights = [date(2026, 11, day) for day in (1, 3, 5, 7, 8)]
+    assert describe_nights(nights) == "2026-11-01, 2026-11-03, 2026-11-05, and 1 more"
