@@ -128,7 +128,9 @@ def say_which_nights_never_loaded(
         console.print(
             f"[yellow]Nights not loaded:[/yellow] {describe_nights(skipped)} ({len(skipped)}"
             " in all) come before this one in the sample data but never loaded, so the"
-            " warehouse misses their changes. Load them with --date, oldest first."
+            " warehouse misses their changes. Load them with --date, oldest first; a sale"
+            " they bring more than 7 days older than the newest sale loaded then fails"
+            " check_sales_reconciled, and `python -m flows.history` loads its dates."
         )
     return skipped
 
