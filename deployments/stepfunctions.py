@@ -326,13 +326,19 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+
     from flows.pipeline import nightly_pipeline
     from flows.settings import Settings
+    from migrations.settings import describe_validation_error
 
     try:
         config = config_from_args(args)
         pipeline = nightly_pipeline(Settings().glue_job_name)
         documents = export_documents(pipeline, config)
+    except ValidationError as exc:
+        print(f"error: cannot export: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
     except (AslBuildError, ValueError) as exc:
         print(f"error: cannot export: {exc}", file=sys.stderr)
         return 2

@@ -43,6 +43,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import NotPausedError, resume_flow_run
+from pydantic import ValidationError
 
 from flows.hooks import shared_with_live_runs
 from flows.runtime import Runtime
@@ -223,6 +224,26 @@ def resume_waiting() -> dict[str, Any]:
     return report.as_dict()
 
 
+def _refuse_before_starting() -> str | None:
+    """Why this command cannot do anything useful here, or None. Without a server the pass
+    ran on a temporary Prefect server, which has no suspended runs, and bad settings failed
+    inside that pass as a raw validation error."""
+    from prefect.settings import PREFECT_API_URL
+
+    from migrations.settings import describe_validation_error
+
+    if not PREFECT_API_URL.value():
+        return (
+            "PREFECT_API_URL is not set: the resumer works on the Prefect server your "
+            "deployments run on (`python -m local up` prints its export line)"
+        )
+    try:
+        Settings()
+    except ValidationError as exc:
+        return f"invalid settings: {describe_validation_error(exc)}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.resume_waiting",
@@ -242,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     args = parser.parse_args(argv)
+    refused = _refuse_before_starting()
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     if args.install_automation:
         from flows.resume_events import AUTOMATION_NAME, install_automation
 

@@ -83,7 +83,25 @@ class WarehouseSettings(BaseSettings):
                 raise ValueError(
                     "a provisioned cluster needs MYSTORE_DB_USER or MYSTORE_SECRET_ARN"
                 )
+            self._check_target_fields()
         return self
+
+    def _check_target_fields(self) -> None:
+        """The block's own rules (identifier formats, exactly one of user or secret), checked
+        now: a bad MYSTORE_WORKGROUP_NAME otherwise surfaced inside the flow, after the
+        Prefect server and the AWS checks, as a raw validation error of the block."""
+        try:
+            RedshiftTarget(
+                database=self.database,
+                cluster_identifier=self.cluster_identifier,
+                workgroup_name=self.workgroup_name,
+                db_user=self.db_user,
+                secret_arn=self.secret_arn,
+                region_name=self.region,
+            )
+        except ValidationError as exc:
+            message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ValueError(_IN_VARIABLE_NAMES.sub(_variable_name, message)) from None
 
     def warehouse_target(self, credentials: Any = None) -> RedshiftTarget:
         """The warehouse as an (unsaved) ``RedshiftTarget`` block: on the local target, the
@@ -105,6 +123,16 @@ class WarehouseSettings(BaseSettings):
             region_name=self.region,
             aws_credentials=credentials,
         )
+
+
+# The block's field names as the settings' variables, where a message starts with one.
+_IN_VARIABLE_NAMES = re.compile(
+    r"^(RedshiftTarget\.)?(database|cluster_identifier|workgroup_name|db_user|secret_arn)\b"
+)
+
+
+def _variable_name(match: re.Match[str]) -> str:
+    return f"MYSTORE_{match[2].upper()}"
 
 
 def data_api_endpoint(environ: Mapping[str, str] | None = None) -> str | None:

@@ -233,6 +233,12 @@ def test_the_cli_refuses_settings_it_cannot_export(
     assert main(["--out", str(tmp_path), "--account-id", "12"]) == 2
     assert "account_id '12' must be 12 digits" in capsys.readouterr().err
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "wg")
+    assert main(["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot export: MYSTORE_WORKGROUP_NAME 'wg' is invalid"), err
+    assert "pydantic" not in err  # one line naming the variable, not a validation dump
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
 
 def test_deploy_creates_then_updates_everything(

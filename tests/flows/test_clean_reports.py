@@ -28,7 +28,7 @@ def test_the_setting_wins_and_aws_without_it_has_no_report(
     monkeypatch.delenv("MYSTORE_GLUE_REPORT_PATH", raising=False)
     aws = {
         "target": "aws",
-        "workgroup_name": "wg",
+        "workgroup_name": "mystore-wg",
         "raw_path": "s3://raw-zone/raw",
         "clean_path": "s3://clean-zone/c",
     }

@@ -76,3 +76,27 @@ def test_the_sweep_spares_work_another_live_run_waits_on(migrated: LocalStack) -
     assert str(run_b.id) in report.swept
     assert report.cancelled_statements.count(shared) == 1
     _wait_for(lambda: status() == "ABORTED")
+
+
+def test_the_command_refuses_to_run_without_a_server_or_with_bad_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without PREFECT_API_URL the pass ran on a temporary server (no suspended runs there),
+    and bad settings failed inside it as a validation dump: both exit 2 before starting."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.resume_waiting import main
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        monkeypatch.delenv("PREFECT_API_URL", raising=False)
+        assert main([]) == 2
+    assert "PREFECT_API_URL is not set" in capsys.readouterr().err
+    monkeypatch.setenv("MYSTORE_TARGET", "aws")
+    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "wg")
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        assert main(["--install-automation"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: invalid settings: MYSTORE_WORKGROUP_NAME 'wg' is invalid; allowed: 3-63 "
+        "lower-case letters, digits and hyphens, or a workgroup ARN\n"
+    )

@@ -16,11 +16,14 @@ def test_defaults_are_the_embedded_default(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MYSTORE_TARGET", "aws")
-    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "wg")
+    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "mystore-wg")
     monkeypatch.setenv("MYSTORE_RAW_PATH", "s3://bucket-a/raw")
     monkeypatch.setenv("MYSTORE_CLEAN_PATH", "s3://bucket-a/clean")
     settings = Settings()
-    assert (settings.target, settings.workgroup_name) == ("aws", "wg")
+    assert (settings.target, settings.workgroup_name) == ("aws", "mystore-wg")
+
+
+_PATHS = {"raw_path": "s3://bkt/r", "clean_path": "s3://bkt/c"}
 
 
 @pytest.mark.parametrize(
@@ -46,7 +49,30 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
             },
             "MYSTORE_DB_USER or MYSTORE_SECRET_ARN",
         ),
-        ({"target": "aws", "workgroup_name": "w"}, "MYSTORE_RAW_PATH, MYSTORE_CLEAN_PATH"),
+        ({"target": "aws", "workgroup_name": "mystore-wg"}, "MYSTORE_RAW_PATH, MYSTORE_CLEAN_PATH"),
+        # The Data API block's own rules, before anything starts (names of the variables)
+        (
+            {"target": "aws", "workgroup_name": "wg", **_PATHS},
+            "MYSTORE_WORKGROUP_NAME 'wg' is invalid; allowed: 3-63",
+        ),
+        (
+            {"target": "aws", "cluster_identifier": "Bad_Cluster", "db_user": "u", **_PATHS},
+            "MYSTORE_CLUSTER_IDENTIFIER 'Bad_Cluster' is invalid",
+        ),
+        (
+            {"target": "aws", "workgroup_name": "mystore-wg", "db_user": "u", **_PATHS},
+            "MYSTORE_DB_USER is not accepted for a Serverless workgroup",
+        ),
+        (
+            {
+                "target": "aws",
+                "cluster_identifier": "c",
+                "db_user": "u",
+                "secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x",
+                **_PATHS,
+            },
+            "exactly one of db_user",
+        ),
         ({"secret_arn": "not-an-arn"}, "'not-an-arn' is not a Secrets Manager ARN"),
         ({"raw_path": "s3://UPPER_bucket/x"}, "must be an s3://bucket/prefix URI"),
         ({"target": "gcp"}, "Input should be 'local' or 'aws'"),

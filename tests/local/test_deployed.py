@@ -26,7 +26,7 @@ def test_a_deployed_run_with_no_stack_says_how_to_start_one(tmp_path: Path) -> N
 def test_the_local_entrypoints_refuse_the_aws_target(tmp_path: Path) -> None:
     settings = Settings(
         target="aws",
-        workgroup_name="wg",
+        workgroup_name="mystore-wg",
         raw_path="s3://raw-bucket/raw",
         clean_path="s3://clean-bucket/clean",
         local_data_dir=tmp_path,

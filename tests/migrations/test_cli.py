@@ -60,6 +60,10 @@ def test_bad_warehouse_settings_exit_2_naming_the_variables(
     assert main(["--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "needs exactly one of MYSTORE_CLUSTER_IDENTIFIER or MYSTORE_WORKGROUP_NAME" in err
+    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "wg")  # the Data API's own rule, not a traceback
+    assert main(["--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid settings: MYSTORE_WORKGROUP_NAME 'wg' is invalid; allowed: 3-63" in err
 
 
 def test_a_given_endpoint_is_used_and_no_local_stack_is_started(
