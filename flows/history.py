@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 
 from flows.hooks import stop_hook
-from flows.nightly import IsoDate, parse_date
+from flows.nightly import IsoDate, parse_date, summary_file
 from flows.pipeline import Pipeline, history_pipeline
 from flows.runner import run_pipeline
 from flows.runtime import Runtime
@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", choices=("local", "aws"), help="default: MYSTORE_TARGET, else local"
     )
     parser.add_argument("--force-rerun", action="store_true", help="submit every step afresh")
-    parser.add_argument("--summary-json", metavar="FILE", help="also write the summary as JSON")
+    parser.add_argument(
+        "--summary-json", metavar="FILE", type=summary_file, help="also write the summary as JSON"
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="embedded default only (default .local)")
     return parser
 

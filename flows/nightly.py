@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
@@ -111,6 +112,17 @@ def parse_date(text: str) -> date:
     return night
 
 
+def summary_file(text: str) -> Path:
+    """``--summary-json``: a file whose folder exists, checked before the run, because the
+    summary is written after it (a typo used to end a successful night in a traceback)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name in it")
+    if not path.resolve().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {path.parent} does not exist")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flows.nightly",
@@ -150,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--summary-json",
         metavar="FILE",
+        type=summary_file,
         help="also write the run's summary (steps, durations, rows, changes, API calls) as JSON",
     )
     parser.add_argument(

@@ -70,6 +70,9 @@ def test_an_arn_is_printed_as_written(
     [
         (["--date", "2026-02-30"], "'2026-02-30' is not a date in the form YYYY-MM-DD"),
         (["--target", "gcp"], "invalid choice: 'gcp'"),
+        # checked before the night, since the summary is written after it
+        (["--summary-json", "/no/such/dir/s.json"], "the folder /no/such/dir does not exist"),
+        (["--summary-json", "."], "'.' is a folder; give a file name in it"),
     ],
 )
 def test_bad_arguments_exit_2(
