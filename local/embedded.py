@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,10 +30,12 @@ from rich.console import Console
 from flows.settings import Settings
 from local.lease import (
     ATTACHABLE_KINDS,
+    StackInfo,
     StackInUseError,
     in_use_message,
     live_stack,
     refuse_a_file_as_data_dir,
+    when_owner_ends,
 )
 from local.prefect_server import START_TIMEOUT_SECONDS, configured_api_url
 from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
@@ -44,6 +47,7 @@ from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget
 
 NIGHTS_FILE = "nights.json"
+STACK_ENDED_EXIT = 1  # the CLI's "failed": the night did not load
 LOCAL_GLUE_POLL_MAX_SECONDS = "0.5"
 LOCAL_TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
 
@@ -222,6 +226,24 @@ def prepare_warehouse(
     console.print("Migrations: " + format_report(report).splitlines()[-1])
 
 
+def _end_the_attached_night(owner: StackInfo) -> None:
+    """The stack an attached night runs on is gone (``local down``, or its process killed):
+    its warehouse, endpoint, Spark and Prefect server went with it, so nothing the night
+    waits on can answer. End the process now, saying so, instead of letting every client
+    retry against closed ports for minutes. Nothing of the night's is left to clean up here:
+    its work ran in the stack's processes, and the night is not marked loaded."""
+    with suppress(Exception):
+        sys.stdout.flush()
+    message = (
+        f"\nLocal stack: {owner.describe()} ended while this night ran (`python -m local"
+        " down`, or the process was killed), and its warehouse, endpoint, Spark and Prefect"
+        " server with it: the night cannot finish and is not marked loaded. Start the stack"
+        " again (`python -m local up`) and run the night again.\n"
+    )
+    os.write(2, message.encode())
+    os._exit(STACK_ENDED_EXIT)
+
+
 @contextmanager
 def prepare_embedded(
     settings: Settings,
@@ -261,6 +283,7 @@ def prepare_embedded(
         if live is not None:
             assert live.endpoint_url is not None
             console.print(f"Local stack: attached to {live.describe()}")
+            resources.enter_context(when_owner_ends(live, _end_the_attached_night))
             prepared = PreparedNight(night, data_dir, live.endpoint_url, live.prefect_api_url)
         else:
             stack = resources.enter_context(

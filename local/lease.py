@@ -18,7 +18,9 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,28 @@ def process_alive(pid: int, started: float | None = None) -> bool:
         return started is None or abs(process.create_time() - started) < 0.01
     except psutil.Error:
         return False
+
+
+@contextlib.contextmanager
+def when_owner_ends(
+    info: StackInfo, then: Callable[[StackInfo], None], every: float = 1.0
+) -> Iterator[None]:
+    """Call ``then(info)`` from a watcher thread if the stack's owner process ends while the
+    block runs (checked every ``every`` s); stop watching when the block ends."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every):
+            if not process_alive(info.pid, info.started):
+                then(info)
+                return
+
+    watcher = threading.Thread(target=watch, name="stack-owner-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def wait_gone(pid: int, started: float | None, seconds: float) -> bool:

@@ -107,6 +107,15 @@ class Nights:
         return dict(json.loads((self.data_dir / "truth.json").read_text()))
 
 
+def _lines_until(stream: Any, prefix: str, timeout: float = 120) -> Iterator[str]:
+    """Lines of ``stream`` up to and including the first that starts with ``prefix``."""
+    deadline = time.monotonic() + timeout
+    for line in stream:
+        yield line
+        if line.startswith(prefix) or time.monotonic() > deadline:
+            return
+
+
 def _changes(output: str) -> dict[str, int]:
     match = WAREHOUSE_LINE.search(output)
     assert match, f"no warehouse summary line in:\n{output[-3000:]}"
@@ -370,9 +379,30 @@ def test_bad_date_is_refused_before_anything_runs(nights: Nights) -> None:
 
 
 def test_down_stops_the_prefect_server_with_the_stack(nights: Nights) -> None:
-    """Last in the module: it ends the stack the other tests look at."""
-    down = local_cli("down", "--data-dir", str(nights.data_dir), timeout=180)
+    """Last in the module: it ends the stack the other tests look at, under a night attached
+    to it. That night ends at once, saying why (it used to retry against the closed ports
+    for minutes); the stack's Prefect server goes with the stack."""
+    attached = subprocess.Popen(
+        [sys.executable, "-m", "flows.nightly", "--data-dir", str(nights.data_dir)],
+        cwd=REPO,
+        env=clean_env(**SAMPLE),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert attached.stdout is not None
+        seen = list(_lines_until(attached.stdout, ATTACHED))
+        assert seen[-1].startswith(ATTACHED), "".join(seen)
+        down = local_cli("down", "--data-dir", str(nights.data_dir), timeout=180)
+        # within a minute (it notices within a second): before, its clients retried for minutes
+        output = "".join(seen) + attached.communicate(timeout=60)[0]
+    finally:
+        if attached.poll() is None:
+            attached.kill()
     assert down.returncode == 0, down.stdout + down.stderr
+    assert attached.returncode == 1, output[-3000:]
+    assert "ended while this night ran" in output and "not marked loaded" in output
     pid = nights.prefect_pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert processes_using(nights.data_dir) == []

@@ -14,11 +14,13 @@ import pytest
 
 from local.lease import (
     STATE_FILE,
+    StackInfo,
     StackInUseError,
     StackLease,
     live_stack,
     lock_is_held,
     read_state,
+    when_owner_ends,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,3 +100,31 @@ def test_a_held_lock_with_a_stale_state_file_waits_for_the_new_owner(tmp_path: P
             StackLease.acquire(tmp_path, "serve")
     finally:
         os.close(fd)
+
+
+def test_the_owners_end_is_noticed_while_watched_and_not_after(tmp_path: Path) -> None:
+    """What ends a night attached to a stack whose `up` process goes (local/embedded.py)."""
+    import threading
+
+    import psutil
+
+    def owner() -> tuple[subprocess.Popen[bytes], StackInfo]:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        started = psutil.Process(proc.pid).create_time()
+        return proc, StackInfo(kind="up", pid=proc.pid, started=started, data_dir=str(tmp_path))
+
+    noticed = threading.Event()
+    proc, info = owner()
+    with when_owner_ends(info, lambda gone: noticed.set(), every=0.05):
+        assert not noticed.wait(0.3)  # alive: nothing
+        proc.kill()
+        proc.wait()
+        assert noticed.wait(10), "the owner's end was not noticed"
+
+    later = threading.Event()
+    proc, info = owner()
+    with when_owner_ends(info, lambda gone: later.set(), every=0.05):
+        pass
+    proc.kill()
+    proc.wait()
+    assert not later.wait(0.5)  # the block ended: no longer watched
