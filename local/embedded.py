@@ -235,10 +235,10 @@ def _end_the_attached_night(owner: StackInfo) -> None:
     with suppress(Exception):
         sys.stdout.flush()
     message = (
-        f"\nLocal stack: {owner.describe()} ended while this night ran (`python -m local"
+        f"\nLocal stack: {owner.describe()} ended while this run was going (`python -m local"
         " down`, or the process was killed), and its warehouse, endpoint, Spark and Prefect"
-        " server with it: the night cannot finish and is not marked loaded. Start the stack"
-        " again (`python -m local up`) and run the night again.\n"
+        " server with it: the run cannot finish, and a night is not marked loaded. Start the"
+        " stack again (`python -m local up`) and run the command again.\n"
     )
     os.write(2, message.encode())
     os._exit(STACK_ENDED_EXIT)

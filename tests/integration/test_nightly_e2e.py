@@ -402,7 +402,7 @@ def test_down_stops_the_prefect_server_with_the_stack(nights: Nights) -> None:
             attached.kill()
     assert down.returncode == 0, down.stdout + down.stderr
     assert attached.returncode == 1, output[-3000:]
-    assert "ended while this night ran" in output and "not marked loaded" in output
+    assert "ended while this run was going" in output and "not marked loaded" in output
     pid = nights.prefect_pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert processes_using(nights.data_dir) == []
