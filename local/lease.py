@@ -87,22 +87,37 @@ def process_alive(pid: int, started: float | None = None) -> bool:
 
 @contextlib.contextmanager
 def when_owner_ends(
-    info: StackInfo, then: Callable[[StackInfo], None], every: float = 1.0
+    info: StackInfo,
+    then: Callable[[StackInfo], None],
+    every: float = 1.0,
+    grace: float = 3.0,
 ) -> Iterator[None]:
-    """Call ``then(info)`` from a watcher thread if the stack's owner process ends while the
-    block runs (checked every ``every`` s); stop watching when the block ends."""
+    """Call ``then(info)`` once if the stack's owner process ends while the block runs: from
+    a watcher thread (checked every ``every`` s), or when an error leaves the block and the
+    owner ends within ``grace`` s. A stopping stack aborts the statements it runs before its
+    process ends, so an error a moment before the owner is seen gone is that end, not a
+    fault of its own. Nothing is called once the block is left otherwise."""
     done = threading.Event()
+    once = threading.Lock()
+
+    def fire() -> None:
+        if once.acquire(blocking=False):
+            then(info)
 
     def watch() -> None:
         while not done.wait(every):
             if not process_alive(info.pid, info.started):
-                then(info)
+                fire()
                 return
 
     watcher = threading.Thread(target=watch, name="stack-owner-watch", daemon=True)
     watcher.start()
     try:
         yield
+    except Exception:
+        if wait_gone(info.pid, info.started, grace):
+            fire()
+        raise
     finally:
         done.set()
 

@@ -128,3 +128,33 @@ def test_the_owners_end_is_noticed_while_watched_and_not_after(tmp_path: Path) -
     proc.kill()
     proc.wait()
     assert not later.wait(0.5)  # the block ended: no longer watched
+
+
+def test_an_error_as_the_owner_ends_is_that_end_and_any_other_error_is_its_own(
+    tmp_path: Path,
+) -> None:
+    """A stopping stack aborts its statements before its process ends: the error that
+    reaches the night first is the stack's end. On a live owner an error stays the error."""
+    import threading
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    info = StackInfo(
+        kind="up", pid=proc.pid, started=psutil.Process(proc.pid).create_time(), data_dir="."
+    )
+    calls: list[StackInfo] = []
+    with (
+        pytest.raises(RuntimeError, match="its own"),
+        when_owner_ends(info, calls.append, every=60, grace=0.3),
+    ):
+        raise RuntimeError("its own")
+    assert calls == []  # the owner lives: the error is the night's own
+    with (
+        pytest.raises(RuntimeError, match="aborted"),
+        when_owner_ends(info, calls.append, every=60, grace=10),
+    ):
+        threading.Timer(0.2, proc.kill).start()  # ends just after the error
+        raise RuntimeError("statement aborted: the endpoint stopped")
+    proc.wait()
+    assert calls == [info]  # the end is named, once
