@@ -108,8 +108,9 @@ def sample_config(data_dir: Path, settings: Settings) -> GenerateConfig:
     )
 
 
-def next_night(data_dir: Path, config: GenerateConfig) -> date:
-    done = completed_nights(data_dir)
+def next_night(data_dir: Path, config: GenerateConfig, done: set[date] | None = None) -> date:
+    """The night after the latest one loaded (``done``: the loaded nights, when already read)."""
+    done = completed_nights(data_dir) if done is None else done
     return max(done) + timedelta(days=1) if done else config.start_date
 
 
@@ -123,11 +124,11 @@ def nights_not_loaded_before(night: date, done: set[date], config: GenerateConfi
 
 
 def say_which_nights_never_loaded(
-    data_dir: Path, night: date, config: GenerateConfig, console: Console
+    done: set[date], night: date, config: GenerateConfig, console: Console
 ) -> list[date]:
     """Warn when sample-data nights before ``night`` never loaded (and return them): the
     night still runs, and succeeds, but the warehouse is not what the sample data says."""
-    skipped = nights_not_loaded_before(night, completed_nights(data_dir), config)
+    skipped = nights_not_loaded_before(night, done, config)
     if skipped:
         console.print(
             f"[yellow]Nights not loaded:[/yellow] {describe_nights(skipped)} ({len(skipped)}"
@@ -266,10 +267,11 @@ def prepare_embedded(
         data_dir, f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR)"
     )
     config = sample_config(data_dir, settings)
-    night = requested or next_night(data_dir, config)
+    done = completed_nights(data_dir)
+    night = requested or next_night(data_dir, config, done)
     if nightly:
         refuse_night_before_sample_data(night, config)
-        say_which_nights_never_loaded(data_dir, night, config, console)
+        say_which_nights_never_loaded(done, night, config, console)
     if date_range is not None:
         refuse_range_before_sample_data(*date_range, config)
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,7 @@ class WarehouseSettings(BaseSettings):
                 region_name=self.region,
             )
         except ValidationError as exc:
-            message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            message = describe_validation_error(exc)
             raise ValueError(_IN_VARIABLE_NAMES.sub(_variable_name, message)) from None
 
     def warehouse_target(self, credentials: Any = None) -> RedshiftTarget:

@@ -13,6 +13,7 @@ from rich.console import Console
 from flows.settings import Settings
 from local.embedded import (
     LOCAL_GLUE_POLL_MAX_SECONDS,
+    completed_nights,
     describe_nights,
     ensure_sample_data,
     point_clients_at,
@@ -96,16 +97,17 @@ def test_a_night_that_skips_ahead_names_the_nights_never_loaded(tmp_path: Path) 
     night and on every later one until they load."""
     config = GenerateConfig(start_date=date(2026, 11, 1))
     (tmp_path / "nights.json").write_text('["2026-11-01", "2026-11-02", "2026-11-06"]')
+    done = completed_nights(tmp_path)
     console = Console(record=True, width=300)
-    skipped = say_which_nights_never_loaded(tmp_path, date(2026, 11, 9), config, console)
+    skipped = say_which_nights_never_loaded(done, date(2026, 11, 9), config, console)
     assert [d.day for d in skipped] == [3, 4, 5, 7, 8]
     assert (
         "Nights not loaded: 2026-11-03 to 2026-11-05, 2026-11-07 to 2026-11-08 (5 in all)"
         in console.export_text()
     )
     quiet = Console(record=True)
-    assert say_which_nights_never_loaded(tmp_path, date(2026, 11, 3), config, quiet) == []
-    assert say_which_nights_never_loaded(tmp_path, date(2026, 11, 2), config, quiet) == []
+    assert say_which_nights_never_loaded(done, date(2026, 11, 3), config, quiet) == []
+    assert say_which_nights_never_loaded(done, date(2026, 11, 2), config, quiet) == []
     assert quiet.export_text() == ""  # the next night, and a night run again
 
 

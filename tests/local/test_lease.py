@@ -7,9 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from local.lease import (
@@ -102,19 +104,17 @@ def test_a_held_lock_with_a_stale_state_file_waits_for_the_new_owner(tmp_path: P
         os.close(fd)
 
 
+def sleeping_owner(data_dir: Path) -> tuple[subprocess.Popen[bytes], StackInfo]:
+    """A process standing in for a stack's owner (`local up`), and its stack info."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = psutil.Process(proc.pid).create_time()
+    return proc, StackInfo(kind="up", pid=proc.pid, started=started, data_dir=str(data_dir))
+
+
 def test_the_owners_end_is_noticed_while_watched_and_not_after(tmp_path: Path) -> None:
     """What ends a night attached to a stack whose `up` process goes (local/embedded.py)."""
-    import threading
-
-    import psutil
-
-    def owner() -> tuple[subprocess.Popen[bytes], StackInfo]:
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        started = psutil.Process(proc.pid).create_time()
-        return proc, StackInfo(kind="up", pid=proc.pid, started=started, data_dir=str(tmp_path))
-
     noticed = threading.Event()
-    proc, info = owner()
+    proc, info = sleeping_owner(tmp_path)
     with when_owner_ends(info, lambda gone: noticed.set(), every=0.05):
         assert not noticed.wait(0.3)  # alive: nothing
         proc.kill()
@@ -122,7 +122,7 @@ def test_the_owners_end_is_noticed_while_watched_and_not_after(tmp_path: Path) -
         assert noticed.wait(10), "the owner's end was not noticed"
 
     later = threading.Event()
-    proc, info = owner()
+    proc, info = sleeping_owner(tmp_path)
     with when_owner_ends(info, lambda gone: later.set(), every=0.05):
         pass
     proc.kill()
@@ -135,14 +135,7 @@ def test_an_error_as_the_owner_ends_is_that_end_and_any_other_error_is_its_own(
 ) -> None:
     """A stopping stack aborts its statements before its process ends: the error that
     reaches the night first is the stack's end. On a live owner an error stays the error."""
-    import threading
-
-    import psutil
-
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    info = StackInfo(
-        kind="up", pid=proc.pid, started=psutil.Process(proc.pid).create_time(), data_dir="."
-    )
+    proc, info = sleeping_owner(tmp_path)
     calls: list[StackInfo] = []
     with (
         pytest.raises(RuntimeError, match="its own"),
