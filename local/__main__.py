@@ -25,11 +25,11 @@ ENDPOINT_FILE = "endpoint.json"
 
 
 def _data_dir(value: str) -> Path:
-    from local.lease import refuse_a_file_as_data_dir
+    from local.lease import refuse_an_unusable_data_dir
 
     path = Path(value).expanduser().resolve()
     try:
-        refuse_a_file_as_data_dir(path, value)
+        refuse_an_unusable_data_dir(path, value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
     return path

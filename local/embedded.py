@@ -34,7 +34,8 @@ from local.lease import (
     StackInUseError,
     in_use_message,
     live_stack,
-    refuse_a_file_as_data_dir,
+    make_data_dir,
+    refuse_an_unusable_data_dir,
     when_owner_ends,
 )
 from local.prefect_server import START_TIMEOUT_SECONDS, configured_api_url
@@ -263,9 +264,8 @@ def prepare_embedded(
     stops when that run ends, so attaching to it could cut this run off midway.
     """
     data_dir = settings.local_data_dir.expanduser().resolve()
-    refuse_a_file_as_data_dir(
-        data_dir, f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR)"
-    )
+    named = f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR)"
+    refuse_an_unusable_data_dir(data_dir, named)
     config = sample_config(data_dir, settings)
     done = completed_nights(data_dir)
     night = requested or next_night(data_dir, config, done)
@@ -274,7 +274,7 @@ def prepare_embedded(
         say_which_nights_never_loaded(done, night, config, console)
     if date_range is not None:
         refuse_range_before_sample_data(*date_range, config)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data_dir, named)
     user_prefect = configured_api_url()
     live = live_stack(data_dir, wait_ready_seconds=START_TIMEOUT_SECONDS)
     if live is not None and (

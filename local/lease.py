@@ -67,11 +67,30 @@ class StackInfo:
         return f"{command}, pid {self.pid},{where}"
 
 
-def refuse_a_file_as_data_dir(path: Path, named: str) -> None:
-    """A data dir that is a file is refused by ``named``, before anything is created in or
-    beside it (mkdir would only say "File exists")."""
+def refuse_an_unusable_data_dir(path: Path, named: str) -> None:
+    """A data dir this process cannot use is refused by ``named``, before anything is
+    created in or beside it: a file (mkdir would only say "File exists"), a path under a
+    file, or a directory (or the nearest existing parent of a missing one) it may not write."""
     if path.exists() and not path.is_dir():
         raise ValueError(f"{named} is a file; expected a directory, which is created when missing")
+    nearest = next((p for p in (path, *path.parents) if p.exists()), None)
+    if nearest is None:
+        return
+    if not nearest.is_dir():
+        raise ValueError(f"{named} cannot be created: {nearest} is a file, not a directory")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        what = "is not writable" if nearest == path else f"cannot be created in {nearest}"
+        raise ValueError(f"{named} {what} by this user (permission denied)")
+
+
+def make_data_dir(path: Path, named: str) -> None:
+    """Create the data dir (and its parents), refusing one it cannot use as
+    ``refuse_an_unusable_data_dir`` does; a failure to create it says so by ``named``."""
+    refuse_an_unusable_data_dir(path, named)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{named} cannot be created: {exc.strerror or exc}") from exc
 
 
 def process_alive(pid: int, started: float | None = None) -> bool:

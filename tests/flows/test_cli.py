@@ -122,14 +122,20 @@ def test_a_night_before_the_sample_data_exits_2_without_a_traceback_or_a_stack(
     assert not data_dir.exists(), sorted(p.name for p in data_dir.iterdir())
 
 
-def test_a_data_dir_that_is_a_file_is_refused_before_anything_starts(
-    fresh_data_dir: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [("notes.txt", "is a file; expected a directory"), ("notes.txt/data", "cannot be created")],
+    ids=["a-file", "under-a-file"],
+)
+def test_a_data_dir_that_cannot_be_a_directory_is_refused_before_anything_starts(
+    where: str, says: str, fresh_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a_file = fresh_data_dir / "notes.txt"
     a_file.write_text("mine")
-    assert nightly.main(["--data-dir", str(a_file)]) == 2
+    data_dir = fresh_data_dir / where
+    assert nightly.main(["--data-dir", str(data_dir)]) == 2
     out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at 160 columns
-    assert f"the data dir {a_file} (--data-dir or MYSTORE_LOCAL_DATA_DIR) is a file" in out
+    assert f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR) {says}" in out
     assert "Local AWS endpoint" not in out
     assert a_file.read_text() == "mine"
 

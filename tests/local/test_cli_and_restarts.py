@@ -147,15 +147,21 @@ def test_every_command_has_help(command: str) -> None:
 
 
 @pytest.mark.parametrize("command", ["up", "serve", "query", "status", "down"])
-def test_a_data_dir_that_is_a_file_is_refused_by_name(
-    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [("notes.txt", "is a file; expected a directory"), ("notes.txt/data", "cannot be created")],
+    ids=["a-file", "under-a-file"],
+)
+def test_a_data_dir_that_cannot_be_a_directory_is_refused_by_name(
+    command: str, where: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
+    data_dir = tmp_path / where
     with pytest.raises(SystemExit) as exited:
-        main([command, "--data-dir", str(a_file), *(["select 1"] if command == "query" else [])])
+        main([command, "--data-dir", str(data_dir), *(["select 1"] if command == "query" else [])])
     assert exited.value.code == 2
-    assert f"{a_file} is a file; expected a directory" in capsys.readouterr().err
+    assert f"{data_dir} {says}" in capsys.readouterr().err
     assert a_file.read_text() == "mine"
 
 

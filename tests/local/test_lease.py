@@ -21,6 +21,7 @@ from local.lease import (
     StackLease,
     live_stack,
     lock_is_held,
+    make_data_dir,
     read_state,
     when_owner_ends,
 )
@@ -151,3 +152,32 @@ def test_an_error_as_the_owner_ends_is_that_end_and_any_other_error_is_its_own(
         raise RuntimeError("statement aborted: the endpoint stopped")
     proc.wait()
     assert calls == [info]  # the end is named, once
+
+
+def test_a_data_dir_that_cannot_be_made_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(ValueError, match=r"^the dir is a file; expected a directory"):
+        make_data_dir(a_file, "the dir")
+    with pytest.raises(ValueError, match=rf"^the dir cannot be created: {a_file} is a file"):
+        make_data_dir(a_file / "a" / "b", "the dir")
+    assert a_file.read_text() == "mine"
+    # procfs refuses a new directory whatever the user: mkdir's own error, named.
+    with pytest.raises(ValueError, match=r"^the dir cannot be created: No such file or directory"):
+        make_data_dir(Path("/proc/mystore-test/data"), "the dir")
+    made = tmp_path / "x" / "y"
+    make_data_dir(made, "the dir")
+    assert made.is_dir()
+    make_data_dir(made, "the dir")  # an existing one is fine
+
+    # The suite runs as root, for whom every directory is writable: the permission check is
+    # asked of os.access, as it is for any other user.
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(ValueError, match=rf"^the dir cannot be created in {tmp_path} by this"):
+        make_data_dir(tmp_path / "new", "the dir")
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != made)
+    with pytest.raises(ValueError, match=r"^the dir is not writable by this user"):
+        make_data_dir(made, "the dir")
+    assert not (tmp_path / "new").exists()
