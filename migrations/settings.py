@@ -70,7 +70,7 @@ class WarehouseSettings(BaseSettings):
     def _check_warehouse(self) -> WarehouseSettings:
         if self.secret_arn is not None and not _ARN_SECRET.match(self.secret_arn):
             raise ValueError(
-                f"secret_arn {self.secret_arn!r} is not a Secrets Manager ARN"
+                f"MYSTORE_SECRET_ARN {self.secret_arn!r} is not a Secrets Manager ARN"
                 " (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"
             )
         if self.target == "aws":
@@ -142,10 +142,21 @@ def data_api_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, named by its MYSTORE_* variable when it belongs to one."""
+    """One line per problem, named by its MYSTORE_* variable and the value given when it
+    belongs to one (no setting holds a secret: the password stays in Secrets Manager)."""
     parts = []
     for err in exc.errors():
         message = str(err["msg"]).removeprefix("Value error, ")
         field = ".".join(str(p) for p in err["loc"])
-        parts.append(f"MYSTORE_{field.upper()}: {message}" if field else message)
+        if not field:
+            parts.append(message)
+            continue
+        value = err.get("input")
+        given = f" {_shown(value)}" if isinstance(value, str | int | float) else ""
+        parts.append(f"MYSTORE_{field.upper()}{given}: {message}")
     return "; ".join(parts)
+
+
+def _shown(value: str | int | float, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"

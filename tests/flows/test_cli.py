@@ -50,10 +50,13 @@ def test_a_bad_value_is_named_by_its_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MYSTORE_GLUE_TIMEOUT_MINUTES", "0")
+    monkeypatch.setenv("MYSTORE_LOCAL_CUSTOMERS", "9" * 300)
     assert nightly.main([]) == 2
-    assert "MYSTORE_GLUE_TIMEOUT_MINUTES: Input should be greater than or equal to 1" in (
-        capsys.readouterr().out
-    )
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at 160 columns
+    assert "MYSTORE_GLUE_TIMEOUT_MINUTES '0': Input should be greater than or equal to 1" in out
+    # A huge value is shown shortened, and the message still says what is allowed.
+    shown = "'" + "9" * 75 + "...'"
+    assert f"MYSTORE_LOCAL_CUSTOMERS {shown}: Input should be less than or equal to 5000000" in out
 
 
 def test_an_arn_is_printed_as_written(
@@ -62,7 +65,8 @@ def test_an_arn_is_printed_as_written(
     bad = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x';drop table y"
     monkeypatch.setenv("MYSTORE_SECRET_ARN", bad)
     assert nightly.main([]) == 2
-    assert f"{bad!r} is not a Secrets Manager ARN" in capsys.readouterr().out.replace("\n", "")
+    out = capsys.readouterr().out.replace("\n", "")
+    assert f"MYSTORE_SECRET_ARN {bad!r} is not a Secrets Manager ARN" in out
 
 
 @pytest.mark.parametrize(
