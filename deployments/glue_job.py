@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,6 +315,18 @@ def apply(config: GlueJobConfig, *, s3: Any, iam: Any, glue: Any) -> dict[str, s
     return {"role": role_action, "job": job_action, "script": config.script_location}
 
 
+def _whole_number(variable: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a whole number (the option, or {variable} when it is not given)"
+            ) from None
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     env = os.environ
     parser = argparse.ArgumentParser(
@@ -328,11 +340,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--role-name", default="mystore-raw2clean-glue")
     parser.add_argument("--glue-version", default="5.0", choices=tuple(GLUE_HUDI_RELEASES))
     parser.add_argument("--worker-type", default=env.get("MYSTORE_GLUE_WORKER_TYPE", "G.1X"))
+    # A string default goes through ``type`` too: a bad MYSTORE_* value is named, as an option's.
     parser.add_argument(
-        "--number-of-workers", type=int, default=int(env.get("MYSTORE_GLUE_NUMBER_OF_WORKERS", 2))
+        "--number-of-workers",
+        type=_whole_number("MYSTORE_GLUE_NUMBER_OF_WORKERS"),
+        default=env.get("MYSTORE_GLUE_NUMBER_OF_WORKERS", "2"),
     )
     parser.add_argument(
-        "--timeout-minutes", type=int, default=int(env.get("MYSTORE_GLUE_TIMEOUT_MINUTES", 60))
+        "--timeout-minutes",
+        type=_whole_number("MYSTORE_GLUE_TIMEOUT_MINUTES"),
+        default=env.get("MYSTORE_GLUE_TIMEOUT_MINUTES", "60"),
     )
     for name, variable in (
         ("raw-path", "MYSTORE_RAW_PATH"),

@@ -30,6 +30,14 @@ _ACCOUNT_RE = re.compile(r"\d{12}")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ROLE_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+# EventBridge Scheduler's three forms; a cron has six fields and "?" in day-of-month or
+# day-of-week. Checked here: AWS would refuse any other only at --deploy, after the export
+# had written a schedule document that can never be created.
+_SCHEDULE_RE = re.compile(
+    r"at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)"
+    r"|rate\([1-9]\d* (?:minutes?|hours?|days?)\)"
+    r"|cron\(\S+ \S+ (?P<day_of_month>\S+) \S+ (?P<day_of_week>\S+) \S+\)"
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,15 @@ class ExportConfig:
             raise AslBuildError(
                 f"state_machine_name {self.state_machine_name!r} is invalid; allowed: 1-64 "
                 "letters, digits, '_' and '-'"
+            )
+        schedule = _SCHEDULE_RE.fullmatch(self.schedule_expression)
+        cron_days = schedule and (schedule["day_of_month"], schedule["day_of_week"])
+        if schedule is None or (cron_days and None not in cron_days and "?" not in cron_days):
+            raise AslBuildError(
+                f"schedule_expression {self.schedule_expression!r} is invalid; allowed: "
+                "cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>) with ? as"
+                " day-of-month or day-of-week, rate(<n> minutes|hours|days) or"
+                " at(yyyy-mm-ddThh:mm:ss), as EventBridge Scheduler takes them"
             )
         if not 1 <= self.min_poll_seconds <= self.max_poll_seconds <= 3600:
             raise AslBuildError(

@@ -105,11 +105,13 @@ class Settings(WarehouseSettings):
 
     @model_validator(mode="after")
     def _check_paths(self) -> Settings:
-        for name in ("raw_path", "clean_path", "quarantine_path"):
+        for name in ("raw_path", "clean_path", "quarantine_path", "glue_report_path"):
             value = getattr(self, name)
             if value is not None and not _S3_OR_PATH.match(value):
                 raise ValueError(
-                    f"{name} {value!r} must be an s3://bucket/prefix URI or a local path"
+                    f"MYSTORE_{name.upper()} {value!r} is invalid; allowed: an"
+                    " s3://bucket/prefix URI (a bucket name of 3-63 lower-case letters, digits,"
+                    " dots and hyphens) or a local path"
                 )
         if self.target == "aws":
             missing = [n for n in ("raw_path", "clean_path") if getattr(self, n) is None]

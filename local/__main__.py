@@ -35,6 +35,22 @@ def _data_dir(value: str) -> Path:
     return path
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a TCP port; allowed: 0-65535 (0 picks a free one)"
+        )
+    return int(value)
+
+
+def _at_least_one(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is invalid; allowed: a whole number of 1 or more"
+        )
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m local",
@@ -55,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
             "boto3 clients at it; the first line is AWS_ENDPOINT_URL_REDSHIFT_DATA=<url>."
         ),
     )
-    serve.add_argument("--port", type=int, default=0, help="TCP port; 0 (default) picks a free one")
+    serve.add_argument(
+        "--port", type=_port, default=0, help="TCP port; 0 (default) picks a free one"
+    )
     serve.add_argument(
         "--data-dir",
         type=_data_dir,
@@ -64,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-active-statements",
-        type=int,
+        type=_at_least_one,
         default=200,
         help="statements running at once before ActiveStatementsExceededException (default: 200)",
     )
@@ -94,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Reports the running stack when it is already up."
         ),
     )
-    up.add_argument("--port", type=int, default=0, help="endpoint TCP port; 0 picks a free one")
+    up.add_argument("--port", type=_port, default=0, help="endpoint TCP port; 0 picks a free one")
     up.add_argument(
         "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
     )

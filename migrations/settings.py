@@ -125,14 +125,16 @@ class WarehouseSettings(BaseSettings):
         )
 
 
-# The block's field names as the settings' variables, where a message starts with one.
+# The block's field names as the settings' variables, wherever a message names one outside
+# a quoted value (a value is shown as written: 'db_user-wg' stays as it is).
 _IN_VARIABLE_NAMES = re.compile(
-    r"^(RedshiftTarget\.)?(database|cluster_identifier|workgroup_name|db_user|secret_arn)\b"
+    r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+    r"|\b(RedshiftTarget\.)?(database|cluster_identifier|workgroup_name|db_user|secret_arn)\b"
 )
 
 
 def _variable_name(match: re.Match[str]) -> str:
-    return f"MYSTORE_{match[2].upper()}"
+    return match[1] or f"MYSTORE_{match[3].upper()}"
 
 
 def data_api_endpoint(environ: Mapping[str, str] | None = None) -> str | None:

@@ -114,6 +114,24 @@ def test_bad_settings_are_named(change: dict[str, Any], message: str) -> None:
     assert str(info.value) == message
 
 
+def test_a_bad_number_from_an_option_or_its_variable_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MYSTORE_GLUE_NUMBER_OF_WORKERS", "abc")
+    with pytest.raises(SystemExit) as exited:
+        main(PLAN_ARGV)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--number-of-workers: 'abc' is not a whole number" in err
+    assert "MYSTORE_GLUE_NUMBER_OF_WORKERS when it is not given" in err
+    monkeypatch.setenv("MYSTORE_GLUE_NUMBER_OF_WORKERS", "4")
+    with pytest.raises(SystemExit):
+        main([*PLAN_ARGV, "--timeout-minutes", "1.5"])
+    assert "--timeout-minutes: '1.5' is not a whole number" in capsys.readouterr().err
+    assert main(PLAN_ARGV) == 0
+    assert json.loads(capsys.readouterr().out)["job"]["NumberOfWorkers"] == 4
+
+
 def test_apply_creates_the_role_the_uploads_and_the_job_in_moto() -> None:
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")

@@ -6,6 +6,7 @@ rewrites them; review the diff like code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -311,3 +312,29 @@ def test_the_export_reads_the_submit_retry_pause_only_when_set(
     assert ExportConfig.from_settings(Settings()).submit_retry_seconds is None
     monkeypatch.setenv("MYSTORE_SUBMIT_RETRY_SECONDS", "4")
     assert ExportConfig.from_settings(Settings()).submit_retry_seconds == 4
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["cron(0 3 * * ? *)", "cron(30 2 ? * MON-FRI *)", "rate(1 day)", "at(2027-01-01T03:00:00)"],
+)
+def test_a_scheduler_expression_is_exported_as_given(expression: str) -> None:
+    config = dataclasses.replace(CONFIG, schedule_expression=expression)
+    documents = export_documents(nightly_pipeline(), config)
+    assert documents["mystore-nightly-schedule.json"]["ScheduleExpression"] == expression
+
+
+@pytest.mark.parametrize(
+    "expression", ["nonsense", "cron(0 3 * * *)", "cron(0 3 * * * *)", "rate(0 days)", ""]
+)
+def test_a_schedule_eventbridge_would_refuse_is_refused_before_anything_is_written(
+    expression: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _aws_env(monkeypatch)
+    assert main(["--out", str(tmp_path), "--schedule", expression]) == 2
+    err = capsys.readouterr().err
+    assert f"schedule_expression {expression!r} is invalid; allowed: cron(" in err
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())

@@ -194,3 +194,22 @@ def test_serve_on_a_busy_port_says_so(local_stack: LocalStack) -> None:
     # The failed start released its handle: the shared server is still up.
     listed = data_api_client(local_stack.endpoint_url).list_statements(MaxResults=1)
     assert listed["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["up", "--port", "99999"], "argument --port: '99999' is not a TCP port; allowed: 0-65535"),
+        (["serve", "--port", "-5"], "argument --port: '-5' is not a TCP port"),
+        (["serve", "--max-active-statements", "0"], "'0' is invalid; allowed: a whole number of 1"),
+    ],
+)
+def test_a_port_or_limit_out_of_range_is_refused_before_anything_starts(
+    argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "never"
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--data-dir", str(data_dir)])
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+    assert not data_dir.exists()
