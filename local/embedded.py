@@ -16,6 +16,7 @@ The stack's warm Spark driver is started at once, so it comes up while the night
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -39,7 +40,7 @@ from local.lease import (
     when_owner_ends,
 )
 from local.prefect_server import START_TIMEOUT_SECONDS, configured_api_url
-from local.sample_data import TRUTH_FILE, GenerateConfig, generate, raw_partition
+from local.sample_data import TRUTH_FILE, GenerateConfig, day_is_complete, generate
 from local.stack import LocalStack, client_env
 from local.warehouse.dialect import LOCAL_MIGRATION_PARAMETERS
 from local.warehouse.redshift_compat import preflight
@@ -48,6 +49,7 @@ from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget
 
 NIGHTS_FILE = "nights.json"
+SAMPLE_DATA_LOCK = ".sample_data.lock"  # held while a run writes raw sample data
 STACK_ENDED_EXIT = 1  # the CLI's "failed": the night did not load
 LOCAL_GLUE_POLL_MAX_SECONDS = "0.5"
 LOCAL_TARGET = RedshiftTarget(database="dev", cluster_identifier="local", db_user="awsuser")
@@ -180,11 +182,37 @@ def refuse_range_before_sample_data(start: date, end: date, config: GenerateConf
 def ensure_sample_data(
     data_dir: Path, night: date, config: GenerateConfig, console: Console
 ) -> None:
-    """Generate raw data up to ``night`` unless its partition is already there, going on
-    from the days an earlier night generated (their state is kept in the data dir)."""
+    """Generate raw data up to ``night`` unless its partitions are already complete, going
+    on from the days an earlier night generated (their state is kept in the data dir).
+
+    Runs attached to one stack may prepare at once: one generates while the others wait on
+    the data dir's sample-data lock, then find the day complete. Without it a second run
+    saw the first one's half-written folder, ran its clean steps on it and failed, or
+    deleted the first one's temporary files under it."""
     refuse_night_before_sample_data(night, config)
-    if raw_partition(data_dir / "raw", "store_sale", night).exists():
+    if day_is_complete(data_dir, night):
         return
+    with _sample_data_lock(data_dir, console):
+        if not day_is_complete(data_dir, night):
+            _generate_up_to(data_dir, night, config, console)
+
+
+@contextmanager
+def _sample_data_lock(data_dir: Path, console: Console) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / SAMPLE_DATA_LOCK).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            console.print("Waiting for another run of this data dir to write its sample data")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _generate_up_to(data_dir: Path, night: date, config: GenerateConfig, console: Console) -> None:
     days = (night - config.start_date).days + 1
 
     def announce(kept: int) -> None:

@@ -3,6 +3,7 @@
 from local.sample_data.generate import (
     TRUTH_FILE,
     GenerateConfig,
+    day_is_complete,
     generate,
     raw_partition,
     saved_days,
@@ -13,6 +14,7 @@ __all__ = [
     "TRUTH_FILE",
     "GenerateConfig",
     "SampleRangeError",
+    "day_is_complete",
     "generate",
     "raw_partition",
     "saved_days",

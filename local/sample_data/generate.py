@@ -65,6 +65,7 @@ from local.sample_data.partitions import (
     PART_FILE,
     check_range,
     max_days,
+    partition_is_complete,
     write_partition,
 )
 
@@ -159,7 +160,7 @@ def _code_digest() -> bytes:
 def saved_days(out: Path, config: GenerateConfig) -> int:
     """Days from ``config.start_date`` that a saved state under ``out`` covers and can go on
     from (0 when there is none, it is another configuration's or code's, or one of those
-    days' partitions is gone). Reads only the state file's small header."""
+    days' partitions is gone or incomplete). Reads only the state file's small header."""
     try:
         with (out / STATE_FILE).open("rb") as fh:
             header = pickle.load(fh)
@@ -176,11 +177,18 @@ def _usable_days(header: Any, out: Path, config: GenerateConfig) -> int:
     if tag != _state_tag(config) or days < 1:
         return 0
     for index in range(days):
-        today = config.start_date + timedelta(days=index)
-        for table in CLEAN_TABLES:
-            if not raw_partition(out / RAW_DIR, table, today).is_dir():
-                return 0
+        if not day_is_complete(out, config.start_date + timedelta(days=index)):
+            return 0
     return days
+
+
+def day_is_complete(out: Path, day: date) -> bool:
+    """Every table's raw partition of ``day`` under ``out`` is complete (has its manifest):
+    a generator stopped midway (Ctrl-C, a full disk) leaves a day that is not, and that day
+    is written again rather than kept."""
+    return all(
+        partition_is_complete(raw_partition(out / RAW_DIR, table, day)) for table in CLEAN_TABLES
+    )
 
 
 def _load_progress(out: Path, config: GenerateConfig) -> _Progress | None:

@@ -80,6 +80,11 @@ def write_partition(folder: Path, table: str, day: date, lines: list[Row]) -> Ma
     return manifest
 
 
+def partition_is_complete(folder: Path) -> bool:
+    """True when the partition's manifest is there: a writer stopped midway leaves none."""
+    return (folder / MANIFEST_FILE).is_file()
+
+
 def _write_then_rename(target: Path, data: bytes) -> None:
     temporary = target.with_name(f".{target.name}.tmp")
     with temporary.open("wb") as fh:

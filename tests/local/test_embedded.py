@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
+import threading
+import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +17,7 @@ from rich.console import Console
 from flows.settings import Settings
 from local.embedded import (
     LOCAL_GLUE_POLL_MAX_SECONDS,
+    SAMPLE_DATA_LOCK,
     completed_nights,
     describe_nights,
     ensure_sample_data,
@@ -78,6 +83,51 @@ def test_a_state_whose_header_fits_but_whose_body_does_not_load_is_said_to_start
     assert "Generating sample raw data: 3 day(s) from 2026-11-01, 30 customers" in said
     assert "kept" not in said
     assert saved_days(tmp_path, config) == 3
+
+
+def test_a_night_whose_raw_day_was_left_incomplete_writes_it_again(tmp_path: Path) -> None:
+    """A generator stopped midway (Ctrl-C, a full disk) leaves a partition without its
+    manifest, which the clean job refuses: the next run writes the day again instead of
+    keeping it, with the bytes one run writes."""
+    config = GenerateConfig(customers=30, sales_per_day=20, seed=5, start_date=date(2026, 11, 1))
+    ensure_sample_data(tmp_path / "dir", date(2026, 11, 2), config, Console(record=True))
+    manifest = raw_partition(tmp_path / "dir" / "raw", "store_customer", "2026-11-02")
+    manifest = manifest / "_MANIFEST.json"
+    manifest.unlink()
+    console = Console(record=True, width=200)
+    ensure_sample_data(tmp_path / "dir", date(2026, 11, 2), config, console)
+    assert "Generating sample raw data: 2 day(s) from 2026-11-01" in console.export_text()
+    assert manifest.is_file()
+    generate(GenerateConfig(**{**config.__dict__, "days": 2}), tmp_path / "once")
+    assert (
+        manifest.read_bytes()
+        == (tmp_path / "once" / manifest.relative_to(tmp_path / "dir")).read_bytes()
+    )
+
+
+def test_runs_preparing_at_once_write_the_sample_data_once(tmp_path: Path) -> None:
+    """Two runs attached to one stack may prepare the same night at once: the second waits
+    on the data dir's lock, then finds the day complete and writes nothing."""
+    config = GenerateConfig(customers=30, sales_per_day=20, seed=5, start_date=date(2026, 11, 1))
+    console = Console(record=True, width=200)
+    with (tmp_path / SAMPLE_DATA_LOCK).open("a") as held:  # the first run, writing
+        fcntl.flock(held, fcntl.LOCK_EX)
+        second = threading.Thread(
+            target=ensure_sample_data, args=(tmp_path, date(2026, 11, 1), config, console)
+        )
+        second.start()
+        deadline = time.monotonic() + 30
+        while "Waiting for another run" not in console.export_text(clear=False):
+            assert time.monotonic() < deadline, "the second run did not wait"
+            time.sleep(0.02)
+        assert not (tmp_path / "raw").exists()
+        generate(replace(config, days=1), tmp_path, resume=True)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    second.join(30)
+    assert not second.is_alive()
+    said = console.export_text()
+    assert "Waiting for another run of this data dir to write its sample data" in said
+    assert "Generating" not in said  # the day was complete when the lock came
 
 
 def test_a_backfill_range_is_refused_only_when_it_ends_before_the_sample_data() -> None:

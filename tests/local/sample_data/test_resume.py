@@ -80,6 +80,12 @@ def test_a_resumed_call_writes_only_its_new_days(tmp_path: Path) -> None:
             ),
             id="an-earlier-partition-deleted",
         ),
+        pytest.param(
+            lambda out: (
+                raw_partition(out / "raw", "store_sale", "2026-11-01") / "_MANIFEST.json"
+            ).unlink(),
+            id="an-earlier-partition-left-incomplete",
+        ),
     ],
 )
 def test_a_state_that_does_not_fit_is_not_used(tmp_path: Path, spoil: object) -> None:
