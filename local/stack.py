@@ -13,6 +13,7 @@ statements of a dead owner are aborted.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from local.prefect_server import (
 from local.redshift_data import RedshiftDataBackend, serve_redshift_data
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS
 from local.warehouse import Warehouse, start_warehouse
+from local.warehouse.postgres import server_down_reason
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,7 @@ class LocalStack:
                 database_dsn=warehouse.dsn,
                 max_active_statements=max_active_statements,
                 page_rows=page_rows,
+                warehouse_down_reason=functools.partial(server_down_reason, warehouse.pgdata),
             )
         except Exception:
             endpoint.stop()

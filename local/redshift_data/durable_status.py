@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from local.redshift_data.result_fetch import Outcome, pg_message
+from local.redshift_data.schema import WarehouseDownError
 from local.redshift_data.store import StatementStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class DurableStatusWriter:
         while True:
             try:
                 result = call()
+            except WarehouseDownError:
+                raise  # no restart is coming: waiting would only hide the cause
             except psycopg.OperationalError as exc:
                 if failed_at is None:
                     failed_at = time.monotonic()

@@ -42,3 +42,15 @@ def active_statements_exceeded(limit: int) -> ServiceError:
         "ActiveStatementsExceededException",
         f"Active statements exceeded the allowed quota ({limit}).",
     )
+
+
+def warehouse_unreachable(reason: str) -> ServiceError:
+    """``DatabaseConnectionException`` (HTTP 500, as AWS answers when the warehouse cannot be
+    reached), here when its server is down for good: ``reason`` names the server's own last
+    FATAL line and its log, so the caller's error says why instead of "internal error"."""
+    return ServiceError(
+        "DatabaseConnectionException",
+        f"Connection to the database failed: {reason}. Statements it was running ended with"
+        " it (their work rolled back); start the stack again once the cause is fixed.",
+        500,
+    )

@@ -35,7 +35,7 @@ from local.redshift_data.encoding import use_text_loaders
 from local.redshift_data.requests import TERMINAL_STATUSES
 from local.redshift_data.result_fetch import Outcome, execute_plainly, pg_message, stream_query
 from local.redshift_data.results import DEFAULT_PAGE_ROWS, ResultLimits, ResultTooLarge, is_query
-from local.redshift_data.schema import transient_connect_error
+from local.redshift_data.schema import WarehouseDownError, transient_connect_error
 from local.redshift_data.store import StatementStore
 from local.warehouse.redshift_compat import gate_enabled, local_statements
 
@@ -195,6 +195,10 @@ class Executor:
         try:
             with self._running_slots:
                 self._run_job(job)
+        except WarehouseDownError as exc:
+            # Nothing can be recorded; the statement ended with the server (its transaction
+            # rolled back), and requests about it say why (DatabaseConnectionException).
+            log.error("statement %s ended with the warehouse: %s", job.statement_id, exc)
         except Exception as exc:  # a worker must always leave a final status behind
             log.exception("statement %s crashed the worker", job.statement_id)
             try:

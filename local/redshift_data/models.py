@@ -76,10 +76,11 @@ class RedshiftDataBackend:
         database_dsn: str,
         max_active_statements: int = DEFAULT_MAX_ACTIVE_STATEMENTS,
         page_rows: int = DEFAULT_PAGE_ROWS,
+        warehouse_down_reason: Callable[[], str | None] | None = None,
     ) -> None:
         self.max_active_statements = max_active_statements
         self.owner = this_process_owner()
-        self.store = StatementStore(database_dsn)
+        self.store = StatementStore(database_dsn, down_reason=warehouse_down_reason)
         self.executor = Executor(self.store, dsn_for, page_rows=page_rows)
         # WithEvent: statement ends to Prefect (local/work_events.py); the stack hands the
         # same object to its Glue job runs.

@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from local.core import Call, ModeledService
+from local.redshift_data.exceptions import warehouse_unreachable
 from local.redshift_data.models import RedshiftDataBackend
 from local.redshift_data.requests import make_next_token, parse_list, parse_next_token, parse_submit
+from local.redshift_data.schema import WarehouseDownError
 
 
 def epoch(value: datetime | None) -> float | None:
@@ -121,6 +123,12 @@ class RedshiftDataService(ModeledService):
     def __init__(self, backend: RedshiftDataBackend) -> None:
         super().__init__()
         self.backend = backend
+
+    def handle(self, call: Call) -> Mapping[str, Any]:
+        try:
+            return super().handle(call)
+        except WarehouseDownError as exc:
+            raise warehouse_unreachable(str(exc)) from exc
 
     def execute_statement(self, call: Call) -> Mapping[str, Any]:
         request = parse_submit(call.operation, call.body)

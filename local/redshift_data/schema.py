@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -130,11 +130,24 @@ def transient_connect_error(exc: psycopg.OperationalError) -> bool:
     return any(phrase in text for phrase in _TRANSIENT_CONNECT)
 
 
-class ConnectionPool:
-    """A small fixed pool of autocommit bookkeeping connections shared by request threads."""
+class WarehouseDownError(psycopg.OperationalError):
+    """The warehouse's server is down for good (not restarting): nothing can be read or
+    recorded until a stack starts it again, so callers stop waiting and say why."""
 
-    def __init__(self, dsn: str, size: int) -> None:
+
+class ConnectionPool:
+    """A small fixed pool of autocommit bookkeeping connections shared by request threads.
+
+    ``down_reason`` says why the server is down for good, or None while it runs or restarts
+    (``local.warehouse.postgres.server_down_reason``): a connect that fails while it has a
+    reason raises WarehouseDownError at once instead of waiting for a restart.
+    """
+
+    def __init__(
+        self, dsn: str, size: int, down_reason: Callable[[], str | None] | None = None
+    ) -> None:
         self._dsn = dsn
+        self._down_reason = down_reason
         self._idle: queue.LifoQueue[psycopg.Connection[DictRow]] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = False
@@ -178,7 +191,12 @@ class ConnectionPool:
                     application_name="local-data-api bookkeeping",
                 )
             except psycopg.OperationalError as exc:
-                if self._closed or not transient_connect_error(exc) or time.monotonic() > deadline:
+                if self._closed or not transient_connect_error(exc):
+                    raise
+                down = self._down_reason() if self._down_reason is not None else None
+                if down is not None:
+                    raise WarehouseDownError(down) from exc
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
 

@@ -47,9 +47,11 @@ def _read_again_once(read: Callable[_P, _T]) -> Callable[_P, _T]:
 class StatementStore:
     """All reads and writes of statement records; every method is one short transaction."""
 
-    def __init__(self, dsn: str, pool_size: int = 12) -> None:
+    def __init__(
+        self, dsn: str, pool_size: int = 12, down_reason: Callable[[], str | None] | None = None
+    ) -> None:
         ensure_schema(dsn)
-        self.pool = ConnectionPool(dsn, pool_size)
+        self.pool = ConnectionPool(dsn, pool_size, down_reason)
 
     def close(self) -> None:
         self.pool.close()

