@@ -32,7 +32,7 @@ def test_the_setting_wins_and_aws_without_it_has_no_report(
         "raw_path": "s3://raw-zone/raw",
         "clean_path": "s3://clean-zone/c",
     }
-    assert report_root(Settings(**aws, glue_report_path="s3://b/reports/")) == "s3://b/reports/"
+    assert report_root(Settings(**aws, glue_report_path="s3://bkt/reports/")) == "s3://bkt/reports/"
     assert report_path(report_root(Settings(**aws)), "clean_x", NIGHT) is None
     missing = read_rows_written(None)
     assert (missing.rows, missing.missing_reason) == (
