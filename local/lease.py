@@ -84,9 +84,8 @@ def refuse_an_unusable_data_dir(path: Path, named: str) -> None:
 
 
 def make_data_dir(path: Path, named: str) -> None:
-    """Create the data dir (and its parents), refusing one it cannot use as
-    ``refuse_an_unusable_data_dir`` does; a failure to create it says so by ``named``."""
-    refuse_an_unusable_data_dir(path, named)
+    """Create the data dir (and its parents), once ``refuse_an_unusable_data_dir`` has
+    accepted it; mkdir's own refusal (a path under ``/proc``) is said by ``named`` too."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -83,6 +83,11 @@ postgres_server.find_suitable_socket_dir = _socket_dir
 _SEVERITY = re.compile(r"^.*?\b((?:FATAL|PANIC):.*)$")
 
 
+def _fatal_lines(lines: list[str]) -> list[str]:
+    """The FATAL / PANIC messages among a server's output lines, without their prefixes."""
+    return [match[1].strip() for match in map(_SEVERITY.search, lines) if match]
+
+
 def _process_alive(pid: int) -> bool:
     try:
         process = psutil.Process(pid)
@@ -170,8 +175,8 @@ def _last_fatal_line(log_file: Path, tail_bytes: int = 65536) -> str | None:
             lines = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None
-    fatal = [m[1] for m in map(_SEVERITY.search, lines) if m]
-    return fatal[-1].strip() if fatal else None
+    fatal = _fatal_lines(lines)
+    return fatal[-1] if fatal else None
 
 
 def with_database(uri: str, database: str) -> str:
@@ -303,8 +308,7 @@ class _FailedCommands(logging.Handler):
             lines = [line.strip() for line in tail.splitlines() if line.strip() not in ("", "---")]
             # The server's own FATAL / PANIC lines say why (a full disk: "could not write to
             # file ...: No space left on device"); the last lines are initdb's clean-up.
-            fatal = [_SEVERITY.sub(r"\1", line) for line in lines if _SEVERITY.search(line)]
-            self.stderr = "; ".join(fatal or lines[-3:])
+            self.stderr = "; ".join(_fatal_lines(lines) or lines[-3:])
 
 
 def ensure_database(admin_dsn: str, database: str) -> None:

@@ -23,6 +23,7 @@ from local.lease import (
     lock_is_held,
     make_data_dir,
     read_state,
+    refuse_an_unusable_data_dir,
     when_owner_ends,
 )
 
@@ -160,11 +161,12 @@ def test_a_data_dir_that_cannot_be_made_is_refused_by_name(
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
     with pytest.raises(ValueError, match=r"^the dir is a file; expected a directory"):
-        make_data_dir(a_file, "the dir")
+        refuse_an_unusable_data_dir(a_file, "the dir")
     with pytest.raises(ValueError, match=rf"^the dir cannot be created: {a_file} is a file"):
-        make_data_dir(a_file / "a" / "b", "the dir")
+        refuse_an_unusable_data_dir(a_file / "a" / "b", "the dir")
     assert a_file.read_text() == "mine"
     # procfs refuses a new directory whatever the user: mkdir's own error, named.
+    refuse_an_unusable_data_dir(Path("/proc/mystore-test/data"), "the dir")
     with pytest.raises(ValueError, match=r"^the dir cannot be created: No such file or directory"):
         make_data_dir(Path("/proc/mystore-test/data"), "the dir")
     made = tmp_path / "x" / "y"
@@ -176,8 +178,8 @@ def test_a_data_dir_that_cannot_be_made_is_refused_by_name(
     # asked of os.access, as it is for any other user.
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
     with pytest.raises(ValueError, match=rf"^the dir cannot be created in {tmp_path} by this"):
-        make_data_dir(tmp_path / "new", "the dir")
+        refuse_an_unusable_data_dir(tmp_path / "new", "the dir")
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != made)
     with pytest.raises(ValueError, match=r"^the dir is not writable by this user"):
-        make_data_dir(made, "the dir")
+        refuse_an_unusable_data_dir(made, "the dir")
     assert not (tmp_path / "new").exists()
