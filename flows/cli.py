@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from flows.preflight import PrefectApiError, check_prefect_api
 from flows.settings import Settings
 from flows.summary import STEP_COLUMNS, step_cells
 from migrations.settings import ENDPOINT_VARIABLE, data_api_endpoint, describe_validation_error
@@ -150,6 +151,11 @@ def run_cli(
     except ValidationError as exc:
         console.print(f"[red]Invalid settings:[/red] {describe_validation_error(exc)}")
         return EXIT_USAGE
+    try:
+        check_prefect_api()
+    except PrefectApiError as exc:
+        console.print(f"[red]Prefect:[/red] {exc}")
+        return EXIT_FAILED
     flow_kwargs["force_rerun"] = bool(getattr(args, "force_rerun", False))
     started, state = False, None  # the flow was called; its final state
     try:

@@ -11,6 +11,12 @@ with only Redshift Data API and Glue endpoints may not have.
 
 The local target skips it: the embedded default has its own endpoint and needs neither.
 Messages never carry key material: only the error code AWS answered and the setting names.
+
+Before either target starts anything, ``check_prefect_api`` asks the Prefect server the
+user configured (PREFECT_API_URL, from the environment or the active profile) for its
+health. Without it, a server that is gone (most often a ``python -m local up`` stack's,
+still exported after ``local down``) surfaced only after the sample data and the
+migrations, as Prefect's ``RuntimeError: Failed to reach API`` under a 100-line traceback.
 """
 
 from __future__ import annotations
@@ -50,6 +56,59 @@ _CREDENTIAL_SOURCES = (
 
 class AwsAccessError(RuntimeError):
     """The AWS target cannot be reached as configured; the message says what to set."""
+
+
+class PrefectApiError(RuntimeError):
+    """The Prefect API the user configured does not answer; the message says what to do."""
+
+
+UNSET_PREFECT_API_URL = (
+    ", or unset PREFECT_API_URL (and `prefect config unset PREFECT_API_URL` if a profile "
+    "sets it) so the run uses a local Prefect server of its own"
+)
+
+
+def check_prefect_api(otherwise: str = UNSET_PREFECT_API_URL) -> None:
+    """One ``GET /health`` of the configured Prefect API; raises when it does not answer.
+
+    ``otherwise`` ends the message with what else the user can do (a command that needs a
+    server of the user's, as the resumer, has nothing to offer but starting it).
+
+    Nothing to check when no API is configured: Prefect then starts a temporary server of
+    its own, and the embedded default passes its local server's URL explicitly (the stack
+    waited for that server's health already). A refused connection fails at once: Prefect's
+    client retries a ConnectError only after a first successful connection. The URL is
+    shown without any user:password part, and an HTTP error by its status alone (httpx's
+    message repeats the URL).
+    """
+    import httpx
+    from prefect._internal.urls import strip_auth_from_url, strip_auth_from_urls_in_text
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return
+    with get_client(sync_client=True) as client:
+        failure = client.api_healthcheck()
+    if failure is None:
+        return
+    if isinstance(failure, httpx.HTTPStatusError):
+        status = failure.response.status_code
+        reason = f"it answered HTTP {status}"
+        if status in (401, 403):
+            reason += " (for Prefect Cloud, check PREFECT_API_KEY)"
+    else:
+        reason = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+    shown = strip_auth_from_url(url)
+    error = PrefectApiError(
+        f"the Prefect API at PREFECT_API_URL={shown} does not answer "
+        f"({strip_auth_from_urls_in_text(reason)}). Start that server (a local stack's: "
+        f"`python -m local up`){otherwise}"
+    )
+    # httpx's errors may repeat the URL with its user:password part: then the cause is
+    # left off, so that no traceback of this error can print it.
+    raise error from (failure if shown == url else None)
 
 
 def check_region_and_credentials(settings: Settings, credentials: Any = None) -> str:

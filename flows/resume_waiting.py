@@ -46,6 +46,7 @@ from prefect.flow_runs import NotPausedError, resume_flow_run
 from pydantic import ValidationError
 
 from flows.hooks import shared_with_live_runs
+from flows.preflight import PrefectApiError, check_prefect_api
 from flows.runtime import Runtime
 from flows.settings import Settings
 from flows.waiting import WAITING_TAG, Work, work_from_tags
@@ -267,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return 2
+    try:
+        check_prefect_api(otherwise="")
+    except PrefectApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.install_automation:
         from flows.resume_events import AUTOMATION_NAME, install_automation
 

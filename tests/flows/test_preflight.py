@@ -148,3 +148,76 @@ def test_throttling_leaves_the_check_inconclusive_not_failed() -> None:
         stub.add_client_error("list_statements", "ThrottlingException", "Rate exceeded", 400)
         check_data_api_access(target, log)  # logs and goes on
         stub.assert_no_pending_responses()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_prefect_api_stops_the_night_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Most often a `local up` stack's server, still exported after `local down`: it used to
+    surface after the sample data and the migrations, as a 116-line traceback."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import nightly as nightly_command
+
+    never = tmp_path / "never-started"
+    monkeypatch.setenv("MYSTORE_LOCAL_DATA_DIR", str(never))  # restored after the test
+    url = f"http://someone:{SECRET}@127.0.0.1:{_closed_port()}/api"
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        assert nightly_command.main(["--data-dir", str(never)]) == 1
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines
+    shown = url.replace(f"someone:{SECRET}@", "")
+    assert f"Prefect: the Prefect API at PREFECT_API_URL={shown} does not answer (ConnectError" in (
+        out
+    )
+    assert (
+        "Start that server (a local stack's: `python -m local up`), or unset PREFECT_API_URL"
+        in (out)
+    )
+    assert SECRET not in out and "Traceback" not in out
+    assert not never.exists()  # no sample data, no warehouse, no migrations
+
+
+def test_a_prefect_api_that_refuses_is_named_by_its_status_without_secrets() -> None:
+    import pickle
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.preflight import PrefectApiError, check_prefect_api
+
+    class Refuses(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b'{"detail": "Unauthorized"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://someone:{SECRET}@127.0.0.1:{server.server_port}/api"
+        with (
+            temporary_settings(updates={PREFECT_API_URL: url}),
+            pytest.raises(PrefectApiError) as caught,
+        ):
+            check_prefect_api()
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert "does not answer (it answered HTTP 401 (for Prefect Cloud, check PREFECT_API_KEY))" in (
+        message
+    )
+    assert SECRET not in message and caught.value.__cause__ is None
+    assert str(pickle.loads(pickle.dumps(caught.value))) == message

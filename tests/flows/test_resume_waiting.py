@@ -100,3 +100,23 @@ def test_the_command_refuses_to_run_without_a_server_or_with_bad_settings(
         "error: invalid settings: MYSTORE_WORKGROUP_NAME 'wg' is invalid; allowed: 3-63 "
         "lower-case letters, digits and hyphens, or a workgroup ARN\n"
     )
+
+
+def test_the_command_names_a_server_that_does_not_answer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A configured server that is gone exits 1 with one line, not Prefect's traceback."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.resume_waiting import main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        assert main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the Prefect API at PREFECT_API_URL={url} does not answer (")
+    assert err.endswith("Start that server (a local stack's: `python -m local up`)\n")
