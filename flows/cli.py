@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -112,6 +113,22 @@ def interrupted_message(started: bool, state: Any, what: str) -> str:
     return (
         f"[red]Interrupted[/red] (Ctrl-C): the {what} stopped the Glue runs and statements it "
         "had started and is Crashed in Prefect. Run the same command again to finish it: "
+        "steps that had finished are reattached, not run twice."
+    )
+
+
+def lost_prefect_message(exc: BaseException, what: str) -> str:
+    """What the command prints when the Prefect API stopped answering during the run (after
+    Prefect's client retried for about a minute), instead of the engine's traceback."""
+    from prefect._internal.urls import strip_auth_from_url, strip_auth_from_urls_in_text
+    from prefect.settings import PREFECT_API_URL
+
+    url = strip_auth_from_url(str(PREFECT_API_URL.value() or "(a temporary server)"))
+    reason = strip_auth_from_urls_in_text(f"{type(exc).__name__}: {exc}")
+    return (
+        f"[red]Prefect:[/red] the Prefect API at {url} stopped answering during the {what} "
+        f"({reason}), so Prefect could not record how it ended. Nothing the {what} started is "
+        "lost: once the server answers again, run the same command again to finish it; "
         "steps that had finished are reattached, not run twice."
     )
 
@@ -213,6 +230,9 @@ def run_cli(
     except KeyboardInterrupt:
         console.print(interrupted_message(started, state, "night" if nightly else "run"))
         return EXIT_INTERRUPTED
+    except httpx.TransportError as exc:  # Prefect's client gave up on its API mid-run
+        console.print(lost_prefect_message(exc, "night" if nightly else "run"))
+        return EXIT_FAILED
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
         print_summary(console, summary)

@@ -159,7 +159,7 @@ class PrefectServer:
     def reused(self) -> bool:
         return self.process is None
 
-    def _exit_code(self) -> int | None:
+    def exit_code(self) -> int | None:
         """The process's exit code once it ended (-1 for one not ours that is gone)."""
         if self.process is not None:
             return self.process.poll()
@@ -176,7 +176,7 @@ class PrefectServer:
         """Poll ``/api/health`` (the start banner comes before the API answers)."""
         deadline = time.monotonic() + timeout
         while not self.healthy():
-            if (code := self._exit_code()) is not None:
+            if (code := self.exit_code()) is not None:
                 raise PrefectStartError(self._failure(f"exited with code {code}"))
             if time.monotonic() >= deadline:
                 self.stop(force=True)  # one that never answers is of no use to anyone

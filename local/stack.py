@@ -25,6 +25,7 @@ import psutil
 
 from local.endpoint import AwsEndpoint
 from local.lease import StackLease, this_process
+from local.prefect_keeper import PrefectKeeper
 from local.prefect_server import (
     START_TIMEOUT_SECONDS,
     PrefectServer,
@@ -65,6 +66,7 @@ class LocalStack:
         self.pg_dsn = warehouse.dsn
         self._stopped = False
         self._closers: list[Callable[[], None]] = []
+        self._keeper: PrefectKeeper | None = None
         self.glue: Any = None  # the local Glue service (``local.glue_jobs``), when served
 
     @property
@@ -121,18 +123,30 @@ class LocalStack:
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Wait for the Prefect server (if this stack runs one), then tell attachers the
-        stack is ready. Raises ``PrefectStartError`` saying where the server's log is."""
+        stack is ready, and from then on start the server again if it dies
+        (``local.prefect_keeper``). Raises ``PrefectStartError`` saying where its log is."""
         if self.prefect is not None:
             self.prefect.wait_healthy(timeout)
+            if self._keeper is None and not self._stopped:
+                self._keeper = PrefectKeeper(self.data_dir, self.prefect, self._prefect_restarted)
         if self.lease is not None:
             changes: dict[str, object] = {"ready": True}
             if self.prefect is not None:
-                changes.update(
-                    prefect_api_url=self.prefect.api_url,
-                    prefect_pid=self.prefect.pid,
-                    prefect_started=self.prefect.started or _create_time(self.prefect.pid),
-                )
+                changes.update(self._prefect_record(self.prefect))
             self.lease.publish(**changes)
+
+    def _prefect_restarted(self, server: PrefectServer) -> None:
+        self.prefect = server
+        if self.lease is not None:
+            self.lease.publish(**self._prefect_record(server))
+
+    @staticmethod
+    def _prefect_record(server: PrefectServer) -> dict[str, object]:
+        return {
+            "prefect_api_url": server.api_url,
+            "prefect_pid": server.pid,
+            "prefect_started": server.started or _create_time(server.pid),
+        }
 
     def prewarm_spark(self) -> bool:
         """Start the clean job's warm Spark driver now, without waiting for it, so that it
@@ -199,6 +213,8 @@ class LocalStack:
         if self._stopped:
             return
         self._stopped = True
+        if self._keeper is not None:  # first: a server stopped on purpose stays stopped
+            self._keeper.close()
         try:
             self.endpoint.stop()
             for close in self._closers:

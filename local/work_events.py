@@ -92,8 +92,11 @@ class WorkEndEvents:
                     emitted = emit_for_glue_run(job_name, work_id, status)
             self.sent.append((what, status, emitted.resumed_runs))
             log.info("%s %s; told %d waiting run(s)", what, status, len(emitted.resumed_runs))
-        except Exception:  # best effort, as EventBridge: the poller is the safety net
-            log.warning("could not emit the end of %s", what, exc_info=True)
+        except Exception as exc:  # best effort, as EventBridge: the poller is the safety net
+            # One line: a Prefect server that is down (or restarting) fails every end the
+            # same way, and a traceback per run buried the night's own log.
+            log.warning("could not emit the end of %s: %s: %s", what, type(exc).__name__, exc)
+            log.debug("emit failure", exc_info=True)
 
     def _import_bridge(self) -> None:
         try:

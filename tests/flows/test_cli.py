@@ -197,6 +197,32 @@ def test_a_given_endpoint_is_used_instead_of_starting_a_local_stack(
     )
 
 
+def test_a_prefect_api_lost_mid_run_exits_1_saying_what_to_do_without_a_traceback(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_settings: PrefectApi,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What Prefect's engine raises once its client gave up on the API (seen with the
+    server killed mid-night: 8 minutes of retries, then this error's traceback)."""
+    import httpx
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:4566")
+
+    def engine_lost_the_api(**kwargs: Any) -> Any:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    args = argparse.Namespace(target=None, data_dir=str(tmp_path / "unused"))
+    assert run_cli(args, engine_lost_the_api, nightly=True) == 1
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at 160 columns
+    assert (
+        f"Prefect: the Prefect API at {prefect_settings.api_url} stopped answering during the "
+        "night (ConnectError: [Errno 111] Connection refused)"
+    ) in out
+    assert "run the same command again to finish it" in out
+    assert "Traceback" not in out
+
+
 def test_a_night_that_passed_without_input_exits_3_with_its_verdict(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

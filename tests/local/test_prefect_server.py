@@ -3,7 +3,9 @@ stack, shown by ``local status``, stopped by ``local down``, and gone with its d
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pytest
 from local.lease import process_alive, wait_gone
 from local.prefect_server import SERVER_FILE, running_server, start_prefect_server
 from local.stack import LocalStack
+from tests.conftest import CLIENT_RETRIES
 from tests.local.stack_processes import local_cli, processes_using, stack_data_dir
 
 
@@ -66,6 +69,37 @@ def test_a_server_owned_by_a_stack_stops_with_it_and_is_not_offered_for_reuse(
         assert running_server(data_dir) is None  # it follows its owner: not for reuse
         server = stack.prefect
     assert wait_gone(server.pid, server.started, 30)
+
+
+def test_a_server_that_dies_is_started_again_and_a_connected_client_carries_on(
+    data_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Killed mid-night, the server used to leave the night retrying refused connections for
+    8 minutes, ending in a traceback: the stack now starts it again on its port, and the
+    client's own retries of a refused connection carry the call through."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    with LocalStack.start(data_dir, with_glue=False, with_prefect=True) as stack:
+        stack.wait_ready()
+        first = stack.prefect
+        assert first is not None
+        settings = {PREFECT_API_URL: first.api_url, PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES}
+        with temporary_settings(updates=settings), get_client(sync_client=True) as client:
+            client.hello()  # connected once: from now on the client retries refused connections
+            os.killpg(first.pid, signal.SIGKILL)
+            assert wait_gone(first.pid, first.started, 10)
+            flow_id = client.create_flow_from_name("made-after-the-restart")
+            assert client.read_flow(flow_id).name == "made-after-the-restart"
+        server = stack.prefect
+        assert server is not None and server.pid != first.pid and server.port == first.port
+        assert not server.keep_running  # still one that stops with its stack
+    assert wait_gone(server.pid, server.started, 30)
+    err = capfd.readouterr().err
+    assert (
+        f"The local Prefect server (pid {first.pid}, port {first.port}) stopped (exit code" in err
+    )
+    assert f"The local Prefect server is back on {server.ui_url} (pid {server.pid})." in err
 
 
 def test_a_kept_server_stops_itself_when_its_data_dir_is_deleted(tmp_path: Path) -> None:
