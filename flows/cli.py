@@ -13,6 +13,7 @@ import gc
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NO_INPUT = 3
 # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C.
 EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 # A SIGINT this soon after the first is the same Ctrl-C arriving twice: `uv run` with no
 # terminal (a script, an IDE, CI) forwards to its child the SIGINT that the child's process
 # group was sent too; a quick double press is the same.
@@ -100,18 +102,62 @@ _STILL_STOPPING = (
 )
 
 
-def interrupted_message(started: bool, state: Any, what: str) -> str:
-    """What the command prints after a Ctrl-C, instead of a traceback: what was stopped,
-    and that running it again is safe."""
+class Terminated(BaseException):
+    """SIGTERM arrived (a scheduler's stop, `kill`, `timeout`), raised in the main thread so
+    that the run leaves through every ``finally``: ``run_cli`` then ends the process by the
+    signal itself, as the default action would have."""
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Turn the first SIGTERM into ``Terminated``; later ones are ignored while it unwinds.
+
+    With Python's default action the process died at once: Prefect's engine catches the
+    signal, records the run Crashed and stops its work, then sends it again to the default
+    action, so the embedded stack's own shutdown never ran and its PostgreSQL server kept
+    running after every stopped night. Prefect now sends it to this handler instead. Only
+    in the main thread, and only where SIGTERM has the default action.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    received: list[int] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def end_by_sigterm() -> None:
+    """End the process as SIGTERM's default action does (a scheduler sees the signal)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def interrupted_message(started: bool, state: Any, what: str, how: str = "Ctrl-C") -> str:
+    """What the command prints after a Ctrl-C (or SIGTERM), instead of a traceback: what
+    was stopped, and that running it again is safe."""
     if not started:
-        return f"[red]Interrupted[/red] (Ctrl-C) before the {what} started: nothing submitted."
+        return f"[red]Interrupted[/red] ({how}) before the {what} started: nothing submitted."
     if state is not None:  # the flow had ended; only what followed it was cut short
         return (
-            f"[yellow]Interrupted[/yellow] (Ctrl-C) after the {what} ended "
+            f"[yellow]Interrupted[/yellow] ({how}) after the {what} ended "
             f"({state.name}); its summary is in the Prefect UI."
         )
     return (
-        f"[red]Interrupted[/red] (Ctrl-C): the {what} stopped the Glue runs and statements it "
+        f"[red]Interrupted[/red] ({how}): the {what} stopped the Glue runs and statements it "
         "had started and is Crashed in Prefect. Run the same command again to finish it: "
         "steps that had finished are reattached, not run twice."
     )
@@ -176,7 +222,7 @@ def run_cli(
     flow_kwargs["force_rerun"] = bool(getattr(args, "force_rerun", False))
     started, state = False, None  # the flow was called; its final state
     try:
-        with ctrl_c_stops_once(), ExitStack() as resources:
+        with sigterm_unwinds(), ctrl_c_stops_once(), ExitStack() as resources:
             prepared = None
             night = getattr(args, "date", None)
             endpoint = data_api_endpoint()
@@ -230,6 +276,10 @@ def run_cli(
     except KeyboardInterrupt:
         console.print(interrupted_message(started, state, "night" if nightly else "run"))
         return EXIT_INTERRUPTED
+    except Terminated:  # the stack has stopped: now end as the signal would have
+        console.print(interrupted_message(started, state, "night" if nightly else "run", "SIGTERM"))
+        end_by_sigterm()
+        return EXIT_TERMINATED  # not reached: the signal ends the process
     except httpx.TransportError as exc:  # Prefect's client gave up on its API mid-run
         console.print(lost_prefect_message(exc, "night" if nightly else "run"))
         return EXIT_FAILED

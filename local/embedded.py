@@ -223,7 +223,23 @@ def _generate_up_to(data_dir: Path, night: date, config: GenerateConfig, console
             + f", {config.customers:,} customers, {config.sales_per_day:,} sales/day"
         )
 
-    generate(replace(config, days=days), data_dir, resume=True, before_writing=announce)
+    # A spinner naming the day being written, in a terminal only (a log gets the line above):
+    # many days, or a large --customers, take minutes.
+    with console.status("Generating sample raw data") as status:
+
+        def on_day(index: int) -> None:
+            day = config.start_date + timedelta(days=index)
+            status.update(
+                f"Generating sample raw data: {day.isoformat()} (day {index + 1} of {days})"
+            )
+
+        generate(
+            replace(config, days=days),
+            data_dir,
+            resume=True,
+            before_writing=announce,
+            on_day=on_day,
+        )
 
 
 def point_clients_at(endpoint_url: str, data_dir: Path) -> None:

@@ -230,6 +230,7 @@ def generate(
     day_limit: int | None = None,
     resume: bool = False,
     before_writing: Callable[[int], None] | None = None,
+    on_day: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Write the raw zone and the truth file under ``out``; return the truth.
 
@@ -237,7 +238,8 @@ def generate(
     write only the days after it, then save the state again. Raises SampleRangeError, before
     writing anything, for more than ``day_limit`` new days (default: ``max_days()``) or
     dates outside the supported range. ``before_writing`` is told how many earlier days are
-    kept (0: every day is generated) once that is known, before anything is written.
+    kept (0: every day is generated) once that is known, before anything is written;
+    ``on_day`` is told each day's index before it is generated (progress).
     """
     limit = max_days() if day_limit is None else day_limit
     progress = _load_progress(out, config) if resume else None
@@ -248,6 +250,8 @@ def generate(
     if before_writing is not None:
         before_writing(len(progress.days))
     for index in range(len(progress.days), config.days):
+        if on_day is not None:
+            on_day(index)
         progress.days.append(_write_day(progress, index, out))
     truth = _truth_document(config, progress)
     out.mkdir(parents=True, exist_ok=True)

@@ -400,6 +400,45 @@ def test_ctrl_c_stops_the_run_once_and_exits_130_without_a_traceback(
         assert client.read_flow_run(run_id).state.name == "Crashed"
 
 
+def test_sigterm_unwinds_the_command_then_ends_it_by_the_signal(prefect_api: PrefectApi) -> None:
+    """Prefect's engine re-sends SIGTERM once it recorded the run Crashed; that used to hit
+    the default action and end the process inside the flow call, so the command's own exit
+    path (the embedded stack's shutdown: its PostgreSQL server) never ran. It now does, and
+    the process still ends by the signal, as a scheduler expects."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    env = prefect_api.env(AWS_ENDPOINT_URL_REDSHIFT_DATA="http://127.0.0.1:9")  # no stack
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPT_PROBE],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("running "):
+                run_id = line.split()[1]
+                break
+        else:
+            pytest.fail(f"the probe flow never ran:\n{proc.communicate(timeout=60)}")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM, out + err
+    assert "stop path finished" in out, out + err
+    assert "Interrupted (SIGTERM): the run stopped the Glue runs and statements" in " ".join(
+        out.split()
+    ), out + err
+    assert "Traceback" not in out + err
+    with SyncPrefectClient(api=prefect_api.api_url) as client:
+        assert client.read_flow_run(run_id).state.name == "Crashed"
+
+
 def test_ctrl_c_before_the_run_or_after_it_says_so() -> None:
     from prefect.states import Completed
 

@@ -1,6 +1,7 @@
 """SIGTERM in the middle of a night (as a scheduler or `kill` sends it) stops the clean job:
 every run it started ends STOPPED (none started after the signal runs on), no Spark
-process (the warm driver) outlives the run, and the flow run is Crashed."""
+process (the warm driver) or PostgreSQL server outlives the run, the flow run is Crashed,
+and the process still ends by the signal."""
 
 from __future__ import annotations
 
@@ -62,7 +63,12 @@ def test_sigterm_stops_the_clean_runs(prefect_api: PrefectApi) -> None:
         log_path.unlink()
         assert returncode == -signal.SIGTERM, output[-3000:]  # re-raised, not swallowed
         assert "Crashed" in output
+        assert "Interrupted (SIGTERM): the night stopped the Glue runs and statements" in output
         assert _spark_children(data_dir) == []
+        # The night's own stack stopped on the way out: its PostgreSQL server too (Prefect
+        # re-sent the signal to the default action, which ended the process at once).
+        left = [" ".join(p.info["cmdline"] or []) for p in processes_using(data_dir)]
+        assert not [c for c in left if "postgres" in c], left
         with (
             LocalStack.start(data_dir, with_glue=False) as stack,
             psycopg.connect(stack.pg_dsn) as conn,

@@ -49,7 +49,9 @@ def test_night_by_night_gives_the_bytes_and_truth_of_one_run(tmp_path: Path) -> 
 def test_a_resumed_call_writes_only_its_new_days(tmp_path: Path) -> None:
     nightly(tmp_path, 3)
     before = partition_mtimes(tmp_path)
-    generate(CONFIG, tmp_path, resume=True)
+    told: list[int] = []  # the progress the embedded default shows: only the day written
+    generate(CONFIG, tmp_path, resume=True, on_day=told.append)
+    assert told == [3]
     after = partition_mtimes(tmp_path)
     new_day = raw_partition(tmp_path / "raw", "store_sale", CONFIG.start_date + timedelta(days=3))
     assert {p for p in after if p not in before} == {
