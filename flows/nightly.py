@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
             "the night passed with no input: a clean step found no raw partition for the date "
             "and MYSTORE_ALLOW_EMPTY_INPUT=true let it (without that setting such a night "
             "fails with 1), 130 when Ctrl-C stopped it (what it had started is stopped first; "
-            "run the same command again to finish the night)."
+            "run the same command again to finish the night); SIGTERM stops it the same way, "
+            "then the process ends by that signal (a shell shows 143). A Prefect API set in "
+            "PREFECT_API_URL that does not answer fails with 1 before anything starts."
         ),
     )
     parser.add_argument(
