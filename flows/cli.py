@@ -163,13 +163,12 @@ def interrupted_message(started: bool, state: Any, what: str, how: str = "Ctrl-C
     )
 
 
-def lost_prefect_message(exc: BaseException, what: str) -> str:
+def lost_prefect_message(exc: BaseException, what: str, api_url: str | None) -> str:
     """What the command prints when the Prefect API stopped answering during the run (after
     Prefect's client retried for about a minute), instead of the engine's traceback."""
     from prefect._internal.urls import strip_auth_from_url, strip_auth_from_urls_in_text
-    from prefect.settings import PREFECT_API_URL
 
-    url = strip_auth_from_url(str(PREFECT_API_URL.value() or "(a temporary server)"))
+    url = strip_auth_from_url(api_url) if api_url else "(Prefect's temporary server)"
     reason = strip_auth_from_urls_in_text(f"{type(exc).__name__}: {exc}")
     return (
         f"[red]Prefect:[/red] the Prefect API at {url} stopped answering during the {what} "
@@ -214,14 +213,15 @@ def run_cli(
     except ValidationError as exc:
         console.print(f"[red]Invalid settings:[/red] {describe_validation_error(exc)}")
         return EXIT_USAGE
-    try:
-        check_prefect_api()
-    except PrefectApiError as exc:
-        console.print(f"[red]Prefect:[/red] {exc}")
-        return EXIT_FAILED
     flow_kwargs["force_rerun"] = bool(getattr(args, "force_rerun", False))
     started, state = False, None  # the flow was called; its final state
+    api_url = None  # the Prefect API the flow ran against (for the message if it is lost)
     try:
+        try:
+            check_prefect_api()
+        except PrefectApiError as exc:
+            console.print(f"[red]Prefect:[/red] {exc}")
+            return EXIT_FAILED
         with sigterm_unwinds(), ctrl_c_stops_once(), ExitStack() as resources:
             prepared = None
             night = getattr(args, "date", None)
@@ -261,6 +261,9 @@ def run_cli(
                     resources.enter_context(_use_prefect_server(prepared.prefect_api_url))
             if nightly and night is not None:
                 flow_kwargs["logical_date"] = night
+            from prefect.settings import PREFECT_API_URL
+
+            api_url = PREFECT_API_URL.value()
             started = True
             state = flow_fn(**flow_kwargs, return_state=True)
             result = state.result(raise_on_failure=False)
@@ -281,7 +284,7 @@ def run_cli(
         end_by_sigterm()
         return EXIT_TERMINATED  # not reached: the signal ends the process
     except httpx.TransportError as exc:  # Prefect's client gave up on its API mid-run
-        console.print(lost_prefect_message(exc, "night" if nightly else "run"))
+        console.print(lost_prefect_message(exc, "night" if nightly else "run", api_url))
         return EXIT_FAILED
     summary = getattr(result, "summary", result)
     if isinstance(summary, Mapping):
