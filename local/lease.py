@@ -67,10 +67,35 @@ class StackInfo:
         return f"{command}, pid {self.pid},{where}"
 
 
+# What the parts of the stack cannot take in the data dir's path (measured, each failed a
+# night): PostgreSQL's pg_ctl starts the server through /bin/sh with the path in double
+# quotes, where " ends it and $ and ` expand (a path holding $(...) ran that command);
+# libpq's URI reads % as an escape; Spark reads * ? [ ] { } as a glob and : as a scheme,
+# and Hadoop # as a URI fragment. A backslash is refused with them (an escape to all three).
+UNUSABLE_PATH_CHARACTERS = '"$`\\%#?:*[]{}'
+
+
+def unusable_characters(path: Path) -> list[str]:
+    """The characters of ``path`` the local stack cannot take, in order of appearance."""
+    found: list[str] = []
+    for char in str(path):
+        if (char in UNUSABLE_PATH_CHARACTERS or not char.isprintable()) and char not in found:
+            found.append(char)
+    return found
+
+
 def refuse_an_unusable_data_dir(path: Path, named: str) -> None:
     """A data dir this process cannot use is refused by ``named``, before anything is
-    created in or beside it: a file (mkdir would only say "File exists"), a path under a
-    file, or a directory (or the nearest existing parent of a missing one) it may not write."""
+    created in or beside it: a path with characters the stack cannot take, a file (mkdir
+    would only say "File exists"), a path under a file, or a directory (or the nearest
+    existing parent of a missing one) it may not write."""
+    if found := unusable_characters(path):
+        raise ValueError(
+            f"{named} holds {', '.join(repr(c) for c in found)}, which the local stack cannot "
+            "take in a path (PostgreSQL starts through /bin/sh, Spark reads paths as globs and "
+            f"URIs); choose a path without any of {UNUSABLE_PATH_CHARACTERS} or control "
+            "characters (spaces, single quotes and letters of any language are fine)"
+        )
     if path.exists() and not path.is_dir():
         raise ValueError(f"{named} is a file; expected a directory, which is created when missing")
     nearest = next((p for p in (path, *path.parents) if p.exists()), None)

@@ -128,8 +128,12 @@ def test_a_night_before_the_sample_data_exits_2_without_a_traceback_or_a_stack(
 
 @pytest.mark.parametrize(
     ("where", "says"),
-    [("notes.txt", "is a file; expected a directory"), ("notes.txt/data", "cannot be created")],
-    ids=["a-file", "under-a-file"],
+    [
+        ("notes.txt", "is a file; expected a directory"),
+        ("notes.txt/data", "cannot be created"),
+        ("data$(touch pwned)", "holds '$', which the local stack cannot take in a path"),
+    ],
+    ids=["a-file", "under-a-file", "shell-expansion"],
 )
 def test_a_data_dir_that_cannot_be_a_directory_is_refused_before_anything_starts(
     where: str, says: str, fresh_data_dir: Path, capsys: pytest.CaptureFixture[str]

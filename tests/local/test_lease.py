@@ -16,6 +16,7 @@ import pytest
 
 from local.lease import (
     STATE_FILE,
+    UNUSABLE_PATH_CHARACTERS,
     StackInfo,
     StackInUseError,
     StackLease,
@@ -24,6 +25,7 @@ from local.lease import (
     make_data_dir,
     read_state,
     refuse_an_unusable_data_dir,
+    unusable_characters,
     when_owner_ends,
 )
 
@@ -183,3 +185,22 @@ def test_a_data_dir_that_cannot_be_made_is_refused_by_name(
     with pytest.raises(ValueError, match=r"^the dir is not writable by this user"):
         refuse_an_unusable_data_dir(made, "the dir")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("char", [*UNUSABLE_PATH_CHARACTERS, "\n", "\t"])
+def test_a_path_the_stack_cannot_take_is_refused_naming_the_character(
+    char: str, tmp_path: Path
+) -> None:
+    """Each of these failed a night (PostgreSQL through /bin/sh, libpq's URI, Spark's globs
+    and URIs), after the stack had started: a path holding $(...) even ran that command."""
+    path = tmp_path / f"data{char}dir"
+    with pytest.raises(ValueError) as refused:
+        refuse_an_unusable_data_dir(path, "the dir")
+    assert str(refused.value).startswith(f"the dir holds {char!r}, which the local stack cannot")
+    assert not path.exists()
+
+
+def test_a_path_with_spaces_quotes_and_any_letters_is_accepted(tmp_path: Path) -> None:
+    # A night ran end to end on this very name (measured; docs/local.md).
+    refuse_an_unusable_data_dir(tmp_path / "sp a'c;é&+,=@!(x)~", "the dir")
+    assert unusable_characters(tmp_path / "a$b%$") == ["$", "%"]
