@@ -19,6 +19,9 @@ from pydantic import Field, model_validator
 from migrations.settings import WarehouseSettings
 from tasks.jobs import MAX_SUBMIT_INTERVAL
 
+# Spark (Hadoop's globStatus) expands these in a read path, on S3 as on a local disk: a
+# data dir holding "[y]" made the clean job look for a folder without it (measured).
+_GLOB_CHARACTERS = "*?[]{}"
 _S3_OR_PATH = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|[^:]+)$")
 
 
@@ -112,6 +115,12 @@ class Settings(WarehouseSettings):
                     f"MYSTORE_{name.upper()} {value!r} is invalid; allowed: an"
                     " s3://bucket/prefix URI (a bucket name of 3-63 lower-case letters, digits,"
                     " dots and hyphens) or a local path"
+                )
+            if value is not None and (globbed := [c for c in _GLOB_CHARACTERS if c in value]):
+                raise ValueError(
+                    f"MYSTORE_{name.upper()} {value!r} holds {', '.join(map(repr, globbed))},"
+                    " which Spark reads as a glob pattern in a path (the clean job would read"
+                    f" or write other folders, or none); allowed: a path without {_GLOB_CHARACTERS}"
                 )
         if self.target == "aws":
             missing = [n for n in ("raw_path", "clean_path") if getattr(self, n) is None]

@@ -76,6 +76,11 @@ _PATHS = {"raw_path": "s3://bkt/r", "clean_path": "s3://bkt/c"}
         ({"secret_arn": "not-an-arn"}, "'not-an-arn' is not a Secrets Manager ARN"),
         ({"raw_path": "s3://UPPER_bucket/x"}, "MYSTORE_RAW_PATH 's3://UPPER_bucket/x' is invalid"),
         ({"glue_report_path": "s3://r/x"}, "MYSTORE_GLUE_REPORT_PATH 's3://r/x' is invalid"),
+        (
+            {"clean_path": "/lake/clean[1]/{a,b}"},
+            r"MYSTORE_CLEAN_PATH '/lake/clean\[1\]/\{a,b\}' holds '\[', '\]', '\{', '\}',"
+            " which Spark reads as a glob",
+        ),
         ({"target": "gcp"}, "Input should be 'local' or 'aws'"),
         ({"glue_number_of_workers": 1}, "greater than or equal to 2"),
         ({"statement_timeout_seconds": "soon"}, "valid number"),
