@@ -357,6 +357,26 @@ def _sigint_as_a_terminal_leaves_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _running_probe(prefect_api: PrefectApi, **popen: Any) -> tuple[subprocess.Popen[str], str]:
+    """INTERRUPT_PROBE started with no stack, once its flow runs; and its flow run's id."""
+    env = prefect_api.env(AWS_ENDPOINT_URL_REDSHIFT_DATA="http://127.0.0.1:9")  # no stack
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPT_PROBE],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("running "):
+            return proc, line.split()[1]
+    proc.kill()
+    pytest.fail(f"the probe flow never ran:\n{proc.communicate(timeout=60)}")
+
+
 def test_ctrl_c_stops_the_run_once_and_exits_130_without_a_traceback(
     prefect_api: PrefectApi,
 ) -> None:
@@ -366,24 +386,8 @@ def test_ctrl_c_stops_the_run_once_and_exits_130_without_a_traceback(
     line, exits 130 and leaves the flow run Crashed."""
     from prefect.client.orchestration import SyncPrefectClient
 
-    env = prefect_api.env(AWS_ENDPOINT_URL_REDSHIFT_DATA="http://127.0.0.1:9")  # no stack
-    proc = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPT_PROBE],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_sigint_as_a_terminal_leaves_it,
-    )
+    proc, run_id = _running_probe(prefect_api, preexec_fn=_sigint_as_a_terminal_leaves_it)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("running "):
-                run_id = line.split()[1]
-                break
-        else:
-            pytest.fail(f"the probe flow never ran:\n{proc.communicate(timeout=60)}")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
         proc.send_signal(signal.SIGINT)  # the same Ctrl-C, forwarded
@@ -411,23 +415,8 @@ def test_sigterm_unwinds_the_command_then_ends_it_by_the_signal(prefect_api: Pre
     the process still ends by the signal, as a scheduler expects."""
     from prefect.client.orchestration import SyncPrefectClient
 
-    env = prefect_api.env(AWS_ENDPOINT_URL_REDSHIFT_DATA="http://127.0.0.1:9")  # no stack
-    proc = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPT_PROBE],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, run_id = _running_probe(prefect_api)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("running "):
-                run_id = line.split()[1]
-                break
-        else:
-            pytest.fail(f"the probe flow never ran:\n{proc.communicate(timeout=60)}")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:
