@@ -19,9 +19,10 @@ from pydantic import Field, model_validator
 from migrations.settings import WarehouseSettings
 from tasks.jobs import MAX_SUBMIT_INTERVAL
 
-# Spark (Hadoop's globStatus) expands these in a read path, on S3 as on a local disk: a
-# data dir holding "[y]" made the clean job look for a folder without it (measured).
-_GLOB_CHARACTERS = "*?[]{}"
+# Spark (Hadoop's globStatus) expands these in a read path, on S3 as on a local disk:
+# measured, a data dir holding "[y]" made the clean job look for a folder without it, and
+# one holding "\x" failed it with "Illegal file pattern".
+_GLOB_CHARACTERS = "*?[]{}\\"
 _S3_OR_PATH = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|[^:]+)$")
 
 

@@ -67,12 +67,13 @@ class StackInfo:
         return f"{command}, pid {self.pid},{where}"
 
 
-# What the parts of the stack cannot take in the data dir's path (measured, each failed a
-# night): PostgreSQL's pg_ctl starts the server through /bin/sh with the path in double
+# What the parts of the stack cannot take in the data dir's path. Measured, each failed a
+# night: PostgreSQL's pg_ctl starts the server through /bin/sh with the path in double
 # quotes, where " ends it and $ and ` expand (a path holding $(...) ran that command);
-# libpq's URI reads % as an escape; Spark reads * ? [ ] { } as a glob and : as a scheme,
-# and Hadoop # as a URI fragment. A backslash is refused with them (an escape to all three).
-UNUSABLE_PATH_CHARACTERS = '"$`\\%#?:*[]{}'
+# libpq's URI reads % as an escape; Spark read "[y]" as a glob and "\x" as a bad glob
+# escape (* ? { } are the same glob's); a zone path may not hold : (the settings refuse it,
+# so the night failed once its stack was up). A # was fine.
+UNUSABLE_PATH_CHARACTERS = '"$`\\%?:*[]{}'
 
 
 def unusable_characters(path: Path) -> list[str]:

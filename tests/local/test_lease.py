@@ -201,6 +201,7 @@ def test_a_path_the_stack_cannot_take_is_refused_naming_the_character(
 
 
 def test_a_path_with_spaces_quotes_and_any_letters_is_accepted(tmp_path: Path) -> None:
-    # A night ran end to end on this very name (measured; docs/local.md).
+    # Nights ran end to end on these very names (measured; docs/local.md).
     refuse_an_unusable_data_dir(tmp_path / "sp a'c;é&+,=@!(x)~", "the dir")
+    refuse_an_unusable_data_dir(tmp_path / "h#x", "the dir")
     assert unusable_characters(tmp_path / "a$b%$") == ["$", "%"]
