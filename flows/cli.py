@@ -12,10 +12,6 @@ import atexit
 import gc
 import json
 import os
-import signal
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import date
@@ -27,6 +23,16 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from flows.interrupts import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    ctrl_c_stops_once,
+    end_by_sigterm,
+    interrupted_message,
+    lost_prefect_message,
+    sigterm_unwinds,
+)
 from flows.preflight import PrefectApiError, check_prefect_api
 from flows.settings import Settings
 from flows.summary import STEP_COLUMNS, step_cells
@@ -36,13 +42,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The night passed, but a clean step had no raw partition for its date (allowed by
 # MYSTORE_ALLOW_EMPTY_INPUT): distinct from 0 so a scheduler or script notices the day.
 EXIT_NO_INPUT = 3
-# 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C.
-EXIT_INTERRUPTED = 128 + signal.SIGINT
-EXIT_TERMINATED = 128 + signal.SIGTERM
-# A SIGINT this soon after the first is the same Ctrl-C arriving twice: `uv run` with no
-# terminal (a script, an IDE, CI) forwards to its child the SIGINT that the child's process
-# group was sent too; a quick double press is the same.
-SAME_CTRL_C_SECONDS = 1.0
 
 
 def skip_the_final_collection_at_exit() -> None:
@@ -58,124 +57,6 @@ def skip_the_final_collection_at_exit() -> None:
     workers and closed its files before it returns, so nothing waits on a finalizer.
     """
     atexit.register(gc.freeze)
-
-
-@contextmanager
-def ctrl_c_stops_once() -> Iterator[None]:
-    """The first Ctrl-C stops the run, as Python's default does (KeyboardInterrupt); any
-    later one is refused until the block is left, so it cannot cut short the stop that the
-    first one started: the flow's stop path stopping the Glue runs and statements the run
-    waits on (on AWS they would otherwise run on, and bill, with nobody waiting for them),
-    its hooks, and the embedded stack's shutdown. Those take seconds and have timeouts of
-    their own. A refused press after the first second says so on stderr; Ctrl-\\ (SIGQUIT)
-    still ends the process at once.
-
-    Only in the main thread, and only where SIGINT has Python's default handler (a command
-    started in the background with SIGINT ignored keeps ignoring it).
-    """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
-        yield
-        return
-    presses: list[float] = []
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        presses.append(time.monotonic())
-        if len(presses) == 1:
-            raise KeyboardInterrupt
-        if presses[-1] - presses[0] > SAME_CTRL_C_SECONDS:
-            # os.write, not print: this may run while the main thread is inside a print.
-            os.write(2, _STILL_STOPPING)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-_STILL_STOPPING = (
-    b"Still stopping what the run started (its Glue runs and statements); this takes "
-    b"seconds. Ctrl-\\ quits at once and may leave them running.\n"
-)
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived (a scheduler's stop, `kill`, `timeout`), raised in the main thread so
-    that the run leaves through every ``finally``: ``run_cli`` then ends the process by the
-    signal itself, as the default action would have."""
-
-
-@contextmanager
-def sigterm_unwinds() -> Iterator[None]:
-    """Turn the first SIGTERM into ``Terminated``; later ones are ignored while it unwinds.
-
-    With Python's default action the process died at once: Prefect's engine catches the
-    signal, records the run Crashed and stops its work, then sends it again to the default
-    action, so the embedded stack's own shutdown never ran and its PostgreSQL server kept
-    running after every stopped night. Prefect now sends it to this handler instead. Only
-    in the main thread, and only where SIGTERM has the default action.
-    """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-    received: list[int] = []
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        if not received:
-            received.append(signum)
-            raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def end_by_sigterm() -> None:
-    """End the process as SIGTERM's default action does (a scheduler sees the signal)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def interrupted_message(started: bool, state: Any, what: str, how: str = "Ctrl-C") -> str:
-    """What the command prints after a Ctrl-C (or SIGTERM), instead of a traceback: what
-    was stopped, and that running it again is safe."""
-    if not started:
-        return f"[red]Interrupted[/red] ({how}) before the {what} started: nothing submitted."
-    if state is not None:  # the flow had ended; only what followed it was cut short
-        return (
-            f"[yellow]Interrupted[/yellow] ({how}) after the {what} ended "
-            f"({state.name}); its summary is in the Prefect UI."
-        )
-    return (
-        f"[red]Interrupted[/red] ({how}): the {what} stopped the Glue runs and statements it "
-        "had started and is Crashed in Prefect. Run the same command again to finish it: "
-        "steps that had finished are reattached, not run twice."
-    )
-
-
-def lost_prefect_message(exc: BaseException, what: str, api_url: str | None) -> str:
-    """What the command prints when the Prefect API stopped answering during the run (after
-    Prefect's client retried for about a minute), instead of the engine's traceback."""
-    from prefect._internal.urls import strip_auth_from_url, strip_auth_from_urls_in_text
-
-    url = strip_auth_from_url(api_url) if api_url else "(Prefect's temporary server)"
-    reason = strip_auth_from_urls_in_text(f"{type(exc).__name__}: {exc}")
-    return (
-        f"[red]Prefect:[/red] the Prefect API at {url} stopped answering during the {what} "
-        f"({reason}), so Prefect could not record how it ended. Nothing the {what} started is "
-        "lost: once the server answers again, run the same command again to finish it; "
-        "steps that had finished are reattached, not run twice."
-    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -20,7 +20,8 @@ import pytest
 from prefect import flow
 
 from flows import history, nightly
-from flows.cli import EXIT_INTERRUPTED, EXIT_NO_INPUT, interrupted_message, run_cli
+from flows.cli import EXIT_NO_INPUT, run_cli
+from flows.interrupts import EXIT_INTERRUPTED, interrupted_message
 from flows.summary import NO_INPUT_STATUS, NightSummary, StepOutcome
 from tests.conftest import REPO_ROOT, PrefectApi
 
