@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,12 +39,6 @@ def ctrl_c_stops_once() -> Iterator[None]:
     Only in the main thread, and only where SIGINT has Python's default handler (a command
     started in the background with SIGINT ignored keeps ignoring it).
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
-        yield
-        return
     presses: list[float] = []
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -55,11 +49,8 @@ def ctrl_c_stops_once() -> Iterator[None]:
             # os.write, not print: this may run while the main thread is inside a print.
             os.write(2, _STILL_STOPPING)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
+    with _handled(signal.SIGINT, signal.default_int_handler, on_sigint):
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 _STILL_STOPPING = (
@@ -84,12 +75,6 @@ def sigterm_unwinds() -> Iterator[None]:
     running after every stopped night. Prefect now sends it to this handler instead. Only
     in the main thread, and only where SIGTERM has the default action.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
     received: list[int] = []
 
     def on_sigterm(signum: int, frame: Any) -> None:
@@ -97,11 +82,26 @@ def sigterm_unwinds() -> Iterator[None]:
             received.append(signum)
             raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    with _handled(signal.SIGTERM, signal.SIG_DFL, on_sigterm):
+        yield
+
+
+@contextmanager
+def _handled(signum: int, default: Any, handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` for ``signum`` within the block, then the previous one again. Only in the
+    main thread (Python runs handlers there only) and only where ``signum`` still has
+    ``default``: a handler someone else installed, or an ignored signal, is left as it is."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signum) is not default
+    ):
+        yield
+        return
+    previous = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)
 
 
 def end_by_sigterm() -> None:

@@ -78,11 +78,8 @@ UNUSABLE_PATH_CHARACTERS = '"$`\\%?:*[]{}'
 
 def unusable_characters(path: Path) -> list[str]:
     """The characters of ``path`` the local stack cannot take, in order of appearance."""
-    found: list[str] = []
-    for char in str(path):
-        if (char in UNUSABLE_PATH_CHARACTERS or not char.isprintable()) and char not in found:
-            found.append(char)
-    return found
+    unusable = (c for c in str(path) if c in UNUSABLE_PATH_CHARACTERS or not c.isprintable())
+    return list(dict.fromkeys(unusable))
 
 
 def refuse_an_unusable_data_dir(path: Path, named: str) -> None:
