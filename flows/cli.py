@@ -37,6 +37,7 @@ from flows.preflight import PrefectApiError, check_prefect_api
 from flows.settings import Settings
 from flows.summary import STEP_COLUMNS, step_cells
 from migrations.settings import ENDPOINT_VARIABLE, data_api_endpoint, describe_validation_error
+from tasks.jobs import JobError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The night passed, but a clean step had no raw partition for its date (allowed by
@@ -135,6 +136,9 @@ def run_cli(
                     return EXIT_USAGE
                 except OSError as exc:  # data dir in use, PostgreSQL or Prefect did not start
                     console.print(f"[red]Local stack:[/red] {exc}")
+                    return EXIT_FAILED
+                except JobError as exc:  # the migration check's statements: warehouse down
+                    console.print(f"[red]Local warehouse:[/red] {exc}")
                     return EXIT_FAILED
                 night = prepared.logical_date
                 resources.enter_context(_results_in(settings.local_data_dir))

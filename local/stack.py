@@ -13,7 +13,6 @@ statements of a dead owner are aborted.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Callable
@@ -24,8 +23,8 @@ from typing import Any
 import psutil
 
 from local.endpoint import AwsEndpoint
+from local.keeper import Keeper, PrefectKeeper, WarehouseKeeper
 from local.lease import StackLease, this_process
-from local.prefect_keeper import PrefectKeeper
 from local.prefect_server import (
     START_TIMEOUT_SECONDS,
     PrefectServer,
@@ -66,7 +65,8 @@ class LocalStack:
         self.pg_dsn = warehouse.dsn
         self._stopped = False
         self._closers: list[Callable[[], None]] = []
-        self._keeper: PrefectKeeper | None = None
+        self._keepers: list[Keeper[Any]] = []
+        self._warehouse_down_reason: WarehouseDownReason | None = None
         self.glue: Any = None  # the local Glue service (``local.glue_jobs``), when served
 
     @property
@@ -123,17 +123,27 @@ class LocalStack:
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Wait for the Prefect server (if this stack runs one), then tell attachers the
-        stack is ready, and from then on start the server again if it dies
-        (``local.prefect_keeper``). Raises ``PrefectStartError`` saying where its log is."""
+        stack is ready, and from then on start the warehouse or the Prefect server again if
+        it dies (``local.keeper``). Raises ``PrefectStartError`` saying where its log is."""
         if self.prefect is not None:
             self.prefect.wait_healthy(timeout)
-            if self._keeper is None and not self._stopped:
-                self._keeper = PrefectKeeper(self.data_dir, self.prefect, self._prefect_restarted)
+        if not self._keepers and not self._stopped:
+            warehouse = WarehouseKeeper(self.data_dir, self.warehouse, self._warehouse_restarted)
+            self._keepers.append(warehouse)
+            if self._warehouse_down_reason is not None:
+                self._warehouse_down_reason.keeper = warehouse
+            if self.prefect is not None:
+                self._keepers.append(
+                    PrefectKeeper(self.data_dir, self.prefect, self._prefect_restarted)
+                )
         if self.lease is not None:
             changes: dict[str, object] = {"ready": True}
             if self.prefect is not None:
                 changes.update(self._prefect_record(self.prefect))
             self.lease.publish(**changes)
+
+    def _warehouse_restarted(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse  # the same socket, so the endpoint's DSNs stay right
 
     def _prefect_restarted(self, server: PrefectServer) -> None:
         self.prefect = server
@@ -170,6 +180,7 @@ class LocalStack:
         with_glue: bool,
     ) -> LocalStack:
         warehouse = start_warehouse(data_dir)
+        down_reason = WarehouseDownReason(warehouse.pgdata)
         try:
             endpoint = AwsEndpoint(port=port)
         except OSError as exc:
@@ -182,7 +193,7 @@ class LocalStack:
                 database_dsn=warehouse.dsn,
                 max_active_statements=max_active_statements,
                 page_rows=page_rows,
-                warehouse_down_reason=functools.partial(server_down_reason, warehouse.pgdata),
+                warehouse_down_reason=down_reason,
             )
         except Exception:
             endpoint.stop()
@@ -205,6 +216,7 @@ class LocalStack:
         endpoint.start()
         log.info("Local stack up: endpoint %s, data in %s", endpoint.url, data_dir)
         stack = cls(data_dir, warehouse, endpoint, data_api)
+        stack._warehouse_down_reason = down_reason
         stack._closers = closers
         stack.glue = glue
         return stack
@@ -213,8 +225,8 @@ class LocalStack:
         if self._stopped:
             return
         self._stopped = True
-        if self._keeper is not None:  # first: a server stopped on purpose stays stopped
-            self._keeper.close()
+        for keeper in self._keepers:  # first: a server stopped on purpose stays stopped
+            keeper.close()
         try:
             self.endpoint.stop()
             for close in self._closers:
@@ -241,6 +253,21 @@ class LocalStack:
     def client_env(self) -> dict[str, str]:
         """Environment for boto3 clients to reach this stack (dummy keys only if none are set)."""
         return client_env(self.endpoint_url)
+
+
+class WarehouseDownReason:
+    """Why the stack's warehouse is down for good (``server_down_reason``): None while it
+    runs, and while the stack's keeper watches it, since a dead server is then started
+    again within seconds and the endpoint's callers wait for it as for a crash restart."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self.keeper: WarehouseKeeper | None = None
+
+    def __call__(self) -> str | None:
+        if self.keeper is not None and self.keeper.watching():
+            return None
+        return server_down_reason(self.pgdata)
 
 
 def _create_time(pid: int) -> float | None:

@@ -23,6 +23,7 @@ from local.warehouse.catalog_sync import (
     refresh_from_catalog,
     sync_clean_table,
 )
+from local.warehouse.postgres import while_restarting
 
 
 def sync_after_clean_run(
@@ -40,11 +41,13 @@ def sync_after_clean_run(
     database = arguments.get("--catalog_database") or DEFAULT_CATALOG_DATABASE
     path = Path(clean_path) / table
     if catalog is None or not path.exists():
-        result = sync_clean_table(dsn, table, Path(clean_path))
+        result = while_restarting(lambda: sync_clean_table(dsn, table, Path(clean_path)))
     else:
         if detect_format(path) == "delta":
             register_delta_table(catalog, database, table, path)
-        result = refresh_from_catalog(dsn, catalog, database, table)
+        # A warehouse the stack is starting again (local.keeper) is waited for: the run's
+        # table is written already, and failing it would fail the night for a restart.
+        result = while_restarting(lambda: refresh_from_catalog(dsn, catalog, database, table))
     return (
         f"synced {result.rows} rows of {result.source_format} table {table} "
         f"into {EXTERNAL_SCHEMA}.{table}"

@@ -35,8 +35,9 @@ from local.redshift_data.encoding import use_text_loaders
 from local.redshift_data.requests import TERMINAL_STATUSES
 from local.redshift_data.result_fetch import Outcome, execute_plainly, pg_message, stream_query
 from local.redshift_data.results import DEFAULT_PAGE_ROWS, ResultLimits, ResultTooLarge, is_query
-from local.redshift_data.schema import WarehouseDownError, transient_connect_error
+from local.redshift_data.schema import WarehouseDownError
 from local.redshift_data.store import StatementStore
+from local.warehouse.postgres import transient_connect_error
 from local.warehouse.redshift_compat import gate_enabled, local_statements
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
+from local.warehouse.postgres import RESTART_WAIT_SECONDS, transient_connect_error
+
 log = logging.getLogger(__name__)
 
 SCHEMA = "local_data_api"
@@ -110,24 +112,6 @@ def _refusal(found: object) -> StoreSchemaError:
         "twice. Use the endpoint version that wrote it, or, to discard that bookkeeping, "
         f"run `drop schema {SCHEMA} cascade` on the warehouse (python -m local query ...)."
     )
-
-
-# What libpq says while the server restarts (psycopg gives connection errors no SQLSTATE).
-_TRANSIENT_CONNECT = (
-    "the database system is starting up",
-    "the database system is in recovery mode",
-    "the database system is not yet accepting connections",
-    "the database system is shutting down",
-    "connection refused",
-    "no such file or directory",
-)
-RESTART_WAIT_SECONDS = 15.0
-
-
-def transient_connect_error(exc: psycopg.OperationalError) -> bool:
-    """Whether a failed connect means "not now" (server restarting), not "never"."""
-    text = str(exc).lower()
-    return any(phrase in text for phrase in _TRANSIENT_CONNECT)
 
 
 class WarehouseDownError(psycopg.OperationalError):

@@ -11,6 +11,7 @@ or a quote could not start at all (see ``_socket_dir``).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -18,10 +19,13 @@ import os
 import re
 import tempfile
 import threading
+import time
 import warnings
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psutil
@@ -160,7 +164,7 @@ def server_down_reason(pgdata: Path) -> str | None:
     if info is not None and _process_alive(info.pid):
         return None
     log_file = pgdata / "log"
-    cause = _last_fatal_line(log_file)
+    cause = last_fatal_line(log_file)
     return (
         f"the local warehouse's PostgreSQL server ({pgdata}) is not running"
         + (f": {cause}" if cause else "")
@@ -168,7 +172,7 @@ def server_down_reason(pgdata: Path) -> str | None:
     )
 
 
-def _last_fatal_line(log_file: Path, tail_bytes: int = 65536) -> str | None:
+def last_fatal_line(log_file: Path, tail_bytes: int = 65536) -> str | None:
     try:
         with log_file.open("rb") as fh:
             fh.seek(max(0, log_file.stat().st_size - tail_bytes))
@@ -177,6 +181,45 @@ def _last_fatal_line(log_file: Path, tail_bytes: int = 65536) -> str | None:
         return None
     fatal = _fatal_lines(lines)
     return fatal[-1] if fatal else None
+
+
+# What libpq says while the server restarts (psycopg gives connection errors no SQLSTATE).
+_TRANSIENT_CONNECT = (
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is shutting down",
+    "connection refused",
+    "no such file or directory",
+    # a connect that reached the socket of a server killed that moment (measured: kill -9
+    # of the postmaster, then a connect within milliseconds)
+    "server closed the connection unexpectedly",
+)
+# Crash recovery after a backend dies takes a second or two; a stack's keeper notices a dead
+# postmaster within a second and starts it again in one or two more (local.keeper).
+RESTART_WAIT_SECONDS = 15.0
+
+T = TypeVar("T")
+
+
+def transient_connect_error(exc: psycopg.OperationalError) -> bool:
+    """Whether a failed connect means "not now" (server restarting), not "never"."""
+    text = str(exc).lower()
+    return any(phrase in text for phrase in _TRANSIENT_CONNECT)
+
+
+def while_restarting(call: Callable[[], T], seconds: float = RESTART_WAIT_SECONDS) -> T:
+    """``call()``, tried again for up to ``seconds`` while it fails to connect because the
+    server is (re)starting; any other error, or the last one, is raised."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except psycopg.OperationalError as exc:
+            if not transient_connect_error(exc) or time.monotonic() >= deadline:
+                raise
+            log.info("The warehouse is not accepting connections yet (%s); waiting", exc)
+            time.sleep(0.5)
 
 
 def with_database(uri: str, database: str) -> str:
@@ -211,6 +254,11 @@ class Warehouse:
     def pid(self) -> int | None:
         return self.server.get_pid()
 
+    def running(self) -> bool:
+        """Whether this handle's server still runs (one started again since is another)."""
+        pid = self.pid
+        return pid is not None and _process_alive(pid)
+
     def stop(self) -> None:
         """Release this handle; the server stops when no process holds one any more."""
         with _users_lock:
@@ -233,9 +281,12 @@ def _running_in_this_process(pgdata: Path) -> tuple[postgres_server.PostgresServ
     if entry is None:
         return None
     info = PostmasterInfo.read_from_pgdata(pgdata)
-    if info is not None and _process_alive(info.pid):
+    if info is not None and info.pid == entry[0].get_pid() and _process_alive(info.pid):
         return entry
-    _users.pop(pgdata, None)  # the server died under its users; start afresh
+    # The server died under its users (or another process started a new one since): this
+    # handle is dead. Start or attach afresh; the dead one has nothing left to stop at exit.
+    _users.pop(pgdata, None)
+    atexit.unregister(entry[0]._cleanup)
     return None
 
 

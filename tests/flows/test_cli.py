@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import gc
 import os
 import re
@@ -440,3 +441,31 @@ def test_ctrl_c_before_the_run_or_after_it_says_so() -> None:
         False, None, "night"
     )
     assert "after the run ended (Completed)" in interrupted_message(True, Completed(), "run")
+
+
+def test_a_warehouse_that_fails_the_migration_check_exits_1_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the migration check raised when it met an attached stack's warehouse dead (seen
+    with PostgreSQL killed under ``local up``): a traceback ending in SubmitError."""
+    from local import embedded
+    from tasks.jobs import SubmitError
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_REDSHIFT_DATA", raising=False)
+
+    @contextlib.contextmanager
+    def warehouse_down(*args: Any, **kwargs: Any) -> Iterator[None]:
+        raise SubmitError(
+            "submit raised ExecuteStatementException for statement s-1, and describing it "
+            "failed (... the local warehouse's PostgreSQL server (/x/pg) is not running ...)"
+        )
+        yield
+
+    monkeypatch.setattr(embedded, "prepare_embedded", warehouse_down)
+    args = argparse.Namespace(target=None, data_dir=str(tmp_path / "data"))
+    assert run_cli(args, lambda **kwargs: pytest.fail("the night ran"), nightly=True) == 1
+    out = capsys.readouterr()
+    said = " ".join(out.out.split())
+    assert "Local warehouse: submit raised ExecuteStatementException for statement s-1" in said
+    assert "PostgreSQL server (/x/pg) is not running" in said
+    assert "Traceback" not in out.out + out.err

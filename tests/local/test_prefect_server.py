@@ -97,9 +97,10 @@ def test_a_server_that_dies_is_started_again_and_a_connected_client_carries_on(
     assert wait_gone(server.pid, server.started, 30)
     err = capfd.readouterr().err
     assert (
-        f"The local Prefect server (pid {first.pid}, port {first.port}) stopped (exit code" in err
+        f"The local Prefect server (pid {first.pid}, {first.ui_url}; its log: {first.log_file})"
+        " stopped: exit code" in err
     )
-    assert f"The local Prefect server is back on {server.ui_url} (pid {server.pid})." in err
+    assert f"The local Prefect server is back (pid {server.pid}, {server.ui_url})." in err
 
 
 def test_a_kept_server_stops_itself_when_its_data_dir_is_deleted(tmp_path: Path) -> None:
