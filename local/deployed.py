@@ -42,9 +42,11 @@ from local.embedded import (
     point_clients_at,
     prepare_warehouse,
     sample_config,
+    say_when_the_sample_size_is_kept,
 )
 from local.lease import ATTACHABLE_KINDS, StackInUseError, in_use_message, live_stack
 from local.prefect_server import START_TIMEOUT_SECONDS
+from local.sample_data import GenerateConfig
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ def nightly_local(
     else:
         console = Console(file=io.StringIO(), record=True, width=160, emoji=False)
         config = sample_config(data_dir, settings)
+        warn_when_the_sample_size_is_kept(config, settings, logger)
         prepare_warehouse(endpoint_url, data_dir, night, config, console)
         logger.info(
             "Local stack %s on %s: %s", endpoint_url, data_dir, console.export_text().strip()
@@ -143,6 +146,17 @@ def nightly_local(
     if summary.get("succeeded"):
         PreparedNight(night, data_dir, endpoint_url).mark_done()
     return outcome
+
+
+def warn_when_the_sample_size_is_kept(
+    config: GenerateConfig, settings: Settings, logger: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
+    """The CLI's notice (``say_when_the_sample_size_is_kept``) as a warning in the run's log,
+    where a deployed run's user looks: the worker's MYSTORE_LOCAL_* size is not used."""
+    notice = Console(file=io.StringIO(), record=True, width=160, emoji=False)
+    say_when_the_sample_size_is_kept(config, settings, notice)
+    if text := " ".join(notice.export_text().split()):
+        logger.warning(text)
 
 
 @flow(name="resume-waiting", log_prints=False)

@@ -5,13 +5,21 @@ tests/integration/test_nightly_e2e.py's deployed night."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from flows.settings import Settings
-from local.deployed import NoLocalStackError, attach_to_stack, local_night
+from local.deployed import (
+    NoLocalStackError,
+    attach_to_stack,
+    local_night,
+    warn_when_the_sample_size_is_kept,
+)
+from local.sample_data import GenerateConfig
 
 
 def local_settings(data_dir: Path) -> Settings:
@@ -41,3 +49,26 @@ def test_night_is_the_requested_one_else_the_next_not_yet_loaded(tmp_path: Path)
     (tmp_path / "nights.json").write_text(json.dumps(["2026-11-01", "2026-11-02"]))
     assert local_night(settings, None) == date(2026, 11, 3)
     assert local_night(settings, date(2026, 11, 2)) == date(2026, 11, 2)
+
+
+def test_a_workers_sample_size_that_is_not_used_is_a_warning_in_the_runs_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI says it on the terminal; a deployed run said nothing (the worker's
+    MYSTORE_LOCAL_CUSTOMERS was silently not used)."""
+    for key in [k for k in os.environ if k.startswith("MYSTORE_")]:
+        monkeypatch.delenv(key)
+    kept = GenerateConfig(customers=50, sales_per_day=40, seed=5, start_date=date(2026, 11, 1))
+    logger = logging.getLogger("deployed-run")
+    with caplog.at_level(logging.WARNING, logger="deployed-run"):
+        warn_when_the_sample_size_is_kept(kept, local_settings(tmp_path), logger)
+        assert caplog.records == []  # nothing asked
+        asked = Settings(target="local", local_data_dir=tmp_path, local_customers=3000)
+        warn_when_the_sample_size_is_kept(kept, asked, logger)
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "MYSTORE_LOCAL_CUSTOMERS=3000 is not used: this data dir's sample data has 50 customers,"
+        " kept so that the nights already loaded stay true; a new --data-dir starts with the new"
+        " size"
+    )
