@@ -1,6 +1,6 @@
 """A cold local Hudi driver with and without a class-data-sharing archive (JDK AppCDS).
 
-Measures the lead that docs/local.md (the ninth round) records and the product does not
+Measures the lead that docs/performance.md (the ninth round) records and the product does not
 use yet: how much of a fresh driver JVM's start and first Hudi upsert is class loading
 that an archive of the classes an earlier run loaded would save.
 

@@ -1,7 +1,7 @@
 """Where the test suite's CPU goes: every process's CPU time, by kind and by the test that
 started it, while the README's test command runs.
 
-The suite is bound by CPU, not by waiting (docs/local.md): on 2 cores its wall time is
+The suite is bound by CPU, not by waiting (docs/performance.md): on 2 cores its wall time is
 about its busy CPU-seconds divided by the cores it gets. Its 4-minute goal (issue 12) is
 therefore a CPU budget, and this bench says where that budget goes: Spark JVMs, Prefect
 servers, the xdist workers, the flow-run processes Prefect's runner spawns, PostgreSQL,
