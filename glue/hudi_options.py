@@ -28,6 +28,13 @@ Why each choice (see DESIGN.md section 8):
   difference is ``hoodie.aws.glue.endpoint`` (the local endpoint, from ``--catalog_endpoint``).
 * Initial load uses ``bulk_insert`` (no index lookup on an empty table); incremental runs
   ``upsert``.
+* Write markers (which files a commit is writing, so that a failed commit is rolled back)
+  are written directly (``DIRECT``), not batched through the driver's embedded timeline
+  server (the Spark default). When that server's marker thread dies, every task waiting on
+  it hangs until the client's read timeout, 5 minutes, before the write fails: measured
+  locally with a full disk (one clean step took 306.8 s to fail, its siblings 11 s), and
+  reported on S3 under load (apache/hudi#7909, #13356, whose workaround is ``DIRECT``).
+  A commit here writes a few files per table, so direct markers cost a few object writes.
 """
 
 from __future__ import annotations
@@ -132,6 +139,7 @@ def hudi_write_options(
         "hoodie.clean.automatic": "true",
         "hoodie.keep.min.commits": str(2 * retain_commits),
         "hoodie.keep.max.commits": str(3 * retain_commits),
+        "hoodie.write.markers.type": "DIRECT",
     }
     if version == "0.15":
         options |= {

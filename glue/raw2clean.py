@@ -242,12 +242,20 @@ def complete_partition(args: JobArguments, raw_dir: str, report: dict[str, Any])
 
 
 def error_summary(exc: BaseException) -> str:
-    """One line a person can act on; Py4J errors put the Java exception on their 2nd line."""
+    """One line a person can act on. Py4J errors put the Java exception on their 2nd line
+    and its causes in ``Caused by:`` lines below; the last cause goes first when it says
+    something else, since the top is often a wrapper ("Failed to upsert for commit time
+    ...") and Glue cuts a long ErrorMessage at its end."""
     if isinstance(exc, (CleanJobError, HudiRuntimeError)):
         return str(exc)
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
-        return lines[1].lstrip(": ")
+        top = lines[1].lstrip(": ")
+        causes = [
+            line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")
+        ]
+        root = causes[-1] if causes else None
+        return top if root is None or root in top else f"{root} (raised as: {top})"
     return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
 
 

@@ -30,6 +30,7 @@ COMMON = {
     "hoodie.clean.automatic": "true",
     "hoodie.keep.min.commits": "20",
     "hoodie.keep.max.commits": "30",
+    "hoodie.write.markers.type": "DIRECT",
     "hoodie.datasource.meta.sync.enable": "true",
     "hoodie.meta.sync.client.tool.class": "org.apache.hudi.aws.sync.AwsGlueCatalogSyncTool",
     "hoodie.datasource.hive_sync.database": "clean_mystore",

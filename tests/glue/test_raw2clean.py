@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -217,6 +218,17 @@ def test_error_summary_is_one_actionable_line() -> None:
     assert error_summary(KeyError("sale_date")) == "KeyError: 'sale_date'"
 
 
+def test_error_summary_leads_with_the_root_cause_of_a_java_error() -> None:
+    """A clean run on a full disk said only "HoodieUpsertException: Failed to upsert for
+    commit time ..."; the cause was 50 lines further down (the text is that run's error)."""
+    text = (Path(__file__).parent / "fixtures" / "py4j_no_space_left.txt").read_text()
+    assert error_summary(RuntimeError(text)) == (
+        "java.io.IOException: No space left on device (raised as: "
+        "org.apache.hudi.exception.HoodieUpsertException: Failed to upsert for commit time "
+        "20261204001138178)"
+    )
+
+
 def test_bad_arguments_exit_2_without_starting_spark() -> None:
     proc = subprocess.run(
         [
@@ -425,9 +437,7 @@ def test_real_hudi_from_maven_upserts_by_event_time_when_the_customer_date_moves
     sample_dir, truth = sample
     with warm_clean_job(tmp_path, warm_spark_drivers) as service:
         for night in truth["days"]:
-            argv = job_argv(sample_dir, tmp_path, "store_customer", night["date"])
-            arguments = dict(zip(argv[2::2], argv[3::2], strict=True))  # without --JOB_NAME
-            _, log = run_clean_job(service, arguments, 900)
+            _, log = run_clean_job(service, job_arguments(sample_dir, tmp_path, night["date"]), 900)
             report = json.loads(
                 (tmp_path / "reports" / f"store_customer-{night['date']}.json").read_text()
             )
@@ -449,6 +459,81 @@ def test_real_hudi_from_maven_upserts_by_event_time_when_the_customer_date_moves
     assert not list(table.glob("customer_date=*"))
     properties = (table / ".hoodie" / "hoodie.properties").read_text().splitlines()
     assert "hoodie.table.partition.fields=" in properties
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_runs_naming_it_and_the_next_runs_recover_the_tables(
+    sample: tuple[Path, dict[str, Any]], tmp_path: Path, warm_spark_drivers: Any
+) -> None:
+    """The clean zone on a small tmpfs, filled before the second night's upserts of the three
+    tables, which run at once in the warm driver as in a night: each run ends FAILED naming
+    the full disk (with timeline-server markers one of them waited out Hudi's 5-minute read
+    timeout first; each run's budget here is below it), and once there is room again the
+    same night's runs succeed on the tables Hudi rolled back: the truth's rows."""
+    from hudi import HudiTableBuilder
+
+    sample_dir, truth = sample
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(clean)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"needs a 16 MB tmpfs to fill (mount -t tmpfs, as root): {mounted.stderr}")
+    first, second = (night["date"] for night in truth["days"])
+    try:
+        with warm_clean_job(tmp_path, warm_spark_drivers) as service:
+            run_clean_jobs(service, sample_dir, tmp_path, first, 900)
+            filler = clean / "filler"
+            with filler.open("wb") as out:  # leave 150 KB: less than the upserts write
+                out.write(b"\0" * (shutil.disk_usage(clean).free - 150 * 1024))
+            for failed in run_clean_jobs(service, sample_dir, tmp_path, second, 240, "FAILED"):
+                assert failed.error_message.startswith(
+                    "CleanJobError: java.io.IOException: No space left on device (raised as: "
+                ), failed.error_message
+            filler.unlink()
+            run_clean_jobs(service, sample_dir, tmp_path, second, 900)
+        tables = {
+            table: [
+                row
+                for batch in HudiTableBuilder.from_base_uri(str(clean / table)).build().read()
+                for row in batch.to_pylist()
+            ]
+            for table in TABLES
+        }
+    finally:
+        subprocess.run(["umount", "-l", str(clean)], check=False)
+    for table, rows in tables.items():
+        assert len(rows) == truth["days"][-1]["tables"][table]["clean_rows"], table
+    customers = tables["store_customer"]
+    assert {r["customer_id"]: r["address_id"] for r in customers} == truth["final_customer_address"]
+
+
+def job_arguments(
+    sample_dir: Path, work: Path, day: str, table: str = "store_customer"
+) -> dict[str, str]:
+    """The clean job's arguments for ``table`` on ``day``, as StartJobRun passes them."""
+    argv = job_argv(sample_dir, work, table, day)
+    return dict(zip(argv[2::2], argv[3::2], strict=True))  # without --JOB_NAME
+
+
+def run_clean_jobs(
+    service: Any, sample_dir: Path, work: Path, day: str, timeout: float, expect: str = "SUCCEEDED"
+) -> list[Any]:
+    """The three tables' runs of ``day``, started at once as a night starts them; each must end
+    ``expect`` within ``timeout``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(TABLES)) as pool:
+        ended = pool.map(
+            lambda table: run_clean_job(
+                service, job_arguments(sample_dir, work, day, table), timeout, expect=expect
+            )[0],
+            TABLES,
+        )
+        return list(ended)
 
 
 @pytest.mark.slow
