@@ -58,6 +58,10 @@ class AwsAccessError(RuntimeError):
     """The AWS target cannot be reached as configured; the message says what to set."""
 
 
+# Long enough for Prefect Cloud across an ocean (its /health answers in well under a second).
+HEALTH_CHECK_SECONDS = 20.0
+
+
 class PrefectApiError(RuntimeError):
     """The Prefect API the user configured does not answer; the message says what to do."""
 
@@ -84,16 +88,27 @@ def check_prefect_api(otherwise: str = UNSET_PREFECT_API_URL) -> None:
     import httpx
     from prefect._internal.urls import strip_auth_from_url, strip_auth_from_urls_in_text
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import (
+        PREFECT_API_REQUEST_TIMEOUT,
+        PREFECT_API_URL,
+        PREFECT_CLIENT_MAX_RETRIES,
+        temporary_settings,
+    )
 
     url = PREFECT_API_URL.value()
     if not url:
         return
-    with get_client(sync_client=True) as client:
+    # One bounded try: with the client's own settings (a 60 s read timeout, 5 retries with
+    # back-off) a server that accepts connections but never answers (hung, or a port
+    # something else holds) kept a night silent for over 6 minutes before anything started.
+    bounded = {PREFECT_API_REQUEST_TIMEOUT: HEALTH_CHECK_SECONDS, PREFECT_CLIENT_MAX_RETRIES: 0}
+    with temporary_settings(updates=bounded), get_client(sync_client=True) as client:
         failure = client.api_healthcheck()
     if failure is None:
         return
-    if isinstance(failure, httpx.HTTPStatusError):
+    if isinstance(failure, httpx.TimeoutException):
+        reason = f"no answer within {HEALTH_CHECK_SECONDS:g} s to GET /health"
+    elif isinstance(failure, httpx.HTTPStatusError):
         status = failure.response.status_code
         reason = f"it answered HTTP {status}"
         if status in (401, 403):

@@ -221,3 +221,31 @@ def test_a_prefect_api_that_refuses_is_named_by_its_status_without_secrets() -> 
     )
     assert SECRET not in message and caught.value.__cause__ is None
     assert str(pickle.loads(pickle.dumps(caught.value))) == message
+
+
+@pytest.mark.timeout(60)
+def test_a_prefect_api_that_accepts_but_never_answers_is_named_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hung server (or a port something else holds): with the client's own timeout and
+    retries, a night sat silent for over 6 minutes before starting anything."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import preflight
+    from flows.preflight import PrefectApiError, check_prefect_api
+
+    monkeypatch.setattr(preflight, "HEALTH_CHECK_SECONDS", 1.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts the connection; nobody ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+        with (
+            temporary_settings(updates={PREFECT_API_URL: url}),
+            pytest.raises(PrefectApiError) as caught,
+        ):
+            check_prefect_api()
+    assert f"the Prefect API at PREFECT_API_URL={url} does not answer (no answer within 1 s" in (
+        str(caught.value)
+    )
