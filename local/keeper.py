@@ -17,8 +17,9 @@ up`` stack serves nights for days. Either server can die under it (killed, out o
 
 A server is started again a few times at most within a while (``RESTARTS_AT_MOST`` in
 ``RESTART_WINDOW_SECONDS``): one that keeps dying (a full disk) is left dead, and its log
-says why, while an ``up`` stack that runs for days still gets back an occasional loss. A stack closes its keepers before it stops
-its servers on purpose, so ``local down`` never races one.
+says why, while an ``up`` stack that runs for days still gets back an occasional loss. A
+stack closes its keepers before it stops its servers on purpose, so ``local down`` never
+races one.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Keeper(abc.ABC, Generic[Server]):
 
     @abc.abstractmethod
     def describe(self, server: Server) -> str:
-        """Which server this is, for messages: "pid 12, port 4200"."""
+        """Which server this is, for messages: "pid 12, http://127.0.0.1:4200"."""
 
     @abc.abstractmethod
     def log_file(self, server: Server) -> Path: ...
