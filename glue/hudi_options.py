@@ -34,7 +34,8 @@ Why each choice (see DESIGN.md section 8):
   it hangs until the client's read timeout, 5 minutes, before the write fails: measured
   locally with a full disk (one clean step took 306.8 s to fail, its siblings 11 s), and
   reported on S3 under load (apache/hudi#7909, #13356, whose workaround is ``DIRECT``).
-  A commit here writes a few files per table, so direct markers cost a few object writes.
+  A commit here writes a few files per table, so direct markers cost a few object writes,
+  and the local commits got faster too (3.2-3.9 s against 4.1-5.2 s, docs/performance.md).
 """
 
 from __future__ import annotations
