@@ -110,6 +110,26 @@ def data_api_client(
 
 
 @contextmanager
+def small_tmpfs(path: Path, megabytes: int) -> Iterator[Path]:
+    """A tmpfs of ``megabytes`` mounted on the new folder ``path``, to fill up (a full disk);
+    unmounted afterwards. Skips the test where mounting is not allowed (it needs root)."""
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(
+            f"needs a {megabytes} MB tmpfs to fill (mount -t tmpfs, as root): {mounted.stderr}"
+        )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextmanager
 def throwaway_data_dir(prefix: str) -> Iterator[Path]:
     """A data dir outside pytest's tmp tree, removed afterwards.
 

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 from glue.job_arguments import HUDI_JAR_ENV, build_arguments, resolve_arguments
 from glue.raw2clean import REPORT_PREFIX, CleanJobError, error_summary, main
 from local.sample_data import GenerateConfig, generate, write_partition
+from tests.conftest import small_tmpfs
 from tests.glue.conftest import run_clean_job, warm_clean_job
 
 # Whole runs use the session's in-process Spark or its warm Hudi driver.
@@ -473,17 +474,8 @@ def test_a_full_disk_fails_the_runs_naming_it_and_the_next_runs_recover_the_tabl
     from hudi import HudiTableBuilder
 
     sample_dir, truth = sample
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(clean)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"needs a 16 MB tmpfs to fill (mount -t tmpfs, as root): {mounted.stderr}")
     first, second = (night["date"] for night in truth["days"])
-    try:
+    with small_tmpfs(tmp_path / "clean", 16) as clean:
         with warm_clean_job(tmp_path, warm_spark_drivers) as service:
             run_clean_jobs(service, sample_dir, tmp_path, first, 900)
             filler = clean / "filler"
@@ -503,8 +495,6 @@ def test_a_full_disk_fails_the_runs_naming_it_and_the_next_runs_recover_the_tabl
             ]
             for table in TABLES
         }
-    finally:
-        subprocess.run(["umount", "-l", str(clean)], check=False)
     for table, rows in tables.items():
         assert len(rows) == truth["days"][-1]["tables"][table]["clean_rows"], table
     customers = tables["store_customer"]

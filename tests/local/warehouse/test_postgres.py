@@ -24,7 +24,7 @@ from local.warehouse.postgres import (
     start_warehouse,
     with_database,
 )
-from tests.conftest import throwaway_data_dir
+from tests.conftest import small_tmpfs, throwaway_data_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -189,21 +189,12 @@ def test_a_server_that_cannot_start_is_named_by_what_pg_ctl_said(
 def test_a_server_that_cannot_start_on_a_full_disk_says_why() -> None:
     """initdb's own last lines are its clean-up ("removing contents of data directory"): the
     error names the server's FATAL line instead, and pgserver's 30-line dump is not printed."""
-    with throwaway_data_dir("full") as outer:
-        small = outer / "small"
-        small.mkdir()
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(small)],
-            capture_output=True,
-            text=True,
-        )
-        if mounted.returncode != 0:
-            pytest.skip(f"needs a 20 MB tmpfs to fill (mount -t tmpfs, as root): {mounted.stderr}")
-        try:
-            with pytest.raises(WarehouseStartError) as failed:
-                start_warehouse(small / "data")
-        finally:
-            subprocess.run(["umount", "-l", str(small)], check=False)
+    with (
+        throwaway_data_dir("full") as outer,
+        small_tmpfs(outer / "small", 20) as small,
+        pytest.raises(WarehouseStartError) as failed,
+    ):
+        start_warehouse(small / "data")
     message = str(failed.value)
     assert "FATAL:  could not " in message and "No space left on device" in message, message
     assert "removing contents" not in message
