@@ -16,13 +16,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from glue.paths import SPARK_GLOB_CHARACTERS
 from migrations.settings import WarehouseSettings
 from tasks.jobs import MAX_SUBMIT_INTERVAL
 
-# Spark (Hadoop's globStatus) expands these in a read path, on S3 as on a local disk:
-# measured, a data dir holding "[y]" made the clean job look for a folder without it, and
-# one holding "\x" failed it with "Illegal file pattern".
-_GLOB_CHARACTERS = "*?[]{}\\"
 _S3_OR_PATH = re.compile(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|[^:]+)$")
 
 
@@ -117,11 +114,13 @@ class Settings(WarehouseSettings):
                     " s3://bucket/prefix URI (a bucket name of 3-63 lower-case letters, digits,"
                     " dots and hyphens) or a local path"
                 )
-            if value is not None and (globbed := [c for c in _GLOB_CHARACTERS if c in value]):
+            globbed = [c for c in SPARK_GLOB_CHARACTERS if value is not None and c in value]
+            if globbed:
                 raise ValueError(
                     f"MYSTORE_{name.upper()} {value!r} holds {', '.join(map(repr, globbed))},"
                     " which Spark reads as a glob pattern in a path (the clean job would read"
-                    f" or write other folders, or none); allowed: a path without {_GLOB_CHARACTERS}"
+                    " or write other folders, or none); allowed: a path without"
+                    f" {SPARK_GLOB_CHARACTERS}"
                 )
         if self.target == "aws":
             missing = [n for n in ("raw_path", "clean_path") if getattr(self, n) is None]

@@ -42,7 +42,7 @@ from local.embedded import (
     point_clients_at,
     prepare_warehouse,
     sample_config,
-    say_when_the_sample_size_is_kept,
+    sample_size_not_used,
 )
 from local.lease import ATTACHABLE_KINDS, StackInUseError, in_use_message, live_stack
 from local.prefect_server import START_TIMEOUT_SECONDS
@@ -151,12 +151,10 @@ def nightly_local(
 def warn_when_the_sample_size_is_kept(
     config: GenerateConfig, settings: Settings, logger: logging.Logger | logging.LoggerAdapter[Any]
 ) -> None:
-    """The CLI's notice (``say_when_the_sample_size_is_kept``) as a warning in the run's log,
-    where a deployed run's user looks: the worker's MYSTORE_LOCAL_* size is not used."""
-    notice = Console(file=io.StringIO(), record=True, width=160, emoji=False)
-    say_when_the_sample_size_is_kept(config, settings, notice)
-    if text := " ".join(notice.export_text().split()):
-        logger.warning(text)
+    """What the CLI prints on the terminal, as warnings in the run's log, where a deployed
+    run's user looks: the worker's MYSTORE_LOCAL_* size is not used."""
+    for notice in sample_size_not_used(config, settings):
+        logger.warning(notice)
 
 
 @flow(name="resume-waiting", log_prints=False)

@@ -111,23 +111,21 @@ def sample_config(data_dir: Path, settings: Settings) -> GenerateConfig:
     )
 
 
-def say_when_the_sample_size_is_kept(
-    config: GenerateConfig, settings: Settings, console: Console
-) -> None:
+def sample_size_not_used(config: GenerateConfig, settings: Settings) -> list[str]:
     """A sample size set for a data dir whose sample data exists is not used (its days must
-    stay as loaded); say so, instead of quietly loading another size than the one asked."""
+    stay as loaded): one sentence per size asked and kept otherwise, for the CLI's terminal
+    and a deployed run's log alike, instead of quietly loading another size."""
     asked = {
         "MYSTORE_LOCAL_CUSTOMERS": ("local_customers", config.customers, "customers"),
         "MYSTORE_LOCAL_SALES_PER_DAY": ("local_sales_per_day", config.sales_per_day, "sales/day"),
     }
-    for variable, (field, kept, what) in asked.items():
-        value = getattr(settings, field)
-        if field in settings.model_fields_set and value != kept:
-            console.print(
-                f"[yellow]{variable}={value} is not used:[/yellow] this data dir's sample data "
-                f"has {kept:,} {what}, kept so that the nights already loaded stay true; a new "
-                "--data-dir starts with the new size"
-            )
+    return [
+        f"{variable}={value} is not used: this data dir's sample data has {kept:,} {what}, "
+        "kept so that the nights already loaded stay true; a new --data-dir starts with the "
+        "new size"
+        for variable, (field, kept, what) in asked.items()
+        if field in settings.model_fields_set and (value := getattr(settings, field)) != kept
+    ]
 
 
 def next_night(data_dir: Path, config: GenerateConfig, done: set[date] | None = None) -> date:
@@ -330,7 +328,8 @@ def prepare_embedded(
     named = f"the data dir {data_dir} (--data-dir or MYSTORE_LOCAL_DATA_DIR)"
     refuse_an_unusable_data_dir(data_dir, named)
     config = sample_config(data_dir, settings)
-    say_when_the_sample_size_is_kept(config, settings, console)
+    for notice in sample_size_not_used(config, settings):
+        console.print(f"[yellow]{notice}[/yellow]")
     done = completed_nights(data_dir)
     night = requested or next_night(data_dir, config, done)
     if nightly:

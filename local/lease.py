@@ -27,6 +27,8 @@ from typing import Any
 
 import psutil
 
+from glue.paths import SPARK_GLOB_CHARACTERS
+
 LOCK_FILE = "stack.lock"
 STATE_FILE = "stack.json"
 # Kinds of owner: a long-lived stack others may attach to, or one tied to a single run.
@@ -70,10 +72,10 @@ class StackInfo:
 # What the parts of the stack cannot take in the data dir's path. Measured, each failed a
 # night: PostgreSQL's pg_ctl starts the server through /bin/sh with the path in double
 # quotes, where " ends it and $ and ` expand (a path holding $(...) ran that command);
-# libpq's URI reads % as an escape; Spark read "[y]" as a glob and "\x" as a bad glob
-# escape (* ? { } are the same glob's); a zone path may not hold : (the settings refuse it,
-# so the night failed once its stack was up). A # was fine.
-UNUSABLE_PATH_CHARACTERS = '"$`\\%?:*[]{}'
+# libpq's URI reads % as an escape; Spark reads its glob characters (glue.paths); a zone
+# path may not hold : (the settings refuse it, so the night failed once its stack was up).
+# A # was fine.
+UNUSABLE_PATH_CHARACTERS = '"$`%:' + SPARK_GLOB_CHARACTERS
 
 
 def unusable_characters(path: Path) -> list[str]:

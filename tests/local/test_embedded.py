@@ -25,7 +25,7 @@ from local.embedded import (
     point_clients_at,
     refuse_range_before_sample_data,
     sample_config,
-    say_when_the_sample_size_is_kept,
+    sample_size_not_used,
     say_which_nights_never_loaded,
 )
 from local.sample_data import GenerateConfig, generate, raw_partition, saved_days
@@ -74,22 +74,18 @@ def test_a_sample_size_asked_of_a_data_dir_with_sample_data_is_said_to_be_kept(
         monkeypatch.delenv(key)
     config = GenerateConfig(customers=50, sales_per_day=40, seed=5, start_date=date(2026, 11, 1))
     ensure_sample_data(tmp_path, date(2026, 11, 1), config, Console(file=io.StringIO()))
-    console = Console(record=True, width=300)
     unset = Settings(local_data_dir=tmp_path)
-    say_when_the_sample_size_is_kept(sample_config(tmp_path, unset), unset, console)
-    assert console.export_text() == ""  # nothing asked: the data dir's size, said by nobody
+    assert sample_size_not_used(sample_config(tmp_path, unset), unset) == []  # nothing asked
     monkeypatch.setenv("MYSTORE_LOCAL_CUSTOMERS", "3000")
     monkeypatch.setenv("MYSTORE_LOCAL_SALES_PER_DAY", "40")  # the same as kept: nothing to say
     asked = Settings(local_data_dir=tmp_path)
     kept = sample_config(tmp_path, asked)
     assert (kept.customers, kept.sales_per_day) == (50, 40)
-    say_when_the_sample_size_is_kept(kept, asked, console)
-    said = console.export_text()
-    assert said == (
+    assert sample_size_not_used(kept, asked) == [
         "MYSTORE_LOCAL_CUSTOMERS=3000 is not used: this data dir's sample data has 50 customers,"
         " kept so that the nights already loaded stay true; a new --data-dir starts with the new"
-        " size\n"
-    )
+        " size"
+    ]
 
 
 def test_a_state_whose_header_fits_but_whose_body_does_not_load_is_said_to_start_over(
