@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -91,9 +92,11 @@ class DurableStatusWriter:
             return result
 
     def claim(self, statement_id: str) -> bool:
-        """SUBMITTED -> PICKED; False if it is no longer SUBMITTED (the worker then leaves it)."""
+        """SUBMITTED -> PICKED; False if it is no longer SUBMITTED (the worker then leaves it).
+        One worker id for every retry, so a retry after a lost reply finds its own claim."""
+        worker = uuid.uuid4().hex
         claimed = self.durably(
-            "record PICKED", statement_id, lambda: self.store.claim(statement_id)
+            "record PICKED", statement_id, lambda: self.store.claim(statement_id, worker)
         )
         self.notify(statement_id)
         return claimed

@@ -119,6 +119,9 @@ class Executor:
         # Called with (statement id, final status) when a job submitted WithEvent ended;
         # must return at once (events.py hands the work to its own threads).
         self.on_event: Callable[[str, str], None] | None = None
+        # The server log's FATAL message of a backend pid (local/warehouse/postgres.py), for
+        # when libpq reports only "server closed the connection unexpectedly".
+        self.backend_log_reason: Callable[[int], str | None] = lambda pid: None
 
     @property
     def page_rows(self) -> int:
@@ -386,6 +389,9 @@ class Executor:
         if reason:
             return Outcome(status="ABORTED", error=reason)
         cause = pg_message(exc) or "the connection was lost"
+        logged = self.backend_log_reason(pid)
+        if logged and logged.split(":", 1)[-1].strip() not in cause:
+            cause = f"{logged.replace('  ', ' ')}; the client saw: {cause}"
         message = (
             f"ERROR: the PostgreSQL backend (pid {pid}) running this statement ended before "
             f"it finished ({cause}); its work was not committed."

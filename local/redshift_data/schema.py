@@ -23,7 +23,7 @@ from local.warehouse.postgres import RESTART_WAIT_SECONDS, transient_connect_err
 log = logging.getLogger(__name__)
 
 SCHEMA = "local_data_api"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _DDL_LOCK = 0x6C6F63616C  # advisory lock key for schema creation
 
 _DDL = """
@@ -95,8 +95,15 @@ create table if not exists local_data_api.incidents (
 );
 """
 
-# version -> SQL that brings a schema of that version to the next one.
-MIGRATIONS: dict[int, str] = {3: _INCIDENTS_DDL}
+# Which worker moved a statement to PICKED: a claim whose reply a server restart lost is
+# retried, and the retry must see its own claim, not another worker's (store.claim).
+_PICKED_BY_DDL = """
+alter table local_data_api.statements add column if not exists picked_by text;
+"""
+
+# version -> SQL that brings a schema of that version to the next one; a new store is made
+# of version 3's layout and every migration, so it is the same as a migrated one.
+MIGRATIONS: dict[int, str] = {3: _INCIDENTS_DDL, 4: _PICKED_BY_DDL}
 
 
 class StoreSchemaError(RuntimeError):
@@ -208,7 +215,7 @@ def ensure_schema(dsn: str) -> list[int]:
             "select 1 from information_schema.schemata where schema_name = %s", [SCHEMA]
         ).fetchone()
         if not schema_exists:
-            conn.execute(_DDL + _INCIDENTS_DDL)
+            conn.execute(_DDL + "".join(MIGRATIONS[version] for version in sorted(MIGRATIONS)))
             conn.execute("insert into local_data_api.schema_version values (%s)", [SCHEMA_VERSION])
             return []
         has_version_table = conn.execute(

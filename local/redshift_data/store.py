@@ -172,13 +172,18 @@ class StatementStore:
                 [parent_id],
             ).fetchall()
 
-    def claim(self, statement_id: str) -> bool:
-        """Move a SUBMITTED statement to PICKED; whether this call did (a worker's right to run it)."""
+    def claim(self, statement_id: str, worker: str) -> bool:
+        """Move a SUBMITTED statement to PICKED for ``worker``; whether it is that worker's
+        to run. Asking again with the same ``worker`` answers True: a server restart can
+        lose the reply to a claim that committed, and the retry must not leave it PICKED."""
         with self.pool.connection() as conn:
             row = conn.execute(
-                """update local_data_api.statements set status = 'PICKED', updated_at = clock_timestamp()
-                    where id = %s and status = 'SUBMITTED' returning id""",
-                [statement_id],
+                """update local_data_api.statements
+                    set status = 'PICKED', picked_by = %(worker)s, updated_at = clock_timestamp()
+                    where id = %(id)s
+                      and (status = 'SUBMITTED' or (status = 'PICKED' and picked_by = %(worker)s))
+                    returning id""",
+                {"id": statement_id, "worker": worker},
             ).fetchone()
         return row is not None
 

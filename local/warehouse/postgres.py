@@ -87,8 +87,11 @@ postgres_server.find_suitable_socket_dir = _socket_dir
 _SEVERITY = re.compile(r"^.*?\b((?:FATAL|PANIC):.*)$")
 
 
-def _fatal_lines(lines: list[str]) -> list[str]:
-    """The FATAL / PANIC messages among a server's output lines, without their prefixes."""
+def _fatal_lines(lines: list[str], pid: int | None = None) -> list[str]:
+    """The FATAL / PANIC messages among a server's output lines, without their prefixes;
+    with ``pid``, only those of that process (the prefix's ``[pid]``)."""
+    if pid is not None:
+        lines = [line for line in lines if f"[{pid}] " in line]
     return [match[1].strip() for match in map(_SEVERITY.search, lines) if match]
 
 
@@ -172,14 +175,20 @@ def server_down_reason(pgdata: Path) -> str | None:
     )
 
 
-def last_fatal_line(log_file: Path, tail_bytes: int = 65536) -> str | None:
+def last_fatal_line(log_file: Path, pid: int | None = None, tail_bytes: int = 65536) -> str | None:
+    """The server log's last FATAL / PANIC message (of process ``pid`` when given).
+
+    A backend logs its FATAL before it closes its client's socket, but under load libpq
+    can report only the closed socket ("server closed the connection unexpectedly"): the
+    log still says why (``terminating connection due to administrator command``).
+    """
     try:
         with log_file.open("rb") as fh:
             fh.seek(max(0, log_file.stat().st_size - tail_bytes))
             lines = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None
-    fatal = _fatal_lines(lines)
+    fatal = _fatal_lines(lines, pid)
     return fatal[-1] if fatal else None
 
 

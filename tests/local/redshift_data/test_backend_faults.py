@@ -15,8 +15,10 @@ import pytest
 from botocore.exceptions import ClientError
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
+from local.redshift_data import executor as executor_module
 from local.redshift_data.executor import Job, is_running
 from local.stack import LocalStack
+from local.warehouse.postgres import last_fatal_line
 from tests.conftest import data_api_client, throwaway_data_dir
 from tests.local.redshift_data.statements import TARGET, ended_within, started
 
@@ -37,6 +39,33 @@ def test_a_terminated_backend_fails_the_statement_with_the_reason(
     assert ended["Status"] == "FAILED"
     assert f"backend (pid {described['RedshiftPid']})" in ended["Error"]
     assert "terminating connection due to administrator command" in ended["Error"]
+
+
+def test_a_termination_the_client_did_not_hear_is_named_from_the_server_log(
+    local_stack: LocalStack,
+    redshift_data: RedshiftDataAPIServiceClient,
+    pg_conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load libpq can lose the backend's FATAL and report only the closed socket (seen
+    in a suite run); the backend logged why before it closed it, and the error says that."""
+    lost = "consuming input failed: server closed the connection unexpectedly"
+    monkeypatch.setattr(executor_module, "pg_message", lambda exc: lost)
+    described = started(redshift_data, "select pg_sleep(60)")
+    pid = described["RedshiftPid"]
+    pg_conn.execute("select pg_terminate_backend(%s)", [pid])
+    ended = ended_within(redshift_data, described["Id"], 5)
+    assert ended["Status"] == "FAILED"
+    assert f"backend (pid {pid})" in ended["Error"]
+    assert (
+        "FATAL: terminating connection due to administrator command; "
+        f"the client saw: {lost}" in ended["Error"]
+    )
+    server_log = local_stack.warehouse.pgdata / "log"
+    assert last_fatal_line(server_log, pid) == (
+        "FATAL:  terminating connection due to administrator command"
+    )
+    assert last_fatal_line(server_log, pid + 1_000_000) is None
 
 
 def test_a_submit_recorded_but_answered_with_an_error_runs_once_on_the_retry(
@@ -77,6 +106,32 @@ def test_a_submit_recorded_but_answered_with_an_error_runs_once_on_the_retry(
         time.sleep(0.05)
     assert pg_conn.execute("select n from lost_reply_probe").fetchall() == [(1,)]
     assert redshift_data.describe_statement(Id=submitted["Id"])["Status"] == "FINISHED"
+
+
+def test_a_claim_recorded_but_answered_with_an_error_still_runs_the_statement(
+    local_stack: LocalStack,
+    redshift_data: RedshiftDataAPIServiceClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's SUBMITTED -> PICKED can commit and lose its reply in a server restart
+    (seen in a suite run: the statement stayed PICKED until the reaper failed it, "no
+    worker runs it any more"); the retry finds its own claim and runs the statement."""
+    store = local_stack.data_api.store
+    real_claim = store.claim
+    answers: list[bool] = []
+
+    def reply_lost(statement_id: str, worker: str) -> bool:
+        answers.append(real_claim(statement_id, worker))
+        if len(answers) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return answers[-1]
+
+    monkeypatch.setattr(store, "claim", reply_lost)
+    done = redshift_data.execute_statement(Sql="select 7", WaitTimeSeconds=20, **TARGET)
+    assert answers == [True, True], "the retry did not see its own claim"
+    assert done["Status"] == "FINISHED"
+    # Another worker's claim of the same statement is still refused.
+    assert real_claim(done["Id"], "another-worker") is False
 
 
 def test_a_killed_backend_fails_the_statement_and_the_endpoint_recovers(

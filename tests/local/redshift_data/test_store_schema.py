@@ -50,13 +50,14 @@ def kept(dsn: str) -> list[tuple[str, str]]:
 
 def test_an_older_layout_is_migrated_with_its_records(scratch_dsn: str) -> None:
     layout(scratch_dsn, 3)
-    assert ensure_schema(scratch_dsn) == [3]
+    assert ensure_schema(scratch_dsn) == [3, 4]
     assert kept(scratch_dsn) == [("kept-1", "FINISHED")]
     store = StatementStore(scratch_dsn)  # opens on the migrated layout
     try:
         store.record_incident("test", "the new table exists")
         assert [row["kind"] for row in store.incidents()] == ["test"]
         assert store.get("kept-1") is not None
+        assert store.get("kept-1")["picked_by"] is None  # version 5's column
     finally:
         store.close()
     with psycopg.connect(scratch_dsn) as conn:
