@@ -105,7 +105,14 @@ class Keeper(abc.ABC, Generic[Server]):
 
     def _watch(self) -> None:
         while not self._closed.wait(self._interval):
-            why = self.why_stopped(self.server)
+            try:
+                why = self.why_stopped(self.server)
+            except Exception as exc:  # a keeper never dies in a traceback on a thread
+                _say(
+                    f"{self.what} is no longer watched: checking it failed "
+                    f"({type(exc).__name__}: {exc}); if it stops it stays stopped."
+                )
+                return
             if why is None:
                 continue
             where = f"{self.describe(self.server)}; its log: {self.log_file(self.server)}"
@@ -129,8 +136,11 @@ class Keeper(abc.ABC, Generic[Server]):
     def _restart(self) -> bool:
         try:
             server = self.start_again(self.server)
-        except self.start_errors as exc:
-            _say(f"{self.what} could not be started again: {exc}")
+        except Exception as exc:  # anything: the thread must say so, not die in a traceback
+            cause = (
+                str(exc) if isinstance(exc, self.start_errors) else f"{type(exc).__name__}: {exc}"
+            )
+            _say(f"{self.what} could not be started again: {cause}")
             return False
         if self._closed.is_set():  # the stack stopped meanwhile: as it would have
             self.discard(server)

@@ -185,3 +185,45 @@ def test_restarts_are_limited_within_a_window_not_for_the_stacks_life(
         for process in restarted:
             process.kill()
             process.wait()
+
+
+class BrokenKeeper(SleeperKeeper):
+    """A keeper whose checks or restarts fail in ways no start error covers."""
+
+    fail_check = False
+
+    def why_stopped(self, server: subprocess.Popen[bytes]) -> str | None:
+        if self.fail_check:
+            raise psutil.AccessDenied(server.pid)
+        return super().why_stopped(server)
+
+    def start_again(self, server: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        raise RuntimeError("pgserver's lock file is corrupt")
+
+
+@pytest.mark.parametrize("failing", ["restart", "check"])
+def test_a_keeper_that_meets_an_unexpected_error_says_so_and_stops_watching(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], failing: str
+) -> None:
+    """Not a thread dying in a traceback while the stack goes on believing it is kept."""
+    kept = BrokenKeeper(tmp_path, a_sleeper(), lambda server: None, interval=0.05)
+    try:
+        if failing == "check":
+            kept.fail_check = True
+            err = said_within(capfd, "no longer watched", 10)
+            assert "The sleeper is no longer watched: checking it failed (AccessDenied:" in err
+            assert "if it stops it stays stopped." in err
+        else:
+            kept.server.kill()
+            err = said_within(capfd, "could not be started again", 10)
+            assert (
+                "The sleeper could not be started again: RuntimeError: pgserver's lock file "
+                "is corrupt"
+            ) in err
+        time.sleep(0.2)
+        assert not kept.watching()
+        assert "Traceback" not in err + capfd.readouterr().err
+    finally:
+        kept.close()
+        kept.server.kill()
+        kept.server.wait()
