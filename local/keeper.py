@@ -188,10 +188,23 @@ class WarehouseKeeper(Keeper[Warehouse]):
         "fails, and running it again finishes it); new ones wait for it."
     )
 
+    def __init__(
+        self,
+        data_dir: Path,
+        server: Warehouse,
+        on_restart: Callable[[Warehouse], None],
+        *,
+        interval: float = WATCH_INTERVAL_SECONDS,
+    ) -> None:
+        # Where the log stood when this server was first watched: a FATAL line before it
+        # (a session terminated hours ago) is not why the server stopped.
+        self._log_from = _size(server.pgdata / "log")
+        super().__init__(data_dir, server, on_restart, interval=interval)
+
     def why_stopped(self, server: Warehouse) -> str | None:
         if server.running():
             return None
-        fatal = last_fatal_line(self.log_file(server))
+        fatal = last_fatal_line(self.log_file(server), since=self._log_from)
         return "its postmaster is gone" + (
             f" (the log's last FATAL line: {fatal})" if fatal else ""
         )
@@ -203,10 +216,20 @@ class WarehouseKeeper(Keeper[Warehouse]):
         return server.pgdata / "log"
 
     def start_again(self, server: Warehouse) -> Warehouse:
-        return start_warehouse(self.data_dir)
+        log_from = _size(self.log_file(server))
+        restarted = start_warehouse(self.data_dir)
+        self._log_from = log_from
+        return restarted
 
     def discard(self, server: Warehouse) -> None:
         server.stop()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _say(message: str) -> None:

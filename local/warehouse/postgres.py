@@ -175,16 +175,19 @@ def server_down_reason(pgdata: Path) -> str | None:
     )
 
 
-def last_fatal_line(log_file: Path, pid: int | None = None, tail_bytes: int = 65536) -> str | None:
+def last_fatal_line(
+    log_file: Path, pid: int | None = None, *, since: int = 0, tail_bytes: int = 65536
+) -> str | None:
     """The server log's last FATAL / PANIC message (of process ``pid`` when given).
 
     A backend logs its FATAL before it closes its client's socket, but under load libpq
     can report only the closed socket ("server closed the connection unexpectedly"): the
-    log still says why (``terminating connection due to administrator command``).
+    log still says why (``terminating connection due to administrator command``). Lines
+    before byte ``since`` are not read (the log is appended to across server starts).
     """
     try:
         with log_file.open("rb") as fh:
-            fh.seek(max(0, log_file.stat().st_size - tail_bytes))
+            fh.seek(max(since, log_file.stat().st_size - tail_bytes))
             lines = fh.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None

@@ -227,3 +227,48 @@ def test_a_keeper_that_meets_an_unexpected_error_says_so_and_stops_watching(
         kept.close()
         kept.server.kill()
         kept.server.wait()
+
+
+class StoppedWarehouse:
+    """Stands in for a Warehouse handle whose postmaster is gone."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata, self.pid, self.alive = pgdata, 4242, True
+
+    def running(self) -> bool:
+        return self.alive
+
+
+@pytest.mark.parametrize("new_fatal", [False, True])
+def test_the_reason_a_warehouse_stopped_is_read_from_the_log_since_it_was_watched(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    new_fatal: bool,
+) -> None:
+    """A FATAL line written before the keeper began (a session terminated hours ago) is not
+    why the server stopped; one written since is."""
+    monkeypatch.setattr(keeper, "RESTARTS_AT_MOST", 0)
+    log = tmp_path / "pg" / "log"
+    log.parent.mkdir()
+    log.write_text(
+        "2026-12-04 10:00:00.000 UTC [17] FATAL:  terminating connection due to administrator command\n"
+    )
+    server = StoppedWarehouse(log.parent)
+    kept = keeper.WarehouseKeeper(tmp_path, server, lambda s: None, interval=0.05)  # type: ignore[arg-type]
+    try:
+        if new_fatal:
+            with log.open("a") as fh:
+                fh.write(
+                    '2026-12-04 11:00:00.000 UTC [18] PANIC:  could not write to file "pg_wal/x": No space left on device\n'
+                )
+        server.alive = False
+        err = said_within(capfd, "left stopped", 10)
+    finally:
+        kept.close()
+    assert "administrator command" not in err, err
+    cause = ' (the log\'s last FATAL line: PANIC:  could not write to file "pg_wal/x": No space left on device)'
+    assert (
+        f"stopped again: its postmaster is gone{cause if new_fatal else ''}. After 0 restarts"
+        in err
+    ), err
