@@ -21,6 +21,7 @@ migrations, as Prefect's ``RuntimeError: Failed to reach API`` under a 100-line 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -60,6 +61,10 @@ class AwsAccessError(RuntimeError):
 
 # Long enough for Prefect Cloud across an ocean (its /health answers in well under a second).
 HEALTH_CHECK_SECONDS = 20.0
+# A busy answer (a load balancer's 502 while a server restarts, Cloud's 429) is asked again
+# this long after, within the same bound: one such answer is not a server that is gone.
+BUSY_RETRY_SECONDS = 2.0
+_BUSY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class PrefectApiError(RuntimeError):
@@ -98,12 +103,25 @@ def check_prefect_api(otherwise: str = UNSET_PREFECT_API_URL) -> None:
     url = PREFECT_API_URL.value()
     if not url:
         return
-    # One bounded try: with the client's own settings (a 60 s read timeout, 5 retries with
-    # back-off) a server that accepts connections but never answers (hung, or a port
-    # something else holds) kept a night silent for over 6 minutes before anything started.
-    bounded = {PREFECT_API_REQUEST_TIMEOUT: HEALTH_CHECK_SECONDS, PREFECT_CLIENT_MAX_RETRIES: 0}
-    with temporary_settings(updates=bounded), get_client(sync_client=True) as client:
-        failure = client.api_healthcheck()
+    # Bounded: with the client's own settings (a 60 s read timeout, 5 retries with back-off)
+    # a server that accepts connections but never answers (hung, or a port something else
+    # holds) kept a night silent for over 6 minutes before anything started. Only a busy
+    # answer is asked again, within the same bound.
+    deadline = time.monotonic() + HEALTH_CHECK_SECONDS
+    tries = 0
+    while True:
+        left = max(deadline - time.monotonic(), 1.0)
+        bounded = {PREFECT_API_REQUEST_TIMEOUT: left, PREFECT_CLIENT_MAX_RETRIES: 0}
+        with temporary_settings(updates=bounded), get_client(sync_client=True) as client:
+            failure = client.api_healthcheck()  # (Prefect 3.9 sleeps ~2 s after a 5xx itself)
+        tries += 1
+        busy = (
+            isinstance(failure, httpx.HTTPStatusError)
+            and failure.response.status_code in _BUSY_STATUSES
+        )
+        if not busy or time.monotonic() + BUSY_RETRY_SECONDS >= deadline:
+            break
+        time.sleep(BUSY_RETRY_SECONDS)
     if failure is None:
         return
     if isinstance(failure, httpx.TimeoutException):
@@ -113,6 +131,8 @@ def check_prefect_api(otherwise: str = UNSET_PREFECT_API_URL) -> None:
         reason = f"it answered HTTP {status}"
         if status in (401, 403):
             reason += " (for Prefect Cloud, check PREFECT_API_KEY)"
+        elif tries > 1:
+            reason += f" to each of {tries} tries in {HEALTH_CHECK_SECONDS:g} s"
     else:
         reason = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
     shown = strip_auth_from_url(url)

@@ -223,6 +223,57 @@ def test_a_prefect_api_that_refuses_is_named_by_its_status_without_secrets() -> 
     assert str(pickle.loads(pickle.dumps(caught.value))) == message
 
 
+@pytest.mark.parametrize("busy_answers", [2, 99])
+def test_a_busy_prefect_api_is_asked_again_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch, busy_answers: int
+) -> None:
+    """A 503 while a server (or the load balancer in front of Prefect Cloud) restarts is
+    not a server that is gone: asked again, the night goes on; still busy at the bound,
+    the night stops naming how often it asked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import preflight
+    from flows.preflight import PrefectApiError, check_prefect_api
+
+    monkeypatch.setattr(preflight, "HEALTH_CHECK_SECONDS", 2.0)
+    monkeypatch.setattr(preflight, "BUSY_RETRY_SECONDS", 0.3)
+    answered: list[int] = []
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = 503 if len(answered) < busy_answers else 200
+            answered.append(status)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            # without it, Prefect's client sleeps 2 s after each 503 even with no retries left
+            self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(b"true" if status == 200 else b'{"detail": "busy"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/api"
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            if busy_answers == 2:
+                check_prefect_api()
+                assert answered == [503, 503, 200]
+                return
+            with pytest.raises(PrefectApiError) as caught:
+                check_prefect_api()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 3 <= len(answered) <= 7, answered  # every 0.3 s for 2 s
+    assert f"(it answered HTTP 503 to each of {len(answered)} tries in 2 s)" in str(caught.value)
+
+
 @pytest.mark.timeout(60)
 def test_a_prefect_api_that_accepts_but_never_answers_is_named_within_the_bound(
     monkeypatch: pytest.MonkeyPatch,
