@@ -87,10 +87,6 @@ class Job:
     with_event: bool = False
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class Executor:
     """Starts one daemon thread per job; ``stage_delays`` holds statuses open for tests."""
 
