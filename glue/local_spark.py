@@ -48,6 +48,16 @@ DEFAULT_JAVA_OPTIONS = (
 )
 
 
+def spark_warehouse_dir() -> str:
+    """Where the local session's catalog keeps managed tables: none are made (the job writes
+    to explicit paths), but Spark creates the directory, by default as ``spark-warehouse/``
+    in the current directory: the repository a user runs nights from. Per user, since the
+    system's temporary directory is shared."""
+    import tempfile
+
+    return str(Path(tempfile.gettempdir()) / f"mystore-spark-warehouse-{os.getuid()}")
+
+
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
@@ -128,6 +138,7 @@ def _local_session(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV, "2g"))
+        .config("spark.sql.warehouse.dir", spark_warehouse_dir())
     )
     java_options = os.environ.get(JAVA_OPTIONS_ENV, DEFAULT_JAVA_OPTIONS).strip()
     if java_options:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,9 @@ def test_the_local_driver_jvm_gets_c1_only_unless_told_otherwise(
     module.local_spark("raw2clean", "store_sale", "delta", "0.15", None)
     assert seen[-1]["spark.driver.extraJavaOptions"] == module.DEFAULT_JAVA_OPTIONS
     assert "-XX:TieredStopAtLevel=1" in module.DEFAULT_JAVA_OPTIONS
+    # the catalog's empty directory goes to the temporary dir, not the user's checkout
+    warehouse = Path(seen[-1]["spark.sql.warehouse.dir"])
+    assert warehouse == Path(tempfile.gettempdir()) / f"mystore-spark-warehouse-{os.getuid()}"
     monkeypatch.setenv(module.JAVA_OPTIONS_ENV, "")
     module.local_spark("raw2clean", "store_sale", "delta", "0.15", None)
     assert "spark.driver.extraJavaOptions" not in seen[-1]
