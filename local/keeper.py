@@ -39,7 +39,7 @@ from local.prefect_server import (
     PrefectStartError,
     start_prefect_server,
 )
-from local.warehouse.postgres import Warehouse, last_fatal_line, start_warehouse
+from local.warehouse.postgres import ServerLog, Warehouse, start_warehouse
 
 WATCH_INTERVAL_SECONDS = 1.0
 RESTARTS_AT_MOST = 3
@@ -198,13 +198,14 @@ class WarehouseKeeper(Keeper[Warehouse]):
     ) -> None:
         # Where the log stood when this server was first watched: a FATAL line before it
         # (a session terminated hours ago) is not why the server stopped.
-        self._log_from = _size(server.pgdata / "log")
+        self._log = ServerLog(server.pgdata / "log")
+        self._log_from = self._log.mark()
         super().__init__(data_dir, server, on_restart, interval=interval)
 
     def why_stopped(self, server: Warehouse) -> str | None:
         if server.running():
             return None
-        fatal = last_fatal_line(self.log_file(server), since=self._log_from)
+        fatal = self._log.last_fatal(since=self._log_from)
         return "its postmaster is gone" + (
             f" (the log's last FATAL line: {fatal})" if fatal else ""
         )
@@ -216,20 +217,13 @@ class WarehouseKeeper(Keeper[Warehouse]):
         return server.pgdata / "log"
 
     def start_again(self, server: Warehouse) -> Warehouse:
-        log_from = _size(self.log_file(server))
+        log_from = self._log.mark()
         restarted = start_warehouse(self.data_dir)
         self._log_from = log_from
         return restarted
 
     def discard(self, server: Warehouse) -> None:
         server.stop()
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _say(message: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,7 +34,7 @@ from local.prefect_server import (
 from local.redshift_data import RedshiftDataBackend, serve_redshift_data
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS
 from local.warehouse import Warehouse, start_warehouse
-from local.warehouse.postgres import last_fatal_line, server_down_reason
+from local.warehouse.postgres import ServerLog, server_down_reason
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +199,7 @@ class LocalStack:
             endpoint.stop()
             warehouse.stop()
             raise
-        data_api.executor.backend_log_reason = partial(last_fatal_line, warehouse.pgdata / "log")
+        data_api.executor.server_log = ServerLog(warehouse.pgdata / "log")
         closers: list[Callable[[], None]] = []
         glue: Any = None
         if with_glue:

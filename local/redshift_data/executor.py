@@ -37,7 +37,7 @@ from local.redshift_data.result_fetch import Outcome, execute_plainly, pg_messag
 from local.redshift_data.results import DEFAULT_PAGE_ROWS, ResultLimits, ResultTooLarge, is_query
 from local.redshift_data.schema import WarehouseDownError
 from local.redshift_data.store import StatementStore
-from local.warehouse.postgres import transient_connect_error
+from local.warehouse.postgres import ServerLog, transient_connect_error
 from local.warehouse.redshift_compat import gate_enabled, local_statements
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,9 @@ class Executor:
         # Called with (statement id, final status) when a job submitted WithEvent ended;
         # must return at once (events.py hands the work to its own threads).
         self.on_event: Callable[[str, str], None] | None = None
-        # The server log's FATAL message of a backend pid (local/warehouse/postgres.py), for
-        # when libpq reports only "server closed the connection unexpectedly".
-        self.backend_log_reason: Callable[[int], str | None] = lambda pid: None
+        # The warehouse's server log: a lost backend's FATAL message is read from it when
+        # libpq reports only "server closed the connection unexpectedly".
+        self.server_log: ServerLog | None = None
 
     @property
     def page_rows(self) -> int:
@@ -360,6 +360,7 @@ class Executor:
         except ValueError as exc:
             return Outcome(status="FAILED", error=f"ERROR: {exc}")
         pid = conn.info.backend_pid
+        log_from = self.server_log.mark() if self.server_log is not None else 0
         write_page = partial(self._status.write_result_page, statement_id)
         try:
             if not more and is_query(first):
@@ -376,16 +377,19 @@ class Executor:
             return Outcome(status="FAILED", error=pg_message(exc))
         except psycopg.Error as exc:
             if conn.closed or conn.broken:
-                return self._backend_lost(statement_id, pid, exc)
+                return self._backend_lost(statement_id, pid, exc, log_from)
             return Outcome(status="FAILED", error=pg_message(exc))
 
-    def _backend_lost(self, statement_id: str, pid: int, exc: psycopg.Error) -> Outcome:
-        """The statement's PostgreSQL backend ended under it (terminated, killed, crashed)."""
+    def _backend_lost(
+        self, statement_id: str, pid: int, exc: psycopg.Error, log_from: int
+    ) -> Outcome:
+        """The statement's PostgreSQL backend ended under it (terminated, killed, crashed);
+        ``log_from``: where the server log ended when the statement began."""
         reason = self._abort_reason(statement_id.split(":")[0])
         if reason:
             return Outcome(status="ABORTED", error=reason)
         cause = pg_message(exc) or "the connection was lost"
-        logged = self.backend_log_reason(pid)
+        logged = self.server_log.last_fatal(log_from, pid) if self.server_log else None
         if logged and logged.split(":", 1)[-1].strip() not in cause:
             cause = f"{logged.replace('  ', ' ')}; the client saw: {cause}"
         message = (

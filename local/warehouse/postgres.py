@@ -195,6 +195,24 @@ def last_fatal_line(
     return fatal[-1] if fatal else None
 
 
+@dataclass(frozen=True)
+class ServerLog:
+    """A server's log file, read from a mark on: what a process wrote since then, not an
+    earlier event's line (the log is appended to across starts, and pids are reused)."""
+
+    path: Path
+
+    def mark(self) -> int:
+        """Where the log ends now (0 when there is none yet)."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def last_fatal(self, since: int, pid: int | None = None) -> str | None:
+        return last_fatal_line(self.path, pid, since=since)
+
+
 # What libpq says while the server restarts (psycopg gives connection errors no SQLSTATE).
 _TRANSIENT_CONNECT = (
     "the database system is starting up",

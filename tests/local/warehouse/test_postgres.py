@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from local.warehouse.postgres import (
+    ServerLog,
     WarehouseStartError,
     _library_socket_dir,
     _socket_dir,
@@ -198,3 +199,21 @@ def test_a_server_that_cannot_start_on_a_full_disk_says_why() -> None:
     message = str(failed.value)
     assert "FATAL:  could not " in message and "No space left on device" in message, message
     assert "removing contents" not in message
+
+
+def test_a_server_logs_fatal_lines_are_read_from_a_mark_and_by_pid(tmp_path: Path) -> None:
+    """What a backend wrote before the mark (an earlier process with the same pid, pids
+    are reused) is not its reason; a line of another pid is not either."""
+    log = ServerLog(tmp_path / "log")
+    assert log.mark() == 0 and log.last_fatal(0, 17) is None  # no log yet
+    earlier = "2026-12-04 10:00:00.000 UTC [17] FATAL:  terminating connection due to administrator command\n"
+    log.path.write_text(earlier)
+    mark = log.mark()
+    assert log.last_fatal(0, 17) == "FATAL:  terminating connection due to administrator command"
+    assert log.last_fatal(mark, 17) is None
+    with log.path.open("a") as fh:
+        fh.write("2026-12-04 11:00:00.000 UTC [18] FATAL:  connection to client lost\n")
+        fh.write('2026-12-04 11:00:01.000 UTC [17] PANIC:  could not write to file "pg_wal/x"\n')
+    assert log.last_fatal(mark, 17) == 'PANIC:  could not write to file "pg_wal/x"'
+    assert log.last_fatal(mark, 18) == "FATAL:  connection to client lost"
+    assert log.last_fatal(mark) == 'PANIC:  could not write to file "pg_wal/x"'
