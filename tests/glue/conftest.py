@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from glue.job_arguments import HUDI_JAR_ENV
-from glue.local_spark import DEFAULT_JAVA_OPTIONS
+from glue.local_spark import DEFAULT_JAVA_OPTIONS, spark_warehouse_dir
 from glue.transforms import SESSION_CONF
 
 
@@ -75,6 +75,7 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
         .config("spark.driver.extraJavaOptions", DEFAULT_JAVA_OPTIONS)
+        .config("spark.sql.warehouse.dir", spark_warehouse_dir())
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("WARN")
