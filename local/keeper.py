@@ -25,6 +25,7 @@ races one.
 from __future__ import annotations
 
 import abc
+import logging
 import sys
 import threading
 import time
@@ -40,6 +41,8 @@ from local.prefect_server import (
     start_prefect_server,
 )
 from local.warehouse.postgres import ServerLog, Warehouse, start_warehouse
+
+log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_SECONDS = 1.0
 RESTARTS_AT_MOST = 3
@@ -64,15 +67,21 @@ class Keeper(abc.ABC, Generic[Server]):
         on_restart: Callable[[Server], None],
         *,
         interval: float = WATCH_INTERVAL_SECONDS,
+        on_said: Callable[[str], None] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.server: Server = server
         self.restarts: list[float] = []  # when each restart began (monotonic)
         self._on_restart: Callable[[Server], None] = on_restart
+        self._on_said = on_said  # told each line said on stderr (``local status`` shows them)
         self._interval = interval
         self._closed = threading.Event()
+        self._began_watching()
         self._thread = threading.Thread(target=self._watch, name=type(self).__name__, daemon=True)
         self._thread.start()
+
+    def _began_watching(self) -> None:
+        """Called once, before the first check (and not again on a restart)."""
 
     @abc.abstractmethod
     def why_stopped(self, server: Server) -> str | None:
@@ -108,7 +117,7 @@ class Keeper(abc.ABC, Generic[Server]):
             try:
                 why = self.why_stopped(self.server)
             except Exception as exc:  # a keeper never dies in a traceback on a thread
-                _say(
+                self._tell(
                     f"{self.what} is no longer watched: checking it failed "
                     f"({type(exc).__name__}: {exc}); if it stops it stays stopped."
                 )
@@ -119,19 +128,27 @@ class Keeper(abc.ABC, Generic[Server]):
             now = time.monotonic()
             recent = [t for t in self.restarts if now - t < RESTART_WINDOW_SECONDS]
             if len(recent) >= RESTARTS_AT_MOST:
-                _say(
+                self._tell(
                     f"{self.what} ({where}) stopped again: {why}. After {len(recent)} restart"
                     f"{'s' if len(recent) != 1 else ''} "
                     f"in {RESTART_WINDOW_SECONDS / 60:g} minutes it is left stopped."
                 )
                 return
             self.restarts.append(now)
-            _say(
+            self._tell(
                 f"{self.what} ({where}) stopped: {why}. Starting it again in place: "
                 f"{self.restart_note}"
             )
             if not self._restart():
                 return
+
+    def _tell(self, message: str) -> None:
+        _say(message)
+        if self._on_said is not None:
+            try:
+                self._on_said(message)
+            except Exception:  # only a record of what was said: never the keeper's end
+                log.warning("could not record the keeper's message", exc_info=True)
 
     def _restart(self) -> bool:
         try:
@@ -140,14 +157,14 @@ class Keeper(abc.ABC, Generic[Server]):
             cause = (
                 str(exc) if isinstance(exc, self.start_errors) else f"{type(exc).__name__}: {exc}"
             )
-            _say(f"{self.what} could not be started again: {cause}")
+            self._tell(f"{self.what} could not be started again: {cause}")
             return False
         if self._closed.is_set():  # the stack stopped meanwhile: as it would have
             self.discard(server)
             return False
         self.server = server
         self._on_restart(server)
-        _say(f"{self.what} is back ({self.describe(server)}).")
+        self._tell(f"{self.what} is back ({self.describe(server)}).")
         return True
 
 
@@ -188,19 +205,11 @@ class WarehouseKeeper(Keeper[Warehouse]):
         "fails, and running it again finishes it); new ones wait for it."
     )
 
-    def __init__(
-        self,
-        data_dir: Path,
-        server: Warehouse,
-        on_restart: Callable[[Warehouse], None],
-        *,
-        interval: float = WATCH_INTERVAL_SECONDS,
-    ) -> None:
+    def _began_watching(self) -> None:
         # Where the log stood when this server was first watched: a FATAL line before it
         # (a session terminated hours ago) is not why the server stopped.
-        self._log = ServerLog(server.pgdata / "log")
+        self._log = ServerLog(self.server.pgdata / "log")
         self._log_from = self._log.mark()
-        super().__init__(data_dir, server, on_restart, interval=interval)
 
     def why_stopped(self, server: Warehouse) -> str | None:
         if server.running():

@@ -31,6 +31,8 @@ from glue.paths import SPARK_GLOB_CHARACTERS
 
 LOCK_FILE = "stack.lock"
 STATE_FILE = "stack.json"
+# StackInfo.extra's key for the stack's keepers' last lines (local/keeper.py), timed.
+KEEPER_EXTRA = "keeper"
 # Kinds of owner: a long-lived stack others may attach to, or one tied to a single run.
 ATTACHABLE_KINDS = frozenset({"up", "serve"})
 
@@ -232,6 +234,7 @@ class StackLease:
         self.data_dir = data_dir
         self.info = info
         self._fd: int | None = fd
+        self._publishing = threading.Lock()  # the keepers' threads publish too
 
     @classmethod
     def acquire(cls, data_dir: Path, kind: str, *, log_file: Path | None = None) -> StackLease:
@@ -257,12 +260,13 @@ class StackLease:
 
     def publish(self, **changes: Any) -> None:
         """Update ``stack.json`` atomically (write, then rename) with ``changes``."""
-        for key, value in changes.items():
-            setattr(self.info, key, value)
-        path = self.data_dir / STATE_FILE
-        scratch = path.with_name(f".{STATE_FILE}.{os.getpid()}")
-        scratch.write_text(json.dumps(asdict(self.info), indent=1) + "\n")
-        scratch.replace(path)
+        with self._publishing:
+            for key, value in changes.items():
+                setattr(self.info, key, value)
+            path = self.data_dir / STATE_FILE
+            scratch = path.with_name(f".{STATE_FILE}.{os.getpid()}")
+            scratch.write_text(json.dumps(asdict(self.info), indent=1) + "\n")
+            scratch.replace(path)
 
     def release(self) -> None:
         if self._fd is None:

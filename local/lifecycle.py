@@ -24,6 +24,7 @@ import psutil
 
 from local.lease import (
     ATTACHABLE_KINDS,
+    KEEPER_EXTRA,
     StackInfo,
     in_use_message,
     live_stack,
@@ -58,6 +59,11 @@ def print_stack(info: StackInfo) -> None:
         print("prefect: none (PREFECT_API_URL was set, or the stack runs with --no-prefect)")
     if info.log_file:
         print(f"log: {info.log_file}")
+    said = info.extra.get(KEEPER_EXTRA) or []
+    if said:
+        print("restarts (the keepers' latest lines; all in the log):")
+        for line in said:
+            print(f"  {line}")
 
 
 def print_left_prefect_server(data_dir: Path) -> bool:

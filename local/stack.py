@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +26,7 @@ import psutil
 
 from local.endpoint import AwsEndpoint
 from local.keeper import Keeper, PrefectKeeper, WarehouseKeeper
-from local.lease import StackLease, this_process
+from local.lease import KEEPER_EXTRA, StackLease, this_process
 from local.prefect_server import (
     START_TIMEOUT_SECONDS,
     PrefectServer,
@@ -37,6 +39,7 @@ from local.warehouse import Warehouse, start_warehouse
 from local.warehouse.postgres import ServerLog, server_down_reason
 
 log = logging.getLogger(__name__)
+KEEPER_LINES_KEPT = 6
 
 DEFAULT_DATA_DIR = Path(".local")
 LOCAL_REGION = "us-east-1"
@@ -66,6 +69,7 @@ class LocalStack:
         self._stopped = False
         self._closers: list[Callable[[], None]] = []
         self._keepers: list[Keeper[Any]] = []
+        self._keeper_said_lock = threading.Lock()
         self._warehouse_down_reason: WarehouseDownReason | None = None
         self.glue: Any = None  # the local Glue service (``local.glue_jobs``), when served
 
@@ -128,19 +132,36 @@ class LocalStack:
         if self.prefect is not None:
             self.prefect.wait_healthy(timeout)
         if not self._keepers and not self._stopped:
-            warehouse = WarehouseKeeper(self.data_dir, self.warehouse, self._warehouse_restarted)
+            warehouse = WarehouseKeeper(
+                self.data_dir, self.warehouse, self._warehouse_restarted, on_said=self._keeper_said
+            )
             self._keepers.append(warehouse)
             if self._warehouse_down_reason is not None:
                 self._warehouse_down_reason.keeper = warehouse
             if self.prefect is not None:
                 self._keepers.append(
-                    PrefectKeeper(self.data_dir, self.prefect, self._prefect_restarted)
+                    PrefectKeeper(
+                        self.data_dir,
+                        self.prefect,
+                        self._prefect_restarted,
+                        on_said=self._keeper_said,
+                    )
                 )
         if self.lease is not None:
             changes: dict[str, object] = {"ready": True}
             if self.prefect is not None:
                 changes.update(self._prefect_record(self.prefect))
             self.lease.publish(**changes)
+
+    def _keeper_said(self, message: str) -> None:
+        """Publish the keepers' last lines (``KEEPER_LINES_KEPT``, timed) for ``local status``:
+        a stack up for days shows there that a server was started again, and why."""
+        if self.lease is None:
+            return
+        said = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        with self._keeper_said_lock:
+            lines = [*self.lease.info.extra.get(KEEPER_EXTRA, []), said][-KEEPER_LINES_KEPT:]
+            self.lease.publish(extra={**self.lease.info.extra, KEEPER_EXTRA: lines})
 
     def _warehouse_restarted(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse  # the same socket, so the endpoint's DSNs stay right

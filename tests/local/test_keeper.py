@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 from local import keeper
 from local.keeper import Keeper, PrefectKeeper
+from local.lease import read_state
+from local.lifecycle import print_stack
 from local.prefect_server import PrefectServer
 from local.stack import LocalStack
 from local.warehouse.postgres import while_restarting, with_database
@@ -74,7 +77,8 @@ def test_a_killed_warehouse_is_started_again_with_its_committed_work(
     seconds, committed rows are there, the same client's next statements run, and the
     stack's stop stops the new server."""
     with throwaway_data_dir("keeper") as data_dir:
-        with LocalStack.start(data_dir, with_glue=False) as stack:
+        # with Glue: the stack holds the data dir's lease, as `local up` does (no JVM starts)
+        with LocalStack.start(data_dir, kind="up") as stack:
             stack.wait_ready()
             client = data_api_client(stack.endpoint_url)
             rows(client, "create table kept (n int)")
@@ -93,13 +97,27 @@ def test_a_killed_warehouse_is_started_again_with_its_committed_work(
 
             wait_until(lambda: stack.warehouse.pid != killed, 60)
             assert stack.warehouse.pid != killed and stack.warehouse.running()
+            # `local status` shows what the keeper said, timed, once it is said
+            wait_until(lambda: "is back" in str(read_state(data_dir)), 10)
+            state = read_state(data_dir)
+            assert state is not None
+            print_stack(state)
 
             ended = ended_within(client, running["Id"], 60)
             assert ended["Status"] == "FAILED", ended
             assert rows(client, "select n from kept order by n") == [[1], [2]]
             rows(client, "insert into kept values (3)")
             assert rows(client, "select count(*) from kept") == [[3]]
-        err = capfd.readouterr().err  # once its keeper is closed: nothing writes any more
+        out, err = capfd.readouterr()  # once its keeper is closed: nothing writes any more
+        status = out[out.index("restarts (the keepers' latest lines; all in the log):") :]
+        said = status.splitlines()[1:]
+        assert len(said) == 2, status
+        assert re.fullmatch(
+            r"  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d The local warehouse's PostgreSQL server "
+            rf"\(pid {killed}, .*\) stopped: its postmaster is gone.*",
+            said[0],
+        ), said
+        assert "The local warehouse's PostgreSQL server is back (pid " in said[1], said
         assert (
             f"The local warehouse's PostgreSQL server (pid {killed}, {data_dir / 'pg'}; "
             f"its log: {data_dir / 'pg' / 'log'}) stopped: its postmaster is gone"
