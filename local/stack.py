@@ -156,7 +156,7 @@ class LocalStack:
     def _keeper_said(self, message: str) -> None:
         """Publish the keepers' last lines (``KEEPER_LINES_KEPT``, timed) for ``local status``:
         a stack up for days shows there that a server was started again, and why."""
-        if self.lease is None:
+        if self.lease is None or self._stopped:  # a stopped stack's state file is gone
             return
         said = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
         with self._keeper_said_lock:
