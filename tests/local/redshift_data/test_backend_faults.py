@@ -113,9 +113,10 @@ def test_a_claim_recorded_but_answered_with_an_error_still_runs_the_statement(
     redshift_data: RedshiftDataAPIServiceClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The worker's SUBMITTED -> PICKED can commit and lose its reply in a server restart
-    (seen in a suite run: the statement stayed PICKED until the reaper failed it, "no
-    worker runs it any more"); the retry finds its own claim and runs the statement."""
+    """The worker's SUBMITTED -> PICKED can commit and lose its reply in a server restart;
+    its retry then saw PICKED and left, and the reaper failed the statement later ("no
+    worker runs it any more", which a failed run of the restart test below logged). The
+    retry finds its own claim and runs the statement."""
     store = local_stack.data_api.store
     real_claim = store.claim
     answers: list[bool] = []
