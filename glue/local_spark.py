@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +54,6 @@ def spark_warehouse_dir() -> str:
     to explicit paths), but Spark creates the directory, by default as ``spark-warehouse/``
     in the current directory: the repository a user runs nights from. Per user, since the
     system's temporary directory is shared."""
-    import tempfile
-
     return str(Path(tempfile.gettempdir()) / f"mystore-spark-warehouse-{os.getuid()}")
 
 

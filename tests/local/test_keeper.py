@@ -45,18 +45,12 @@ def wait_until(done: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.05)
 
 
-def said_once(capfd: pytest.CaptureFixture[str], done: Callable[[], bool], seconds: float) -> str:
-    """Everything written to stderr, read once ``done()`` holds (or ``seconds`` passed).
-
-    Read once, when the keeper's thread has nothing more to say: reading capfd while a
-    thread writes to it loses text (under load a line came back cut, the next one lost).
-    """
-    wait_until(done, seconds)
+def said_once(capfd: pytest.CaptureFixture[str], kept: Keeper[Any], seconds: float) -> str:
+    """Everything written to stderr, read once ``kept`` stopped watching (or ``seconds``
+    passed): reading capfd while the keeper's thread writes to it loses text (under load a
+    line came back cut, the next one lost)."""
+    wait_until(lambda: not kept.watching(), seconds)
     return capfd.readouterr().err
-
-
-def stopped_watching(kept: Keeper[Any]) -> Callable[[], bool]:
-    return lambda: not kept.watching()
 
 
 def rows(client: RedshiftDataAPIServiceClient, sql: str) -> list[list[object]]:
@@ -143,7 +137,7 @@ def test_a_server_that_keeps_dying_is_left_stopped_saying_where_its_log_is(
     try:
         assert server.process is not None
         server.process.kill()
-        err = said_once(capfd, stopped_watching(kept), 10)
+        err = said_once(capfd, kept, 10)
     finally:
         kept.close()
     assert (
@@ -209,7 +203,7 @@ def test_restarts_are_limited_within_a_window_not_for_the_stacks_life(
         kept.server.kill()
         wait_until(lambda: len(restarted) == 2, 10)
         kept.server.kill()  # within the window of the last restart
-        err = said_once(capfd, stopped_watching(kept), 10)
+        err = said_once(capfd, kept, 10)
         assert err.count("The sleeper is back") == 2, err
         assert "stopped again: exit code -9. After 1 restart in 0.025 minutes" in err, err
         assert len(restarted) == 2 and not kept.watching()
@@ -243,12 +237,12 @@ def test_a_keeper_that_meets_an_unexpected_error_says_so_and_stops_watching(
     try:
         if failing == "check":
             kept.fail_check = True
-            err = said_once(capfd, stopped_watching(kept), 10)
+            err = said_once(capfd, kept, 10)
             assert "The sleeper is no longer watched: checking it failed (AccessDenied:" in err
             assert "if it stops it stays stopped." in err
         else:
             kept.server.kill()
-            err = said_once(capfd, stopped_watching(kept), 10)
+            err = said_once(capfd, kept, 10)
             assert (
                 "The sleeper could not be started again: RuntimeError: pgserver's lock file "
                 "is corrupt"
@@ -295,7 +289,7 @@ def test_the_reason_a_warehouse_stopped_is_read_from_the_log_since_it_was_watche
                     '2026-12-04 11:00:00.000 UTC [18] PANIC:  could not write to file "pg_wal/x": No space left on device\n'
                 )
         server.alive = False
-        err = said_once(capfd, stopped_watching(kept), 10)
+        err = said_once(capfd, kept, 10)
     finally:
         kept.close()
     assert "administrator command" not in err, err
