@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -106,13 +107,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--top", type=int, default=25, help="tests and modules to list")
     parser.add_argument(
-        "--keep", type=Path, help="write the per-test JSON lines here (default: a temp file)"
+        "--keep",
+        type=Path,
+        metavar="FILE",
+        help="write the per-test JSON lines to FILE (replaced if it exists)",
     )
     parser.add_argument("pytest_args", nargs="*", help='after --; default -m "not spark"')
     args = parser.parse_args()
     if args.top < 1:
         parser.error(f"--top {args.top} must be at least 1")
-    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args.pytest_args):
+    if any(a.startswith(("-n", "--numprocesses")) for a in args.pytest_args):
         parser.error("the tests must run one at a time (no -n): waits are read machine-wide")
     with tempfile.TemporaryDirectory(prefix="bench-suite-waits-") as temp:
         out = args.keep or Path(temp) / "waits.jsonl"
@@ -127,7 +131,7 @@ def main() -> int:
             *("uv", "run", "--locked", "pytest", "-p", "bench_suite_waits", "-q"),
             *(args.pytest_args or DEFAULT_PYTEST_ARGS),
         ]
-        print(f"running: {' '.join(command)}", flush=True)
+        print(f"running: {shlex.join(command)}", flush=True)
         done = subprocess.run(command, cwd=REPO, env=env, check=False)
         rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     if not rows:
