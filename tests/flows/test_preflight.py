@@ -270,7 +270,9 @@ def test_a_busy_prefect_api_is_asked_again_within_the_bound(
     finally:
         server.shutdown()
         server.server_close()
-    assert 3 <= len(answered) <= 7, answered  # every 0.3 s for 2 s
+    # asked again (every 0.3 s for 2 s); a loaded machine fits only two tries (seen once
+    # beside two busy processes: each try's client and request took most of a second)
+    assert 2 <= len(answered) <= 7, answered
     assert f"(it answered HTTP 503 to each of {len(answered)} tries in 2 s)" in str(caught.value)
 
 
