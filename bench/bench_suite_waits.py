@@ -35,21 +35,15 @@ from typing import Any
 
 import pytest
 
+# bench/ is on the path both ways this file runs: as a script (its own directory) and as
+# pytest's plugin (PYTHONPATH, set below).
+from bench_suite_cpu import busy_seconds
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_ENV = "BENCH_SUITE_WAITS_OUT"
-TICKS = os.sysconf("SC_CLK_TCK")
 # The Spark group's tests keep a JVM's threads busy beside the worker: their busy time can
 # exceed their wall time and hide their waits, so by default the bench leaves them out.
 DEFAULT_PYTEST_ARGS = ["-m", "not spark"]
-
-
-def busy_seconds() -> float:
-    """The machine's busy CPU-seconds so far (every core; /proc/stat)."""
-    with open("/proc/stat") as stat:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-            int, stat.readline().split()[1:9]
-        )
-    return (user + nice + system + irq + softirq + steal) / TICKS
 
 
 # ------------------------------------------------------------------ the pytest plugin side

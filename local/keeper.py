@@ -40,7 +40,7 @@ from local.prefect_server import (
     PrefectStartError,
     start_prefect_server,
 )
-from local.warehouse.postgres import ServerLog, Warehouse, start_warehouse
+from local.warehouse.postgres import Warehouse, start_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class WarehouseKeeper(Keeper[Warehouse]):
     def _began_watching(self) -> None:
         # Where the log stood when this server was first watched: a FATAL line before it
         # (a session terminated hours ago) is not why the server stopped.
-        self._log = ServerLog(self.server.pgdata / "log")
+        self._log = self.server.log
         self._log_from = self._log.mark()
 
     def why_stopped(self, server: Warehouse) -> str | None:
@@ -223,7 +223,7 @@ class WarehouseKeeper(Keeper[Warehouse]):
         return f"pid {server.pid}, {server.pgdata}"
 
     def log_file(self, server: Warehouse) -> Path:
-        return server.pgdata / "log"
+        return server.log.path
 
     def start_again(self, server: Warehouse) -> Warehouse:
         log_from = self._log.mark()

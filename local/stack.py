@@ -36,7 +36,7 @@ from local.prefect_server import (
 from local.redshift_data import RedshiftDataBackend, serve_redshift_data
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS
 from local.warehouse import Warehouse, start_warehouse
-from local.warehouse.postgres import ServerLog, server_down_reason
+from local.warehouse.postgres import server_down_reason
 
 log = logging.getLogger(__name__)
 KEEPER_LINES_KEPT = 6
@@ -220,7 +220,7 @@ class LocalStack:
             endpoint.stop()
             warehouse.stop()
             raise
-        data_api.executor.server_log = ServerLog(warehouse.pgdata / "log")
+        data_api.executor.server_log = warehouse.log
         closers: list[Callable[[], None]] = []
         glue: Any = None
         if with_glue:

@@ -166,7 +166,7 @@ def server_down_reason(pgdata: Path) -> str | None:
         info = None
     if info is not None and _process_alive(info.pid):
         return None
-    log_file = pgdata / "log"
+    log_file = ServerLog.of(pgdata).path
     cause = last_fatal_line(log_file)
     return (
         f"the local warehouse's PostgreSQL server ({pgdata}) is not running"
@@ -201,6 +201,11 @@ class ServerLog:
     earlier event's line (the log is appended to across starts, and pids are reused)."""
 
     path: Path
+
+    @classmethod
+    def of(cls, pgdata: Path) -> ServerLog:
+        """The log pgserver has the server write: ``<pgdata>/log``."""
+        return cls(pgdata / "log")
 
     def mark(self) -> int:
         """Where the log ends now (0 when there is none yet)."""
@@ -284,6 +289,10 @@ class Warehouse:
     def pid(self) -> int | None:
         return self.server.get_pid()
 
+    @property
+    def log(self) -> ServerLog:
+        return ServerLog.of(self.pgdata)
+
     def running(self) -> bool:
         """Whether this handle's server still runs (one started again since is another)."""
         pid = self.pid
@@ -361,7 +370,7 @@ def _start_server(pgdata: Path) -> postgres_server.PostgresServer:
         server = postgres_server.get_server(pgdata, cleanup_mode="stop")
         server.get_uri()
     except Exception as exc:
-        server_log = pgdata / "log"
+        server_log = ServerLog.of(pgdata).path
         where = f" See the server log at {server_log}." if server_log.exists() else ""
         raise WarehouseStartError(
             f"Could not start the embedded PostgreSQL server in {pgdata}: "

@@ -26,7 +26,7 @@ from local.lease import read_state
 from local.lifecycle import print_stack
 from local.prefect_server import PrefectServer
 from local.stack import LocalStack
-from local.warehouse.postgres import while_restarting, with_database
+from local.warehouse.postgres import ServerLog, while_restarting, with_database
 from tests.conftest import data_api_client, throwaway_data_dir
 from tests.local.redshift_data.statements import TARGET, ended_within, started
 from tests.local.stack_processes import processes_using
@@ -260,6 +260,7 @@ class StoppedWarehouse:
 
     def __init__(self, pgdata: Path) -> None:
         self.pgdata, self.pid, self.alive = pgdata, 4242, True
+        self.log = ServerLog.of(pgdata)
 
     def running(self) -> bool:
         return self.alive
