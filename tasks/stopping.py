@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from tasks.flow_run_tags import current_flow_run_id
 from tasks.jobs import JobError
@@ -72,3 +74,27 @@ def stoppable_sleep(seconds: float) -> None:
     with _changed:
         if _changed.wait_for(lambda: run_id in _stopping, timeout=max(0.0, seconds)):
             raise WorkStoppedError(f"flow run {run_id} is being stopped")
+
+
+def abandons_work(exc: BaseException) -> bool:
+    """Whether ``exc`` means the caller stopped waiting (Ctrl-C, SIGTERM as Prefect's
+    TerminationSignal, the cancel a Prefect task timeout injects into its thread,
+    SystemExit) rather than that a call or the work failed. Work started for a caller that
+    stopped waiting must not outlive it; after an ordinary error the work goes on, and a
+    retry reattaches to it by its run key."""
+    return not isinstance(exc, Exception)
+
+
+@contextmanager
+def undone_if_abandoned(undo: Callable[[], object]) -> Iterator[None]:
+    """Call ``undo`` (stop the run, cancel the statement) if the block is left by an
+    abandonment (``abandons_work``), then let it go on. For the steps between starting
+    work and waiting on it (releasing the start lock, the race check, tagging the flow
+    run): each is a call to a server, where a task timeout or a signal can land, and the
+    wait's own stop-on-abandon is not in force yet."""
+    try:
+        yield
+    except BaseException as exc:
+        if abandons_work(exc):
+            undo()
+        raise

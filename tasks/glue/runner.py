@@ -37,7 +37,7 @@ from tasks.jobs import (
     WaitPolicy,
     is_transient,
 )
-from tasks.stopping import WorkStoppedError, stoppable_sleep
+from tasks.stopping import WorkStoppedError, stoppable_sleep, undone_if_abandoned
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -208,8 +208,9 @@ def run_glue_job(
         sleep=sleep,
         rand=rand,
     )
-    if on_start is not None:
-        on_start(run_id)
+    if on_start is not None:  # a call to a server (tagging the flow run): see starting.py
+        with undone_if_abandoned(lambda: stop_run(client, job_name, run_id, logger)):
+            on_start(run_id)
     links = RunLinks(console=None, logs=None)
 
     def announce(first: Mapping[str, Any]) -> None:

@@ -43,7 +43,7 @@ from tasks.glue.policy import (
 from tasks.glue.runs import find_run, list_runs, stop_run
 from tasks.glue.start_guard import GlueStartAmbiguousError, refuse_blind_resend
 from tasks.jobs import JobError, Logger, RunKey, SubmitError, WaitPolicy, error_code, is_transient
-from tasks.stopping import raise_if_stopping, stoppable_sleep
+from tasks.stopping import raise_if_stopping, stoppable_sleep, undone_if_abandoned
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -265,21 +265,50 @@ def start_glue_run(
     )
     knobs = _Knobs(concurrency, max_runs_scanned, sleep, rand)
     hold = start_lock or _no_lock
-    with hold(job_name):  # the lock may take a while: a stop may have come meanwhile
-        raise_if_stopping(f"not starting Glue job {job_name} for {key}")
-        outcome, st = _first_hold(client, request, key, knobs, logger, force, reattach_to)
-    while outcome is None:  # the lock is not held while sleeping
-        delay = concurrency.delay(st.tries, rand())
-        logger.info("Glue job %s: %s; trying again in %.1fs", job_name, st.waiting_on, delay)
-        sleep(delay)
-        st.tries += 1
-        with hold(job_name):
+    started: str | None = None  # the run this call started, until the caller has its id
+
+    def stop_started() -> None:
+        if started is not None:
+            stop_run(client, job_name, started, logger)
+
+    # Abandoned between StartJobRun's answer and the return (the lease's release, the race
+    # check: calls to servers), the run would go on with nobody waiting on it.
+    with undone_if_abandoned(stop_started):
+        with hold(job_name):  # the lock may take a while: a stop may have come meanwhile
             raise_if_stopping(f"not starting Glue job {job_name} for {key}")
-            outcome = _one_hold(client, request, key, knobs, logger, st)
+            outcome, st = _first_hold(client, request, key, knobs, logger, force, reattach_to)
+            started = _started_by_us(outcome)
+        while outcome is None:  # the lock is not held while sleeping
+            delay = concurrency.delay(st.tries, rand())
+            logger.info("Glue job %s: %s; trying again in %.1fs", job_name, st.waiting_on, delay)
+            sleep(delay)
+            st.tries += 1
+            with hold(job_name):
+                raise_if_stopping(f"not starting Glue job {job_name} for {key}")
+                outcome = _one_hold(client, request, key, knobs, logger, st)
+                started = _started_by_us(outcome)
+        return _after_the_race(client, job_name, key, outcome, st, knobs, logger)
+
+
+def _started_by_us(outcome: tuple[str, bool] | None) -> str | None:
+    """The run id of a hold's outcome if that hold started the run (not a reattach)."""
+    return outcome[0] if outcome is not None and not outcome[1] else None
+
+
+def _after_the_race(
+    client: GlueClient,
+    job_name: str,
+    key: str,
+    outcome: tuple[str, bool],
+    st: _Attempts,
+    knobs: _Knobs,
+    logger: Logger,
+) -> tuple[str, bool]:
+    """The outcome, unless a twin holding the key started first: then ours is stopped."""
     run_id, reattached = outcome
     if reattached or not st.race_check:
         return run_id, reattached
-    runs = list_runs(client, job_name, max_runs=max_runs_scanned)
+    runs = list_runs(client, job_name, max_runs=knobs.max_runs_scanned)
     winner = pick_winner_of_race(runs, key, st.known_before)
     if winner is not None and winner["Id"] != run_id:
         logger.warning(

@@ -21,8 +21,15 @@ from prefect.cache_policies import NO_CACHE
 from tasks.aws import aws_client
 from tasks.flow_run_tags import glue_run_tag, record_work
 from tasks.glue.lease import prefect_start_lock
-from tasks.glue.runner import DEFAULT_POLL, GlueRunResult, run_glue_job, start_glue_run
+from tasks.glue.runner import (
+    DEFAULT_POLL,
+    GlueRunResult,
+    run_glue_job,
+    start_glue_run,
+    stop_run,
+)
 from tasks.jobs import RunKey, WaitPolicy, task_retry_options
+from tasks.stopping import undone_if_abandoned
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -115,5 +122,8 @@ def start_glue_job_run(
         start_lock=prefect_start_lock(logger=logger),
         logger=logger,
     )
-    record_work(glue_run_tag(job_name, run_id))
+    # Left here by a task timeout or a signal, the run would go on untagged: neither the stop
+    # hooks nor suspend mode's poller would know it.
+    with undone_if_abandoned(lambda: stop_run(glue, job_name, run_id, logger)):
+        record_work(glue_run_tag(job_name, run_id))
     return run_id

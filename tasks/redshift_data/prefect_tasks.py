@@ -10,8 +10,9 @@ Thin on purpose: the decisions live in the sync modules. What Prefect adds is
 - retries only for what reattaches (``tasks.jobs.retry_condition``), the same on both tasks;
 - one log line per state change through the run logger;
 - cancellation when waiting is abandoned (task timeout, SIGTERM via Prefect's
-  TerminationSignal); a flow run stopped from outside is handled by name in
-  ``flows.hooks``;
+  TerminationSignal), from ExecuteStatement's answer on: also while the checkpoint task
+  ends and while the flow run is tagged, before the wait; a flow run stopped from outside
+  is handled by its work tags in ``flows.hooks``;
 - one table artifact per flow run listing its statements, updated in place
   (``tasks.redshift_data.artifact``);
 - a tag on the flow run per statement it waits on (``tasks.flow_run_tags``), which fences
@@ -23,9 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,7 @@ from prefect.context import TaskRunContext
 from tasks.flow_run_tags import record_work, statement_tag
 from tasks.jobs import Logger, RunKey, WaitPolicy, task_retry_options
 from tasks.redshift_data.artifact import record_statement
+from tasks.redshift_data.cancel import cancel_statement
 from tasks.redshift_data.errors import StatementError
 from tasks.redshift_data.identifiers import ArgValue, call_procedure_sql, split_procedure_name
 from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
@@ -45,6 +49,7 @@ from tasks.redshift_data.status import StatementResult, parse_description
 from tasks.redshift_data.submit import Submission, submit_or_reattach, submit_statement
 from tasks.redshift_data.target import RedshiftTarget
 from tasks.redshift_data.waiting import wait_or_cancel
+from tasks.stopping import undone_if_abandoned
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -78,9 +83,21 @@ def checkpointed_submit(
     policy: WaitPolicy | None = None,
 ) -> str:
     """The statement id, persisted under ``cache_key`` before anyone waits on it."""
-    return submit_statement(
+    statement_id = submit_statement(
         target.data_api_client(), operation, request, logger=get_run_logger(), policy=policy
     )
+    _note_submitted(statement_id)
+    return statement_id
+
+
+# The id the checkpoint task of this thread submitted, for the caller to cancel if it is
+# abandoned while that task ends (Prefect records its result and state: calls to the API).
+# Nested sync tasks run in their caller's thread.
+_submitted = threading.local()
+
+
+def _note_submitted(statement_id: str | None) -> None:
+    _submitted.statement_id = statement_id
 
 
 def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) -> bool:
@@ -109,10 +126,12 @@ def _submit_checkpointed(
     ) -> str:
         key = checkpoint_key(run, target)
         named = checkpointed_submit.with_options(task_run_name=f"submit {run.step}")
-        state = named(
-            key, run.statement_name, target, operation, request, policy, return_state=True
-        )
-        statement_id: str = state.result()
+        _note_submitted(None)
+        with undone_if_abandoned(cancel_submitted):
+            state = named(
+                key, run.statement_name, target, operation, request, policy, return_state=True
+            )
+            statement_id: str = state.result()
         if state.name != "Cached" or statement_exists(client, statement_id):
             return statement_id
         # The checkpoint outlived the statement (the Data API forgets after 24 h) or belongs
@@ -124,11 +143,32 @@ def _submit_checkpointed(
             run.statement_name,
             statement_id,
         )
-        return named.with_options(refresh_cache=True)(
-            key, run.statement_name, target, operation, request, policy
-        )
+        with undone_if_abandoned(cancel_submitted):
+            return named.with_options(refresh_cache=True)(
+                key, run.statement_name, target, operation, request, policy
+            )
+
+    def cancel_submitted() -> None:
+        statement_id = getattr(_submitted, "statement_id", None)
+        if statement_id is not None:
+            cancel_statement(
+                client, statement_id, reason="stopped before waiting on it", logger=logger
+            )
 
     return submit
+
+
+def _cancelled_if_abandoned(
+    client: RedshiftDataAPIServiceClient, statement_id: str, logger: Logger
+) -> AbstractContextManager[None]:
+    """Around the calls between the submit and the wait (tagging the flow run): a task
+    timeout or a signal landing there would leave the statement running with nobody
+    waiting on it and no tag for the stop hooks; ``wait_or_cancel`` covers the wait."""
+    return undone_if_abandoned(
+        lambda: cancel_statement(
+            client, statement_id, reason="stopped before waiting on it", logger=logger
+        )
+    )
 
 
 def _task_run_token(target: RedshiftTarget) -> str:
@@ -246,8 +286,9 @@ def execute_statement(
             reattach_to=reattach_to,
             policy=policy,
         )
-    if tag_flow_run:
-        record_work(statement_tag(submission.statement_id))  # what the stop hooks fence by
+    if tag_flow_run:  # what the stop hooks fence by
+        with _cancelled_if_abandoned(client, submission.statement_id, logger):
+            record_work(statement_tag(submission.statement_id))
     context = TaskRunContext.get()
     task_timeout = context.task.timeout_seconds if context else None
     if task_timeout:
@@ -368,5 +409,7 @@ def start_submission(
         with_event=True,
         policy=policy,
     )
-    record_work(statement_tag(submission.statement_id))  # what this run's stop hooks fence by
+    # what this run's stop hooks fence by, and what suspend mode's poller waits on
+    with _cancelled_if_abandoned(target.data_api_client(), submission.statement_id, logger):
+        record_work(statement_tag(submission.statement_id))
     return submission

@@ -6,6 +6,7 @@ The Prefect server fixtures (``prefect_api``, ``prefect_settings``) live in test
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,14 @@ def outcomes_of(*futures: Any, timeout: float = 60) -> list[Any]:
         except Exception as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def hanging_prefect_api(*_: object) -> None:
+    """A Prefect API call that does not answer for a minute. In short sleeps: the cancel a
+    task timeout injects into a worker thread lands only between Python instructions."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 class FakeClock:

@@ -1,5 +1,6 @@
 """At most once for Glue: StartJobRun is never resent blindly, a lost or 5xx answer is
-looked up by run key, and two invocations of the same night converge on one run per step.
+looked up by run key, two invocations of the same night converge on one run per step, and
+a caller that stops waiting right after the start leaves no run behind.
 
 Real boto3 clients (botocore retries on) against the local endpoint, whose fault injection
 loses answers after the work was done; the job is the stand-in script (no Spark).
@@ -12,12 +13,15 @@ import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+import tasks.glue.task
 from local.endpoint import AwsEndpoint
 from tasks.glue import (
     RUN_KEY_ARGUMENT,
@@ -28,8 +32,9 @@ from tasks.glue import (
 from tasks.glue.lease import start_lease_name
 from tasks.jobs import RunKey
 from tests.conftest import PrefectApi
+from tests.tasks.conftest import hanging_prefect_api
 from tests.tasks.glue_invocation import invoke
-from tests.tasks.test_glue import FAST, NIGHT, glue_client, runs_with_key
+from tests.tasks.test_glue import FAST, NIGHT, glue_client, runs_with_key, wait_state
 
 LEASE_ROUNDS = 5
 
@@ -220,3 +225,96 @@ def test_the_start_lock_is_held_around_lookup_and_start_never_while_sleeping(
     for events in holds:  # each attempt is looked up first, in the same hold
         assert events[0] == "GetJobRuns held" and events.count("StartJobRun held") == 1, events
     assert not any(e.startswith("StartJobRun free") for e in lock.events)
+
+
+# -- a caller that stops waiting between StartJobRun and the wait -----------------------------
+
+
+class Abandoned(BaseException):
+    """What reaches the code when its caller stops waiting: Prefect's task-timeout cancel,
+    KeyboardInterrupt and TerminationSignal are BaseExceptions too (``abandons_work``)."""
+
+
+def abandoning_lock(job_name: str) -> Iterator[None]:
+    """A start lock whose release (a call to the Prefect API) is where the caller gives up."""
+    yield
+    raise Abandoned("while releasing the start lock")
+
+
+@pytest.mark.parametrize("where", ["lock-release", "race-check", "on-start"])
+def test_a_caller_that_stops_waiting_right_after_the_start_leaves_no_run_behind(
+    endpoint: AwsEndpoint, where: str
+) -> None:
+    """Between StartJobRun's answer and the wait come more calls to servers (the lease's
+    release, the after-start lookup, tagging the flow run): a task timeout or a signal landing
+    in one of them stops the run just started, as one landing in the wait does."""
+    client = glue_client(endpoint.url)
+    key = RunKey("p", NIGHT, f"abandoned-{where}")
+    lookups = 0
+
+    def second_lookup_abandons(**_: Any) -> None:  # the first is the lookup before the start
+        nonlocal lookups
+        lookups += 1
+        if lookups == 2:
+            raise Abandoned("during the after-start lookup")
+
+    def abandon(run_id: str) -> None:
+        raise Abandoned(f"while tagging the flow run with {run_id}")
+
+    if where == "race-check":
+        client.meta.events.register("before-call.glue.GetJobRuns", second_lookup_abandons)
+    with pytest.raises(Abandoned):
+        run_glue_job(
+            client,
+            "standin",
+            {"--sleep": "60"},
+            run_key=key,
+            start_lock=contextmanager(abandoning_lock) if where == "lock-release" else None,
+            on_start=abandon if where == "on-start" else None,
+            **FAST,
+        )
+    (run,) = runs_with_key(client, "standin", key.glue_argument)
+    assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
+
+
+def test_an_error_right_after_the_start_leaves_the_run_for_a_retry(endpoint: AwsEndpoint) -> None:
+    """An ordinary error is not the caller giving up: the run goes on, and the retry
+    reattaches to it instead of starting a second one."""
+    client = glue_client(endpoint.url)
+    key = RunKey("p", NIGHT, "error-after-start")
+
+    def fail(run_id: str) -> None:
+        raise RuntimeError(f"could not note {run_id}")
+
+    with pytest.raises(RuntimeError, match="could not note"):
+        run_glue_job(client, "standin", {"--sleep": "0.5"}, run_key=key, on_start=fail, **FAST)
+    retried = run_glue_job(client, "standin", {"--sleep": "0.5"}, run_key=key, **FAST)
+    (run,) = runs_with_key(client, "standin", key.glue_argument)
+    assert (retried.run_id, retried.reattached, retried.state) == (run["Id"], True, "SUCCEEDED")
+
+
+@pytest.mark.parametrize("task_name", ["glue_job_run", "start_glue_job_run"])
+def test_a_task_timeout_while_the_flow_run_is_tagged_stops_the_run(
+    endpoint: AwsEndpoint,
+    prefect_settings: PrefectApi,
+    monkeypatch: pytest.MonkeyPatch,
+    task_name: str,
+) -> None:
+    """The Prefect tasks, with a Prefect API that hangs while the flow run is tagged with the
+    run: the task's own timeout fires there, and the run is stopped, not left untagged."""
+    client = glue_client(endpoint.url)
+    key = RunKey("flow", NIGHT, f"timeout-tagging-{task_name}")
+    monkeypatch.setattr(tasks.glue.task, "record_work", hanging_prefect_api)
+    glue_task = getattr(tasks.glue.task, task_name).with_options(timeout_seconds=3, retries=0)
+
+    @flow
+    def night() -> str:
+        try:
+            glue_task("standin", {"--sleep": "60"}, run_key=key, client=client)
+        except TimeoutError as exc:
+            return str(exc)
+        return "no timeout"
+
+    assert "timed out" in night()
+    (run,) = runs_with_key(client, "standin", key.glue_argument)
+    assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"

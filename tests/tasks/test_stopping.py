@@ -1,4 +1,5 @@
-"""A stop of a flow run reaches its worker threads' pauses and nobody else's (tasks.stopping).
+"""A stop of a flow run reaches its worker threads' pauses and nobody else's (tasks.stopping);
+work started for a caller is undone when the caller stops waiting, not after an error.
 
 Real Prefect flow and task runs on the session's test server: the flow run id comes from
 Prefect's run context, in the task's worker thread as in the flow's main thread.
@@ -6,17 +7,25 @@ Prefect's run context, in the task's worker thread as in the flow's main thread.
 
 from __future__ import annotations
 
+import signal
 import time
 
+import pytest
+from botocore.exceptions import ClientError
 from prefect import flow, task
+from prefect._internal.concurrency.cancellation import CancelledError
+from prefect.exceptions import TerminationSignal
+from prefect.task_engine import TaskRunTimeoutError
 
 from tasks.flow_run_tags import current_flow_run_id
 from tasks.stopping import (
     WorkStoppedError,
+    abandons_work,
     clear_stop,
     raise_if_stopping,
     request_stop,
     stoppable_sleep,
+    undone_if_abandoned,
 )
 from tests.conftest import PrefectApi
 from tests.tasks.conftest import outcomes_of
@@ -89,3 +98,27 @@ def test_outside_a_flow_run_a_pause_is_a_plain_sleep() -> None:
     stoppable_sleep(0.2)
     raise_if_stopping("plain code is never stopped")
     assert time.monotonic() - started >= 0.2  # slept the whole pause
+
+
+@pytest.mark.parametrize(
+    ("exc", "abandons"),
+    [
+        (KeyboardInterrupt(), True),
+        (SystemExit(1), True),
+        (CancelledError(), True),  # what a Prefect task timeout injects into the task's thread
+        (TerminationSignal(signal.SIGTERM), True),  # SIGTERM, or a runner cancelling the run
+        (TaskRunTimeoutError("Scope timed out"), False),  # raised only after the unwinding
+        (WorkStoppedError("the flow run is being stopped"), False),  # handled by the waits
+        (ClientError({"Error": {"Code": "ThrottlingException"}}, "GetJobRuns"), False),
+        (RuntimeError("a bug"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_only_a_caller_that_stops_waiting_undoes_the_work(
+    exc: BaseException, abandons: bool
+) -> None:
+    undone: list[str] = []
+    assert abandons_work(exc) is abandons
+    with pytest.raises(type(exc)), undone_if_abandoned(lambda: undone.append("stopped")):
+        raise exc
+    assert undone == (["stopped"] if abandons else [])

@@ -37,9 +37,11 @@ from tasks.redshift_data import (
     WaitPolicy,
     call_procedure,
     execute_statement,
+    prefect_tasks,
 )
 from tasks.redshift_data.artifact import artifact_key
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi
+from tests.tasks.conftest import hanging_prefect_api
 
 NIGHT = dt.date(2026, 11, 25)
 Ops = list[tuple[str, dict[str, Any]]]
@@ -350,3 +352,49 @@ def test_task_timeout_cancels_the_statement(
     assert re.search(r"still STARTED after [12]\.[0-9] s", night())
     assert time.monotonic() - started < 30
     assert statuses(target.data_api_client(), key.step_prefix) == ["ABORTED"]
+
+
+@pytest.mark.parametrize("where", ["tagging", "checkpoint-end"])
+@pytest.mark.parametrize("task_name", ["execute_statement", "start_statement"])
+def test_a_task_timeout_between_the_submit_and_the_wait_cancels_the_statement(
+    prefect_settings: PrefectApi,
+    stubbed_target: tuple[RedshiftTarget, Stubber, Ops],
+    monkeypatch: pytest.MonkeyPatch,
+    task_name: str,
+    where: str,
+) -> None:
+    """The Prefect API hangs after ExecuteStatement answered and before the wait (whose own
+    cancel is not in force yet): while the checkpoint task records its result, or while the
+    flow run is tagged with the statement. The task's timeout fires there, and the statement
+    is cancelled rather than left running with nobody waiting on it."""
+    target, stub, ops = stubbed_target
+    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
+    stub.add_response("list_statements", {"Statements": []})  # no earlier attempt
+    stub.add_response("execute_statement", {"Id": "sid-abandoned"})
+    stub.add_response("cancel_statement", {"Status": True})
+    if where == "tagging":
+        monkeypatch.setattr(prefect_tasks, "record_work", hanging_prefect_api)
+    else:
+        noted = prefect_tasks._note_submitted
+
+        def noted_then_hangs(statement_id: str | None) -> None:
+            noted(statement_id)  # the id is in hand; then Prefect's calls to end the task
+            if statement_id is not None:
+                hanging_prefect_api()
+
+        monkeypatch.setattr(prefect_tasks, "_note_submitted", noted_then_hangs)
+    data_api_task = getattr(prefect_tasks, task_name).with_options(timeout_seconds=3, retries=0)
+
+    @flow(name="rsd-abandoned-before-the-wait")
+    def night() -> str:
+        try:
+            data_api_task("call p()", target=target, run_key=key)
+        except TimeoutError as exc:
+            return str(exc)
+        return "no timeout"
+
+    assert "timed out" in night()
+    assert [(name, params.get("Id")) for name, params in ops][-2:] == [
+        ("ExecuteStatement", None),
+        ("CancelStatement", "sid-abandoned"),
+    ]
