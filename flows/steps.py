@@ -27,7 +27,8 @@ from flows.runtime import Runtime
 from flows.summary import REATTACHED_STATE_NAME
 from tasks.flow_run_tags import glue_run_tag, record_work
 from tasks.glue import GlueRunResult, prefect_start_lock
-from tasks.glue.runner import run_glue_job, start_glue_run
+from tasks.glue.runner import run_glue_job
+from tasks.glue.task import start_tagged_run
 from tasks.jobs import retry_condition
 from tasks.redshift_data import RunKey, StatementResult, execute_statement
 from tasks.redshift_data.identifiers import call_procedure_sql
@@ -237,15 +238,9 @@ def start_work(
 
     if isinstance(step, GlueStep):
         assert glue is not None
-        logger = get_run_logger()
-        run_id, earlier = start_glue_run(
-            runtime.glue,
-            **glue,
-            reattach_to=reattach_to,
-            start_lock=prefect_start_lock(logger=logger),
-            logger=logger,
+        run_id, earlier = start_tagged_run(
+            runtime.glue, **glue, reattach_to=reattach_to, logger=get_run_logger()
         )
-        record_work(glue_run_tag(glue["job_name"], run_id))
         return {"id": run_id, "earlier": earlier}
     sql, parameters = step_statement(step)
     submission = start_submission(

@@ -13,7 +13,7 @@ could not be taken is one: nothing was started).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -28,7 +28,7 @@ from tasks.glue.runner import (
     start_glue_run,
     stop_run,
 )
-from tasks.jobs import RunKey, WaitPolicy, task_retry_options
+from tasks.jobs import Logger, RunKey, WaitPolicy, task_retry_options
 from tasks.stopping import undone_if_abandoned
 
 if TYPE_CHECKING:
@@ -108,8 +108,7 @@ def start_glue_job_run(
     flows that suspend while it runs (``start_glue_run``). The client is built as
     ``glue_job_run`` builds it, so both tasks run as the same identity."""
     glue = client or aws_client("glue", credentials=credentials, region=region)
-    logger = get_run_logger()
-    run_id, _ = start_glue_run(
+    run_id, _ = start_tagged_run(
         glue,
         job_name,
         arguments,
@@ -119,11 +118,33 @@ def start_glue_job_run(
         timeout_minutes=timeout_minutes,
         force=force,
         reattach_to=reattach_to,
+        logger=get_run_logger(),
+    )
+    return run_id
+
+
+def start_tagged_run(
+    client: GlueClient,
+    job_name: str,
+    arguments: Mapping[str, str] | None = None,
+    *,
+    logger: Logger,
+    **start: Any,
+) -> tuple[str, bool]:
+    """``start_glue_run`` (``start`` holds its other keyword arguments) under the Prefect
+    start lease, then the flow run tagged with the run: what its stop hooks and suspend
+    mode's poller go by. For suspend mode, which waits on the run only after resuming.
+
+    A task timeout or a signal landing while the tag is written (a call to the Prefect API,
+    which can hang) stops the run instead of leaving it going untagged."""
+    run_id, earlier = start_glue_run(
+        client,
+        job_name,
+        arguments,
         start_lock=prefect_start_lock(logger=logger),
         logger=logger,
+        **start,
     )
-    # Left here by a task timeout or a signal, the run would go on untagged: neither the stop
-    # hooks nor suspend mode's poller would know it.
-    with undone_if_abandoned(lambda: stop_run(glue, job_name, run_id, logger)):
+    with undone_if_abandoned(lambda: stop_run(client, job_name, run_id, logger)):
         record_work(glue_run_tag(job_name, run_id))
-    return run_id
+    return run_id, earlier
