@@ -7,7 +7,7 @@ The Prefect server fixtures (``prefect_api``, ``prefect_settings``) live in test
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+from prefect import flow
 
 from local.endpoint import AwsEndpoint
 from local.glue_jobs import GlueService, JobDefinition
@@ -33,12 +34,39 @@ def outcomes_of(*futures: Any, timeout: float = 60) -> list[Any]:
     return outcomes
 
 
-def hanging_prefect_api(*_: object) -> None:
-    """A Prefect API call that does not answer for a minute. In short sleeps: the cancel a
-    task timeout injects into a worker thread lands only between Python instructions."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
+class HangingPrefectApi:
+    """Stands in for a Prefect API call that does not answer for a minute. It hangs in short
+    sleeps: the cancel a task timeout injects into a worker thread lands only between Python
+    instructions. ``calls`` counts the calls that reached it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *_: object) -> None:
+        self.calls += 1
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+# Task timeouts for a test whose timeout must fire in a hang after the work started, tried
+# in turn: one that fired before (a start slower than it, on a loaded machine) tested
+# nothing, and one that fired inside Prefect's own client calls can be lost there.
+TASK_TIMEOUTS = (3, 10, 30)
+
+
+def timed_out_in_a_flow(call: Callable[[], object]) -> str:
+    """Run ``call`` (a Prefect task with a timeout) in a flow: the TimeoutError's message."""
+
+    @flow(name="timed-out-task")
+    def night() -> str:
+        try:
+            call()
+        except TimeoutError as exc:
+            return str(exc)
+        return "no timeout"
+
+    return night()
 
 
 class FakeClock:

@@ -13,11 +13,11 @@ import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
-from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -32,7 +32,7 @@ from tasks.glue import (
 from tasks.glue.lease import start_lease_name
 from tasks.jobs import RunKey
 from tests.conftest import PrefectApi
-from tests.tasks.conftest import hanging_prefect_api
+from tests.tasks.conftest import TASK_TIMEOUTS, HangingPrefectApi, timed_out_in_a_flow
 from tests.tasks.glue_invocation import invoke
 from tests.tasks.test_glue import FAST, NIGHT, glue_client, runs_with_key, wait_state
 
@@ -303,18 +303,20 @@ def test_a_task_timeout_while_the_flow_run_is_tagged_stops_the_run(
     """The Prefect tasks, with a Prefect API that hangs while the flow run is tagged with the
     run: the task's own timeout fires there, and the run is stopped, not left untagged."""
     client = glue_client(endpoint.url)
-    key = RunKey("flow", NIGHT, f"timeout-tagging-{task_name}")
-    monkeypatch.setattr(tasks.glue.task, "record_work", hanging_prefect_api)
-    glue_task = getattr(tasks.glue.task, task_name).with_options(timeout_seconds=3, retries=0)
-
-    @flow
-    def night() -> str:
-        try:
-            glue_task("standin", {"--sleep": "60"}, run_key=key, client=client)
-        except TimeoutError as exc:
-            return str(exc)
-        return "no timeout"
-
-    assert "timed out" in night()
+    hanging = HangingPrefectApi()
+    monkeypatch.setattr(tasks.glue.task, "record_work", hanging)
+    for seconds in TASK_TIMEOUTS:
+        key = RunKey("flow", NIGHT, f"timeout-tagging-{task_name}-{seconds}")
+        glue_task = getattr(tasks.glue.task, task_name).with_options(
+            timeout_seconds=seconds, retries=0
+        )
+        reached = hanging.calls
+        outcome = timed_out_in_a_flow(
+            partial(glue_task, "standin", {"--sleep": "60"}, run_key=key, client=client)
+        )
+        if hanging.calls > reached and "timed out" in outcome:
+            break  # the timeout fired in the hang, the window this test is about
+    else:
+        pytest.fail(f"no task timeout of {TASK_TIMEOUTS} s fired in the hang: {outcome}")
     (run,) = runs_with_key(client, "standin", key.glue_argument)
     assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"

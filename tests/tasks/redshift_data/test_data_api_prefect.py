@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -41,16 +42,15 @@ from tasks.redshift_data import (
 )
 from tasks.redshift_data.artifact import artifact_key
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, PrefectApi
-from tests.tasks.conftest import hanging_prefect_api
+from tests.tasks.conftest import TASK_TIMEOUTS, HangingPrefectApi, timed_out_in_a_flow
 
 NIGHT = dt.date(2026, 11, 25)
 Ops = list[tuple[str, dict[str, Any]]]
 
 
-@pytest.fixture
-def stubbed_target() -> Iterator[tuple[RedshiftTarget, Stubber, Ops]]:
-    """A target whose own client (built by the target, as in a flow) answers from a Stubber;
-    ``ops`` records every call it was asked to make, with its parameters."""
+def recorded_target() -> tuple[RedshiftTarget, RedshiftDataAPIServiceClient, Ops]:
+    """A target, its own client (built by the target, as in a flow) and ``ops``, where every
+    call the client was asked to make is recorded with its parameters."""
     target = RedshiftTarget(
         database="dev",
         workgroup_name="mystore-wg",
@@ -65,6 +65,13 @@ def stubbed_target() -> Iterator[tuple[RedshiftTarget, Stubber, Ops]]:
         "before-parameter-build.redshift-data",
         lambda model, params, **_: ops.append((model.name, dict(params))),
     )
+    return target, client, ops
+
+
+@pytest.fixture
+def stubbed_target() -> Iterator[tuple[RedshiftTarget, Stubber, Ops]]:
+    """A ``recorded_target`` whose client answers from a Stubber."""
+    target, client, ops = recorded_target()
     with Stubber(client) as stub:
         yield target, stub, ops
         stub.assert_no_pending_responses()
@@ -354,46 +361,52 @@ def test_task_timeout_cancels_the_statement(
     assert statuses(target.data_api_client(), key.step_prefix) == ["ABORTED"]
 
 
-@pytest.mark.parametrize("where", ["tagging", "checkpoint-end"])
-@pytest.mark.parametrize("task_name", ["execute_statement", "start_statement"])
+@pytest.mark.parametrize(
+    ("task_name", "where"),  # the checkpoint's end is one path for both tasks
+    [
+        ("execute_statement", "tagging"),
+        ("start_statement", "tagging"),
+        ("execute_statement", "checkpoint-end"),
+    ],
+)
 def test_a_task_timeout_between_the_submit_and_the_wait_cancels_the_statement(
-    prefect_settings: PrefectApi,
-    stubbed_target: tuple[RedshiftTarget, Stubber, Ops],
-    monkeypatch: pytest.MonkeyPatch,
-    task_name: str,
-    where: str,
+    prefect_settings: PrefectApi, monkeypatch: pytest.MonkeyPatch, task_name: str, where: str
 ) -> None:
     """The Prefect API hangs after ExecuteStatement answered and before the wait (whose own
     cancel is not in force yet): while the checkpoint task records its result, or while the
     flow run is tagged with the statement. The task's timeout fires there, and the statement
     is cancelled rather than left running with nobody waiting on it."""
-    target, stub, ops = stubbed_target
-    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
-    stub.add_response("list_statements", {"Statements": []})  # no earlier attempt
-    stub.add_response("execute_statement", {"Id": "sid-abandoned"})
-    stub.add_response("cancel_statement", {"Status": True})
+    hanging = HangingPrefectApi()
     if where == "tagging":
-        monkeypatch.setattr(prefect_tasks, "record_work", hanging_prefect_api)
+        monkeypatch.setattr(prefect_tasks, "record_work", hanging)
     else:
         noted = prefect_tasks._note_submitted
 
         def noted_then_hangs(statement_id: str | None) -> None:
             noted(statement_id)  # the id is in hand; then Prefect's calls to end the task
             if statement_id is not None:
-                hanging_prefect_api()
+                hanging()
 
         monkeypatch.setattr(prefect_tasks, "_note_submitted", noted_then_hangs)
-    data_api_task = getattr(prefect_tasks, task_name).with_options(timeout_seconds=3, retries=0)
-
-    @flow(name="rsd-abandoned-before-the-wait")
-    def night() -> str:
-        try:
-            data_api_task("call p()", target=target, run_key=key)
-        except TimeoutError as exc:
-            return str(exc)
-        return "no timeout"
-
-    assert "timed out" in night()
+    for seconds in TASK_TIMEOUTS:
+        target, client, ops = recorded_target()
+        key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
+        data_api_task = getattr(prefect_tasks, task_name).with_options(
+            timeout_seconds=seconds, retries=0
+        )
+        with Stubber(client) as stub:
+            stub.add_response("list_statements", {"Statements": []})  # no earlier attempt
+            stub.add_response("execute_statement", {"Id": "sid-abandoned"})
+            stub.add_response("cancel_statement", {"Status": True})
+            reached = hanging.calls
+            outcome = timed_out_in_a_flow(
+                partial(data_api_task, "call p()", target=target, run_key=key)
+            )
+            if hanging.calls > reached and "timed out" in outcome:
+                stub.assert_no_pending_responses()
+                break  # the timeout fired in the hang, the window this test is about
+    else:
+        pytest.fail(f"no task timeout of {TASK_TIMEOUTS} s fired in the hang: {outcome}")
     assert [(name, params.get("Id")) for name, params in ops][-2:] == [
         ("ExecuteStatement", None),
         ("CancelStatement", "sid-abandoned"),
