@@ -1,4 +1,5 @@
-"""CancelStatement: by id when a wait is abandoned, by name when a flow run is stopped.
+"""CancelStatement: by id when a wait is abandoned (or before it began), by name when a
+flow run is stopped.
 
 Cancelling is best effort by nature (the statement may finish in the meantime), so these
 functions never raise: they log what happened and return it, and the caller re-raises its
@@ -10,11 +11,14 @@ callers without a flow run to fence by (the flows stop only their own run's work
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.jobs import STATEMENT_STATES, Logger, error_code, is_throttling
+from tasks.stopping import undone_if_abandoned
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -57,6 +61,25 @@ def cancel_statement(
         return "cancelled"
     logger.warning("Redshift declined to cancel statement %s%s", statement_id, why)
     return "not-cancelled"
+
+
+def cancelled_if_abandoned(
+    client: RedshiftDataAPIServiceClient, statement_id: Callable[[], str | None], logger: Logger
+) -> AbstractContextManager[None]:
+    """Around the calls between ExecuteStatement's answer and the wait (the checkpoint
+    task's end, tagging the flow run): a task timeout or a signal landing there would leave
+    the statement running with nobody waiting on it and no tag for the stop hooks.
+    ``statement_id`` says which, when it comes to that (None: nothing was submitted);
+    ``wait_or_cancel`` covers the wait itself."""
+
+    def cancel() -> None:
+        submitted = statement_id()
+        if submitted is not None:
+            cancel_statement(
+                client, submitted, reason="stopped before waiting on it", logger=logger
+            )
+
+    return undone_if_abandoned(cancel)
 
 
 def cancel_statements_named(

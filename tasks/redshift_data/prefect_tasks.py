@@ -28,7 +28,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ from prefect.context import TaskRunContext
 from tasks.flow_run_tags import record_work, statement_tag
 from tasks.jobs import Logger, RunKey, WaitPolicy, task_retry_options
 from tasks.redshift_data.artifact import record_statement
-from tasks.redshift_data.cancel import cancel_statement
+from tasks.redshift_data.cancel import cancelled_if_abandoned
 from tasks.redshift_data.errors import StatementError
 from tasks.redshift_data.identifiers import ArgValue, call_procedure_sql, split_procedure_name
 from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
@@ -49,7 +48,6 @@ from tasks.redshift_data.status import StatementResult, parse_description
 from tasks.redshift_data.submit import Submission, submit_or_reattach, submit_statement
 from tasks.redshift_data.target import RedshiftTarget
 from tasks.redshift_data.waiting import wait_or_cancel
-from tasks.stopping import undone_if_abandoned
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -100,6 +98,10 @@ def _note_submitted(statement_id: str | None) -> None:
     _submitted.statement_id = statement_id
 
 
+def _noted_submission() -> str | None:
+    return getattr(_submitted, "statement_id", None)
+
+
 def statement_exists(client: RedshiftDataAPIServiceClient, statement_id: str) -> bool:
     """False only when the Data API says the id is unknown; any other answer counts as known
     (the wait that follows will surface it)."""
@@ -127,7 +129,7 @@ def _submit_checkpointed(
         key = checkpoint_key(run, target)
         named = checkpointed_submit.with_options(task_run_name=f"submit {run.step}")
         _note_submitted(None)
-        with undone_if_abandoned(cancel_submitted):
+        with cancelled_if_abandoned(client, _noted_submission, logger):
             state = named(
                 key, run.statement_name, target, operation, request, policy, return_state=True
             )
@@ -143,32 +145,12 @@ def _submit_checkpointed(
             run.statement_name,
             statement_id,
         )
-        with undone_if_abandoned(cancel_submitted):
+        with cancelled_if_abandoned(client, _noted_submission, logger):
             return named.with_options(refresh_cache=True)(
                 key, run.statement_name, target, operation, request, policy
             )
 
-    def cancel_submitted() -> None:
-        statement_id = getattr(_submitted, "statement_id", None)
-        if statement_id is not None:
-            cancel_statement(
-                client, statement_id, reason="stopped before waiting on it", logger=logger
-            )
-
     return submit
-
-
-def _cancelled_if_abandoned(
-    client: RedshiftDataAPIServiceClient, statement_id: str, logger: Logger
-) -> AbstractContextManager[None]:
-    """Around the calls between the submit and the wait (tagging the flow run): a task
-    timeout or a signal landing there would leave the statement running with nobody
-    waiting on it and no tag for the stop hooks; ``wait_or_cancel`` covers the wait."""
-    return undone_if_abandoned(
-        lambda: cancel_statement(
-            client, statement_id, reason="stopped before waiting on it", logger=logger
-        )
-    )
 
 
 def _task_run_token(target: RedshiftTarget) -> str:
@@ -287,7 +269,7 @@ def execute_statement(
             policy=policy,
         )
     if tag_flow_run:  # what the stop hooks fence by
-        with _cancelled_if_abandoned(client, submission.statement_id, logger):
+        with cancelled_if_abandoned(client, lambda: submission.statement_id, logger):
             record_work(statement_tag(submission.statement_id))
     context = TaskRunContext.get()
     task_timeout = context.task.timeout_seconds if context else None
@@ -396,8 +378,9 @@ def start_submission(
     reattached to an earlier run's statement (for flows that report it). ``policy`` paces
     the lookup of earlier attempts and a refused submit, as in ``execute_statement``."""
     logger = get_run_logger()
+    client = target.data_api_client()
     submission = submit_or_reattach(
-        target.data_api_client(),
+        client,
         target,
         sql,
         run_key,
@@ -410,6 +393,6 @@ def start_submission(
         policy=policy,
     )
     # what this run's stop hooks fence by, and what suspend mode's poller waits on
-    with _cancelled_if_abandoned(target.data_api_client(), submission.statement_id, logger):
+    with cancelled_if_abandoned(client, lambda: submission.statement_id, logger):
         record_work(statement_tag(submission.statement_id))
     return submission
