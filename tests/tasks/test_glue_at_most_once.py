@@ -250,19 +250,20 @@ def test_a_caller_that_stops_waiting_right_after_the_start_leaves_no_run_behind(
     in one of them stops the run just started, as one landing in the wait does."""
     client = glue_client(endpoint.url)
     key = RunKey("p", NIGHT, f"abandoned-{where}")
-    lookups = 0
+    started: list[str] = []
 
-    def second_lookup_abandons(**_: Any) -> None:  # the first is the lookup before the start
-        nonlocal lookups
-        lookups += 1
-        if lookups == 2:
+    def lookup_after_the_start_abandons(**_: Any) -> None:
+        if started:
             raise Abandoned("during the after-start lookup")
 
     def abandon(run_id: str) -> None:
         raise Abandoned(f"while tagging the flow run with {run_id}")
 
     if where == "race-check":
-        client.meta.events.register("before-call.glue.GetJobRuns", second_lookup_abandons)
+        client.meta.events.register(
+            "after-call.glue.StartJobRun", lambda **_: started.append("StartJobRun")
+        )
+        client.meta.events.register("before-call.glue.GetJobRuns", lookup_after_the_start_abandons)
     with pytest.raises(Abandoned):
         run_glue_job(
             client,
@@ -273,8 +274,9 @@ def test_a_caller_that_stops_waiting_right_after_the_start_leaves_no_run_behind(
             on_start=abandon if where == "on-start" else None,
             **FAST,
         )
-    (run,) = runs_with_key(client, "standin", key.glue_argument)
-    assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
+    observer = glue_client(endpoint.url)  # without the hooks that abandon
+    (run,) = runs_with_key(observer, "standin", key.glue_argument)
+    assert wait_state(observer, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
 
 
 def test_an_error_right_after_the_start_leaves_the_run_for_a_retry(endpoint: AwsEndpoint) -> None:
