@@ -153,6 +153,13 @@ def _submit_checkpointed(
     return submit
 
 
+def _tag_flow_run(client: RedshiftDataAPIServiceClient, statement_id: str, logger: Logger) -> None:
+    """Tag the flow run with the statement (its stop hooks' fence, suspend mode's poller),
+    cancelling the statement if the task is abandoned during that call to the Prefect API."""
+    with cancelled_if_abandoned(client, lambda: statement_id, logger):
+        record_work(statement_tag(statement_id))
+
+
 def _task_run_token(target: RedshiftTarget) -> str:
     """A ClientToken stable across retries of this task run, new for every other call."""
     context = TaskRunContext.get()
@@ -268,9 +275,8 @@ def execute_statement(
             reattach_to=reattach_to,
             policy=policy,
         )
-    if tag_flow_run:  # what the stop hooks fence by
-        with cancelled_if_abandoned(client, lambda: submission.statement_id, logger):
-            record_work(statement_tag(submission.statement_id))
+    if tag_flow_run:
+        _tag_flow_run(client, submission.statement_id, logger)
     context = TaskRunContext.get()
     task_timeout = context.task.timeout_seconds if context else None
     if task_timeout:
@@ -392,7 +398,5 @@ def start_submission(
         with_event=True,
         policy=policy,
     )
-    # what this run's stop hooks fence by, and what suspend mode's poller waits on
-    with cancelled_if_abandoned(client, lambda: submission.statement_id, logger):
-        record_work(statement_tag(submission.statement_id))
+    _tag_flow_run(client, submission.statement_id, logger)
     return submission

@@ -345,18 +345,12 @@ def test_task_timeout_cancels_the_statement(
     target = local_target(local_stack, monkeypatch)
     key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "sleep")
 
-    @flow(name="rsd-timeout")
-    def night() -> str:
-        try:
-            execute_statement.with_options(timeout_seconds=3, retries=0)(
-                "select pg_sleep(60)", target=target, run_key=key
-            )
-        except TimeoutError as exc:
-            return str(exc)
-        return "no timeout"
-
+    task_with_timeout = execute_statement.with_options(timeout_seconds=3, retries=0)
     started = time.monotonic()
-    assert re.search(r"still STARTED after [12]\.[0-9] s", night())
+    outcome = timed_out_in_a_flow(
+        partial(task_with_timeout, "select pg_sleep(60)", target=target, run_key=key)
+    )
+    assert re.search(r"still STARTED after [12]\.[0-9] s", outcome), outcome
     assert time.monotonic() - started < 30
     assert statuses(target.data_api_client(), key.step_prefix) == ["ABORTED"]
 
