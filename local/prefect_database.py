@@ -5,8 +5,17 @@ migrations: about 9 CPU-seconds, 10 s of a new server's 15 s start on 2 cores, p
 every new data dir (a user's first night, each throwaway data dir of a test or a bench).
 The result depends only on the Prefect version, so the first new database of a version
 is made by Prefect's own migrations as before and then kept as a template,
-``<cache>/prefect-<version>.db``; each later new database is a copy of it (SQLite's backup
-API: a consistent copy, written under a temporary name and renamed into place).
+``<cache>/prefect-<version>-<collections>.db``; each later new database is a copy of it
+(SQLite's backup API: a consistent copy, written under a temporary name and renamed into
+place).
+
+The template also holds the block types and schemas Prefect's server registers when it
+starts (its own blocks, its catalog of collections' blocks, and the blocks of the installed
+collections, such as prefect-aws's): about a third of a new server's 5 CPU-seconds, since
+it imports every collection first (bench/bench_prefect_start.py). They depend on Prefect's version and the installed
+collections' (``collections_key``, in the template's name), so a server whose new database
+is a copy skips that registration (``skip_block_registration``), as Prefect's own memo of
+it skips it for a database it registered before.
 
 The cache is ``$MYSTORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/mystore``, else
 ``~/.cache/mystore``. A template that cannot be read (deleted midway, corrupt, not a Prefect
@@ -22,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import sqlite3
-from importlib.metadata import version
+from collections.abc import MutableMapping
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -42,9 +53,39 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "mystore"
 
 
+# Prefect's settings for its block registration at server start (both read at its import):
+# off, the server neither imports the collections nor registers their blocks.
+BLOCK_REGISTRATION_SETTINGS = (
+    "PREFECT_API_BLOCKS_REGISTER_ON_START",
+    "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION",
+)
+
+
 def template_path() -> Path:
-    """The template for the installed Prefect: its migrations differ between versions."""
-    return cache_dir() / f"prefect-{version('prefect')}.db"
+    """The template for the installed Prefect and collections: Prefect's migrations differ
+    between its versions, the registered blocks between theirs too."""
+    return cache_dir() / f"prefect-{version('prefect')}-{collections_key()}.db"
+
+
+def collections_key() -> str:
+    """A short hash of the installed Prefect collections (the ``prefect.collections`` entry
+    points Prefect imports before registering blocks) and their packages' versions."""
+    installed = sorted(
+        f"{point.name}={point.value} {point.dist.name if point.dist else ''}"
+        f"=={point.dist.version if point.dist else ''}"
+        for point in entry_points(group="prefect.collections")
+    )
+    return hashlib.sha256("\n".join(installed).encode()).hexdigest()[:12]
+
+
+def skip_block_registration(environ: MutableMapping[str, str]) -> None:
+    """Set the server's environment (before Prefect is imported) to skip registering blocks
+    on start: for a new database, which ``prepare_database`` registers them in. A user who
+    set either setting keeps both as set."""
+    if any(name in environ for name in BLOCK_REGISTRATION_SETTINGS):
+        return
+    for name in BLOCK_REGISTRATION_SETTINGS:
+        environ[name] = "false"
 
 
 def database_url(path: Path) -> str:
@@ -77,10 +118,12 @@ def prepare_database(path: Path) -> str:
 
 
 def migrate(path: Path) -> None:
-    """Prefect's own schema creation (what its server runs on start) on ``path``, which
-    must be the database this process's Prefect settings name: Prefect keeps the first
-    connection URL a process uses for the rest of its life."""
+    """Prefect's own schema creation and block registration (what its server runs on start)
+    on ``path``, which must be the database this process's Prefect settings name: Prefect
+    keeps the first connection URL a process uses for the rest of its life."""
+    from prefect.plugins import load_prefect_collections
     from prefect.server.database import provide_database_interface
+    from prefect.server.models.block_registration import run_block_auto_registration
     from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
 
     configured = PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
@@ -90,6 +133,9 @@ def migrate(path: Path) -> None:
     async def create() -> None:
         database = provide_database_interface()
         await database.create_db()
+        load_prefect_collections()  # as the server does first: their blocks register too
+        async with await database.session() as session:
+            await run_block_auto_registration(session=session)
         await (await database.engine()).dispose()
 
     asyncio.run(create())

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from local.lease import process_alive, wait_gone
-from local.prefect_database import DATABASE_FILE, prepare_database
+from local.prefect_database import DATABASE_FILE, prepare_database, skip_block_registration
 
 PREFECT_DIRNAME = "prefect"
 LOG_FILE = "server.log"
@@ -375,7 +375,10 @@ def main(argv: list[str] | None = None) -> None:
         name="owner-watchdog",
         daemon=True,
     ).start()
-    print(f"local.prefect_server: database {prepare_database(home / DATABASE_FILE)}", flush=True)
+    database = home / DATABASE_FILE
+    if not database.exists():  # a copy of the template or migrated: its blocks registered
+        skip_block_registration(os.environ)
+    print(f"local.prefect_server: database {prepare_database(database)}", flush=True)
     retry_soon_after_lock_conflicts()
     from prefect.cli import app
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -364,6 +365,42 @@ def _drain_prefect_workers() -> None:
     EventsWorker.drain_all(timeout=10)
 
 
+@contextmanager
+def serving_prefect(api: PrefectApi, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m local.prefect_server`` on ``api``'s port and home, with ``env``, in its
+    own process group, logging to ``api.log``; yields once its API answers, stops it after.
+    """
+    port = urllib.parse.urlsplit(api.api_url).port
+    with api.log.open("wb") as log:
+        proc = subprocess.Popen(
+            # The product's wrapper of `prefect server start`: a new database is a copy of
+            # the template (local/prefect_database.py), not 9 CPU-s of migrations.
+            [sys.executable, "-m", "local.prefect_server", "--port", str(port)],
+            cwd=api.home,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"prefect server exited:\n{api.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{api.api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"prefect server did not start:\n{api.log.read_text()}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        stop_process_group(proc)
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi]:
     """``prefect server start`` (through ``python -m local.prefect_server``) in its own
@@ -382,36 +419,11 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
         PREFECT_SERVER_SERVICES_FOREMAN_ENABLED="false",
     )
-    log_path = api.log
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            # The product's wrapper of `prefect server start`: a new database is a copy of
-            # the per-version template (local/prefect_database.py), not 9 CPU-s of migrations.
-            [sys.executable, "-m", "local.prefect_server", "--port", str(port)],
-            cwd=home,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"prefect server exited:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{api.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prefect server did not start:\n{log_path.read_text()}")
-            time.sleep(0.3)
-        yield api
-    finally:
-        _drain_prefect_workers()
-        stop_process_group(proc)
+    with serving_prefect(api, env):
+        try:
+            yield api
+        finally:
+            _drain_prefect_workers()
 
 
 @pytest.fixture

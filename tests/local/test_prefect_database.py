@@ -1,4 +1,5 @@
-"""A new data dir's Prefect database: migrated once per Prefect version, then copied.
+"""A new data dir's Prefect database: migrated (and its blocks registered) once per Prefect
+version and installed collections, then copied.
 
 The real migration runs in a child process whose Prefect settings name the database (as
 in ``python -m local.prefect_server``); the servers the suite starts all use the copy."""
@@ -10,7 +11,11 @@ import json
 import sqlite3
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -18,10 +23,14 @@ from local import prefect_database
 from local.prefect_database import (
     DATABASE_FILE,
     alembic_revision,
+    cache_dir,
+    collections_key,
+    database_url,
     migrate,
     prepare_database,
     template_path,
 )
+from tests.conftest import PrefectApi, _free_port, serving_prefect
 from tests.local.stack_processes import REPO, clean_env
 
 PREPARE_EACH = (
@@ -35,6 +44,21 @@ PREPARE_EACH = (
 def tables(path: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(path)) as db:
         return [row[0] for row in db.execute("select name from sqlite_master order by name")]
+
+
+def registered_blocks(path: Path) -> list[tuple[Any, ...]]:
+    """The block types and schemas in a Prefect database, as Prefect's registration writes
+    them (a schema's capabilities are a set, listed in any order)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        types = db.execute(
+            "select slug, name, description, code_example, documentation_url, logo_url,"
+            " is_protected from block_type"
+        ).fetchall()
+        schemas = db.execute(
+            "select t.slug, s.checksum, s.version, s.capabilities, s.fields from block_schema s"
+            " join block_type t on t.id = s.block_type_id"
+        ).fetchall()
+    return sorted(types) + sorted((*row[:3], sorted(json.loads(row[3])), row[4]) for row in schemas)
 
 
 def journal_mode(path: Path) -> str:
@@ -70,6 +94,10 @@ def test_a_broken_template_is_replaced_by_a_migration_and_the_next_database_copi
     assert alembic_revision(copied) == alembic_revision(migrated) == alembic_revision(template)
     assert "flow_run" in tables(copied)
     assert tables(copied) == tables(migrated)
+    # the blocks a server registers on start, prefect-aws's among them, registered already
+    slugs = {row[0] for row in registered_blocks(copied)}
+    assert {"aws-credentials", "s3-bucket", "secret", "local-file-system"} <= slugs
+    assert registered_blocks(copied) == registered_blocks(migrated)
     # kept without a WAL, so reading it leaves nothing beside it
     assert journal_mode(template) == "delete"
     assert sorted(p.name for p in cache.iterdir()) == [template.name]
@@ -110,3 +138,73 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_start(
     assert alembic_revision(path) == "abc123"
     assert not template_path().exists()
     assert f"could not keep {path} as the template" in caplog.text
+
+
+@contextlib.contextmanager
+def new_data_dirs_server(home: Path, **extra: str) -> Iterator[PrefectApi]:
+    """``python -m local.prefect_server`` on a new data dir's home (the user's template cache,
+    as a night's server), with ``extra`` settings, until the block ends."""
+    home.mkdir()
+    api = PrefectApi(f"http://127.0.0.1:{_free_port()}/api", home, home / "storage")
+    env = api.env(
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url(home / DATABASE_FILE),
+        PREFECT_SERVER_UI_ENABLED="false",
+        MYSTORE_CACHE_DIR=str(cache_dir()),
+        PYTHONPATH=str(REPO),
+        **extra,
+    )
+    with serving_prefect(api, env):
+        yield api
+
+
+def test_a_new_database_skips_the_block_registration_that_would_change_nothing(
+    tmp_path: Path,
+) -> None:
+    """Prefect's block registration on a server's start imports every collection first:
+    about a third of a new server's 5 CPU-seconds. A new data dir's database (the template's
+    copy) holds its result, so the server skips it; one made to register anyway
+    (the user's own setting wins) adds or changes nothing."""
+    with (
+        new_data_dirs_server(tmp_path / "new") as api,
+        urllib.request.urlopen(f"{api.api_url}/block_types/slug/aws-credentials") as got,
+    ):
+        assert json.load(got)["name"] == "AWS Credentials"  # the UI's catalog has it
+    log = api.log.read_text()
+    assert "local.prefect_server: database copied" in log or "database migrated" in log, log
+    # Prefect writes its memo of a registration it ran; it ran none
+    assert not (api.home / "memo_store.toml").exists()
+
+    with new_data_dirs_server(
+        tmp_path / "forced", PREFECT_API_BLOCKS_REGISTER_ON_START="true"
+    ) as forced:
+        pass
+    assert (forced.home / "memo_store.toml").exists(), forced.log.read_text()
+    assert registered_blocks(forced.home / DATABASE_FILE) == registered_blocks(template_path())
+
+
+def test_the_template_is_made_again_for_other_collections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A template's blocks come from the collections installed when it was made: another
+    version of one, or one more, is another template."""
+    installed = [
+        SimpleNamespace(
+            name="prefect_aws",
+            value="prefect_aws",
+            dist=SimpleNamespace(name="prefect-aws", version="0.7.12"),
+        )
+    ]
+    monkeypatch.setattr(prefect_database, "entry_points", lambda group: list(installed))
+    first = collections_key()
+    installed[0].dist.version = "0.7.13"
+    upgraded = collections_key()
+    installed.append(
+        SimpleNamespace(
+            name="prefect_gcp",
+            value="prefect_gcp",
+            dist=SimpleNamespace(name="prefect-gcp", version="0.6.0"),
+        )
+    )
+    added = collections_key()
+    assert len({first, upgraded, added}) == 3
+    assert template_path().name == f"prefect-{prefect_database.version('prefect')}-{added}.db"
