@@ -1,10 +1,11 @@
-"""A new data dir's Prefect database: copied from a per-version template, not migrated anew.
+"""A new data dir's Prefect database: copied from a template, not migrated (and its blocks
+registered) anew.
 
 Prefect makes a new server's SQLite database by running every one of its Alembic
 migrations: about 9 CPU-seconds, 10 s of a new server's 15 s start on 2 cores, paid by
 every new data dir (a user's first night, each throwaway data dir of a test or a bench).
-The result depends only on the Prefect version, so the first new database of a version
-is made by Prefect's own migrations as before and then kept as a template,
+The result depends only on the Prefect version and the installed collections, so the first
+new database is made by Prefect's own migrations as before and then kept as a template,
 ``<cache>/prefect-<version>-<collections>.db``; each later new database is a copy of it
 (SQLite's backup API: a consistent copy, written under a temporary name and renamed into
 place).
@@ -12,10 +13,10 @@ place).
 The template also holds the block types and schemas Prefect's server registers when it
 starts (its own blocks, its catalog of collections' blocks, and the blocks of the installed
 collections, such as prefect-aws's): about a third of a new server's 5 CPU-seconds, since
-it imports every collection first (bench/bench_prefect_start.py). They depend on Prefect's version and the installed
-collections' (``collections_key``, in the template's name), so a server whose new database
-is a copy skips that registration (``skip_block_registration``), as Prefect's own memo of
-it skips it for a database it registered before.
+it imports every collection first (bench/bench_prefect_start.py). They depend on Prefect's
+version and the installed collections' (``collections_key``, in the template's name), so a
+server whose new database is a copy skips that registration (``skip_block_registration``),
+as Prefect's own memo of it skips it for a database it registered before.
 
 The cache is ``$MYSTORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/mystore``, else
 ``~/.cache/mystore``. A template that cannot be read (deleted midway, corrupt, not a Prefect
