@@ -15,8 +15,9 @@ starts (its own blocks, its catalog of collections' blocks, and the blocks of th
 collections, such as prefect-aws's): about a third of a new server's 5 CPU-seconds, since
 it imports every collection first (bench/bench_prefect_start.py). They depend on Prefect's
 version and the installed collections' (``collections_key``, in the template's name), so a
-server whose new database is a copy skips that registration (``skip_block_registration``),
-as Prefect's own memo of it skips it for a database it registered before.
+server whose database was made from the template (or migrated) for the installed versions
+skips that registration (``skip_block_registration_when_done``, by a note beside the
+database), as Prefect's own memo of it skips it for a database it registered before.
 
 The cache is ``$MYSTORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/mystore``, else
 ``~/.cache/mystore``. A template that cannot be read (deleted midway, corrupt, not a Prefect
@@ -79,14 +80,30 @@ def collections_key() -> str:
     return hashlib.sha256("\n".join(installed).encode()).hexdigest()[:12]
 
 
-def skip_block_registration(environ: MutableMapping[str, str]) -> None:
-    """Set the server's environment (before Prefect is imported) to skip registering blocks
-    on start: for a new database, which ``prepare_database`` registers them in. A user who
-    set either setting keeps both as set."""
+def blocks_note(path: Path) -> Path:
+    """The note beside a database that ``prepare_database`` made: the name of the template
+    (Prefect's and the collections' versions) whose blocks it holds."""
+    return path.with_name(f"{path.name}.blocks")
+
+
+def skip_block_registration_when_done(path: Path, environ: MutableMapping[str, str]) -> bool:
+    """Set a server's environment (before Prefect is imported) to skip Prefect's block
+    registration on start when the database at ``path`` holds its result: a new database
+    (``prepare_database`` makes it with the blocks registered), or one it made for the same
+    template (its note). Returns whether it did. A user who set either setting keeps both
+    as set; a database from before (no note) or from other versions registers as Prefect
+    does."""
     if any(name in environ for name in BLOCK_REGISTRATION_SETTINGS):
-        return
+        return False
+    if path.exists():
+        try:
+            if blocks_note(path).read_text(encoding="utf-8").strip() != template_path().name:
+                return False
+        except OSError:
+            return False
     for name in BLOCK_REGISTRATION_SETTINGS:
         environ[name] = "false"
+    return True
 
 
 def database_url(path: Path) -> str:
@@ -103,6 +120,7 @@ def prepare_database(path: Path) -> str:
         try:
             _copy(template, path)
             alembic_revision(path)  # a readable Prefect database, not a stray file
+            _note_blocks(path, template)
             return f"copied {template}"
         except (OSError, sqlite3.Error, ValueError) as exc:
             log.warning("Prefect database template %s is unusable (%s); migrating", template, exc)
@@ -110,6 +128,7 @@ def prepare_database(path: Path) -> str:
                 with contextlib.suppress(OSError):
                     broken.unlink()
     migrate(path)
+    _note_blocks(path, template)
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
         _copy(path, template)
@@ -149,6 +168,15 @@ def alembic_revision(path: Path) -> str:
     if len(rows) != 1:
         raise ValueError(f"{path} has {len(rows)} alembic_version rows, not 1")
     return str(rows[0][0])
+
+
+def _note_blocks(path: Path, template: Path) -> None:
+    """Note beside ``path`` that its blocks are ``template``'s; without the note (it could
+    not be written) the server registers them on its next start, as Prefect does."""
+    try:
+        blocks_note(path).write_text(template.name + "\n", encoding="utf-8")
+    except OSError as exc:
+        log.warning("could not note the blocks of %s: %s", path, exc)
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -37,7 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from local.lease import process_alive, wait_gone
-from local.prefect_database import DATABASE_FILE, prepare_database, skip_block_registration
+from local.prefect_database import (
+    DATABASE_FILE,
+    prepare_database,
+    skip_block_registration_when_done,
+)
 
 PREFECT_DIRNAME = "prefect"
 LOG_FILE = "server.log"
@@ -376,9 +380,10 @@ def main(argv: list[str] | None = None) -> None:
         daemon=True,
     ).start()
     database = home / DATABASE_FILE
-    if not database.exists():  # a copy of the template or migrated: its blocks registered
-        skip_block_registration(os.environ)
-    print(f"local.prefect_server: database {prepare_database(database)}", flush=True)
+    skipped = skip_block_registration_when_done(database, os.environ)  # before Prefect loads
+    prepared = prepare_database(database)
+    registration = "registered already" if skipped else "registered on start"
+    print(f"local.prefect_server: database {prepared}; blocks {registration}", flush=True)
     retry_soon_after_lock_conflicts()
     from prefect.cli import app
 

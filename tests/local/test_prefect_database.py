@@ -21,13 +21,16 @@ import pytest
 
 from local import prefect_database
 from local.prefect_database import (
+    BLOCK_REGISTRATION_SETTINGS,
     DATABASE_FILE,
     alembic_revision,
+    blocks_note,
     cache_dir,
     collections_key,
     database_url,
     migrate,
     prepare_database,
+    skip_block_registration_when_done,
     template_path,
 )
 from tests.conftest import PrefectApi, _free_port, serving_prefect
@@ -98,6 +101,8 @@ def test_a_broken_template_is_replaced_by_a_migration_and_the_next_database_copi
     slugs = {row[0] for row in registered_blocks(copied)}
     assert {"aws-credentials", "s3-bucket", "secret", "local-file-system"} <= slugs
     assert registered_blocks(copied) == registered_blocks(migrated)
+    for made in (migrated, copied):  # which the server's next start reads
+        assert blocks_note(made).read_text() == f"{template.name}\n"
     # kept without a WAL, so reading it leaves nothing beside it
     assert journal_mode(template) == "delete"
     assert sorted(p.name for p in cache.iterdir()) == [template.name]
@@ -144,7 +149,7 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_start(
 def new_data_dirs_server(home: Path, **extra: str) -> Iterator[PrefectApi]:
     """``python -m local.prefect_server`` on a new data dir's home (the user's template cache,
     as a night's server), with ``extra`` settings, until the block ends."""
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     api = PrefectApi(f"http://127.0.0.1:{_free_port()}/api", home, home / "storage")
     env = api.env(
         PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url(home / DATABASE_FILE),
@@ -162,24 +167,60 @@ def test_a_new_database_skips_the_block_registration_that_would_change_nothing(
 ) -> None:
     """Prefect's block registration on a server's start imports every collection first:
     about a third of a new server's 5 CPU-seconds. A new data dir's database (the template's
-    copy) holds its result, so the server skips it; one made to register anyway
-    (the user's own setting wins) adds or changes nothing."""
-    with (
-        new_data_dirs_server(tmp_path / "new") as api,
-        urllib.request.urlopen(f"{api.api_url}/block_types/slug/aws-credentials") as got,
-    ):
-        assert json.load(got)["name"] == "AWS Credentials"  # the UI's catalog has it
-    log = api.log.read_text()
-    assert "local.prefect_server: database copied" in log or "database migrated" in log, log
-    # Prefect writes its memo of a registration it ran; it ran none
-    assert not (api.home / "memo_store.toml").exists()
+    copy) holds its result, so the server skips it, then and when started again; one made to
+    register anyway (the user's own setting wins) adds or changes nothing."""
+    home = tmp_path / "new"
+    databases = []
+    for start in ("first", "again"):
+        with (
+            new_data_dirs_server(home) as api,
+            urllib.request.urlopen(f"{api.api_url}/block_types/slug/aws-credentials") as got,
+        ):
+            assert json.load(got)["name"] == "AWS Credentials"  # the UI's catalog has it
+        log = api.log.read_text()
+        assert "; blocks registered already" in log, (start, log)
+        databases.append(log.split("local.prefect_server: database ")[1].split(";")[0].split()[0])
+        # Prefect writes its memo of a registration it ran; it ran none
+        assert not (home / "memo_store.toml").exists(), start
+    assert databases in (["copied", "existing"], ["migrated", "existing"])
 
     with new_data_dirs_server(
         tmp_path / "forced", PREFECT_API_BLOCKS_REGISTER_ON_START="true"
     ) as forced:
         pass
+    assert "; blocks registered on start" in forced.log.read_text()
     assert (forced.home / "memo_store.toml").exists(), forced.log.read_text()
     assert registered_blocks(forced.home / DATABASE_FILE) == registered_blocks(template_path())
+
+
+@pytest.mark.parametrize(
+    ("database", "note", "users", "skipped"),
+    [
+        ("new", None, {}, True),
+        ("made here", "this template", {}, True),
+        ("made for other versions", "prefect-3.0.0-000000000000.db", {}, False),
+        ("from before the note", None, {}, False),
+        ("new", None, {"PREFECT_API_BLOCKS_REGISTER_ON_START": "true"}, False),
+        ("made here", "this template", {"PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "1"}, False),
+    ],
+)
+def test_registration_is_skipped_only_where_the_database_holds_its_result(
+    tmp_path: Path, database: str, note: str | None, users: dict[str, str], skipped: bool
+) -> None:
+    path = tmp_path / DATABASE_FILE
+    if database != "new":
+        path.write_bytes(b"a database")
+    if note is not None:
+        blocks_note(path).write_text(
+            template_path().name if note == "this template" else note, encoding="utf-8"
+        )
+    environ = dict(users)
+
+    assert skip_block_registration_when_done(path, environ) is skipped
+    if skipped:
+        assert environ == dict.fromkeys(BLOCK_REGISTRATION_SETTINGS, "false")
+    else:
+        assert environ == users
 
 
 def test_the_template_is_made_again_for_other_collections(
