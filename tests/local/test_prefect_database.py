@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -179,7 +180,9 @@ def test_a_new_database_skips_the_block_registration_that_would_change_nothing(
             assert json.load(got)["name"] == "AWS Credentials"  # the UI's catalog has it
         log = api.log.read_text()
         assert "; blocks registered already" in log, (start, log)
-        databases.append(log.split("local.prefect_server: database ")[1].split(";")[0].split()[0])
+        prepared = re.search(r"local\.prefect_server: database (\w+)", log)
+        assert prepared is not None, log
+        databases.append(prepared.group(1))
         # Prefect writes its memo of a registration it ran; it ran none
         assert not (home / "memo_store.toml").exists(), start
     assert databases in (["copied", "existing"], ["migrated", "existing"])
