@@ -86,18 +86,20 @@ def blocks_note(path: Path) -> Path:
     return path.with_name(f"{path.name}.blocks")
 
 
-def skip_block_registration_when_done(path: Path, environ: MutableMapping[str, str]) -> bool:
+def skip_block_registration_when_done(
+    path: Path, environ: MutableMapping[str, str], template: Path
+) -> bool:
     """Set a server's environment (before Prefect is imported) to skip Prefect's block
     registration on start when the database at ``path`` holds its result: a new database
-    (``prepare_database`` makes it with the blocks registered), or one it made for the same
-    template (its note). Returns whether it did. A user who set either setting keeps both
-    as set; a database from before (no note) or from other versions registers as Prefect
-    does."""
+    (``prepare_database`` makes it from ``template``, the installed versions' one, with the
+    blocks registered), or one it made so before (its note names ``template``). Returns
+    whether it did. A user who set either setting keeps both as set; a database from before
+    (no note) or from other versions registers as Prefect does."""
     if any(name in environ for name in BLOCK_REGISTRATION_SETTINGS):
         return False
     if path.exists():
         try:
-            if blocks_note(path).read_text(encoding="utf-8").strip() != template_path().name:
+            if blocks_note(path).read_text(encoding="utf-8").strip() != template.name:
                 return False
         except OSError:
             return False
@@ -110,12 +112,13 @@ def database_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def prepare_database(path: Path) -> str:
-    """Make sure ``path`` holds a Prefect database before a server opens it; returns what
-    was done, for the server's log: ``existing``, ``copied <template>`` or ``migrated``."""
+def prepare_database(path: Path, template: Path | None = None) -> str:
+    """Make sure ``path`` holds a Prefect database before a server opens it, copied from
+    ``template`` (default ``template_path()``); returns what was done, for the server's
+    log: ``existing``, ``copied <template>`` or ``migrated``."""
     if path.exists():
         return "existing"
-    template = template_path()
+    template = template or template_path()
     if template.is_file():
         try:
             _copy(template, path)

@@ -41,6 +41,7 @@ from local.prefect_database import (
     DATABASE_FILE,
     prepare_database,
     skip_block_registration_when_done,
+    template_path,
 )
 
 PREFECT_DIRNAME = "prefect"
@@ -380,8 +381,9 @@ def main(argv: list[str] | None = None) -> None:
         daemon=True,
     ).start()
     database = home / DATABASE_FILE
-    skipped = skip_block_registration_when_done(database, os.environ)  # before Prefect loads
-    prepared = prepare_database(database)
+    template = template_path()
+    skipped = skip_block_registration_when_done(database, os.environ, template)  # before Prefect
+    prepared = prepare_database(database, template)
     registration = "registered already" if skipped else "registered on start"
     print(f"local.prefect_server: database {prepared}; blocks {registration}", flush=True)
     retry_soon_after_lock_conflicts()

@@ -332,6 +332,16 @@ class PrefectApi:
         env.update(extra)
         return env
 
+    def server_env(self, **extra: str) -> dict[str, str]:
+        """Environment for this server's own process (``serving_prefect``): its database
+        under ``home``, no UI, the repository importable from ``home``."""
+        return self.env(
+            PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url(self.home / DATABASE_FILE),
+            PREFECT_SERVER_UI_ENABLED="false",
+            PYTHONPATH=str(REPO_ROOT),  # for `python -m local.prefect_server`, run in home
+            **extra,
+        )
+
     def runner_env(
         self, data_api_url: str, glue_url: str, *, poll_seconds: str = "1", **extra: str
     ) -> dict[str, str]:
@@ -408,10 +418,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi
     home = tmp_path_factory.mktemp("prefect-home").resolve()
     port = _free_port()
     api = PrefectApi(f"http://127.0.0.1:{port}/api", home, home / "storage")
-    env = api.env(
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url(home / DATABASE_FILE),
-        PREFECT_SERVER_UI_ENABLED="false",
-        PYTHONPATH=str(REPO_ROOT),  # for `python -m local.prefect_server`, run in ``home``
+    env = api.server_env(
         # the deployment test waits for the scheduler to create the nightly's runs
         PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
         # Writers no test needs, off: SQLite has one writer, and on a loaded CI machine

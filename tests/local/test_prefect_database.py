@@ -28,7 +28,6 @@ from local.prefect_database import (
     blocks_note,
     cache_dir,
     collections_key,
-    database_url,
     migrate,
     prepare_database,
     skip_block_registration_when_done,
@@ -152,14 +151,7 @@ def new_data_dirs_server(home: Path, **extra: str) -> Iterator[PrefectApi]:
     as a night's server), with ``extra`` settings, until the block ends."""
     home.mkdir(exist_ok=True)
     api = PrefectApi(f"http://127.0.0.1:{_free_port()}/api", home, home / "storage")
-    env = api.env(
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url(home / DATABASE_FILE),
-        PREFECT_SERVER_UI_ENABLED="false",
-        MYSTORE_CACHE_DIR=str(cache_dir()),
-        PYTHONPATH=str(REPO),
-        **extra,
-    )
-    with serving_prefect(api, env):
+    with serving_prefect(api, api.server_env(MYSTORE_CACHE_DIR=str(cache_dir()), **extra)):
         yield api
 
 
@@ -219,7 +211,7 @@ def test_registration_is_skipped_only_where_the_database_holds_its_result(
         )
     environ = dict(users)
 
-    assert skip_block_registration_when_done(path, environ) is skipped
+    assert skip_block_registration_when_done(path, environ, template_path()) is skipped
     if skipped:
         assert environ == dict.fromkeys(BLOCK_REGISTRATION_SETTINGS, "false")
     else:
