@@ -9,8 +9,8 @@ that moment; then stops it. Modes, alternated run by run so that the hour affect
 - ``register``: the same, with ``PREFECT_API_BLOCKS_REGISTER_ON_START=true`` (the user's
   setting wins): Prefect imports every collection and registers their blocks, as every
   new data dir's server did before the template held them;
-- ``existing``: the ``new`` server's data dir started again (its database's note names
-  the template, so the server skips the registration again).
+- ``existing``: the ``new`` server's data dir started again (its database holds all of
+  the template's blocks, so the server skips the registration again).
 
     uv run --locked python bench/bench_prefect_start.py --runs 5
 """

@@ -15,9 +15,11 @@ starts (its own blocks, its catalog of collections' blocks, and the blocks of th
 collections, such as prefect-aws's): about a third of a new server's 5 CPU-seconds, since
 it imports every collection first (bench/bench_prefect_start.py). They depend on Prefect's
 version and the installed collections' (``collections_key``, in the template's name), so a
-server whose database was made from the template (or migrated) for the installed versions
-skips that registration (``skip_block_registration_when_done``, by a note beside the
-database), as Prefect's own memo of it skips it for a database it registered before.
+server skips that registration when its database holds every block type, schema and schema
+reference of the installed versions' template as they are there
+(``skip_block_registration_when_done``): a new database, since it is the template's copy,
+and any database the registration would not change. Prefect's own memo of a registration
+skips it only for the database it ran on, after importing the collections.
 
 The cache is ``$MYSTORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/mystore``, else
 ``~/.cache/mystore``. A template that cannot be read (deleted midway, corrupt, not a Prefect
@@ -34,12 +36,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import sqlite3
 from collections.abc import MutableMapping
 from importlib.metadata import entry_points, version
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -80,32 +84,57 @@ def collections_key() -> str:
     return hashlib.sha256("\n".join(installed).encode()).hexdigest()[:12]
 
 
-def blocks_note(path: Path) -> Path:
-    """The note beside a database that ``prepare_database`` made: the name of the template
-    (Prefect's and the collections' versions) whose blocks it holds."""
-    return path.with_name(f"{path.name}.blocks")
-
-
 def skip_block_registration_when_done(
     path: Path, environ: MutableMapping[str, str], template: Path
 ) -> bool:
     """Set a server's environment (before Prefect is imported) to skip Prefect's block
-    registration on start when the database at ``path`` holds its result: a new database
-    (``prepare_database`` makes it from ``template``, the installed versions' one, with the
-    blocks registered), or one it made so before (its note names ``template``). Returns
-    whether it did. A user who set either setting keeps both as set; a database from before
-    (no note) or from other versions registers as Prefect does."""
+    registration on start when it would change nothing in the database at ``path``: a new
+    database (``prepare_database`` makes it from ``template``, the installed versions' one,
+    with the blocks registered), or one that holds all of ``template``'s blocks as they are
+    there (``registered_blocks``). Returns whether it did. A user who set either setting
+    keeps both as set; a database that lacks a block, holds one changed, cannot be read, or
+    has no template to compare with registers as Prefect does."""
     if any(name in environ for name in BLOCK_REGISTRATION_SETTINGS):
         return False
     if path.exists():
         try:
-            if blocks_note(path).read_text(encoding="utf-8").strip() != template.name:
+            if not registered_blocks(template) <= registered_blocks(path):
                 return False
-        except OSError:
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            log.info("blocks of %s not compared with %s (%s): registering", path, template, exc)
             return False
     for name in BLOCK_REGISTRATION_SETTINGS:
         environ[name] = "false"
     return True
+
+
+def registered_blocks(path: Path) -> frozenset[tuple[Any, ...]]:
+    """What Prefect's block registration writes into the database at ``path``, by content:
+    each block type as its slug and the fields the registration sets, each schema as its
+    type, checksum, version, capabilities (a set) and fields, each schema reference as its
+    parent's checksum, name and child's checksum. Ids and timestamps differ between
+    databases holding the same blocks."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no Prefect database at {path}")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        types = db.execute(
+            "select 'type', slug, name, description, code_example, documentation_url,"
+            " logo_url, is_protected from block_type"
+        ).fetchall()
+        schemas = db.execute(
+            "select 'schema', t.slug, s.checksum, s.version, s.capabilities, s.fields"
+            " from block_schema s join block_type t on t.id = s.block_type_id"
+        ).fetchall()
+        references = db.execute(
+            "select 'reference', parent.checksum, r.name, child.checksum"
+            " from block_schema_reference r"
+            " join block_schema parent on parent.id = r.parent_block_schema_id"
+            " join block_schema child on child.id = r.reference_block_schema_id"
+        ).fetchall()
+    return frozenset(
+        [*types, *references]
+        + [(*row[:4], tuple(sorted(json.loads(row[4]))), row[5]) for row in schemas]
+    )
 
 
 def database_url(path: Path) -> str:
@@ -123,7 +152,6 @@ def prepare_database(path: Path, template: Path | None = None) -> str:
         try:
             _copy(template, path)
             alembic_revision(path)  # a readable Prefect database, not a stray file
-            _note_blocks(path, template)
             return f"copied {template}"
         except (OSError, sqlite3.Error, ValueError) as exc:
             log.warning("Prefect database template %s is unusable (%s); migrating", template, exc)
@@ -131,7 +159,6 @@ def prepare_database(path: Path, template: Path | None = None) -> str:
                 with contextlib.suppress(OSError):
                     broken.unlink()
     migrate(path)
-    _note_blocks(path, template)
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
         _copy(path, template)
@@ -171,15 +198,6 @@ def alembic_revision(path: Path) -> str:
     if len(rows) != 1:
         raise ValueError(f"{path} has {len(rows)} alembic_version rows, not 1")
     return str(rows[0][0])
-
-
-def _note_blocks(path: Path, template: Path) -> None:
-    """Note beside ``path`` that its blocks are ``template``'s; without the note (it could
-    not be written) the server registers them on its next start, as Prefect does."""
-    try:
-        blocks_note(path).write_text(template.name + "\n", encoding="utf-8")
-    except OSError as exc:
-        log.warning("could not note the blocks of %s: %s", path, exc)
 
 
 def _copy(source: Path, target: Path) -> None:

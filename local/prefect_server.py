@@ -381,6 +381,8 @@ def main(argv: list[str] | None = None) -> None:
         daemon=True,
     ).start()
     database = home / DATABASE_FILE
+    # A note of earlier releases (the template a database was made from), read no more.
+    database.with_name(f"{DATABASE_FILE}.blocks").unlink(missing_ok=True)
     template = template_path()
     skipped = skip_block_registration_when_done(database, os.environ, template)  # before Prefect
     prepared = prepare_database(database, template)

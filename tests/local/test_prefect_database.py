@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -25,11 +25,11 @@ from local.prefect_database import (
     BLOCK_REGISTRATION_SETTINGS,
     DATABASE_FILE,
     alembic_revision,
-    blocks_note,
     cache_dir,
     collections_key,
     migrate,
     prepare_database,
+    registered_blocks,
     skip_block_registration_when_done,
     template_path,
 )
@@ -47,21 +47,6 @@ PREPARE_EACH = (
 def tables(path: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(path)) as db:
         return [row[0] for row in db.execute("select name from sqlite_master order by name")]
-
-
-def registered_blocks(path: Path) -> list[tuple[Any, ...]]:
-    """The block types and schemas in a Prefect database, as Prefect's registration writes
-    them (a schema's capabilities are a set, listed in any order)."""
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        types = db.execute(
-            "select slug, name, description, code_example, documentation_url, logo_url,"
-            " is_protected from block_type"
-        ).fetchall()
-        schemas = db.execute(
-            "select t.slug, s.checksum, s.version, s.capabilities, s.fields from block_schema s"
-            " join block_type t on t.id = s.block_type_id"
-        ).fetchall()
-    return sorted(types) + sorted((*row[:3], sorted(json.loads(row[3])), row[4]) for row in schemas)
 
 
 def journal_mode(path: Path) -> str:
@@ -98,11 +83,9 @@ def test_a_broken_template_is_replaced_by_a_migration_and_the_next_database_copi
     assert "flow_run" in tables(copied)
     assert tables(copied) == tables(migrated)
     # the blocks a server registers on start, prefect-aws's among them, registered already
-    slugs = {row[0] for row in registered_blocks(copied)}
+    slugs = {row[1] for row in registered_blocks(copied) if row[0] == "type"}
     assert {"aws-credentials", "s3-bucket", "secret", "local-file-system"} <= slugs
     assert registered_blocks(copied) == registered_blocks(migrated)
-    for made in (migrated, copied):  # which the server's next start reads
-        assert blocks_note(made).read_text() == f"{template.name}\n"
     # kept without a WAL, so reading it leaves nothing beside it
     assert journal_mode(template) == "delete"
     assert sorted(p.name for p in cache.iterdir()) == [template.name]
@@ -165,6 +148,8 @@ def test_a_new_database_skips_the_block_registration_that_would_change_nothing(
     home = tmp_path / "new"
     databases = []
     for start in ("first", "again"):
+        if start == "again":  # the note earlier releases kept beside the database
+            (home / f"{DATABASE_FILE}.blocks").write_text("prefect-3.9.1-0e19705db470.db\n")
         with (
             new_data_dirs_server(home) as api,
             urllib.request.urlopen(f"{api.api_url}/block_types/slug/aws-credentials") as got,
@@ -177,6 +162,7 @@ def test_a_new_database_skips_the_block_registration_that_would_change_nothing(
         databases.append(prepared.group(1))
         # Prefect writes its memo of a registration it ran; it ran none
         assert not (home / "memo_store.toml").exists(), start
+        assert not (home / f"{DATABASE_FILE}.blocks").exists(), start
     assert databases in (["copied", "existing"], ["migrated", "existing"])
 
     with new_data_dirs_server(
@@ -188,30 +174,92 @@ def test_a_new_database_skips_the_block_registration_that_would_change_nothing(
     assert registered_blocks(forced.home / DATABASE_FILE) == registered_blocks(template_path())
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The installed versions' template in the user's cache (made by Prefect's migration in a
+    child process if no server of the suite made it yet)."""
+    made = tmp_path_factory.mktemp("made") / DATABASE_FILE
+    out = subprocess.run(
+        [sys.executable, "-c", PREPARE_EACH, str(made)],
+        cwd=REPO,
+        env=clean_env(
+            MYSTORE_CACHE_DIR=str(cache_dir()), PREFECT_HOME=str(made.parent), PYTHONPATH=str(REPO)
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert template_path().is_file()
+    return template_path()
+
+
+def _changed_description(db: sqlite3.Connection) -> None:
+    db.execute("update block_type set description = 'edited' where slug = 'aws-credentials'")
+
+
+def _schema_removed(db: sqlite3.Connection) -> None:
+    db.execute("delete from block_schema_reference")  # they point at the schema below
+    db.execute(
+        "delete from block_schema where block_type_id ="
+        " (select id from block_type where slug = 's3-bucket')"
+    )
+
+
+def _reference_removed(db: sqlite3.Connection) -> None:
+    db.execute(
+        "delete from block_schema_reference where rowid = (select min(rowid) from block_schema_reference)"
+    )
+
+
+def _users_block_type_added(db: sqlite3.Connection) -> None:
+    db.execute(
+        "insert into block_type (id, name, slug, is_protected) values"
+        " ('00000000-0000-0000-0000-000000000001', 'Redshift Target', 'redshift-target', 0)"
+    )
+
+
+def _updated_again(db: sqlite3.Connection) -> None:
+    db.execute("update block_type set updated = '2027-01-01 00:00:00'")  # what a register does
+
+
 @pytest.mark.parametrize(
-    ("database", "note", "users", "skipped"),
+    ("database", "edit", "users", "skipped"),
     [
         ("new", None, {}, True),
-        ("made here", "this template", {}, True),
-        ("made for other versions", "prefect-3.0.0-000000000000.db", {}, False),
-        ("from before the note", None, {}, False),
+        ("the template's copy", None, {}, True),
+        ("the template's copy", _users_block_type_added, {}, True),
+        ("the template's copy", _updated_again, {}, True),
+        ("the template's copy", _changed_description, {}, False),
+        ("the template's copy", _schema_removed, {}, False),
+        ("the template's copy", _reference_removed, {}, False),
+        ("not a database", None, {}, False),
+        ("the template's copy, no template", None, {}, False),
         ("new", None, {"PREFECT_API_BLOCKS_REGISTER_ON_START": "true"}, False),
-        ("made here", "this template", {"PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "1"}, False),
+        ("the template's copy", None, {"PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "1"}, False),
     ],
 )
-def test_registration_is_skipped_only_where_the_database_holds_its_result(
-    tmp_path: Path, database: str, note: str | None, users: dict[str, str], skipped: bool
+def test_registration_is_skipped_only_where_it_would_change_nothing(
+    tmp_path: Path,
+    template: Path,
+    database: str,
+    edit: Callable[[sqlite3.Connection], None] | None,
+    users: dict[str, str],
+    skipped: bool,
 ) -> None:
     path = tmp_path / DATABASE_FILE
-    if database != "new":
-        path.write_bytes(b"a database")
-    if note is not None:
-        blocks_note(path).write_text(
-            template_path().name if note == "this template" else note, encoding="utf-8"
-        )
+    if database == "not a database":
+        path.write_bytes(b"a user's file")
+    elif database != "new":
+        shutil.copyfile(template, path)
+        if edit is not None:
+            with contextlib.closing(sqlite3.connect(path)) as db, db:
+                edit(db)
+    compared = template if "no template" not in database else tmp_path / "deleted.db"
     environ = dict(users)
 
-    assert skip_block_registration_when_done(path, environ, template_path()) is skipped
+    assert skip_block_registration_when_done(path, environ, compared) is skipped
     if skipped:
         assert environ == dict.fromkeys(BLOCK_REGISTRATION_SETTINGS, "false")
     else:
