@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path(".local")
+# The nights' setting of the data dir (migrations/settings.py, read by flows.nightly): the
+# commands here default to it too, so `local up` serves the data dir the nights use.
+DATA_DIR_ENV = "MYSTORE_LOCAL_DATA_DIR"
 ENDPOINT_FILE = "endpoint.json"
 
 
@@ -33,6 +36,31 @@ def _data_dir(value: str) -> Path:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
     return path
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, what: str = "data dir") -> None:
+    """``--data-dir``; without it, the nights' data dir (``_default_data_dir``)."""
+    chosen = os.environ.get(DATA_DIR_ENV)
+    default = (
+        f"{chosen}, from {DATA_DIR_ENV}"
+        if chosen is not None
+        else f"{DEFAULT_DATA_DIR}, or {DATA_DIR_ENV} when set"
+    )
+    parser.add_argument(
+        "--data-dir", type=_data_dir, help=f"{what} (default: {default}, as for the nights)"
+    )
+
+
+def _default_data_dir(parser: argparse.ArgumentParser) -> Path:
+    """``$MYSTORE_LOCAL_DATA_DIR`` (as ``python -m flows.nightly`` reads it), else .local;
+    an unusable one is refused by the variable's name."""
+    value = os.environ.get(DATA_DIR_ENV)
+    if value is None:
+        return _data_dir(str(DEFAULT_DATA_DIR))
+    try:
+        return _data_dir(value)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{DATA_DIR_ENV}: {exc}")
 
 
 def _port(value: str) -> int:
@@ -74,12 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=_port, default=0, help="TCP port; 0 (default) picks a free one"
     )
-    serve.add_argument(
-        "--data-dir",
-        type=_data_dir,
-        default=DEFAULT_DATA_DIR,
-        help="where PostgreSQL keeps its data (default: .local)",
-    )
+    _add_data_dir(serve, "where PostgreSQL keeps its data")
     serve.add_argument(
         "--max-active-statements",
         type=_at_least_one,
@@ -113,9 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     up.add_argument("--port", type=_port, default=0, help="endpoint TCP port; 0 picks a free one")
-    up.add_argument(
-        "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
-    )
+    _add_data_dir(up)
 
     query = commands.add_parser(
         "query",
@@ -125,32 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument(
         "sql", help="the SQL to run; with several statements the last result is shown"
     )
-    query.add_argument(
-        "--data-dir",
-        type=_data_dir,
-        default=DEFAULT_DATA_DIR,
-        help="data dir of the warehouse (default: .local)",
-    )
+    _add_data_dir(query, "data dir of the warehouse")
     query.add_argument("--database", default="dev", help="database to connect to (default: dev)")
 
     status = commands.add_parser(
         "status", help="show whether the warehouse and an endpoint are running"
     )
-    status.add_argument(
-        "--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR, help="data dir (default: .local)"
-    )
+    _add_data_dir(status)
 
     for name, text in (
         ("down", "stop the stack of this data dir (up or serve) and its Prefect server"),
         ("stop", "the same as down"),
     ):
         stop = commands.add_parser(name, help=text, description=text)
-        stop.add_argument(
-            "--data-dir",
-            type=_data_dir,
-            default=DEFAULT_DATA_DIR,
-            help="data dir (default: .local)",
-        )
+        _add_data_dir(stop)
         stop.add_argument(
             "--force",
             action="store_true",
@@ -321,7 +330,10 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if "data_dir" in args and args.data_dir is None:
+        args.data_dir = _default_data_dir(parser)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -241,9 +241,10 @@ def test_one_prefect_server_serves_every_night_and_its_ui_answers(nights: Nights
     assert info.prefect_pid == nights.prefect_pid, "`up` started a second server, not reusing"
     links = [FLOW_RUN_URL.search(proc.stdout) for proc in outputs]
     assert all(links), [proc.stdout[-2000:] for proc in outputs]
+    # with the data dir, which a shell without the night's --data-dir needs
     assert (
-        "The Prefect server keeps running for the next night; `python -m local down` stops it."
-        in outputs[0].stdout
+        "The Prefect server keeps running for the next night; "
+        f"`python -m local down --data-dir {nights.data_dir}` stops it." in outputs[0].stdout
     )
     assert (
         "Prefect server: reusing the one an earlier night left running on"
