@@ -12,7 +12,6 @@ import atexit
 import gc
 import json
 import os
-import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import date
@@ -161,9 +160,7 @@ def run_cli(
                     f"{prepared.prefect_ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
                 )
                 if prepared.stack is not None:
-                    console.print(
-                        _kept_running(settings.local_data_dir), markup=False, soft_wrap=True
-                    )
+                    console.print(prepared.kept_running_hint(), markup=False, soft_wrap=True)
     except KeyboardInterrupt:
         console.print(interrupted_message(started, state, "night" if nightly else "run"))
         return EXIT_INTERRUPTED
@@ -221,21 +218,6 @@ def _status_markup(status: str) -> str:
         "no input": "yellow",
     }
     return f"[{colour.get(status, 'white')}]{status}[/]"
-
-
-def _kept_running(data_dir: Path) -> str:
-    """What a standalone night leaves running, with the commands for its data dir (the
-    ``--data-dir`` a shell without this night's setting needs to name it)."""
-    named = (
-        ""
-        if data_dir.resolve() == Path(".local").resolve()
-        else f" --data-dir {shlex.quote(str(data_dir))}"
-    )
-    return (
-        f"The Prefect server keeps running for the next night; `python -m local down{named}` "
-        f"stops it.\n(`python -m local up{named}` keeps the warehouse and Spark up too; nights "
-        "then attach to it.)"
-    )
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from local.lease import (
     ATTACHABLE_KINDS,
     StackInfo,
     StackInUseError,
+    data_dir_option,
     in_use_message,
     live_stack,
     make_data_dir,
@@ -69,6 +70,15 @@ class PreparedNight:
     @property
     def prefect_ui_url(self) -> str | None:
         return self.prefect_api_url.removesuffix("/api") if self.prefect_api_url else None
+
+    def kept_running_hint(self) -> str:
+        """What a standalone night leaves running, with the commands for its data dir."""
+        option = data_dir_option(self.data_dir)
+        return (
+            f"The Prefect server keeps running for the next night; `python -m local down{option}` "
+            f"stops it.\n(`python -m local up{option}` keeps the warehouse and Spark up too; "
+            "nights then attach to it.)"
+        )
 
     def mark_done(self) -> None:
         """Remember a night that succeeded, so the next plain run moves on to the next one."""

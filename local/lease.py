@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -282,12 +283,21 @@ class StackLease:
         self._fd = None
 
 
+def data_dir_option(data_dir: Path) -> str:
+    """`` --data-dir <dir>`` (quoted for a shell) for a command printed for a user to run, or
+    nothing for the default, .local here: the shell they paste it into may have neither the
+    flag nor the ``MYSTORE_LOCAL_DATA_DIR`` this process was given."""
+    if data_dir.resolve() == Path(".local").resolve():
+        return ""
+    return f" --data-dir {shlex.quote(str(data_dir))}"
+
+
 def in_use_message(data_dir: Path, holder: StackInfo | None) -> str:
     who = holder.describe() if holder else "another process (it is still starting)"
     advice = (
         "Use it: `python -m flows.nightly` attaches to it by itself, and "
-        f"`python -m local status --data-dir {data_dir}` prints its endpoint; or stop it "
-        f"with `python -m local down --data-dir {data_dir}`."
+        f"`python -m local status{data_dir_option(data_dir)}` prints its endpoint; or stop it "
+        f"with `python -m local down{data_dir_option(data_dir)}`."
         if holder is None or holder.kind in ATTACHABLE_KINDS
         else "Wait for that run to finish, or run `python -m local up` first so that "
         "several runs share one stack."

@@ -26,6 +26,7 @@ from local.lease import (
     ATTACHABLE_KINDS,
     KEEPER_EXTRA,
     StackInfo,
+    data_dir_option,
     in_use_message,
     live_stack,
     process_alive,
@@ -74,7 +75,8 @@ def print_left_prefect_server(data_dir: Path) -> bool:
     health = "answering" if prefect_healthy(server.api_url) else "NOT answering"
     print(
         f"prefect: {server.ui_url} (UI; API {server.api_url}, {health}; pid {server.pid},"
-        " left running by a night for the next one; `python -m local down` stops it)"
+        f" left running by a night for the next one; `python -m local down{data_dir_option(data_dir)}`"
+        " stops it)"
     )
     print(f"  export PREFECT_API_URL={server.api_url}")
     return True
@@ -139,7 +141,11 @@ def up(data_dir: Path, port: int = 0, timeout: float = UP_TIMEOUT_SECONDS) -> in
         time.sleep(0.25)
     print(f"Local stack up on {data_dir} in {time.monotonic() - started:.1f} s.")
     print_stack(info)
-    print("Nights attach to it: `python -m flows.nightly`. Stop it: `python -m local down`.")
+    option = data_dir_option(data_dir)
+    print(
+        f"Nights attach to it: `python -m flows.nightly{option}`. "
+        f"Stop it: `python -m local down{option}`."
+    )
     return 0
 
 

@@ -21,7 +21,7 @@ import pytest
 from prefect import flow
 
 from flows import history, nightly
-from flows.cli import EXIT_NO_INPUT, _kept_running, run_cli
+from flows.cli import EXIT_NO_INPUT, run_cli
 from flows.interrupts import EXIT_INTERRUPTED, interrupted_message
 from flows.summary import NO_INPUT_STATUS, NightSummary, StepOutcome
 from tests.conftest import REPO_ROOT, PrefectApi
@@ -38,20 +38,6 @@ def _no_mystore_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
-
-
-def test_the_kept_server_hint_names_a_data_dir_other_than_the_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A night run with ``--data-dir`` leaves its server running: the commands it prints must
-    reach that data dir from a shell that has neither the flag nor the variable."""
-    monkeypatch.chdir(tmp_path)
-    assert "`python -m local down` stops it" in _kept_running(Path(".local"))
-    assert "`python -m local up` keeps" in _kept_running(tmp_path / ".local")
-    hint = _kept_running(tmp_path / "My Projects" / "o'brien")
-    quoted = "'" + str(tmp_path) + "/My Projects/o'\"'\"'brien'"
-    assert f"`python -m local down --data-dir {quoted}` stops it" in hint
-    assert f"`python -m local up --data-dir {quoted}` keeps" in hint
 
 
 def test_aws_target_without_a_warehouse_names_the_missing_variables(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import psutil
@@ -20,6 +21,7 @@ from local.lease import (
     StackInfo,
     StackInUseError,
     StackLease,
+    data_dir_option,
     live_stack,
     lock_is_held,
     make_data_dir,
@@ -30,6 +32,29 @@ from local.lease import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def test_printed_commands_name_a_data_dir_other_than_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands printed for a user (``local down`` after a night, the nights after ``local
+    up``) must reach the data dir from a shell with neither its flag nor its variable."""
+    from local.embedded import PreparedNight
+
+    monkeypatch.chdir(tmp_path)
+    assert data_dir_option(Path(".local")) == data_dir_option(tmp_path / ".local") == ""
+    odd = tmp_path / "My Projects" / "o'brien"
+    option = data_dir_option(odd)
+    assert option == " --data-dir '" + str(tmp_path) + "/My Projects/o'\"'\"'brien'"
+    assert (
+        subprocess.run(  # what a shell makes of it
+            ["sh", "-c", f"printf %s{option}"], capture_output=True, text=True, check=True
+        ).stdout
+        == f"--data-dir{odd}"
+    )
+    night = PreparedNight(date(2026, 11, 2), odd, "http://127.0.0.1:1")
+    assert f"`python -m local down{option}` stops it" in night.kept_running_hint()
+    assert f"`python -m local up{option}` keeps" in night.kept_running_hint()
 
 
 def test_a_second_owner_is_refused_with_the_holder_named(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_a_kept_server_is_reused_by_the_next_stack_shown_by_status_and_stopped_b
     assert f"prefect: {server.ui_url} (UI; API {server.api_url}, answering; pid {server.pid}" in (
         status.stdout
     )
-    assert "`python -m local down` stops it" in status.stdout
+    assert f"`python -m local down --data-dir {data_dir}` stops it" in status.stdout
 
     with LocalStack.start(
         data_dir, with_glue=False, with_prefect=True, keep_prefect=True
