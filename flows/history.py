@@ -102,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--summary-json", metavar="FILE", type=summary_file, help="also write the summary as JSON"
     )
-    parser.add_argument("--data-dir", metavar="DIR", help="embedded default only (default .local)")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="embedded default only (default: MYSTORE_LOCAL_DATA_DIR, else .local)",
+    )
     return parser
 
 

@@ -170,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="embedded default only: where the local stack keeps its data (default .local)",
+        help=(
+            "embedded default only: where the local stack keeps its data (default:"
+            " MYSTORE_LOCAL_DATA_DIR, else .local)"
+        ),
     )
     return parser
 

@@ -48,14 +48,18 @@ __all__ = [
 
 PROGRESS_EVERY_SECONDS = 30.0
 
-# Before the load: the newest change time and the sales count. After it, every change
-# is newer than that mark, so the warehouse's own timestamps tell what this run did
-# (no clock comparison between the orchestrator and the database).
+# Before the load: the newest change time of either table and the sales count. After it,
+# every row this run writes is newer than that mark (a load stamps its rows with its
+# transaction's start), so the warehouse's own timestamps tell what this run did (no clock
+# comparison between the orchestrator and the database). Sales written minus the count's
+# growth are the sales replaced: a load deletes and inserts a sale already there.
 MARK_SQL = """
 select
-    cast(max(d.dw_update_date) as varchar(32)) as mark,
+    cast(greatest(
+        (select max(d.dw_update_date) from dw_mystore.customer_dim as d),
+        (select max(f.dw_update_date) from dw_mystore.sale_fact as f)
+    ) as varchar(32)) as mark,
     (select count(*) from dw_mystore.sale_fact) as sales
-from dw_mystore.customer_dim as d
 """
 
 CHANGES_SQL = """
@@ -80,7 +84,9 @@ select
     (select count(distinct n.customer_id) from new_rows as n
         where n.customer_id in (select o.customer_id from old_rows as o))
         as customers_versioned,
-    (select count(*) from dw_mystore.sale_fact) as sales
+    (select count(*) from dw_mystore.sale_fact) as sales,
+    (select count(*) from dw_mystore.sale_fact
+        where dw_insert_date > cast(:mark as timestamp)) as sales_written
 """
 
 EPOCH_MARK = "1900-01-01 00:00:00"

@@ -46,15 +46,20 @@ class WarehouseChanges:
     customers_inserted: int = 0
     customers_updated_in_place: int = 0
     customers_versioned: int = 0
-    sales_loaded: int = 0
+    sales_loaded: int = 0  # new sales: how much the fact table grew
+    # Sales written again in place (a backfill or a forced rerun of loaded dates, a
+    # corrected sale): without them such a run would read as one that loaded nothing.
+    sales_replaced: int = 0
 
     @staticmethod
     def from_row(row: Mapping[str, Any], sales_before: int) -> WarehouseChanges:
+        loaded = int(row.get("sales") or 0) - sales_before
         return WarehouseChanges(
             customers_inserted=int(row.get("customers_inserted") or 0),
             customers_updated_in_place=int(row.get("customers_updated_in_place") or 0),
             customers_versioned=int(row.get("customers_versioned") or 0),
-            sales_loaded=int(row.get("sales") or 0) - sales_before,
+            sales_loaded=loaded,
+            sales_replaced=max(0, int(row.get("sales_written") or 0) - max(0, loaded)),
         )
 
 
@@ -97,7 +102,7 @@ class NightSummary:
         )
 
     def warehouse_changes(self) -> dict[str, int]:
-        """Customers inserted, updated in place and versioned; sales loaded."""
+        """Customers inserted, updated in place and versioned; sales loaded and replaced."""
         if self.changes is None:
             return {}
         return {
@@ -105,6 +110,7 @@ class NightSummary:
             "customers updated in place": self.changes.customers_updated_in_place,
             "customers versioned (SCD2)": self.changes.customers_versioned,
             "sales loaded": self.changes.sales_loaded,
+            "sales replaced": self.changes.sales_replaced,
         }
 
     def as_dict(self) -> dict[str, Any]:

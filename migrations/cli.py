@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir",
-        help="embedded default only: where the local warehouse lives (MYSTORE_LOCAL_DATA_DIR)",
+        help=(
+            "embedded default only: where the local warehouse lives (default:"
+            " MYSTORE_LOCAL_DATA_DIR, else .local)"
+        ),
     )
     return parser
 

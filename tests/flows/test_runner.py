@@ -175,13 +175,18 @@ def test_the_history_pipeline_backfills_a_range_once(
     summary = _run(pipeline, runtime, night=start)
     assert [s["status"] for s in summary["steps"]] == ["succeeded"] * 4
     assert sorted(wh.facts()) == [(1, 1), (2, 1)]
-    assert summary["warehouse"]["sales loaded"] == 2
+    assert (summary["warehouse"]["sales loaded"], summary["warehouse"]["sales replaced"]) == (2, 0)
     again = _run(pipeline, runtime, night=start)
-    assert again["warehouse"]["sales loaded"] == 0
+    assert (again["warehouse"]["sales loaded"], again["warehouse"]["sales replaced"]) == (0, 0)
     # the checks too: their statements are the first run's, read again, not run again
     assert [s["status"] for s in again["steps"]] == ["reattached"] * 4
     named = _statements_named(runtime, "mystore-history/2026-10-01/load_history_to_20261002/")
     assert len(named) == 1  # the second run reattached to the first load
+    # Forced, the backfill loads the range again: the same two sales, written in place,
+    # which the summary says instead of a run that seems to have loaded nothing.
+    forced = _run(pipeline, runtime, force=True, night=start)
+    assert (forced["warehouse"]["sales loaded"], forced["warehouse"]["sales replaced"]) == (0, 2)
+    assert sorted(wh.facts()) == [(1, 1), (2, 1)]
 
 
 def test_a_history_range_with_no_sales_fails_the_backfill(
