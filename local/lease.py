@@ -299,7 +299,8 @@ def in_use_message(data_dir: Path, holder: StackInfo | None) -> str:
         f"`python -m local status{data_dir_option(data_dir)}` prints its endpoint; or stop it "
         f"with `python -m local down{data_dir_option(data_dir)}`."
         if holder is None or holder.kind in ATTACHABLE_KINDS
-        else "Wait for that run to finish, or run `python -m local up` first so that "
-        "several runs share one stack."
+        else "Wait for that run to finish, or run "
+        f"`python -m local up{data_dir_option(data_dir)}` first so that several runs share "
+        "one stack."
     )
     return f"The data dir {data_dir} is in use by {who}. {advice}"

@@ -22,6 +22,7 @@ from local.lease import (
     StackInUseError,
     StackLease,
     data_dir_option,
+    in_use_message,
     live_stack,
     lock_is_held,
     make_data_dir,
@@ -55,6 +56,10 @@ def test_printed_commands_name_a_data_dir_other_than_the_default(
     night = PreparedNight(date(2026, 11, 2), odd, "http://127.0.0.1:1")
     assert f"`python -m local down{option}` stops it" in night.kept_running_hint()
     assert f"`python -m local up{option}` keeps" in night.kept_running_hint()
+    night_owner = StackInfo(kind="nightly", pid=1, started=0.0, data_dir=str(odd))
+    assert f"`python -m local up{option}` first" in in_use_message(odd, night_owner)
+    up_owner = StackInfo(kind="up", pid=1, started=0.0, data_dir=str(odd))
+    assert f"`python -m local down{option}`." in in_use_message(odd, up_owner)
 
 
 def test_a_second_owner_is_refused_with_the_holder_named(tmp_path: Path) -> None:
