@@ -311,7 +311,8 @@ def _end_the_attached_night(owner: StackInfo) -> None:
         f"\nLocal stack: {owner.describe()} ended while this run was going (`python -m local"
         " down`, or the process was killed), and its warehouse, endpoint, Spark and Prefect"
         " server with it: the run cannot finish, and a night is not marked loaded. Start the"
-        " stack again (`python -m local up`) and run the command again.\n"
+        f" stack again (`python -m local up{data_dir_option(Path(owner.data_dir))}`) and run the"
+        " command again.\n"
     )
     os.write(2, message.encode())
     os._exit(STACK_ENDED_EXIT)

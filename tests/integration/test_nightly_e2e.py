@@ -404,6 +404,7 @@ def test_down_stops_the_prefect_server_with_the_stack(nights: Nights) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     assert attached.returncode == 1, output[-3000:]
     assert "ended while this run was going" in output and "not marked loaded" in output
+    assert f"(`python -m local up --data-dir {nights.data_dir}`)" in " ".join(output.split())
     pid = nights.prefect_pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert processes_using(nights.data_dir) == []
