@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import psutil
 import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,15 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         return child(date.fromisoformat(args.child))
 
     from local.prefect_server import start_prefect_server
+    from local.processes import this_process
     from local.stack import LocalStack
 
     data_dir = Path(tempfile.mkdtemp(prefix="mystore-bench-sigterm-"))
-    me = psutil.Process()
     try:
         with LocalStack.start(data_dir, with_glue=False) as stack:
             with psycopg.connect(stack.pg_dsn, autocommit=True) as conn:
                 conn.execute(SLEEP_PROCEDURE)
-            server = start_prefect_server(data_dir, (me.pid, me.create_time()))
+            server = start_prefect_server(data_dir, this_process())
             try:
                 server.wait_healthy()
                 env = {

@@ -26,9 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from glue.paths import SPARK_GLOB_CHARACTERS
+from local.processes import process_alive, this_process
 
 LOCK_FILE = "stack.lock"
 STATE_FILE = "stack.json"
@@ -120,17 +119,6 @@ def make_data_dir(path: Path, named: str) -> None:
         raise ValueError(f"{named} cannot be created: {exc.strerror or exc}") from exc
 
 
-def process_alive(pid: int, started: float | None = None) -> bool:
-    """True when ``pid`` runs and, given ``started``, is that very process (not a reused pid)."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started is None or abs(process.create_time() - started) < 0.01
-    except psutil.Error:
-        return False
-
-
 @contextlib.contextmanager
 def when_owner_ends(
     info: StackInfo,
@@ -176,11 +164,6 @@ def wait_gone(pid: int, started: float | None, seconds: float) -> bool:
             return True
         time.sleep(0.2)
     return not process_alive(pid, started)
-
-
-def this_process() -> tuple[int, float]:
-    pid = os.getpid()
-    return pid, psutil.Process(pid).create_time()
 
 
 def read_state(data_dir: Path) -> StackInfo | None:

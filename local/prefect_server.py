@@ -43,6 +43,7 @@ from local.prefect_database import (
     skip_block_registration_when_done,
     template_path,
 )
+from local.processes import start_time
 
 PREFECT_DIRNAME = "prefect"
 LOG_FILE = "server.log"
@@ -252,21 +253,12 @@ def start_prefect_server(
         port=chosen,
         home=home,
         pid=process.pid,
-        started=_create_time(process.pid),
+        started=start_time(process.pid),
         process=process,
         keep_running=owner is None,
     )
     _write_server_file(server, owner)
     return server
-
-
-def _create_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
 
 
 def _write_server_file(server: PrefectServer, owner: tuple[int, float] | None) -> None:

@@ -22,8 +22,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import psutil
-
 from local.endpoint import AwsEndpoint
 from local.keeper import Keeper, PrefectKeeper, WarehouseKeeper
 from local.lease import KEEPER_EXTRA, StackLease, this_process
@@ -33,6 +31,7 @@ from local.prefect_server import (
     running_server,
     start_prefect_server,
 )
+from local.processes import start_time
 from local.redshift_data import RedshiftDataBackend, serve_redshift_data
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS
 from local.warehouse import Warehouse, start_warehouse
@@ -176,7 +175,7 @@ class LocalStack:
         return {
             "prefect_api_url": server.api_url,
             "prefect_pid": server.pid,
-            "prefect_started": server.started or _create_time(server.pid),
+            "prefect_started": server.started or start_time(server.pid),
         }
 
     def prewarm_spark(self) -> bool:
@@ -290,13 +289,6 @@ class WarehouseDownReason:
         if self.keeper is not None and self.keeper.watching():
             return None
         return server_down_reason(self.pgdata)
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
 
 
 def _register_glue(endpoint: AwsEndpoint, pg_dsn: str, data_dir: Path) -> Any:

@@ -47,10 +47,10 @@ from local.glue_jobs.runs import (
     RunRecord,
     RunStore,
     last_error_line,
-    process_start_time,
     read_log_tail,
 )
 from local.glue_jobs.warm_pool import DriverPool, DriverProcess, RunTicket, driver_key
+from local.processes import start_time
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class GlueJobsBackend:
                 start_new_session=True,  # its own process group: Spark's JVM stops with it
             )
             with self._lock:
-                run.child_pid, run.child_started = process.pid, process_start_time(process.pid)
+                run.child_pid, run.child_started = process.pid, start_time(process.pid)
                 if run.state == "STARTING":
                     self._transition(run, "RUNNING")
                 else:
@@ -335,7 +335,7 @@ class GlueJobsBackend:
         cancels its job group, and a run that will not end in the grace period is given up
         (its driver retired, ended once its other runs are done)."""
         with self._lock:
-            run.child_pid, run.child_started = driver.pid, process_start_time(driver.pid)
+            run.child_pid, run.child_started = driver.pid, start_time(driver.pid)
             if run.state == "STARTING":
                 self._transition(run, "RUNNING")
             else:

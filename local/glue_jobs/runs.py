@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psutil
 import psycopg
 
 from local.glue_jobs.exceptions import invalid_input
+from local.processes import start_time
 
 log = logging.getLogger(__name__)
 
@@ -142,19 +142,12 @@ def last_error_line(log_text: str, limit: int = MAX_ERROR_MESSAGE) -> str | None
     return lines[-1][:limit] if lines else None
 
 
-def process_start_time(pid: int) -> float | None:
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
-
-
 def stop_orphan(run: RunRecord) -> None:
     """Kill the process group of a run whose endpoint died, if that very process still lives
     (same pid *and* start time, so a recycled pid is never hit)."""
     if run.child_pid is None or run.child_started is None:
         return
-    if process_start_time(run.child_pid) != run.child_started:
+    if start_time(run.child_pid) != run.child_started:
         return
     log.warning("Stopping orphaned child %s of Glue run %s", run.child_pid, run.id)
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -9,16 +9,15 @@ as with the real API's session scoping.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
 
-import psutil
 import psycopg
 from psycopg.rows import DictRow
 
 from local.core import ServiceError
+from local.processes import process_alive, this_process
 from local.redshift_data.exceptions import (
     invalid,
     no_result,
@@ -43,22 +42,6 @@ LOST_WORKER_MESSAGE = (
 )
 
 
-def this_process_owner() -> tuple[int, float]:
-    """(pid, start time): a pid alone could be reused by a later process."""
-    pid = os.getpid()
-    return pid, psutil.Process(pid).create_time()
-
-
-def owner_alive(pid: int, started: float) -> bool:
-    try:
-        process = psutil.Process(pid)
-        return (
-            abs(process.create_time() - started) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
-        )
-    except psutil.Error:
-        return False
-
-
 def orphan_reason(owner_pid: int) -> str:
     return (
         f"Aborted: the local Data API endpoint process (pid {owner_pid}) that ran "
@@ -79,7 +62,7 @@ class RedshiftDataBackend:
         warehouse_down_reason: Callable[[], str | None] | None = None,
     ) -> None:
         self.max_active_statements = max_active_statements
-        self.owner = this_process_owner()
+        self.owner = this_process()
         self.store = StatementStore(database_dsn, down_reason=warehouse_down_reason)
         self.executor = Executor(self.store, dsn_for, page_rows=page_rows)
         # WithEvent: statement ends to Prefect (local/work_events.py); the stack hands the
@@ -102,7 +85,7 @@ class RedshiftDataBackend:
         """ABORT statements left unfinished by endpoint processes that are gone; purge old ones."""
         aborted = []
         for row in self.store.active_owned_elsewhere(self.owner):
-            if owner_alive(row["owner_pid"], row["owner_started"]):
+            if process_alive(row["owner_pid"], row["owner_started"]):
                 continue
             self.store.abort_orphan(row["id"], orphan_reason(row["owner_pid"]))
             aborted.append(row["id"])
@@ -187,7 +170,7 @@ class RedshiftDataBackend:
                     self.store.finish(sub["id"], "FAILED", error=LOST_WORKER_MESSAGE)
             self.store.finish(top_id, "FAILED", error=LOST_WORKER_MESSAGE)
             return self.store.get(row["id"]) or row
-        if owner_alive(row["owner_pid"], row["owner_started"]):
+        if process_alive(row["owner_pid"], row["owner_started"]):
             return row
         self.store.abort_orphan(top_id, orphan_reason(row["owner_pid"]))
         return self.store.get(row["id"]) or row

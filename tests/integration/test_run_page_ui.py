@@ -22,7 +22,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -40,6 +39,7 @@ from flows.runner import run_pipeline
 from flows.runtime import Runtime
 from flows.settings import Settings
 from local.prefect_server import PrefectServer, start_prefect_server
+from local.processes import this_process
 from local.stack import LocalStack
 from tasks.aws import aws_client
 from tasks.redshift_data import RedshiftTarget
@@ -70,8 +70,7 @@ def _chromium_or_skip() -> Any:
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """The embedded default's Prefect server, UI on, owned by this test process."""
-    me = psutil.Process()
-    server = start_prefect_server(tmp_path_factory.mktemp("ui-data"), (me.pid, me.create_time()))
+    server = start_prefect_server(tmp_path_factory.mktemp("ui-data"), this_process())
     try:
         server.wait_healthy()
         yield server

@@ -12,7 +12,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import psutil
 import pytest
 
 from local.lease import (
@@ -31,6 +30,7 @@ from local.lease import (
     unusable_characters,
     when_owner_ends,
 )
+from local.processes import start_time
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -141,7 +141,8 @@ def test_a_held_lock_with_a_stale_state_file_waits_for_the_new_owner(tmp_path: P
 def sleeping_owner(data_dir: Path) -> tuple[subprocess.Popen[bytes], StackInfo]:
     """A process standing in for a stack's owner (`local up`), and its stack info."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    started = psutil.Process(proc.pid).create_time()
+    started = start_time(proc.pid)
+    assert started is not None
     return proc, StackInfo(kind="up", pid=proc.pid, started=started, data_dir=str(data_dir))
 
 
