@@ -62,7 +62,7 @@ pytestmark = [
 WAREHOUSE_LINE = re.compile(
     r"Warehouse: customers inserted (?P<inserted>[\d,]+), customers updated in place "
     r"(?P<updated>[\d,]+), customers versioned \(SCD2\) (?P<versioned>[\d,]+), "
-    r"sales loaded (?P<sales>[\d,]+)"
+    r"sales loaded (?P<sales>[\d,]+), sales replaced (?P<replaced>[\d,]+)"
 )
 FLOW_RUN_URL = re.compile(
     r"Prefect UI: (?P<ui>http://127\.0\.0\.1:\d+)/runs/flow-run/(?P<id>[\w-]+)"
@@ -137,8 +137,18 @@ def postgres_pids(data_dir: Path) -> set[int]:
     }
 
 
-def _succeeded(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+def _succeeded(
+    proc: subprocess.CompletedProcess[str], data_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """``proc`` if it exited 0; else its output, and the end of the data dir's stack log (an
+    attached night's stack is another process, whose log goes with the data dir)."""
+    if proc.returncode != 0:
+        log = data_dir / "stack.log"
+        stack_log = log.read_text(errors="replace")[-6000:] if log.exists() else "(no stack.log)"
+        pytest.fail(
+            f"exit {proc.returncode}:\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}\n"
+            f"--- {log}, last lines:\n{stack_log}"
+        )
     return proc
 
 
@@ -147,18 +157,18 @@ def nights() -> Iterator[Nights]:
     with throwaway_data_dir("nights") as data_dir:
         runs = Nights(data_dir)
         try:
-            _succeeded(runs.run())
+            _succeeded(runs.run(), data_dir)
             server = running_server(data_dir)
             assert server is not None, "the first night did not leave its Prefect server"
             left = {p.pid for p in processes_using(data_dir)}
             assert left == {server.pid}, "a standalone night left more than its Prefect server"
             runs.prefect_pid = server.pid
-            _succeeded(runs.run())
+            _succeeded(runs.run(), data_dir)
             assert {p.pid for p in processes_using(data_dir)} == {server.pid}
             up = local_cli("up", "--data-dir", str(data_dir), timeout=UP_TIMEOUT)
             assert up.returncode == 0, up.stdout + up.stderr
             before = postgres_pids(data_dir)
-            _succeeded(runs.run())
+            _succeeded(runs.run(), data_dir)
             assert postgres_pids(data_dir) == before
             yield runs
         finally:
@@ -208,6 +218,14 @@ def test_each_night_reports_the_real_changes(nights: Nights) -> None:
         sum(c["sales"] for c in (first, second, third))
         == truth["days"][-1]["tables"]["store_sale"]["clean_rows"]
     )
+    # A sale delivered again on a later day (the generator's corrections) is written again
+    # in place: the clean table's rows written beyond its growth.
+    grown_before = 0
+    for day, changes in zip(truth["days"], (first, second, third), strict=True):
+        sales = day["tables"]["store_sale"]
+        assert changes["replaced"] == sales["rows_written"] - (sales["clean_rows"] - grown_before)
+        grown_before = sales["clean_rows"]
+    assert second["replaced"] > 0
     for proc in nights.outputs[:3]:
         assert "succeeded" in proc.stdout
         assert "API calls:" in proc.stdout
@@ -276,7 +294,9 @@ def test_the_summary_artifact_holds_the_same_numbers(nights: Nights) -> None:
     texts = [str(a.data) for a in artifacts]
     third = _changes(nights.outputs[2].stdout)
     assert any(
-        "2026-11-03 (local): succeeded" in t and f"| sales loaded | {third['sales']:,} |" in t
+        "2026-11-03 (local): succeeded" in t
+        and f"| sales loaded | {third['sales']:,} |" in t
+        and f"| sales replaced | {third['replaced']:,} |" in t
         for t in texts
     ), texts
 
@@ -297,18 +317,28 @@ def test_running_a_night_again_changes_nothing(nights: Nights) -> None:
     """Both nights attach to the up stack: the loop of a user iterating on one night."""
     exact, business = (_snapshot(nights, with_audit_dates=a) for a in (True, False))
     again = nights.run("--date", "2026-11-03")
-    assert again.returncode == 0, again.stdout[-4000:]
+    _succeeded(again, nights.data_dir)
     assert ATTACHED in again.stdout
     assert "StartJobRun" not in again.stdout  # every clean run was reattached
-    assert _changes(again.stdout) == {"inserted": 0, "updated": 0, "versioned": 0, "sales": 0}
+    assert _changes(again.stdout) == {
+        "inserted": 0,
+        "updated": 0,
+        "versioned": 0,
+        "sales": 0,
+        "replaced": 0,
+    }
     assert _snapshot(nights, with_audit_dates=True) == exact
 
     forced = nights.run("--date", "2026-11-03", "--force-rerun")
-    assert forced.returncode == 0, forced.stdout[-4000:]
+    _succeeded(forced, nights.data_dir)
     assert ATTACHED in forced.stdout
     assert "StartJobRun 3" in forced.stdout  # the clean job really ran again
     assert _changes(forced.stdout)["inserted"] == 0
     assert _changes(forced.stdout)["versioned"] == 0
+    # Its load wrote the night's sales again in place, and says so rather than "sales
+    # loaded 0" alone: every sale the clean run wrote again, none new.
+    written = nights.truth()["days"][2]["tables"]["store_sale"]["rows_written"]
+    assert (_changes(forced.stdout)["sales"], _changes(forced.stdout)["replaced"]) == (0, written)
     assert _snapshot(nights, with_audit_dates=False) == business
 
 
