@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from local.glue_jobs.exceptions import invalid_input
-from local.processes import start_time
+from local.processes import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def stop_orphan(run: RunRecord) -> None:
     (same pid *and* start time, so a recycled pid is never hit)."""
     if run.child_pid is None or run.child_started is None:
         return
-    if start_time(run.child_pid) != run.child_started:
+    if not process_alive(run.child_pid, run.child_started):
         return
     log.warning("Stopping orphaned child %s of Glue run %s", run.child_pid, run.id)
     with contextlib.suppress(ProcessLookupError, PermissionError):
