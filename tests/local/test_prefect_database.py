@@ -200,11 +200,12 @@ def _changed_description(db: sqlite3.Connection) -> None:
 
 
 def _schema_removed(db: sqlite3.Connection) -> None:
-    db.execute("delete from block_schema_reference")  # they point at the schema below
+    # the webhook's: no schema reference points at it or from it
     db.execute(
         "delete from block_schema where block_type_id ="
-        " (select id from block_type where slug = 's3-bucket')"
+        " (select id from block_type where slug = 'webhook')"
     )
+    assert db.execute("select changes()").fetchone() == (1,)
 
 
 def _reference_removed(db: sqlite3.Connection) -> None:
