@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shlex
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -72,7 +73,8 @@ def attach_to_stack(settings: Settings) -> tuple[Path, str]:
     if live is None:
         raise NoLocalStackError(
             f"no local stack runs on {data_dir}: start one with `python -m local up"
-            f" --data-dir {data_dir}` (a deployed run attaches to it; it never starts its own)"
+            f" --data-dir {shlex.quote(str(data_dir))}` (a deployed run attaches to it; it never"
+            " starts its own)"
         )
     if live.kind not in ATTACHABLE_KINDS or not live.ready or live.endpoint_url is None:
         raise StackInUseError(in_use_message(data_dir, live))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from datetime import date
 from pathlib import Path
 
@@ -27,8 +28,13 @@ def local_settings(data_dir: Path) -> Settings:
 
 
 def test_a_deployed_run_with_no_stack_says_how_to_start_one(tmp_path: Path) -> None:
-    with pytest.raises(NoLocalStackError, match=r"no local stack runs on .*python -m local up"):
-        attach_to_stack(local_settings(tmp_path))
+    data_dir = tmp_path / "My Projects" / "night's"
+    with pytest.raises(
+        NoLocalStackError, match=r"no local stack runs on .*python -m local up"
+    ) as refused:
+        attach_to_stack(local_settings(data_dir))
+    # a command to paste into a shell: the path quoted
+    assert f"`python -m local up --data-dir {shlex.quote(str(data_dir))}`" in str(refused.value)
 
 
 def test_the_local_entrypoints_refuse_the_aws_target(tmp_path: Path) -> None:
