@@ -10,8 +10,8 @@ start, counted in clock ticks since boot, to the boot time, and it reads the boo
 clock is stepped (NTP after a laptop wakes, a VM's clock catching up: 15 s on the CI
 machine once), every process's ``create_time()`` moves with it, every recorded start stops
 matching, and a running stack looked dead: an attached night aborted itself ("the stack
-ended"), a Prefect server stopped for an owner it thought gone, an endpoint took a live
-peer's statements for orphans.
+ended", seen in CI), and the same comparison would have stopped a Prefect server for an
+owner it thought gone and let an endpoint abort a live peer's statements as orphans.
 
 ``start_time`` is therefore the start in seconds since boot on Linux (``create_time()``
 minus the boot time, both as psutil reads them: the ticks themselves), which only a reboot
