@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATA_DIR = Path(".local")
+from local.lease import DEFAULT_DATA_DIR
+
 # The nights' setting of the data dir (migrations/settings.py, read by flows.nightly): the
 # commands here default to it too, so `local up` serves the data dir the nights use.
 DATA_DIR_ENV = "MYSTORE_LOCAL_DATA_DIR"

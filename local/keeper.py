@@ -33,13 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
-from local.lease import this_process
 from local.prefect_server import (
     START_TIMEOUT_SECONDS,
     PrefectServer,
     PrefectStartError,
     start_prefect_server,
 )
+from local.processes import this_process
 from local.warehouse.postgres import Warehouse, start_warehouse
 
 log = logging.getLogger(__name__)

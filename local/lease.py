@@ -33,6 +33,9 @@ LOCK_FILE = "stack.lock"
 STATE_FILE = "stack.json"
 # StackInfo.extra's key for the stack's keepers' last lines (local/keeper.py), timed.
 KEEPER_EXTRA = "keeper"
+# The data dir when none is given (the nights' MYSTORE_LOCAL_DATA_DIR default, relative
+# to the current directory).
+DEFAULT_DATA_DIR = Path(".local")
 # Kinds of owner: a long-lived stack others may attach to, or one tied to a single run.
 ATTACHABLE_KINDS = frozenset({"up", "serve"})
 
@@ -270,7 +273,7 @@ def data_dir_option(data_dir: Path) -> str:
     """`` --data-dir <dir>`` (quoted for a shell) for a command printed for a user to run, or
     nothing for the default, .local here: the shell they paste it into may have neither the
     flag nor the ``MYSTORE_LOCAL_DATA_DIR`` this process was given."""
-    if data_dir.resolve() == Path(".local").resolve():
+    if data_dir.resolve() == DEFAULT_DATA_DIR.resolve():
         return ""
     return f" --data-dir {shlex.quote(str(data_dir))}"
 

@@ -29,7 +29,6 @@ from local.lease import (
     data_dir_option,
     in_use_message,
     live_stack,
-    process_alive,
     read_state,
 )
 from local.prefect_server import (
@@ -38,6 +37,7 @@ from local.prefect_server import (
     stop_running_server,
     stop_server_process,
 )
+from local.processes import process_alive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_LOG = "stack.log"

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.lease import process_alive, wait_gone
+from local.lease import wait_gone
 from local.prefect_database import (
     DATABASE_FILE,
     prepare_database,
     skip_block_registration_when_done,
     template_path,
 )
-from local.processes import start_time
+from local.processes import process_alive, start_time
 
 PREFECT_DIRNAME = "prefect"
 LOG_FILE = "server.log"

@@ -24,14 +24,14 @@ from typing import Any
 
 from local.endpoint import AwsEndpoint
 from local.keeper import Keeper, PrefectKeeper, WarehouseKeeper
-from local.lease import KEEPER_EXTRA, StackLease, this_process
+from local.lease import DEFAULT_DATA_DIR, KEEPER_EXTRA, StackLease
 from local.prefect_server import (
     START_TIMEOUT_SECONDS,
     PrefectServer,
     running_server,
     start_prefect_server,
 )
-from local.processes import start_time
+from local.processes import start_time, this_process
 from local.redshift_data import RedshiftDataBackend, serve_redshift_data
 from local.redshift_data.executor import DEFAULT_PAGE_ROWS
 from local.warehouse import Warehouse, start_warehouse
@@ -40,7 +40,6 @@ from local.warehouse.postgres import server_down_reason
 log = logging.getLogger(__name__)
 KEEPER_LINES_KEPT = 6
 
-DEFAULT_DATA_DIR = Path(".local")
 LOCAL_REGION = "us-east-1"
 DUMMY_ACCESS_KEY_ID = "AKIDLOCAL"
 DUMMY_SECRET_ACCESS_KEY = "local-dummy-secret"  # not a secret: the local endpoint ignores it

@@ -134,22 +134,20 @@ def test_query_on_a_data_dir_without_a_warehouse_creates_none(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("command", ["up", "serve", "query", "status", "down"])
-def test_without_data_dir_the_commands_use_the_nights_one(
+def test_the_nights_data_dir_variable_is_every_commands_default(
     command: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``MYSTORE_LOCAL_DATA_DIR`` is the nights' data dir: ``local up`` must serve it (a
-    stack on .local instead left every night standalone), and ``--data-dir`` still wins.
-    An unusable one is refused by the variable's name, before anything starts."""
-    monkeypatch.chdir(tmp_path)
+    stack on .local instead left every night standalone). An unusable one is refused by the
+    variable's name, before anything starts; ``--help`` says which is the default."""
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
     monkeypatch.setenv("MYSTORE_LOCAL_DATA_DIR", str(a_file))
-    extra = ["select 1"] if command == "query" else []
     with pytest.raises(SystemExit) as exited:
-        main([command, *extra])
+        main([command, *(["select 1"] if command == "query" else [])])
     assert exited.value.code == 2
     assert f"MYSTORE_LOCAL_DATA_DIR: {a_file} is a file" in capsys.readouterr().err
 
@@ -159,17 +157,22 @@ def test_without_data_dir_the_commands_use_the_nights_one(
     assert exited.value.code == 0
     assert "nights-dir, from MYSTORE_LOCAL_DATA_DIR" in " ".join(capsys.readouterr().out.split())
 
-    if command == "query":  # which data dir it chose: named by its refusal of a missing one
-        monkeypatch.setenv("MYSTORE_LOCAL_DATA_DIR", str(tmp_path / "nights"))
-        for argv, chosen in (
-            (["query", "select 1"], tmp_path / "nights"),
-            (["query", "--data-dir", str(tmp_path / "given"), "select 1"], tmp_path / "given"),
-        ):
-            assert main(argv) == 2
-            assert f"no local warehouse in {chosen}:" in capsys.readouterr().err
-        monkeypatch.delenv("MYSTORE_LOCAL_DATA_DIR")
-        assert main(["query", "select 1"]) == 2
-        assert f"no local warehouse in {tmp_path / '.local'}:" in capsys.readouterr().err
+
+def test_the_data_dir_is_the_flag_else_the_variable_else_dot_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Which one ``query`` chose, named by its refusal of a data dir with no warehouse."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MYSTORE_LOCAL_DATA_DIR", str(tmp_path / "nights"))
+    for argv, chosen in (
+        (["query", "select 1"], tmp_path / "nights"),
+        (["query", "--data-dir", str(tmp_path / "given"), "select 1"], tmp_path / "given"),
+    ):
+        assert main(argv) == 2
+        assert f"no local warehouse in {chosen}:" in capsys.readouterr().err
+    monkeypatch.delenv("MYSTORE_LOCAL_DATA_DIR")
+    assert main(["query", "select 1"]) == 2
+    assert f"no local warehouse in {tmp_path / '.local'}:" in capsys.readouterr().err
 
 
 def test_status_reports_the_running_warehouse(local_stack: LocalStack) -> None:

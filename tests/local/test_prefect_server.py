@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from local.lease import process_alive, wait_gone
+from local.lease import wait_gone
 from local.prefect_server import SERVER_FILE, running_server, start_prefect_server
+from local.processes import process_alive
 from local.stack import LocalStack
 from tests.conftest import CLIENT_RETRIES
 from tests.local.stack_processes import local_cli, processes_using, stack_data_dir

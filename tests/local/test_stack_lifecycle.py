@@ -15,8 +15,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.lease import process_alive, read_state, this_process, wait_gone
+from local.lease import read_state, wait_gone
 from local.prefect_server import PORT_FILE, PrefectStartError, choose_port, start_prefect_server
+from local.processes import process_alive, this_process
 from local.stack import LOCAL_REGION
 from tests.conftest import data_api_client
 from tests.local.stack_processes import (
