@@ -16,16 +16,23 @@ import argparse
 import contextlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from deployments.asl import to_json
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deployments.aws_calls import DeployError, caller_account, describe_aws_error, put_targets
 from deployments.eventbridge import resume_rules
+from deployments.stepfunctions import write_documents
 from flows.pipeline import GlueStep, nightly_pipeline
 
 PIPELINES = ("mystore-nightly", "mystore-history")
 _FUNCTION_ARN_RE = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[\w-]{1,64}")
+# A rule's name is the prefix plus "-statement-ended" (16), at most 64 characters; the
+# Lambda permission's statement id adds "-invoke" and takes no dots.
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,48}")
 
 
 class ResumeRulesError(ValueError):
@@ -33,6 +40,11 @@ class ResumeRulesError(ValueError):
 
 
 def resume_documents(name: str, function_arn: str) -> dict[str, dict[str, Any]]:
+    if not _NAME_RE.fullmatch(name):
+        raise ResumeRulesError(
+            f"--name {name!r} is invalid; allowed: 1-48 letters, digits, '_' and '-' (it "
+            "begins each rule's name)"
+        )
     if not _FUNCTION_ARN_RE.fullmatch(function_arn):
         raise ResumeRulesError(
             f"function ARN {function_arn!r} is invalid; expected "
@@ -42,17 +54,20 @@ def resume_documents(name: str, function_arn: str) -> dict[str, dict[str, Any]]:
     return {f"{name}-resume-rules.json": resume_rules(name, PIPELINES, glue_jobs, function_arn)}
 
 
-def deploy(documents: dict[str, Any], events: Any, lambda_client: Any) -> list[str]:
-    """Put every rule and its target; grant the invoke permission (kept if it exists)."""
-    names = []
+def deploy(documents: dict[str, Any], events: Any, lambda_client: Any) -> Iterator[str]:
+    """Put every rule and its target; grant the invoke permission (kept if it exists).
+    Yields each rule's name as it is done; a refusal raises ``DeployError``."""
     for rule in documents["Rules"]:
-        events.put_rule(**rule["Rule"])
-        events.put_targets(Rule=rule["Rule"]["Name"], Targets=rule["Targets"])
-        # a ResourceConflictException: granted by an earlier deploy
-        with contextlib.suppress(lambda_client.exceptions.ResourceConflictException):
-            lambda_client.add_permission(**rule["LambdaPermission"])
-        names.append(rule["Rule"]["Name"])
-    return names
+        name = rule["Rule"]["Name"]
+        try:
+            events.put_rule(**rule["Rule"])
+            put_targets(events, name, rule["Targets"])
+            # a ResourceConflictException: granted by an earlier deploy
+            with contextlib.suppress(lambda_client.exceptions.ResourceConflictException):
+                lambda_client.add_permission(**rule["LambdaPermission"])
+        except (BotoCoreError, ClientError) as exc:
+            raise DeployError(describe_aws_error(exc)) from exc
+        yield name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,31 +77,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Write (and with --deploy, put) the EventBridge rules that resume suspended "
             "Prefect runs when their statements and Glue runs end."
         ),
+        epilog="Exit status: 0 written (and deployed), 1 when AWS refused the deploy or the "
+        "file cannot be written, 2 for a bad argument.",
     )
     parser.add_argument("--function-arn", required=True, help="the bridge Lambda's ARN")
     parser.add_argument("--name", default="mystore", help="rule name prefix (%(default)s)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
-    parser.add_argument("--deploy", action="store_true", help="also put them with boto3")
+    parser.add_argument(
+        "--deploy",
+        action="store_true",
+        help="also put them with boto3, in the function's region (AWS credentials)",
+    )
     args = parser.parse_args(argv)
     try:
         documents = resume_documents(args.name, args.function_arn)
     except ResumeRulesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    for file_name, document in sorted(documents.items()):
-        (args.out / file_name).write_text(to_json(document), encoding="utf-8")
-        print(args.out / file_name)
-    if args.deploy:
-        import boto3
-
-        region = args.function_arn.split(":")[3]
+    session = boto3.session.Session(region_name=args.function_arn.split(":")[3])
+    try:
+        if args.deploy:  # credentials that do not work are named before a file is written
+            caller_account(session)
+    except DeployError as exc:
+        print(f"error: cannot deploy, nothing written: {exc}", file=sys.stderr)
+        return 1
+    try:
+        written = write_documents(documents, args.out)
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    if not args.deploy:
+        return 0
+    events, lambda_client = session.client("events"), session.client("lambda")
+    try:
         for document in documents.values():
-            deploy(
-                document,
-                boto3.client("events", region_name=region),
-                boto3.client("lambda", region_name=region),
-            )
+            for rule in deploy(document, events, lambda_client):
+                print(f"rule {rule}: put", flush=True)
+    except DeployError as exc:
+        print(
+            f"error: cannot deploy: {exc}\nThe lines above were deployed; run the command "
+            "again to finish (each step creates or updates).",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

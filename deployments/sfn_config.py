@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 DEFAULT_MIN_POLL_SECONDS = 2
 DEFAULT_MAX_POLL_SECONDS = 300
 DEFAULT_POLL_GROWTH = 0.1
+MAX_POLL_LIMIT = 3600
+PLACEHOLDER_ACCOUNT_ID = "123456789012"  # AWS's documentation account, for export-only runs
 _ACCOUNT_RE = re.compile(r"\d{12}")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -40,12 +42,27 @@ _SCHEDULE_RE = re.compile(
 )
 
 
+class ExportSettingError(AslBuildError):
+    """One export setting refused; ``setting`` names the field, so that a command line can
+    name its own option or variable instead (``named``)."""
+
+    def __init__(self, setting: str, value: object, allowed: str) -> None:
+        super().__init__(setting, value, allowed)  # all three: it pickles and unpickles
+        self.setting, self.value, self.allowed = setting, value, allowed
+
+    def __str__(self) -> str:
+        return self.named(self.setting)
+
+    def named(self, name: str) -> str:
+        return f"{name} {self.value!r} is invalid; allowed: {self.allowed}"
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     target: RedshiftTarget
     region: str = "us-east-1"
-    account_id: str = "123456789012"
-    role_arn: str | None = None  # the machine's role; default: <name>-role in the account
+    account_id: str = PLACEHOLDER_ACCOUNT_ID
+    role_arn: str | None = None  # the machines' role; default: <name>-sfn in the account
     state_machine_name: str | None = None  # default: the pipeline's name
     schedule_expression: str = "cron(0 3 * * ? *)"  # 03:00 UTC, as prefect.yaml's nightly
     min_poll_seconds: int = DEFAULT_MIN_POLL_SECONDS
@@ -64,39 +81,46 @@ class ExportConfig:
     def __post_init__(self) -> None:
         retry = self.submit_retry_seconds
         if retry is not None and not 0 < retry <= MAX_SUBMIT_INTERVAL:
-            raise AslBuildError(
-                f"submit_retry_seconds {retry!r} is invalid; allowed: more than 0, at most "
-                f"{MAX_SUBMIT_INTERVAL:g} (Step Functions rounds it up to whole seconds)"
+            raise ExportSettingError(
+                "submit_retry_seconds",
+                retry,
+                f"more than 0, at most {MAX_SUBMIT_INTERVAL:g} (Step Functions rounds it up to"
+                " whole seconds)",
             )
         if not _ACCOUNT_RE.fullmatch(self.account_id):
-            raise AslBuildError(f"account_id {self.account_id!r} must be 12 digits")
+            raise ExportSettingError("account_id", self.account_id, "12 digits")
         if not _REGION_RE.fullmatch(self.region):
-            raise AslBuildError(f"region {self.region!r} is not a region name like us-east-1")
+            raise ExportSettingError("region", self.region, "a region name like us-east-1")
         if self.role_arn is not None and not _ROLE_RE.fullmatch(self.role_arn):
-            raise AslBuildError(
-                f"role_arn {self.role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            raise ExportSettingError(
+                "role_arn", self.role_arn, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
             )
         if self.state_machine_name is not None and not _NAME_RE.fullmatch(self.state_machine_name):
-            raise AslBuildError(
-                f"state_machine_name {self.state_machine_name!r} is invalid; allowed: 1-64 "
-                "letters, digits, '_' and '-'"
+            raise ExportSettingError(
+                "state_machine_name", self.state_machine_name, "1-64 letters, digits, '_' and '-'"
             )
         schedule = _SCHEDULE_RE.fullmatch(self.schedule_expression)
         cron_days = schedule and (schedule["day_of_month"], schedule["day_of_week"])
         if schedule is None or (cron_days and None not in cron_days and "?" not in cron_days):
-            raise AslBuildError(
-                f"schedule_expression {self.schedule_expression!r} is invalid; allowed: "
+            raise ExportSettingError(
+                "schedule_expression",
+                self.schedule_expression,
                 "cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>) with ? as"
                 " day-of-month or day-of-week, rate(<n> minutes|hours|days) or"
-                " at(yyyy-mm-ddThh:mm:ss), as EventBridge Scheduler takes them"
+                " at(yyyy-mm-ddThh:mm:ss), as EventBridge Scheduler takes them",
             )
-        if not 1 <= self.min_poll_seconds <= self.max_poll_seconds <= 3600:
-            raise AslBuildError(
-                "poll seconds must satisfy 1 <= min <= max <= 3600, got "
-                f"min {self.min_poll_seconds}, max {self.max_poll_seconds}"
+        if not 1 <= self.min_poll_seconds <= MAX_POLL_LIMIT:
+            raise ExportSettingError(
+                "min_poll_seconds", self.min_poll_seconds, f"1 to {MAX_POLL_LIMIT} seconds"
+            )
+        if not self.min_poll_seconds <= self.max_poll_seconds <= MAX_POLL_LIMIT:
+            raise ExportSettingError(
+                "max_poll_seconds",
+                self.max_poll_seconds,
+                f"{self.min_poll_seconds} (the first wait) to {MAX_POLL_LIMIT} seconds",
             )
         if not 0 <= self.poll_growth <= 10:
-            raise AslBuildError(f"poll_growth must be 0 to 10, got {self.poll_growth}")
+            raise ExportSettingError("poll_growth", self.poll_growth, "0 to 10")
 
     def machine_name(self, pipeline_name: str) -> str:
         return self.state_machine_name or pipeline_name
@@ -122,6 +146,11 @@ class ExportConfig:
                 "the export targets AWS: set MYSTORE_WORKGROUP_NAME or "
                 "MYSTORE_CLUSTER_IDENTIFIER (with MYSTORE_DB_USER or MYSTORE_SECRET_ARN)"
             )
+        if settings.target != "aws":  # checked on validation for the aws target only
+            try:
+                settings.check_target_fields()
+            except ValueError as exc:
+                raise AslBuildError(str(exc)) from exc
         target = RedshiftTarget(
             database=settings.database,
             cluster_identifier=settings.cluster_identifier,

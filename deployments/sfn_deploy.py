@@ -2,17 +2,24 @@
 
 Idempotent: run it again after a pipeline change and every piece is updated in place
 (roles' inline policies replaced, machines' definitions updated, rule and schedule put).
+So a deploy that fails half-way is finished by running it again; ``deploy`` yields each
+resource as it is done, for the command to show how far it got. The command asks
+``aws_calls.caller_account`` first: the ARNs must name the credentials' account (documents
+made for another would deploy roles whose policies grant nothing, then fail at the first
+machine).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from deployments.asl import to_json
+from deployments.aws_calls import DeployError, describe_aws_error, put_targets
 from deployments.eventbridge import CANCELLER_SUFFIX
 from deployments.sfn_config import ExportConfig
 from flows.pipeline import Pipeline
@@ -69,40 +76,50 @@ def deploy(
     documents: Mapping[str, Mapping[str, Any]],
     *,
     session: boto3.session.Session | None = None,
-) -> list[str]:
-    """Create or update everything; returns one line per resource touched."""
+) -> Iterator[str]:
+    """Create or update everything, yielding one line per resource as it is done; an AWS
+    call that fails raises ``DeployError`` naming it (the resources yielded before it stay)."""
     session = session or boto3.session.Session(region_name=config.region)
+    try:
+        yield from _deploy(session, pipeline, config, documents)
+    except (BotoCoreError, ClientError) as exc:
+        raise DeployError(describe_aws_error(exc)) from exc
+
+
+def _deploy(
+    session: boto3.session.Session,
+    pipeline: Pipeline,
+    config: ExportConfig,
+    documents: Mapping[str, Mapping[str, Any]],
+) -> Iterator[str]:
     iam, sfn = session.client("iam"), session.client("stepfunctions")
     events, scheduler = session.client("events"), session.client("scheduler")
     name = config.machine_name(pipeline.name)
     machine_role = config.machine_role(pipeline.name)
     schedule_doc = dict(documents[f"{name}-schedule.json"])
     rule_doc = documents[f"{name}-cancel-rule.json"]
-    lines = [
-        _ensure_role(iam, machine_role, _trust(STATES_SERVICE), documents[f"{name}-policy.json"]),
-        _ensure_role(
-            iam,
-            schedule_doc["Target"]["RoleArn"],
-            _trust(INVOKER_SERVICES),
-            documents[f"{name}-invoke-policy.json"],
-        ),
-        _ensure_machine(sfn, name, documents[f"{name}.asl.json"], machine_role),
-        _ensure_machine(
-            sfn,
-            name + CANCELLER_SUFFIX,
-            documents[f"{name}{CANCELLER_SUFFIX}.asl.json"],
-            machine_role,  # same identity: the Data API lets only the submitter cancel
-        ),
-    ]
+    yield _ensure_role(iam, machine_role, _trust(STATES_SERVICE), documents[f"{name}-policy.json"])
+    yield _ensure_role(
+        iam,
+        schedule_doc["Target"]["RoleArn"],
+        _trust(INVOKER_SERVICES),
+        documents[f"{name}-invoke-policy.json"],
+    )
+    yield _ensure_machine(sfn, name, documents[f"{name}.asl.json"], machine_role)
+    yield _ensure_machine(
+        sfn,
+        name + CANCELLER_SUFFIX,
+        documents[f"{name}{CANCELLER_SUFFIX}.asl.json"],
+        machine_role,  # same identity: the Data API lets only the submitter cancel
+    )
     events.put_rule(**rule_doc["Rule"])
-    events.put_targets(Rule=rule_doc["Rule"]["Name"], Targets=rule_doc["Targets"])
-    lines.append(f"rule {rule_doc['Rule']['Name']}: put")
+    put_targets(events, rule_doc["Rule"]["Name"], rule_doc["Targets"])
+    yield f"rule {rule_doc['Rule']['Name']}: put"
     try:
         scheduler.get_schedule(Name=schedule_doc["Name"])
     except scheduler.exceptions.ResourceNotFoundException:
         scheduler.create_schedule(**schedule_doc)
-        lines.append(f"schedule {schedule_doc['Name']}: created")
+        yield f"schedule {schedule_doc['Name']}: created"
     else:
         scheduler.update_schedule(**schedule_doc)
-        lines.append(f"schedule {schedule_doc['Name']}: updated")
-    return lines
+        yield f"schedule {schedule_doc['Name']}: updated"

@@ -7,18 +7,21 @@
 * ``<name>-canceller.asl.json``, ``<name>-cancel-rule.json``: cancel what an execution
   left running when it was stopped, timed out or failed;
 * ``<name>-schedule.json``: the EventBridge Scheduler schedule;
-* ``<name>-policy.json``: the least-privilege policy of the machines' role.
+* ``<name>-policy.json``: the least-privilege policy of the machines' role (``sfn_iam``);
+* ``<name>-invoke-policy.json``: the schedule's and the rule's role, which starts them.
 
 ``--deploy`` also creates or updates them with boto3 (roles, policies, machines, rule,
-schedule). Where the export cannot express a pipeline faithfully it raises
+schedule), for the account of the credentials (``aws_calls.caller_account``, asked before
+a file is written). Where the export cannot express a pipeline faithfully it raises
 ``AslBuildError`` naming what and why, and writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,10 @@ from deployments.eventbridge import (
     logical_date_expression,
     schedule,
 )
-from deployments.sfn_config import ExportConfig
+from deployments.sfn_config import PLACEHOLDER_ACCOUNT_ID, ExportConfig, ExportSettingError
+from deployments.sfn_iam import iam_policy, invoker_role, start_policy
 from deployments.sfn_steps import add_step, step_timeout_seconds
-from flows.pipeline import GlueStep, Pipeline, Step
+from flows.pipeline import Pipeline, Step
 
 START = "Resolve logical date"
 CHECK_DATE = "Check logical date"
@@ -127,110 +131,6 @@ def export_definition(pipeline: Pipeline, config: ExportConfig) -> dict[str, Any
     }
 
 
-def iam_policy(pipeline: Pipeline, config: ExportConfig) -> dict[str, Any]:
-    """The machines' role: only the Data API calls, credentials and Glue jobs they use."""
-    region, account, target = config.region, config.account_id, config.target
-    statements: list[dict[str, Any]] = []
-    if target.cluster_identifier:
-        warehouse = f"arn:aws:redshift:{region}:{account}:cluster:{target.cluster_identifier}"
-    else:
-        # ExecuteStatement takes the workgroup's ARN, which holds its id, not its name.
-        warehouse = f"arn:aws:redshift-serverless:{region}:{account}:workgroup/*"
-    statements.append(
-        {
-            "Sid": "SubmitToTheWarehouse",
-            "Effect": "Allow",
-            "Action": ["redshift-data:ExecuteStatement"],
-            "Resource": [warehouse],
-        }
-    )
-    statements.append(
-        {
-            "Sid": "OnlyOwnStatements",
-            "Effect": "Allow",
-            "Action": [
-                "redshift-data:CancelStatement",
-                "redshift-data:DescribeStatement",
-                "redshift-data:GetStatementResult",
-            ],
-            "Resource": ["*"],
-            "Condition": {
-                "StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}
-            },
-        }
-    )
-    statements.append(
-        {
-            "Sid": "FindAttempts",
-            "Effect": "Allow",
-            "Action": ["redshift-data:ListStatements"],
-            "Resource": ["*"],
-        }
-    )
-    if target.db_user:
-        assert target.cluster_identifier is not None
-        base = f"arn:aws:redshift:{region}:{account}"
-        statements.append(
-            {
-                "Sid": "TemporaryCredentials",
-                "Effect": "Allow",
-                "Action": ["redshift:GetClusterCredentials"],
-                "Resource": [
-                    f"{base}:dbuser:{target.cluster_identifier}/{target.db_user}",
-                    f"{base}:dbname:{target.cluster_identifier}/{target.database}",
-                ],
-            }
-        )
-    elif target.secret_arn:
-        statements.append(
-            {
-                "Sid": "WarehouseSecret",
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": [target.secret_arn],
-            }
-        )
-    else:
-        statements.append(
-            {
-                "Sid": "ServerlessCredentials",
-                "Effect": "Allow",
-                "Action": ["redshift-serverless:GetCredentials"],
-                "Resource": [warehouse],
-            }
-        )
-    jobs = sorted({s.job_name for s in pipeline.steps if isinstance(s, GlueStep)})
-    if jobs:
-        statements.append(
-            {
-                "Sid": "CleanJobRuns",
-                "Effect": "Allow",
-                "Action": [
-                    "glue:BatchStopJobRun",
-                    "glue:GetJobRun",
-                    "glue:GetJobRuns",
-                    "glue:StartJobRun",
-                ],
-                "Resource": [f"arn:aws:glue:{region}:{account}:job/{job}" for job in jobs],
-            }
-        )
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def start_policy(arns: Sequence[str]) -> dict[str, Any]:
-    """The Scheduler's / the rule's role: start exactly these machines."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["states:StartExecution"], "Resource": list(arns)}
-        ],
-    }
-
-
-def invoker_role(config: ExportConfig, pipeline: Pipeline) -> str:
-    return f"arn:aws:iam::{config.account_id}:role/{config.machine_name(pipeline.name)}-invoke"
-
-
 def export_documents(pipeline: Pipeline, config: ExportConfig) -> dict[str, dict[str, Any]]:
     """File name -> document: everything ``--out`` writes."""
     name = config.machine_name(pipeline.name)
@@ -248,11 +148,14 @@ def export_documents(pipeline: Pipeline, config: ExportConfig) -> dict[str, dict
 
 
 def write_documents(documents: Mapping[str, Mapping[str, Any]], out: Path) -> list[Path]:
+    """Each file whole or not at all (written beside, then renamed over the old one)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for file_name, document in sorted(documents.items()):
         path = out / file_name
-        path.write_text(to_json(document), encoding="utf-8")
+        partial = path.with_name(f".{file_name}.partial")
+        partial.write_text(to_json(document), encoding="utf-8")
+        partial.replace(path)
         written.append(path)
     return written
 
@@ -270,14 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             'Start an execution with {"logical_date": "YYYY-MM-DD"}; the schedule passes '
             '{"scheduled_time": ...} and the machine loads the day before. Exit status: 0 '
-            "written (and deployed), 2 when the pipeline or settings cannot be exported."
+            "written (and deployed), 1 when AWS refused the deploy or the files cannot be "
+            "written, 2 when the pipeline or settings cannot be exported."
         ),
     )
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="where to write the documents"
     )
     parser.add_argument(
-        "--account-id", default="123456789012", help="AWS account of the ARNs (12 digits)"
+        "--account-id",
+        help="AWS account of the ARNs, 12 digits (default: with --deploy the credentials' "
+        f"account, else the placeholder {PLACEHOLDER_ACCOUNT_ID})",
     )
     parser.add_argument("--region", help="AWS region (default: MYSTORE_REGION, else us-east-1)")
     parser.add_argument(
@@ -306,14 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Where the command line takes each setting the export may refuse (ExportSettingError).
+OPTIONS = {
+    "account_id": "--account-id",
+    "region": "--region",
+    "role_arn": "--role-arn",
+    "state_machine_name": "--name",
+    "schedule_expression": "--schedule",
+    "max_poll_seconds": "--max-poll-seconds",
+    "submit_retry_seconds": "MYSTORE_SUBMIT_RETRY_SECONDS",
+}
+
+
 def config_from_args(args: argparse.Namespace) -> ExportConfig:
     from flows.settings import Settings
 
-    overrides: dict[str, object] = {
-        "account_id": args.account_id,
-        "schedule_expression": args.schedule,
-    }
+    overrides: dict[str, object] = {"schedule_expression": args.schedule}
     for key, value in (
+        ("account_id", args.account_id),
         ("region", args.region),
         ("role_arn", args.role_arn),
         ("state_machine_name", args.name),
@@ -324,31 +240,82 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
     return ExportConfig.from_settings(Settings(), **overrides)
 
 
+def _refusal(exc: AslBuildError | ValueError, args: argparse.Namespace) -> str:
+    if not isinstance(exc, ExportSettingError):
+        return str(exc)
+    option = OPTIONS.get(exc.setting, exc.setting)
+    if exc.setting == "region" and args.region is None:
+        option = "MYSTORE_REGION"
+    return exc.named(option)
+
+
+def _deployable(config: ExportConfig, args: argparse.Namespace) -> tuple[ExportConfig, Any]:
+    """The config for the credentials' account, and the session to deploy with."""
+    import boto3
+
+    from deployments.aws_calls import caller_account
+
+    session = boto3.session.Session(region_name=config.region)
+    account = caller_account(session)
+    if args.account_id is not None and args.account_id != account:
+        raise AslBuildError(
+            f"--account-id {args.account_id} is not the account of these credentials "
+            f"({account}); drop it or deploy with that account's credentials"
+        )
+    return dataclasses.replace(config, account_id=account), session
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pydantic import ValidationError
 
+    from deployments.aws_calls import DeployError
+    from deployments.sfn_deploy import deploy
     from flows.pipeline import nightly_pipeline
     from flows.settings import Settings
     from migrations.settings import describe_validation_error
 
+    session = None
     try:
         config = config_from_args(args)
+        if args.deploy:  # before a file is written: the ARNs name the credentials' account
+            config, session = _deployable(config, args)
         pipeline = nightly_pipeline(Settings().glue_job_name)
         documents = export_documents(pipeline, config)
     except ValidationError as exc:
         print(f"error: cannot export: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
     except (AslBuildError, ValueError) as exc:
-        print(f"error: cannot export: {exc}", file=sys.stderr)
+        print(f"error: cannot export: {_refusal(exc, args)}", file=sys.stderr)
         return 2
-    for path in write_documents(documents, args.out):
+    except DeployError as exc:
+        print(f"error: cannot deploy, nothing written: {exc}", file=sys.stderr)
+        return 1
+    try:
+        written = write_documents(documents, args.out)
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
         print(f"wrote {path}")
-    if args.deploy:
-        from deployments.sfn_deploy import deploy
-
-        for line in deploy(pipeline, config, documents):
-            print(line)
+    if args.account_id is None and not args.deploy:
+        print(
+            f"note: the ARNs name the placeholder account {PLACEHOLDER_ACCOUNT_ID}; pass "
+            "--account-id (or --deploy, which takes the credentials' account)",
+            file=sys.stderr,
+        )
+    if not args.deploy:
+        return 0
+    try:
+        for line in deploy(pipeline, config, documents, session=session):
+            print(line, flush=True)
+    except DeployError as exc:
+        print(
+            f"error: cannot deploy: {exc}\nThe lines above were deployed; run the command "
+            "again to finish (each step creates or updates).",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -83,13 +83,14 @@ class WarehouseSettings(BaseSettings):
                 raise ValueError(
                     "a provisioned cluster needs MYSTORE_DB_USER or MYSTORE_SECRET_ARN"
                 )
-            self._check_target_fields()
+            self.check_target_fields()
         return self
 
-    def _check_target_fields(self) -> None:
+    def check_target_fields(self) -> None:
         """The block's own rules (identifier formats, exactly one of user or secret), checked
-        now: a bad MYSTORE_WORKGROUP_NAME otherwise surfaced inside the flow, after the
-        Prefect server and the AWS checks, as a raw validation error of the block."""
+        on validation for the aws target (and by the Step Functions export for any): a bad
+        MYSTORE_WORKGROUP_NAME otherwise surfaced inside the flow, after the Prefect server
+        and the AWS checks, as a raw validation error of the block."""
         try:
             RedshiftTarget(
                 database=self.database,

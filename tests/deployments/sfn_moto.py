@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -28,6 +29,35 @@ GLUE_FAILING_JOB = "raw2clean-failing"  # runs of this job end FAILED (a seam, s
 MOTO_ACCESS_KEY = "ak"  # moto signs the machine's SDK calls with this key: its Data API identity
 REPO = Path(__file__).resolve().parents[2]
 VALIDATOR_DIR = REPO / "tools" / "asl-validator"
+
+
+def aws_export_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MYSTORE_* settings of an AWS deployment the export reads (no others)."""
+    for key in list(os.environ):
+        if key.startswith("MYSTORE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MYSTORE_TARGET", "aws")
+    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "mystore")
+    monkeypatch.setenv("MYSTORE_RAW_PATH", "s3://mystore-raw/raw")
+    monkeypatch.setenv("MYSTORE_CLEAN_PATH", "s3://mystore-clean/clean")
+
+
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A machine where botocore's credential chain finds nothing, without asking the network
+    (no instance metadata)."""
+    for key in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def _json_safe(value: Any) -> Any:

@@ -15,6 +15,7 @@ from moto.events.models import EventPattern
 
 from deployments.asl import to_json
 from deployments.resume_events import ResumeRulesError, deploy, main, resume_documents
+from tests.deployments.sfn_moto import no_aws_credentials
 from tests.flows.test_resume_events import STATEMENT_EVENT
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -33,6 +34,42 @@ def test_rules_match_the_golden_file() -> None:
 def test_a_bad_function_arn_is_refused_by_name() -> None:
     with pytest.raises(ResumeRulesError, match="'mystore-resume' is invalid"):
         resume_documents("mystore", "mystore-resume")
+
+
+@pytest.mark.parametrize("name", ["a;b c", "", "x" * 49, "my.store"])
+def test_a_name_no_rule_could_take_is_refused_before_a_file_is_written(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--function-arn", FUNCTION, "--name", name, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --name {name!r} is invalid; allowed: 1-48 letters"), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_deploy_without_credentials_says_so_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_aws_credentials(monkeypatch, tmp_path)
+    out = tmp_path / "out"
+    assert main(["--function-arn", FUNCTION, "--out", str(out), "--deploy"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot deploy, nothing written: no AWS credentials found"), err
+    assert not out.exists()
+
+
+@mock_aws
+def test_the_cli_deploys_rule_by_rule_and_says_which_aws_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No function behind the ARN: EventBridge takes the first rule, Lambda refuses its
+    permission; the command names the call, and no rule is listed as done."""
+    assert main(["--function-arn", FUNCTION, "--out", str(tmp_path), "--deploy"]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"wrote {tmp_path / 'mystore-resume-rules.json'}\n"
+    assert err.startswith("error: cannot deploy: An error occurred (ResourceNotFoundException)"), (
+        err
+    )
+    assert "AddPermission operation" in err and "run the command again" in err
 
 
 def test_the_cli_writes_the_golden_document(tmp_path: Path) -> None:
@@ -56,8 +93,9 @@ def test_deploy_puts_rules_that_match_the_data_api_event_twice_safely() -> None:
         Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
     )
     (document,) = resume_documents("mystore", FUNCTION).values()
-    assert deploy(document, events, lam) == ["mystore-statement-ended", "mystore-glue-run-ended"]
-    deploy(document, events, lam)  # a second deploy updates in place
+    rules = ["mystore-statement-ended", "mystore-glue-run-ended"]
+    assert list(deploy(document, events, lam)) == rules
+    assert list(deploy(document, events, lam)) == rules  # a second deploy updates in place
     # moto answers TestEventPattern without a Result; its rule matcher decides instead
     pattern = EventPattern.load(
         events.describe_rule(Name="mystore-statement-ended")["EventPattern"]

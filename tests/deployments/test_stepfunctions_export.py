@@ -1,4 +1,4 @@
-"""The exported documents: golden files, byte stability, validators, refusals, CLI, deploy.
+"""The exported documents: golden files, byte stability, validators, refusals, CLI.
 
 Golden files: ``UPDATE_GOLDEN=1 uv run pytest tests/deployments/test_stepfunctions_export.py``
 rewrites them; review the diff like code.
@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from deployments.asl import AslBuildError, Branch, to_json, wait
@@ -29,7 +28,7 @@ from deployments.stepfunctions import (
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, StepWait, nightly_pipeline
 from tasks.jobs import RunKey
 from tasks.redshift_data.target import RedshiftTarget
-from tests.deployments.sfn_moto import asl_validator, moto_sfn, run_execution
+from tests.deployments.sfn_moto import asl_validator, aws_export_env, moto_sfn, run_execution
 
 __all__ = ["asl_validator"]  # the fixture, imported for pytest
 
@@ -199,16 +198,6 @@ def test_a_dangling_transition_is_refused() -> None:
 # --- the command line and --deploy ----------------------------------------------------------
 
 
-def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("MYSTORE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("MYSTORE_TARGET", "aws")
-    monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "mystore")
-    monkeypatch.setenv("MYSTORE_RAW_PATH", "s3://mystore-raw/raw")
-    monkeypatch.setenv("MYSTORE_CLEAN_PATH", "s3://mystore-clean/clean")
-
-
 def test_help_explains_the_export(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
@@ -220,7 +209,7 @@ def test_help_explains_the_export(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_cli_writes_the_golden_documents(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _aws_env(monkeypatch)
+    aws_export_env(monkeypatch)
     assert main(["--out", str(tmp_path)]) == 0
     for path in sorted(tmp_path.iterdir()):
         assert path.read_text() == (GOLDEN / path.name).read_text(), path.name
@@ -230,9 +219,9 @@ def test_the_cli_writes_the_golden_documents(
 def test_the_cli_refuses_settings_it_cannot_export(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _aws_env(monkeypatch)
+    aws_export_env(monkeypatch)
     assert main(["--out", str(tmp_path), "--account-id", "12"]) == 2
-    assert "account_id '12' must be 12 digits" in capsys.readouterr().err
+    assert "--account-id '12' is invalid; allowed: 12 digits" in capsys.readouterr().err
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
     monkeypatch.setenv("MYSTORE_WORKGROUP_NAME", "wg")
     assert main(["--out", str(tmp_path)]) == 2
@@ -240,36 +229,6 @@ def test_the_cli_refuses_settings_it_cannot_export(
     assert err.startswith("error: cannot export: MYSTORE_WORKGROUP_NAME 'wg' is invalid"), err
     assert "pydantic" not in err  # one line naming the variable, not a validation dump
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
-
-
-def test_deploy_creates_then_updates_everything(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _aws_env(monkeypatch)
-    with moto_sfn(None, monkeypatch):
-        assert main(["--out", str(tmp_path), "--deploy"]) == 0
-        assert main(["--out", str(tmp_path), "--deploy"]) == 0
-        out = capsys.readouterr().out
-        sfn = boto3.client("stepfunctions")
-        machines = {
-            m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-        }
-        assert sorted(machines) == ["mystore-nightly", "mystore-nightly-canceller"]
-        described = sfn.describe_state_machine(stateMachineArn=machines["mystore-nightly"])
-        assert described["definition"] == (tmp_path / "mystore-nightly.asl.json").read_text()
-        schedule = boto3.client("scheduler").get_schedule(Name="mystore-nightly")
-        assert json.loads(schedule["Target"]["Input"]) == {
-            "scheduled_time": "<aws.scheduler.scheduled-time>"
-        }
-        targets = boto3.client("events").list_targets_by_rule(Rule="mystore-nightly-canceller")
-        assert targets["Targets"][0]["Arn"] == machines["mystore-nightly-canceller"]
-        policy = boto3.client("iam").get_role_policy(
-            RoleName="mystore-nightly-sfn", PolicyName="mystore-nightly-sfn-policy"
-        )
-        assert policy["PolicyDocument"]["Statement"][0]["Sid"] == "SubmitToTheWarehouse"
-    assert "state machine mystore-nightly: created" in out
-    assert "state machine mystore-nightly: updated" in out
-    assert "schedule mystore-nightly: updated" in out
 
 
 def _submit_retries(definition: dict[str, Any]) -> list[tuple[int, int]]:
@@ -308,7 +267,7 @@ def test_the_export_reads_the_submit_retry_pause_only_when_set(
 ) -> None:
     from flows.settings import Settings
 
-    _aws_env(monkeypatch)
+    aws_export_env(monkeypatch)
     assert ExportConfig.from_settings(Settings()).submit_retry_seconds is None
     monkeypatch.setenv("MYSTORE_SUBMIT_RETRY_SECONDS", "4")
     assert ExportConfig.from_settings(Settings()).submit_retry_seconds == 4
@@ -333,8 +292,8 @@ def test_a_schedule_eventbridge_would_refuse_is_refused_before_anything_is_writt
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _aws_env(monkeypatch)
+    aws_export_env(monkeypatch)
     assert main(["--out", str(tmp_path), "--schedule", expression]) == 2
     err = capsys.readouterr().err
-    assert f"schedule_expression {expression!r} is invalid; allowed: cron(" in err
+    assert f"--schedule {expression!r} is invalid; allowed: cron(" in err
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
