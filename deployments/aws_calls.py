@@ -9,7 +9,9 @@ credential in them) instead of a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -33,13 +35,48 @@ def describe_aws_error(exc: Exception) -> str:
     return str(exc)
 
 
-def caller_account(session: boto3.session.Session) -> str:
+class AccountMismatchError(DeployError):
+    """The credentials belong to another account than the one the documents name."""
+
+
+def caller_account(session: boto3.session.Session, expected: str | None = None) -> str:
     """The account of the session's credentials (STS GetCallerIdentity, which needs no
-    permission): missing or rejected credentials are found before anything is written."""
+    permission): missing or rejected credentials are found before anything is written, and
+    documents naming ``expected`` are not deployed into another account."""
+    with deploy_errors():
+        account = str(session.client("sts").get_caller_identity()["Account"])
+    if expected is not None and expected != account:
+        raise AccountMismatchError(
+            f"--account-id {expected} is not the account of these credentials ({account}); "
+            "give that account's id or use its credentials"
+        )
+    return account
+
+
+@contextmanager
+def deploy_errors() -> Iterator[None]:
+    """Inside it, an AWS call's failure (refused, or AWS not reached) is a ``DeployError``
+    carrying its one line."""
     try:
-        return str(session.client("sts").get_caller_identity()["Account"])
+        yield
     except (BotoCoreError, ClientError) as exc:
         raise DeployError(describe_aws_error(exc)) from exc
+
+
+def print_deployed(lines: Iterable[str], *, verb: str = "deploy") -> int:
+    """Print each resource as a deploy finishes it; a refusal half-way ends it with one line
+    and how to finish. Returns the command's exit status."""
+    try:
+        for line in lines:
+            print(line, flush=True)
+    except DeployError as exc:
+        print(
+            f"error: cannot {verb}: {exc}\nThe lines above were done; run the command again "
+            "to finish (each step creates or updates).",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def put_targets(events: Any, rule: str, targets: Sequence[Mapping[str, Any]]) -> None:
@@ -54,4 +91,12 @@ def put_targets(events: Any, rule: str, targets: Sequence[Mapping[str, Any]]) ->
         )
 
 
-__all__ = ["DeployError", "caller_account", "describe_aws_error", "put_targets"]
+__all__ = [
+    "AccountMismatchError",
+    "DeployError",
+    "caller_account",
+    "deploy_errors",
+    "describe_aws_error",
+    "print_deployed",
+    "put_targets",
+]

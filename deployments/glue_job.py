@@ -4,7 +4,11 @@
 Glue job definition, the IAM role's trust and least-privilege policy, and the uploads,
 as JSON, without any AWS call. ``apply`` does the same with boto3: uploads
 ``glue/raw2clean.py`` and the ``glue`` package (``--extra-py-files``), creates or updates
-the role and its inline policy, then creates or updates the job.
+the role and its inline policy, then creates or updates the job. It first asks STS whose
+credentials these are: none, or another account than ``--account-id`` (which the role's
+policy names), changes nothing; AWS's refusal on the way is one line, and running the
+command again finishes (every step creates or updates). The settings are checked in
+``glue_config``, the role's policies built in ``glue_iam``.
 
 Why these job parameters: ``--datalake-formats hudi`` puts Glue's Hudi on the classpath,
 the Kryo serializer is what Hudi's Spark writer needs, ``--enable-glue-datacatalog`` lets
@@ -22,95 +26,15 @@ import os
 import sys
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployments.glue_config import GLUE_HUDI_RELEASES, GlueJobConfig, GlueJobConfigError, split_s3
+from deployments.glue_iam import job_policy, trust_policy
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GLUE_PACKAGE = REPO_ROOT / "glue"
-GLUE_HUDI_RELEASES = {"4.0": "0.12.1", "5.0": "0.15.0", "5.1": "1.0.2"}
-WORKER_TYPES = ("G.1X", "G.2X", "G.4X", "G.8X", "G.025X", "Z.2X")
 KRYO = "spark.serializer=org.apache.spark.serializer.KryoSerializer"
-
-
-class GlueJobConfigError(ValueError):
-    """A deployment setting is invalid; the message names it and what is allowed."""
-
-
-def split_s3(uri: str, what: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> (bucket, ``some/prefix``) without slashes at the ends."""
-    if not uri.startswith("s3://") or len(uri) <= 5:
-        raise GlueJobConfigError(f"{what} {uri!r} is not an s3:// URI (s3://bucket/prefix)")
-    bucket, _, prefix = uri[5:].partition("/")
-    if not bucket:
-        raise GlueJobConfigError(f"{what} {uri!r} has no bucket")
-    return bucket, prefix.strip("/")
-
-
-@dataclass(frozen=True)
-class GlueJobConfig:
-    """What differs between deployments of the clean job."""
-
-    artifacts_s3: str
-    raw_path: str
-    clean_path: str
-    quarantine_path: str
-    report_path: str
-    account_id: str
-    region: str = "us-east-1"
-    job_name: str = "raw2clean"
-    role_name: str = "mystore-raw2clean-glue"
-    glue_version: str = "5.0"
-    worker_type: str = "G.1X"
-    number_of_workers: int = 2
-    timeout_minutes: int = 60
-    max_concurrent_runs: int = 3
-    catalog_database: str = "clean_mystore"
-
-    def __post_init__(self) -> None:
-        if self.glue_version not in GLUE_HUDI_RELEASES:
-            raise GlueJobConfigError(
-                f"glue version {self.glue_version!r} is not supported; expected one of: "
-                f"{', '.join(GLUE_HUDI_RELEASES)}"
-            )
-        if self.worker_type not in WORKER_TYPES:
-            raise GlueJobConfigError(
-                f"worker type {self.worker_type!r} is not one of {', '.join(WORKER_TYPES)}"
-            )
-        if self.number_of_workers < 2:
-            raise GlueJobConfigError(
-                f"number of workers must be at least 2 for glueetl, got {self.number_of_workers}"
-            )
-        if not 1 <= self.timeout_minutes < 10080:
-            raise GlueJobConfigError(
-                f"timeout must be between 1 and 10079 minutes, got {self.timeout_minutes}"
-            )
-        if not (self.account_id.isdigit() and len(self.account_id) == 12):
-            raise GlueJobConfigError(f"account id {self.account_id!r} is not 12 digits")
-        for what, uri in self.s3_paths.items():
-            split_s3(uri, what)
-
-    @property
-    def s3_paths(self) -> dict[str, str]:
-        return {
-            "artifacts": self.artifacts_s3,
-            "raw path": self.raw_path,
-            "clean path": self.clean_path,
-            "quarantine path": self.quarantine_path,
-            "report path": self.report_path,
-        }
-
-    @property
-    def script_location(self) -> str:
-        return f"{self.artifacts_s3.rstrip('/')}/raw2clean.py"
-
-    @property
-    def package_location(self) -> str:
-        return f"{self.artifacts_s3.rstrip('/')}/glue.zip"
-
-    @property
-    def role_arn(self) -> str:
-        return f"arn:aws:iam::{self.account_id}:role/{self.role_name}"
 
 
 def job_definition(config: GlueJobConfig) -> dict[str, Any]:
@@ -146,103 +70,6 @@ def job_definition(config: GlueJobConfig) -> dict[str, Any]:
         "WorkerType": config.worker_type,
         "NumberOfWorkers": config.number_of_workers,
         "Tags": {"project": "mystore-elt"},
-    }
-
-
-def _object_arns(uri: str) -> str:
-    bucket, prefix = split_s3(uri, "path")
-    return f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*"
-
-
-def _list_statement(sid: str, uris: Sequence[str]) -> list[dict[str, Any]]:
-    """ListBucket per bucket, limited to the prefixes the job uses."""
-    prefixes: dict[str, list[str]] = {}
-    for uri in uris:
-        bucket, prefix = split_s3(uri, "path")
-        prefixes.setdefault(bucket, []).extend([prefix, f"{prefix}/*"] if prefix else ["*"])
-    return [
-        {
-            "Sid": f"{sid}{index}",
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": f"arn:aws:s3:::{bucket}",
-            "Condition": {"StringLike": {"s3:prefix": sorted(set(values))}},
-        }
-        for index, (bucket, values) in enumerate(sorted(prefixes.items()))
-    ]
-
-
-def trust_policy() -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "glue.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-
-
-def job_policy(config: GlueJobConfig) -> dict[str, Any]:
-    """Least privilege: read the artifacts and raw zone, write the clean, quarantine and
-    report zones, sync one catalog database, write the job's own logs and metrics."""
-    catalog = f"arn:aws:glue:{config.region}:{config.account_id}"
-    database = config.catalog_database
-    writable = [config.clean_path, config.quarantine_path, config.report_path]
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadArtifactsAndRaw",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": [_object_arns(config.artifacts_s3), _object_arns(config.raw_path)],
-            },
-            {
-                "Sid": "WriteCleanQuarantineReports",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": [_object_arns(uri) for uri in writable],
-            },
-            *_list_statement("ListJobPrefixes", [config.raw_path, *writable]),
-            {
-                "Sid": "HudiCatalogSync",
-                "Effect": "Allow",
-                "Action": [
-                    "glue:GetDatabase",
-                    "glue:CreateDatabase",
-                    "glue:GetTable",
-                    "glue:CreateTable",
-                    "glue:UpdateTable",
-                    "glue:GetPartition",
-                    "glue:GetPartitions",
-                    "glue:BatchGetPartition",
-                    "glue:BatchCreatePartition",
-                    "glue:BatchUpdatePartition",
-                    "glue:BatchDeletePartition",
-                ],
-                "Resource": [
-                    f"{catalog}:catalog",
-                    f"{catalog}:database/{database}",
-                    f"{catalog}:table/{database}/*",
-                ],
-            },
-            {
-                "Sid": "JobLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"arn:aws:logs:{config.region}:{config.account_id}:log-group:/aws-glue/*",
-            },
-            {
-                "Sid": "JobMetrics",
-                "Effect": "Allow",
-                "Action": "cloudwatch:PutMetricData",
-                "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
-            },
-        ],
     }
 
 
@@ -391,10 +218,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     import boto3
 
-    session = boto3.session.Session(region_name=config.region)
-    result = apply(
-        config, s3=session.client("s3"), iam=session.client("iam"), glue=session.client("glue")
+    from deployments.aws_calls import (
+        AccountMismatchError,
+        DeployError,
+        caller_account,
+        deploy_errors,
     )
+
+    session = boto3.session.Session(region_name=config.region)
+    try:  # the role's ARN and policy name --account-id: the credentials must be its
+        caller_account(session, config.account_id)
+    except DeployError as exc:
+        print(f"error: cannot apply, nothing changed: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, AccountMismatchError) else 1
+    clients = {name: session.client(name) for name in ("s3", "iam", "glue")}  # type: ignore[call-overload]
+    try:
+        with deploy_errors():
+            result = apply(config, **clients)
+    except DeployError as exc:
+        print(
+            f"error: cannot apply: {exc}\nRun the command again to finish (each step "
+            "creates or updates).",
+            file=sys.stderr,
+        )
+        return 1
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 

@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from deployments.aws_calls import DeployError, caller_account, describe_aws_error, put_targets
+from deployments.aws_calls import (
+    DeployError,
+    caller_account,
+    deploy_errors,
+    print_deployed,
+    put_targets,
+)
 from deployments.eventbridge import resume_rules
-from deployments.stepfunctions import write_documents
+from deployments.stepfunctions import write_and_list
 from flows.pipeline import GlueStep, nightly_pipeline
 
 PIPELINES = ("mystore-nightly", "mystore-history")
@@ -59,14 +64,12 @@ def deploy(documents: dict[str, Any], events: Any, lambda_client: Any) -> Iterat
     Yields each rule's name as it is done; a refusal raises ``DeployError``."""
     for rule in documents["Rules"]:
         name = rule["Rule"]["Name"]
-        try:
+        with deploy_errors():
             events.put_rule(**rule["Rule"])
             put_targets(events, name, rule["Targets"])
             # a ResourceConflictException: granted by an earlier deploy
             with contextlib.suppress(lambda_client.exceptions.ResourceConflictException):
                 lambda_client.add_permission(**rule["LambdaPermission"])
-        except (BotoCoreError, ClientError) as exc:
-            raise DeployError(describe_aws_error(exc)) from exc
         yield name
 
 
@@ -101,28 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeployError as exc:
         print(f"error: cannot deploy, nothing written: {exc}", file=sys.stderr)
         return 1
-    try:
-        written = write_documents(documents, args.out)
-    except OSError as exc:
-        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(f"wrote {path}")
-    if not args.deploy:
-        return 0
+    if (failed := write_and_list(documents, args.out)) or not args.deploy:
+        return failed
     events, lambda_client = session.client("events"), session.client("lambda")
-    try:
-        for document in documents.values():
-            for rule in deploy(document, events, lambda_client):
-                print(f"rule {rule}: put", flush=True)
-    except DeployError as exc:
-        print(
-            f"error: cannot deploy: {exc}\nThe lines above were deployed; run the command "
-            "again to finish (each step creates or updates).",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return print_deployed(
+        f"rule {rule}: put"
+        for document in documents.values()
+        for rule in deploy(document, events, lambda_client)
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
 from deployments.asl import to_json
-from deployments.aws_calls import DeployError, describe_aws_error, put_targets
+from deployments.aws_calls import deploy_errors, put_targets
 from deployments.eventbridge import CANCELLER_SUFFIX
 from deployments.sfn_config import ExportConfig
 from flows.pipeline import Pipeline
@@ -80,10 +79,8 @@ def deploy(
     """Create or update everything, yielding one line per resource as it is done; an AWS
     call that fails raises ``DeployError`` naming it (the resources yielded before it stay)."""
     session = session or boto3.session.Session(region_name=config.region)
-    try:
+    with deploy_errors():
         yield from _deploy(session, pipeline, config, documents)
-    except (BotoCoreError, ClientError) as exc:
-        raise DeployError(describe_aws_error(exc)) from exc
 
 
 def _deploy(

@@ -160,6 +160,19 @@ def write_documents(documents: Mapping[str, Mapping[str, Any]], out: Path) -> li
     return written
 
 
+def write_and_list(documents: Mapping[str, Mapping[str, Any]], out: Path) -> int:
+    """Write the documents and print each path: 0, or 1 with one line naming the folder that
+    cannot take them (a command's exit status)."""
+    try:
+        written = write_documents(documents, out)
+    except OSError as exc:
+        print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.stepfunctions",
@@ -256,12 +269,7 @@ def _deployable(config: ExportConfig, args: argparse.Namespace) -> tuple[ExportC
     from deployments.aws_calls import caller_account
 
     session = boto3.session.Session(region_name=config.region)
-    account = caller_account(session)
-    if args.account_id is not None and args.account_id != account:
-        raise AslBuildError(
-            f"--account-id {args.account_id} is not the account of these credentials "
-            f"({account}); drop it or deploy with that account's credentials"
-        )
+    account = caller_account(session, args.account_id)
     return dataclasses.replace(config, account_id=account), session
 
 
@@ -269,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pydantic import ValidationError
 
-    from deployments.aws_calls import DeployError
+    from deployments.aws_calls import AccountMismatchError, DeployError, print_deployed
     from deployments.sfn_deploy import deploy
     from flows.pipeline import nightly_pipeline
     from flows.settings import Settings
@@ -290,14 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DeployError as exc:
         print(f"error: cannot deploy, nothing written: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, AccountMismatchError) else 1
+    if write_and_list(documents, args.out):
         return 1
-    try:
-        written = write_documents(documents, args.out)
-    except OSError as exc:
-        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    for path in written:
-        print(f"wrote {path}")
     if args.account_id is None and not args.deploy:
         print(
             f"note: the ARNs name the placeholder account {PLACEHOLDER_ACCOUNT_ID}; pass "
@@ -306,17 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.deploy:
         return 0
-    try:
-        for line in deploy(pipeline, config, documents, session=session):
-            print(line, flush=True)
-    except DeployError as exc:
-        print(
-            f"error: cannot deploy: {exc}\nThe lines above were deployed; run the command "
-            "again to finish (each step creates or updates).",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return print_deployed(deploy(pipeline, config, documents, session=session))
 
 
 if __name__ == "__main__":

@@ -13,15 +13,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from deployments.glue_job import (
-    GlueJobConfig,
-    GlueJobConfigError,
-    apply,
-    glue_package_zip,
-    job_definition,
-    main,
-    plan,
-)
+from deployments.glue_config import GlueJobConfig, GlueJobConfigError
+from deployments.glue_job import apply, glue_package_zip, job_definition, main, plan
+from tests.deployments.sfn_moto import no_aws_credentials
 
 GOLDEN = Path(__file__).parent / "golden" / "glue_job_plan.json"
 CONFIG = GlueJobConfig(
@@ -211,3 +205,45 @@ def test_apply_updates_an_existing_job_and_role() -> None:
 
 def test_the_package_zip_is_deterministic() -> None:
     assert glue_package_zip() == glue_package_zip()
+
+
+APPLY_ARGV = ["apply", *PLAN_ARGV[1:]]
+
+
+def test_apply_without_credentials_says_so_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_aws_credentials(monkeypatch, tmp_path)
+    assert main(APPLY_ARGV) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot apply, nothing changed: no AWS credentials found"), err
+
+
+def test_apply_into_another_account_than_the_plans_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "111122223333")
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="mystore-artifacts")
+        assert main(APPLY_ARGV) == 2
+        assert boto3.client("iam").list_roles()["Roles"] == []
+    assert capsys.readouterr().err.startswith(
+        "error: cannot apply, nothing changed: --account-id 123456789012 is not the account "
+        "of these credentials (111122223333)"
+    )
+
+
+def test_apply_refused_by_aws_names_the_call_and_finishes_when_run_again(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No artifacts bucket yet: S3 refuses the script's upload (a real refusal, in moto)."""
+    with mock_aws():
+        assert main(APPLY_ARGV) == 1
+        err = capsys.readouterr().err
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="mystore-artifacts")
+        assert main(APPLY_ARGV) == 0
+        assert json.loads(capsys.readouterr().out)["job"] == "created"
+    assert err.startswith(
+        "error: cannot apply: An error occurred (NoSuchBucket) when calling the PutObject operation"
+    ), err
+    assert "Run the command again to finish" in err and "Traceback" not in err

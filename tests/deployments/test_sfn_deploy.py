@@ -86,8 +86,8 @@ def test_an_account_id_that_is_not_the_credentials_is_refused_before_anything(
         assert _machines() == {}
     err = capsys.readouterr().err
     assert err.startswith(
-        f"error: cannot export: --account-id 444455556666 is not the account of these "
-        f"credentials ({ACCOUNT})"
+        f"error: cannot deploy, nothing written: --account-id 444455556666 is not the account of "
+        f"these credentials ({ACCOUNT})"
     ), err
     assert not out.exists()
 
@@ -149,7 +149,7 @@ def test_a_deploy_refused_half_way_says_how_far_it_got_and_finishes_when_run_aga
     assert "schedule mystore-nightly:" not in first.out
     assert first.err.startswith(
         "error: cannot deploy: An error occurred (AccessDeniedException) when calling the "
-        "CreateSchedule operation: not authorized\nThe lines above were deployed; run the "
+        "CreateSchedule operation: not authorized\nThe lines above were done; run the "
         "command again"
     ), first.err
     assert "Traceback" not in first.err
