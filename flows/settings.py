@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from flows.sample_size import MAX_SAMPLE_ROWS, SAMPLE_SIZE_LIMIT
 from glue.paths import SPARK_GLOB_CHARACTERS
 from migrations.settings import WarehouseSettings
 from tasks.jobs import MAX_SUBMIT_INTERVAL
@@ -99,10 +100,15 @@ class Settings(WarehouseSettings):
     history_iam_role: str | None = Field(None, description="IAM role ARN the COPY assumes")
 
     # Embedded default (sample data; the data dir is a warehouse setting)
-    local_customers: int = Field(2000, ge=10, le=5_000_000, description="sample size: customers")
-    local_sales_per_day: int = Field(
-        5000, ge=10, le=50_000_000, description="sample size: sales/day"
-    )
+    local_customers: int = Field(2000, ge=10, description="sample size: customers")
+    local_sales_per_day: int = Field(5000, ge=10, description="sample size: sales/day")
+
+    @field_validator("local_customers", "local_sales_per_day")
+    @classmethod
+    def _check_sample_size(cls, value: int) -> int:
+        if value > MAX_SAMPLE_ROWS:
+            raise ValueError(SAMPLE_SIZE_LIMIT)
+        return value
 
     @model_validator(mode="after")
     def _check_paths(self) -> Settings:

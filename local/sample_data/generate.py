@@ -78,11 +78,21 @@ _ROWS_KEPT = frozenset({STORE_CUSTOMER.name, STORE_CUSTOMER_ADDRESS.name})
 
 
 class _Truth:
-    """A plain-Python model of the clean tables: event-time upsert by key, per night."""
+    """A plain-Python model of the clean tables: event-time upsert by key, per night.
+
+    Customers and addresses keep their rows (the truth file reads each customer's final
+    address); sales keep only each key's event time, under the key's parts joined, which is
+    what deciding a re-sent sale stale takes: every sale ever generated stays in this model
+    (and in the state saved between nights), so its size per sale is the generator's
+    memory per sale.
+    """
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[tuple[str, ...], tuple[datetime, datetime, Row | None]]] = {
-            name: {} for name in CLEAN_TABLES
+        self.tables: dict[str, dict[tuple[str, ...], tuple[datetime, datetime, Row]]] = {
+            name: {} for name in _ROWS_KEPT
+        }
+        self.event_times: dict[str, dict[str, datetime]] = {
+            name: {} for name in CLEAN_TABLES if name not in _ROWS_KEPT
         }
 
     def apply(self, table: str, rows: list[Row], bad: int) -> dict[str, int]:
@@ -95,21 +105,33 @@ class _Truth:
             current = batch.get(key)
             if current is None or (ordering, processing) >= (current[0], current[1]):
                 batch[key] = (ordering, processing, row)
-        stored = self.tables[table]
         stale = 0
-        for key, (ordering, processing, row) in batch.items():
-            kept = stored.get(key)
-            if kept is None or ordering >= kept[0]:
-                stored[key] = (ordering, processing, row if table in _ROWS_KEPT else None)
-            else:
-                stale += 1
+        if table in _ROWS_KEPT:
+            stored = self.tables[table]
+            for key, (ordering, processing, row) in batch.items():
+                kept = stored.get(key)
+                if kept is None or ordering >= kept[0]:
+                    stored[key] = (ordering, processing, row)
+                else:
+                    stale += 1
+            clean_rows = len(stored)
+        else:
+            times = self.event_times[table]
+            for key, (ordering, _, _) in batch.items():
+                flat = "\x1f".join(key)
+                seen = times.get(flat)
+                if seen is None or ordering >= seen:
+                    times[flat] = ordering
+                else:
+                    stale += 1
+            clean_rows = len(times)
         return {
             "raw_rows": len(rows) + bad,
             "quarantined": bad,
             "duplicates_dropped": len(rows) - len(batch),
             "rows_written": len(batch),
             "stale_ignored": stale,
-            "clean_rows": len(stored),
+            "clean_rows": clean_rows,
         }
 
 
@@ -117,17 +139,11 @@ def _ordered(table: str, row: Row) -> Row:
     return {c.name: row.get(c.name) for c in CLEAN_TABLES[table].raw_columns}
 
 
-def _address_attributes(stored: tuple[datetime, datetime, Row | None] | None) -> list[str | None]:
+def _address_attributes(stored: tuple[datetime, datetime, Row] | None) -> list[str | None]:
     if stored is None:
         return []
-    row = _kept_row(stored)
-    return [row.get(c.name) for c in STORE_CUSTOMER_ADDRESS.raw_columns[2:-1]]
-
-
-def _kept_row(stored: tuple[datetime, datetime, Row | None]) -> Row:
     row = stored[2]
-    assert row is not None, "rows are kept for customers and addresses"
-    return row
+    return [row.get(c.name) for c in STORE_CUSTOMER_ADDRESS.raw_columns[2:-1]]
 
 
 @dataclass
@@ -270,14 +286,16 @@ def _write_day(progress: _Progress, index: int, out: Path) -> dict[str, Any]:
     for table in (STORE_CUSTOMER_ADDRESS.name, STORE_CUSTOMER.name, STORE_SALE.name):
         good, bad = gen.imperfect(table, per_table[table])
         tables[table] = truth_model.apply(table, good, len(bad))
-        lines = [_ordered(table, r) for r in good + bad]
-        gen.rng.shuffle(lines)
-        write_partition(raw_partition(out / RAW_DIR, table, today), table, today, lines)
+        lines = good + bad
+        gen.rng.shuffle(lines)  # the same order as shuffling their ordered copies
+        ordered = (_ordered(table, r) for r in lines)  # one at a time, as written
+        write_partition(raw_partition(out / RAW_DIR, table, today), table, today, ordered)
+        del good, bad, lines
     addresses = truth_model.tables[STORE_CUSTOMER_ADDRESS.name]
     for (customer_id,), stored in truth_model.tables[STORE_CUSTOMER.name].items():
         # The warehouse versions a customer (SCD2) when its address changes: another
         # address, or the same address with corrected attributes.
-        row = _kept_row(stored)
+        row = stored[2]
         address = addresses.get((str(row["address_id"]),))
         version = json.dumps([row["address_id"], _address_attributes(address)])
         seen = progress.address_versions.setdefault(customer_id, [])
@@ -298,9 +316,7 @@ def _truth_document(config: GenerateConfig, progress: _Progress) -> dict[str, An
         "customers_with_moves": sum(1 for v in address_versions.values() if len(v) > 1),
         # Only movers are listed; every other customer has exactly one address version.
         "address_versions": {k: len(v) for k, v in sorted(address_versions.items()) if len(v) > 1},
-        "final_customer_address": {
-            k[0]: _kept_row(v)["address_id"] for k, v in sorted(final.items())
-        },
+        "final_customer_address": {k[0]: v[2]["address_id"] for k, v in sorted(final.items())},
         "final_customer_datetime": {k[0]: format_timestamp(v[0]) for k, v in sorted(final.items())},
     }
 
@@ -330,9 +346,8 @@ def _parser() -> argparse.ArgumentParser:
         ),
     ]
     for flag, type_, default, help_text in options:
-        parser.add_argument(
-            flag, type=type_, default=default, help=f"{help_text} (default %(default)s)"
-        )
+        shown = "" if default is None else " (default %(default)s)"  # None: its text says
+        parser.add_argument(flag, type=type_, default=default, help=f"{help_text}{shown}")
     return parser
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -58,25 +59,34 @@ def check_range(start_date: date, days: int, limit: int) -> None:
         )
 
 
-def write_partition(folder: Path, table: str, day: date, lines: list[Row]) -> Manifest:
+def write_partition(folder: Path, table: str, day: date, lines: Iterable[Row]) -> Manifest:
     """Write one raw partition so that it is complete exactly when its manifest exists.
 
     The previous manifest is removed before anything else changes, every file is renamed
     into place from a temporary name, and the new manifest is renamed in last: a writer
     stopped at any point (a full disk, a kill) leaves a partition the clean job refuses.
+    The lines are written as they come (a day of a million sales is 500 MB of JSON, never
+    held whole).
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     for stale in folder.iterdir():
         stale.unlink()
-    data = "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
-    _write_then_rename(folder / PART_FILE, data)
+    rows = 0
+
+    def encoded() -> Iterator[bytes]:
+        nonlocal rows
+        for line in lines:
+            rows += 1
+            yield (json.dumps(line) + "\n").encode("utf-8")
+
+    size = _write_then_rename(folder / PART_FILE, encoded())
     manifest = Manifest(
         table=table,
         ingest_date=day.isoformat(),
-        files=(ManifestFile(name=PART_FILE, bytes=len(data), rows=len(lines)),),
+        files=(ManifestFile(name=PART_FILE, bytes=size, rows=rows),),
     )
-    _write_then_rename(folder / MANIFEST_FILE, manifest_text(manifest).encode("utf-8"))
+    _write_then_rename(folder / MANIFEST_FILE, [manifest_text(manifest).encode("utf-8")])
     return manifest
 
 
@@ -85,10 +95,19 @@ def partition_is_complete(folder: Path) -> bool:
     return (folder / MANIFEST_FILE).is_file()
 
 
-def _write_then_rename(target: Path, data: bytes) -> None:
+def _write_then_rename(target: Path, chunks: Iterable[bytes]) -> int:
+    """Write the chunks under a temporary name, then rename it to ``target``; the size."""
     temporary = target.with_name(f".{target.name}.tmp")
-    with temporary.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    size = 0
+    try:
+        with temporary.open("wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                size += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:  # a full disk, a failing row, Ctrl-C: no half file left behind
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, target)
+    return size

@@ -58,7 +58,7 @@ def test_a_bad_value_is_named_by_its_variable(
     assert "MYSTORE_GLUE_TIMEOUT_MINUTES '0': Input should be greater than or equal to 1" in out
     # A huge value is shown shortened, and the message still says what is allowed.
     shown = "'" + "9" * 75 + "...'"
-    assert f"MYSTORE_LOCAL_CUSTOMERS {shown}: Input should be less than or equal to 5000000" in out
+    assert f"MYSTORE_LOCAL_CUSTOMERS {shown}: at most 1,000,000: the embedded default" in out
 
 
 def test_an_arn_is_printed_as_written(

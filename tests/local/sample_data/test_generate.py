@@ -7,6 +7,7 @@ processing time; a stored row is replaced only by one at least as new).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -149,6 +150,11 @@ def test_the_feed_has_the_imperfections_of_a_real_one(sample: tuple[Path, dict[s
 def test_bad_config_is_named() -> None:
     with pytest.raises(ValueError, match="customers must be at least 1, got 0"):
         GenerateConfig(customers=0)
+    with pytest.raises(ValueError, match=r"sales_per_day 1,000,001 is too many; at most 1,000,000"):
+        GenerateConfig(sales_per_day=1_000_001)
+    with pytest.raises(ValueError, match=r"customers 5,000,000 is too many; .* in memory"):
+        GenerateConfig(customers=5_000_000)
+    GenerateConfig(customers=1_000_000, sales_per_day=1_000_000)  # the cap itself is allowed
     with pytest.raises(ValueError, match=r"bad_share must be between 0 and 0\.5, got 0\.9"):
         GenerateConfig(bad_share=0.9)
 
@@ -174,3 +180,18 @@ def test_cli_help_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     assert main(["--days", "0", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "error: days must be at least 1, got 0"
+
+
+# sha256 of every file a small feed writes (raw partitions, manifests, truth), pinned: the
+# generator's rewrites for memory (rows streamed to disk, yesterday's sales kept as JSON,
+# sales' truth as event times) changed no byte. A deliberate change to the feed updates it.
+PINNED_FEED = "855164bbe5cd0b349119ea24f18b40dcd204ac7c769e7f0eb1ecae1d5543be62"  # before them
+
+
+def test_the_feeds_bytes_are_pinned(tmp_path: Path) -> None:
+    generate(GenerateConfig(days=4, customers=500, sales_per_day=3000), tmp_path)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(tmp_path).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    assert digest.hexdigest() == PINNED_FEED

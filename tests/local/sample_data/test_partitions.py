@@ -4,6 +4,7 @@ it is complete exactly when its manifest exists."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -107,3 +108,29 @@ def test_a_manifest_is_stable_json(tmp_path: Path) -> None:
     text = (tmp_path / "a" / MANIFEST_FILE).read_text()
     assert json.loads(text)["files"] == [{"bytes": 11, "name": "part-00000.json", "rows": 1}]
     assert parse_manifest(text, "a") == one
+
+
+def test_rows_are_written_as_they_come_and_a_failing_one_leaves_no_file(tmp_path: Path) -> None:
+    """A day of a million sales is written row by row, never held whole; a row that cannot
+    be made half-way (or a full disk) leaves neither the file nor its temporary copy."""
+    folder = tmp_path / "store_sale" / "ingest_date=2026-11-01"
+    made: list[int] = []
+
+    def rows(count: int, fail_at: int | None = None) -> Iterator[dict[str, str | None]]:
+        for i in range(count):
+            if i == fail_at:
+                raise ValueError(f"row {i} cannot be made")
+            made.append(i)
+            yield {"ticket_id": str(i)}
+
+    written = write_partition(folder, "store_sale", date(2026, 11, 1), rows(1000))
+    data = (folder / "part-00000.json").read_bytes()
+    assert (written.files[0].rows, written.files[0].bytes) == (1000, len(data))
+    listing = {p.name: p.stat().st_size for p in folder.iterdir()}
+    check_partition(written, "store_sale", "2026-11-01", listing, str(folder))
+    assert data.count(b"\n") == 1000 and made == list(range(1000))
+    made.clear()
+    with pytest.raises(ValueError, match="row 500 cannot be made"):
+        write_partition(folder, "store_sale", date(2026, 11, 1), rows(1000, fail_at=500))
+    assert made == list(range(500))  # the rows before it were written, then removed
+    assert list(folder.iterdir()) == []  # no manifest, no part file, no temporary file
