@@ -1,5 +1,6 @@
-"""What the two ``--deploy`` commands share: credentials checked before anything is
-written, AWS's refusals as one line, and PutTargets' partial failures raised.
+"""What the deploy commands share (the Step Functions export's and the resume rules'
+``--deploy``, the Glue job's ``apply``): credentials checked before anything is written or
+changed, AWS's refusals as one line, and PutTargets' partial failures raised.
 
 A deploy is a run of create-or-update calls, so one refused half-way is finished by running
 the command again; the commands print each resource as it is done and, on a refusal, this
@@ -63,7 +64,7 @@ def deploy_errors() -> Iterator[None]:
         raise DeployError(describe_aws_error(exc)) from exc
 
 
-def print_deployed(lines: Iterable[str], *, verb: str = "deploy") -> int:
+def print_deployed(lines: Iterable[str]) -> int:
     """Print each resource as a deploy finishes it; a refusal half-way ends it with one line
     and how to finish. Returns the command's exit status."""
     try:
@@ -71,7 +72,7 @@ def print_deployed(lines: Iterable[str], *, verb: str = "deploy") -> int:
             print(line, flush=True)
     except DeployError as exc:
         print(
-            f"error: cannot {verb}: {exc}\nThe lines above were done; run the command again "
+            f"error: cannot deploy: {exc}\nThe lines above were done; run the command again "
             "to finish (each step creates or updates).",
             file=sys.stderr,
         )

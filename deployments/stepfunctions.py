@@ -154,7 +154,11 @@ def write_documents(documents: Mapping[str, Mapping[str, Any]], out: Path) -> li
     for file_name, document in sorted(documents.items()):
         path = out / file_name
         partial = path.with_name(f".{file_name}.partial")
-        partial.write_text(to_json(document), encoding="utf-8")
+        try:
+            partial.write_text(to_json(document), encoding="utf-8")
+        except OSError:  # a full disk: no half file left beside the whole ones
+            partial.unlink(missing_ok=True)
+            raise
         partial.replace(path)
         written.append(path)
     return written

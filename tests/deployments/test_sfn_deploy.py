@@ -221,3 +221,24 @@ def test_the_refusals_pickle_with_their_message() -> None:
     assert refused.value.named("--region") == (
         "--region 'x' is invalid; allowed: a region name like us-east-1"
     )
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws_export_env(monkeypatch)
+    write_text = Path.write_text
+    written: list[str] = []
+
+    def fill_the_disk(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
+        if written:  # the second file finds the disk full, after a part of it
+            write_text(self, text[:100], *args, **kwargs)
+            raise OSError(28, "No space left on device")
+        written.append(self.name)
+        return write_text(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", fill_the_disk)
+    assert main(["--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"error: cannot write {tmp_path}: No space left on device\n"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["mystore-nightly-cancel-rule.json"]  # the whole first file, nothing else
