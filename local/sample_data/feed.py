@@ -255,8 +255,8 @@ class FeedGenerator:
         sales = self._sales(today, day_index)
         # Yesterday's sales re-sent unchanged: the upsert must keep one row per key.
         resent = self.rng.sample(self.last_sales, round(len(self.last_sales) * cfg.duplicate_share))
-        # Kept as JSON until re-sent: a fifth of a row's memory, and the state saved between
-        # nights pickles one string a sale (a million sales a night).
+        # Kept as JSON until re-sent: about a quarter of a row dict's memory, and the state
+        # saved between nights pickles one string a sale (up to a million a night).
         self.last_sales = [json.dumps(r) for r in sales]
         sales.extend(json.loads(r) for r in resent)
         return {

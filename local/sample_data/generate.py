@@ -82,9 +82,9 @@ class _Truth:
 
     Customers and addresses keep their rows (the truth file reads each customer's final
     address); sales keep only each key's event time, under the key's parts joined, which is
-    what deciding a re-sent sale stale takes: every sale ever generated stays in this model
-    (and in the state saved between nights), so its size per sale is the generator's
-    memory per sale.
+    all that deciding a re-sent sale stale takes. Every sale ever generated stays in this
+    model and in the state saved between nights, so what it keeps per sale sets how both
+    grow night by night.
     """
 
     def __init__(self) -> None:
