@@ -356,7 +356,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = {k: v for k, v in vars(args).items() if k not in ("out", "max_days")}
         config = GenerateConfig(**options)
-        truth = generate(config, args.out, day_limit=args.max_days)
+
+        def on_day(index: int) -> None:  # progress on stderr: a big day takes a minute
+            day = config.start_date + timedelta(days=index)
+            print(
+                f"generating {day.isoformat()} (day {index + 1} of {config.days})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        truth = generate(config, args.out, day_limit=args.max_days, on_day=on_day)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -178,6 +178,8 @@ def test_cli_help_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         ]
         == 5
     )
+    progress = capsys.readouterr().err.splitlines()
+    assert progress == ["generating 2026-11-01 (day 1 of 1)"]  # on stderr, before its work
     assert main(["--days", "0", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "error: days must be at least 1, got 0"
 
