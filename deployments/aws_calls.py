@@ -64,7 +64,7 @@ def deploy_errors() -> Iterator[None]:
         raise DeployError(describe_aws_error(exc)) from exc
 
 
-def print_deployed(lines: Iterable[str]) -> int:
+def print_deployed(lines: Iterable[str], *, verb: str = "deploy") -> int:
     """Print each resource as a deploy finishes it; a refusal half-way ends it with one line
     and how to finish. Returns the command's exit status."""
     try:
@@ -72,8 +72,8 @@ def print_deployed(lines: Iterable[str]) -> int:
             print(line, flush=True)
     except DeployError as exc:
         print(
-            f"error: cannot deploy: {exc}\nThe lines above were done; run the command again "
-            "to finish (each step creates or updates).",
+            f"error: cannot {verb}: {exc}\nRun the command again to finish (each step creates "
+            "or updates; what is listed above is done).",
             file=sys.stderr,
         )
         return 1

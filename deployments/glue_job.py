@@ -25,7 +25,7 @@ import json
 import os
 import sys
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DeployError,
         caller_account,
         deploy_errors,
+        print_deployed,
     )
 
     session = boto3.session.Session(region_name=config.region)
@@ -231,19 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeployError as exc:
         print(f"error: cannot apply, nothing changed: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, AccountMismatchError) else 1
-    clients = {name: session.client(name) for name in ("s3", "iam", "glue")}  # type: ignore[call-overload]
-    try:
+    s3, iam, glue = session.client("s3"), session.client("iam"), session.client("glue")
+
+    def applied() -> Iterator[str]:
         with deploy_errors():
-            result = apply(config, **clients)
-    except DeployError as exc:
-        print(
-            f"error: cannot apply: {exc}\nRun the command again to finish (each step "
-            "creates or updates).",
-            file=sys.stderr,
-        )
-        return 1
-    print(json.dumps(result, indent=2, sort_keys=True))
-    return 0
+            yield json.dumps(apply(config, s3=s3, iam=iam, glue=glue), indent=2, sort_keys=True)
+
+    return print_deployed(applied(), verb="apply")
 
 
 if __name__ == "__main__":

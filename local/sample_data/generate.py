@@ -290,7 +290,6 @@ def _write_day(progress: _Progress, index: int, out: Path) -> dict[str, Any]:
         gen.rng.shuffle(lines)  # the same order as shuffling their ordered copies
         ordered = (_ordered(table, r) for r in lines)  # one at a time, as written
         write_partition(raw_partition(out / RAW_DIR, table, today), table, today, ordered)
-        del good, bad, lines
     addresses = truth_model.tables[STORE_CUSTOMER_ADDRESS.name]
     for (customer_id,), stored in truth_model.tables[STORE_CUSTOMER.name].items():
         # The warehouse versions a customer (SCD2) when its address changes: another

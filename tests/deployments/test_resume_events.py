@@ -69,7 +69,7 @@ def test_the_cli_deploys_rule_by_rule_and_says_which_aws_refused(
     assert err.startswith("error: cannot deploy: An error occurred (ResourceNotFoundException)"), (
         err
     )
-    assert "AddPermission operation" in err and "run the command again" in err
+    assert "AddPermission operation" in err and "Run the command again to finish" in err
 
 
 def test_the_cli_writes_the_golden_document(tmp_path: Path) -> None:

@@ -149,8 +149,8 @@ def test_a_deploy_refused_half_way_says_how_far_it_got_and_finishes_when_run_aga
     assert "schedule mystore-nightly:" not in first.out
     assert first.err.startswith(
         "error: cannot deploy: An error occurred (AccessDeniedException) when calling the "
-        "CreateSchedule operation: not authorized\nThe lines above were done; run the "
-        "command again"
+        "CreateSchedule operation: not authorized\nRun the command again to finish (each "
+        "step creates or updates; what is listed above is done)."
     ), first.err
     assert "Traceback" not in first.err
     assert "state machine mystore-nightly: updated" in second.out
