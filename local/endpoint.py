@@ -8,9 +8,11 @@ this module only does HTTP, identity, error framing and fault injection.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 import uuid
 from collections import Counter
@@ -204,6 +206,31 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     daemon_threads = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """End the keep-alive connections still open: ``shutdown()`` only stops accepting
+        new ones, and a client's pooled connection was otherwise served on (a night attached
+        to a stack being stopped ran to its end over them instead of being told)."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-answer (a long-poll given up, an injected drop) is
         # routine here; socketserver's default prints a traceback to stderr.
@@ -240,6 +267,7 @@ class AwsEndpoint:
         if self._thread is not None:  # shutdown() waits for a serve loop, so only if one runs
             self._server.shutdown()
         self._server.server_close()
+        self._server.close_open_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
 

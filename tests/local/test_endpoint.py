@@ -359,3 +359,38 @@ def test_a_client_that_leaves_before_its_answer_is_no_internal_error(
     ]
     assert errors == []
     assert any("left before its answer" in r.getMessage() for r in caplog.records)
+
+
+class _Echo:
+    """A service answering every call with its operation's name."""
+
+    def handle(self, call: Any) -> dict[str, Any]:
+        return {"operation": call.operation}
+
+
+def test_stopping_ends_the_keep_alive_connections_it_was_serving() -> None:
+    """A stopped endpoint stops answering on connections a client keeps open (botocore pools
+    them), not only on new ones: a night attached to a stack being stopped ran to its end over
+    its pooled connections instead of being told the stack had ended."""
+    from local.endpoint import AwsEndpoint
+
+    endpoint = AwsEndpoint()
+    endpoint.register("Echo", _Echo())
+    endpoint.start()
+    parts = urlsplit(endpoint.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    headers = {
+        "X-Amz-Target": "Echo.Ping",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261205/us-east-1/x/aws4_request",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    try:
+        connection.request("POST", "/", body=b"{}", headers=headers)
+        answer = connection.getresponse()
+        assert (answer.status, json.loads(answer.read())) == (200, {"operation": "Ping"})
+        endpoint.stop()
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            connection.request("POST", "/", body=b"{}", headers=headers)
+            connection.getresponse()  # the same connection: no answer any more
+    finally:
+        connection.close()
