@@ -18,7 +18,7 @@ last interval is lost: the totals are a lower bound, close to the machine's busy
 (printed beside them from ``/proc/stat``). The sampler itself costs about 2 % of a core.
 
 Usage: uv run --locked python bench/bench_suite_cpu.py [--top 25] [--interval 0.2]
-       [-- pytest arguments (default: the README's, -n 2 --dist loadgroup)]
+       [-- pytest arguments (default: the README's, -n 3 --dist loadgroup)]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-README_PYTEST_ARGS = ["-n", "2", "--dist", "loadgroup"]
+README_PYTEST_ARGS = ["-n", "3", "--dist", "loadgroup"]
 TICKS = os.sysconf("SC_CLK_TCK")
 # The machine's own (kernel threads, the VM's agent): not the suite's, but on its cores.
 SYSTEM_COMMS = ("kdamond", "kworker", "ksoftirqd", "rcu_", "kcompactd", "migration/")
@@ -154,7 +154,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--top", type=int, default=25, help="tests to list (default 25)")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between samples")
-    parser.add_argument("pytest_args", nargs="*", help="after --; default -n 2 --dist loadgroup")
+    parser.add_argument("pytest_args", nargs="*", help="after --; default -n 3 --dist loadgroup")
     args = parser.parse_args()
     if args.interval <= 0:
         parser.error(f"--interval {args.interval} must be above 0")

@@ -2,9 +2,10 @@
 with the tests run one at a time.
 
 ``bench/bench_suite_cpu.py`` says where the suite's CPU goes; this says where it does not.
-On 2 cores the README's command runs two xdist workers, and whenever both wait at once
-(a sleep, a poll interval, a retry's backoff, a child process starting) a core idles: a
-quarter of the two cores in the thirteenth round (docs/performance.md). Run serially, a
+On 2 cores the README's command ran two xdist workers, and whenever both waited at once
+(a sleep, a poll interval, a retry's backoff, a child process starting) a core idled: a
+quarter of the two cores in the thirteenth round (docs/performance.md), which is why it
+runs three now. Run serially, a
 test's wall seconds minus the machine's busy CPU-seconds while it ran is the time it left a
 core idle ("waited"); a test that keeps more than one core busy (a Spark JVM, a child
 process beside the worker) shows less than it waited, never more, so the list is a lower

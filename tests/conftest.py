@@ -77,8 +77,8 @@ SPARK_FIXTURES = frozenset({"spark", "warm_spark_drivers"})
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Spark tests (marked ``spark``, or using a Spark fixture) get the ``spark`` mark and
-    one xdist group: under ``-n 2 --dist loadgroup`` they run one after another on one
-    worker, so their JVMs do not fight over a 2-core machine, while the other worker takes
+    one xdist group: under ``-n 3 --dist loadgroup`` they run one after another on one
+    worker, so their JVMs do not fight over a 2-core machine, while the other workers take
     the rest of the suite (where only short-lived drivers of stacks start: README). Marked
     as each item is collected: pytest-xdist reads the groups in its own
     ``pytest_collection_modifyitems``, which runs before a conftest's."""
