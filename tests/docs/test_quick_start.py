@@ -38,4 +38,4 @@ def test_ci_and_the_suite_bench_run_the_readmes_test_command() -> None:
     finally:
         sys.path.remove(str(REPO / "bench"))
     pytest_args = shlex.split(test_command.split(" pytest ", 1)[1])
-    assert bench_suite_cpu.README_PYTEST_ARGS == pytest_args
+    assert pytest_args == bench_suite_cpu.README_PYTEST_ARGS
