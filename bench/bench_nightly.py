@@ -70,9 +70,9 @@ def clean_split(data_dir: Path, summary: dict[str, Any]) -> str:
         total, job = float(step["duration_seconds"]), float(report["elapsed_seconds"])
         commit = float(report.get("phase_seconds", {}).get("commit", 0.0))
         name = step["name"].removeprefix("clean_store_")
-        parts.append(
-            f"{name} {total:.0f}s = job {job:.1f} (commit {commit:.1f}) + {total - job:.1f}"
-        )
+        # ExecutionTime is whole seconds, so a quick start-up can come out below zero
+        startup = f"{total - job:.1f}" if total >= job else "<1"
+        parts.append(f"{name} {total:.0f}s = job {job:.1f} (commit {commit:.1f}) + {startup}")
     return "  clean: " + "; ".join(parts) if parts else ""
 
 
