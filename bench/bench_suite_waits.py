@@ -5,11 +5,10 @@ with the tests run one at a time.
 On 2 cores the README's command ran two xdist workers, and whenever both waited at once
 (a sleep, a poll interval, a retry's backoff, a child process starting) a core idled: a
 quarter of the two cores in the thirteenth round (docs/performance.md), which is why it
-runs three now. Run serially, a
-test's wall seconds minus the machine's busy CPU-seconds while it ran is the time it left a
-core idle ("waited"); a test that keeps more than one core busy (a Spark JVM, a child
-process beside the worker) shows less than it waited, never more, so the list is a lower
-bound on each test's waits.
+runs three now. Run serially, a test's wall seconds minus the machine's busy CPU-seconds
+while it ran is the time it left a core idle ("waited"); a test that keeps more than one
+core busy (a Spark JVM, a child process beside the worker) shows less than it waited, never
+more, so the list is a lower bound on each test's waits.
 
 The bench is its own pytest plugin: it runs ``uv run --locked pytest -p bench_suite_waits``
 with this directory on PYTHONPATH, and each test's numbers go to a JSON-lines file (one
