@@ -42,7 +42,6 @@ import argparse
 import functools
 import hashlib
 import json
-import os
 import pickle
 import sys
 from collections.abc import Callable, Sequence
@@ -66,6 +65,7 @@ from local.sample_data.partitions import (
     check_range,
     max_days,
     partition_is_complete,
+    replaced_when_written,
     write_partition,
 )
 
@@ -223,12 +223,11 @@ def _load_progress(out: Path, config: GenerateConfig) -> _Progress | None:
 
 
 def _save_progress(out: Path, progress: _Progress) -> None:
-    """Header then state, renamed into place: a stopped writer leaves the previous state."""
-    temporary = out / f".{STATE_FILE}.tmp"
-    with temporary.open("wb") as fh:
+    """Header then state, renamed into place: a stopped writer leaves the previous state
+    and no half-written copy. Not fsynced: a state lost to a power cut is generated again."""
+    with replaced_when_written(out / STATE_FILE, fsync=False) as fh:
         pickle.dump({"tag": progress.tag, "days": len(progress.days)}, fh, protocol=5)
         pickle.dump(progress, fh, protocol=5)
-    os.replace(temporary, out / STATE_FILE)
 
 
 def raw_partition(raw_path: Path | str, table: str, ingest_date: date | str) -> Path:

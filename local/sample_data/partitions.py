@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from glue.manifest import MANIFEST_FILE, Manifest, ManifestFile, manifest_text
 
@@ -95,19 +97,31 @@ def partition_is_complete(folder: Path) -> bool:
     return (folder / MANIFEST_FILE).is_file()
 
 
-def _write_then_rename(target: Path, chunks: Iterable[bytes]) -> int:
-    """Write the chunks under a temporary name, then rename it to ``target``; the size."""
+@contextmanager
+def replaced_when_written(target: Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """A file to write ``target``'s new content into, under a temporary name renamed onto
+    ``target`` when the block ends: a reader sees the old file or the whole new one. If the
+    block raises (a full disk, a failing row, Ctrl-C) the temporary file is removed, so no
+    half file is left beside the data (the generator's state alone is hundreds of MB at the
+    largest sizes). ``fsync`` makes the content durable before the rename."""
     temporary = target.with_name(f".{target.name}.tmp")
-    size = 0
     try:
         with temporary.open("wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-                size += len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:  # a full disk, a failing row, Ctrl-C: no half file left behind
+            yield fh
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, target)
+
+
+def _write_then_rename(target: Path, chunks: Iterable[bytes]) -> int:
+    """Write the chunks to ``target`` through ``replaced_when_written``; the size."""
+    size = 0
+    with replaced_when_written(target) as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+            size += len(chunk)
     return size

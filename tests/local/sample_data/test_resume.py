@@ -7,6 +7,7 @@ import pickle
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,26 @@ def test_a_save_stopped_halfway_leaves_the_previous_state(
     generate(CONFIG, tmp_path / "nightly", resume=True)
     generate(CONFIG, tmp_path / "once")
     assert files(tmp_path / "nightly") == files(tmp_path / "once")
+
+
+def test_a_state_save_that_fails_keeps_the_previous_state_and_no_half_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the state (hundreds of MB at the largest sizes) is written: the
+    previous state stays whole and usable, and its half-written copy is removed."""
+    nightly(tmp_path, 2)
+    before = (tmp_path / STATE_FILE).read_bytes()
+    real_dump = pickle.dump
+
+    def full_disk(obj: object, fh: Any, protocol: int | None = None) -> None:
+        if not isinstance(obj, dict):  # the header goes in, the state does not
+            raise OSError(28, "No space left on device")
+        real_dump(obj, fh, protocol=protocol)
+
+    monkeypatch.setattr(pickle, "dump", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        generate(replace(CONFIG, days=3), tmp_path, resume=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert (tmp_path / STATE_FILE).read_bytes() == before
+    assert saved_days(tmp_path, CONFIG) == 2
