@@ -40,6 +40,25 @@ def report_path(root: str | None, step: str, night: date) -> str | None:
     return f"{root.rstrip('/')}/{night.isoformat()}/{step}.json"
 
 
+class UnreadableCleanReportError(RuntimeError):
+    """A clean run succeeded but its report could not be read while days without raw data
+    are allowed: only the report tells such a day from one that loaded rows, so the night
+    stops instead of reporting a success that may have loaded nothing."""
+
+    def __init__(self, step: str, run_id: str, reason: str) -> None:
+        super().__init__(
+            f"{step}: Glue run {run_id} SUCCEEDED, but {reason}; with "
+            "MYSTORE_ALLOW_EMPTY_INPUT=true only the clean job's report says whether the day "
+            "had raw data, so the night stops here rather than report a success that may "
+            "have loaded nothing. Run the night again once the report can be read: it "
+            "reattaches to the run"
+        )
+        self.step, self.run_id, self.reason = step, run_id, reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step, self.run_id, self.reason))
+
+
 @dataclass(frozen=True)
 class RowsWritten:
     """Rows the clean job wrote, or why the count is not known (``rows`` None)."""

@@ -69,6 +69,7 @@ class PassReport:
     cancelled_statements: list[str] = field(default_factory=list)
     stopped_glue_runs: list[str] = field(default_factory=list)
     left_running: list[str] = field(default_factory=list)
+    sweep_deferred: list[str] = field(default_factory=list)  # work not read: next pass
     aws_calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -178,6 +179,15 @@ def sweep_ended(
     status.load(w for items in work.values() for w in items)
     runtime = status.runtime
     for run in runs:
+        unknown = [w for w in work[run.id] if status.ended(w) is None]
+        if unknown:  # the service did not answer: keep the tag, the next pass looks again
+            logger.info(
+                "run %s ended while suspended; %s not read this pass, sweeping it later",
+                run.name,
+                ", ".join(map(str, unknown)),
+            )
+            report.sweep_deferred.append(str(run.id))
+            continue
         running = [w for w in work[run.id] if status.ended(w) is False]
         shared = shared_with_live_runs(client, run.id, running)
         for item in running:

@@ -18,7 +18,12 @@ from prefect.cache_policies import RUN_ID
 from prefect.exceptions import Pause
 from prefect.futures import PrefectFuture, wait
 
-from flows.clean_reports import read_rows_written, report_path, report_root
+from flows.clean_reports import (
+    UnreadableCleanReportError,
+    read_rows_written,
+    report_path,
+    report_root,
+)
 from flows.hooks import stop_run_work
 from flows.pipeline import GlueStep, Pipeline, Step
 from flows.runtime import Runtime
@@ -146,6 +151,9 @@ def outcome_of(
     if isinstance(result, GlueRunResult):
         path = report_path(report_root(runtime.settings), step.name, night)
         written = read_rows_written(path, runtime.read_s3)
+        if written.rows is None and runtime.settings.allow_empty_input:
+            error = UnreadableCleanReportError(step.name, result.run_id, written.missing_reason)
+            return StepOutcome(step.name, step.kind, "failed", detail=str(error)[:500]), error
         detail = f"run {result.run_id}"
         if written.no_input:
             status = NO_INPUT_STATUS

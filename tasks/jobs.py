@@ -27,13 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import TaskRun
@@ -285,11 +280,11 @@ TRANSIENT_CODES = frozenset(
     }
 )
 _THROTTLE_WORDS = ("rate exceeded", "throttl", "too many requests")
+# Every way a request can fail to get an answer after botocore's own retries: a refused,
+# reset or timed-out connection, a proxy, TLS (an SSL EOF mid-poll), a cut response.
 _CONNECTION_ERRORS = (
-    ConnectionClosedError,
-    EndpointConnectionError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
+    BotocoreConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError, proxy
+    HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, a response cut short
     ConnectionError,
 )
 # Errors whose 5xx answer still names the work: asking again would lose that.

@@ -142,13 +142,21 @@ class ListRequest:
     name_prefix: str | None
     status: str
     database: str | None
+    cluster_identifier: str | None = None
+    workgroup_name: str | None = None
 
 
 def parse_list(body: Mapping[str, Any]) -> ListRequest:
+    """ListStatements' filters; as on AWS, a cluster and a workgroup exclude each other."""
+    cluster, workgroup = body.get("ClusterIdentifier"), body.get("WorkgroupName")
+    if cluster and workgroup:
+        raise invalid("Specify either ClusterIdentifier or WorkgroupName, not both.")
     return ListRequest(
         max_results=body.get("MaxResults") or DEFAULT_MAX_RESULTS,
         offset=parse_next_token(body),
         name_prefix=body.get("StatementName"),
         status=body.get("Status") or "ALL",
         database=body.get("Database"),
+        cluster_identifier=cluster,
+        workgroup_name=workgroup,
     )

@@ -303,6 +303,8 @@ class StatementStore:
             "status": None if request.status == "ALL" else request.status,
             "prefix": request.name_prefix or None,
             "database": request.database,
+            "cluster": request.cluster_identifier,
+            "workgroup": request.workgroup_name,
             "limit": request.max_results + 1,
             "offset": request.offset,
         }
@@ -313,6 +315,10 @@ class StatementStore:
                      and (%(status)s::text is null or status = %(status)s::text)
                      and (%(prefix)s::text is null or starts_with(statement_name, %(prefix)s::text))
                      and (%(database)s::text is null or database = %(database)s::text)
+                     and (%(cluster)s::text is null
+                          or cluster_identifier = %(cluster)s::text)
+                     and (%(workgroup)s::text is null
+                          or workgroup_name = %(workgroup)s::text)
                    order by created_at desc, id limit %(limit)s offset %(offset)s""",
                 params,
             ).fetchall()

@@ -240,13 +240,18 @@ def run_glue_job(
     except WorkStoppedError:
         # The flow run is ending: stop the run and stay until Glue says it stopped, so the
         # last word of the run's log (and of a local stack, which ends with this process)
-        # is its final state, not STOPPING.
-        stop_run(client, job_name, run_id, logger)
-        _confirm_stopped(client, job_name, run_id, logger)
+        # is its final state, not STOPPING. An earlier run's run, which this one only
+        # joined, is left to the stop path's fence (flows.hooks.stop_run_work): it stops
+        # it only when no other live run waits on it.
+        if not reattached:
+            stop_run(client, job_name, run_id, logger)
+            _confirm_stopped(client, job_name, run_id, logger)
         raise
     except BaseException:
-        # Cancellation, a task timeout, SIGTERM or Ctrl-C: the run must not outlive its flow.
-        stop_run(client, job_name, run_id, logger)
+        # Cancellation, a task timeout, SIGTERM or Ctrl-C: our run must not outlive its
+        # flow; an earlier run's, which we only joined, goes on for whoever else waits.
+        if not reattached:
+            stop_run(client, job_name, run_id, logger)
         raise
     state = final.get("JobRunState", "")
     if GLUE_RUN_STATES.outcome(state) != "succeeded":

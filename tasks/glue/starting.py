@@ -43,6 +43,7 @@ from tasks.glue.policy import (
 from tasks.glue.runs import find_run, list_runs, stop_run
 from tasks.glue.start_guard import GlueStartAmbiguousError, refuse_blind_resend
 from tasks.jobs import JobError, Logger, RunKey, SubmitError, WaitPolicy, error_code, is_transient
+from tasks.own_work import started_since_first_look
 from tasks.stopping import raise_if_stopping, stoppable_sleep, undone_if_abandoned
 
 if TYPE_CHECKING:
@@ -217,8 +218,14 @@ def _first_hold(
         race_check=not forced,
         deadline=time.monotonic() + (knobs.concurrency.timeout_seconds or 0.0),
     )
-    own = [r for r in seen if r.get("Id") in reattach_to and run_key_of(r) == run_key]
-    if own:  # started by this flow run (before it suspended): not an earlier run's work
+    keyed = [r for r in seen if run_key_of(r) == run_key]
+    # Started by this flow run: before it suspended (reattach_to), or by an earlier attempt
+    # of this step in this process (a retry, even a forced one, never starts a second run).
+    since = started_since_first_look(
+        f"glue-run:{job_name}:{run_key}", (str(r.get("Id")) for r in keyed)
+    )
+    own = [r for r in keyed if r.get("Id") in reattach_to or r.get("Id") in since]
+    if own:  # the newest: this flow run's own work, not an earlier run's (not reattached)
         return (str(own[0]["Id"]), False), st
     existing = None if forced else pick_run_to_attach(seen, run_key)
     if existing is not None:

@@ -58,7 +58,8 @@ def glue_job_run(
     poll: WaitPolicy = DEFAULT_POLL,
 ) -> GlueRunResult:
     """Run a Glue job to its end (see ``run_glue_job``); retrying this task is safe: a retry
-    reattaches to the run its key names, and starts afresh only after a failed run.
+    (only after Glue's answers were lost, never after a failed run) waits on the run its
+    earlier try started, also with ``force`` (``tasks.own_work``).
 
     The client is ``client`` when given, else built from ``credentials`` and ``region``
     (boto3's default chain and ``AWS_ENDPOINT_URL_GLUE`` otherwise). ``poll`` paces the

@@ -11,9 +11,9 @@ callers without a flow run to fence by (the flows stop only their own run's work
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -86,10 +86,13 @@ def cancel_statements_named(
     client: RedshiftDataAPIServiceClient,
     name_prefix: str,
     *,
+    where: Mapping[str, str] | None = None,
     reason: str = "",
     logger: Logger | None = None,
 ) -> dict[str, CancelOutcome]:
-    """Cancel every running statement whose StatementName starts with ``name_prefix``.
+    """Cancel every running statement whose StatementName starts with ``name_prefix``, on
+    the warehouse ``where`` names (``RedshiftTarget.statement_filter()``; without it, the
+    same names on any warehouse the caller's IAM role ran them on).
 
     For hooks that run in another process than the one that submitted (a Prefect runner
     handling cancellation after killing the flow process): the names are the only state
@@ -99,7 +102,8 @@ def cancel_statements_named(
     outcomes: dict[str, CancelOutcome] = {}
     try:
         paginator = client.get_paginator("list_statements")
-        for page in paginator.paginate(StatementName=name_prefix, Status="ALL"):
+        request: dict[str, Any] = {**(where or {}), "StatementName": name_prefix, "Status": "ALL"}
+        for page in paginator.paginate(**request):
             for statement in page.get("Statements", []):
                 name = statement.get("StatementName", "")
                 if name.startswith(name_prefix) and statement["Status"] in STATEMENT_STATES.running:

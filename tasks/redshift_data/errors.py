@@ -1,7 +1,9 @@
 """Statement errors: every one carries the statement id (and the query id when Redshift
 gave one), which is what an operator needs to find it in SYS_QUERY_HISTORY and what a
-later attempt needs to reattach. Parameter values never appear in messages: they may be
-personal data, and messages end up in logs and Prefect's UI.
+later attempt needs to reattach. Parameter values are never put in messages by this code:
+they may be personal data, and messages end up in logs and Prefect's UI. Redshift's own
+error text is passed on as Redshift wrote it (it is what the operator needs), and may quote
+a value it rejected.
 
 The base and the shared errors (``JobError``, ``InvalidRequestError``, ``SubmitError``)
 live in ``tasks.jobs``; all of them pickle (Prefect persists a failed task's exception).

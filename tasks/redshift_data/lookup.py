@@ -32,12 +32,18 @@ def list_statements_named(
     client: RedshiftDataAPIServiceClient,
     name_prefix: str,
     *,
+    where: Mapping[str, str] | None = None,
     policy: WaitPolicy | None = None,
     logger: Logger | None = None,
     sleep: Callable[[float], None] = time.sleep,
     unit_random: Callable[[], float] = random.random,
 ) -> Iterator[Mapping[str, Any]]:
-    """Every statement (all statuses) whose StatementName starts with ``name_prefix``.
+    """Every statement (all statuses) whose StatementName starts with ``name_prefix``, on
+    the warehouse ``where`` names (``RedshiftTarget.statement_filter()``).
+
+    ListStatements returns what the caller's IAM role ran anywhere: without ``where``, a
+    night of the same pipeline run on another cluster, workgroup or database by the same
+    role would be taken for this warehouse's (and reattached to, loading nothing here).
 
     Raises ``StatementLookupError`` naming the prefix and the last cause when more
     transient errors than the policy's budget happen in a row, or at once on an error that
@@ -45,7 +51,7 @@ def list_statements_named(
     """
     policy = policy or WaitPolicy()
     logger = logger or log
-    request: dict[str, Any] = {"StatementName": name_prefix, "Status": "ALL"}
+    request: dict[str, Any] = {**(where or {}), "StatementName": name_prefix, "Status": "ALL"}
     errors = 0
     while True:
         try:

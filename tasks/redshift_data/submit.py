@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -30,6 +31,8 @@ from tasks.jobs import (
     is_throttling,
     is_transient,
 )
+from tasks.own_work import started_since_first_look
+from tasks.redshift_data.errors import StatementLookupError
 from tasks.redshift_data.lookup import list_statements_named
 from tasks.redshift_data.requests import ExecutionMode, SubmitOperation, build_submit_request
 from tasks.redshift_data.status import (
@@ -194,18 +197,20 @@ def find_prior_statements(
     client: RedshiftDataAPIServiceClient,
     step: RunKey,
     *,
+    where: Mapping[str, str] | None = None,
     policy: WaitPolicy | None = None,
     logger: Logger | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[PriorStatement]:
-    """Every earlier attempt of this step that the Data API still knows (24 h).
+    """Every earlier attempt of this step that the Data API still knows (24 h), on the
+    warehouse ``where`` names (``RedshiftTarget.statement_filter()``).
 
     Every page, each retried through transient errors within ``policy``'s budget
     (``lookup.list_statements_named``); ``StatementLookupError`` when that is spent.
     """
     found = []
     for statement in list_statements_named(
-        client, step.step_prefix, policy=policy, logger=logger, sleep=sleep
+        client, step.step_prefix, where=where, policy=policy, logger=logger, sleep=sleep
     ):
         attempt = step.attempt_of(statement.get("StatementName"))
         if attempt is not None:
@@ -251,6 +256,50 @@ def decide(
     return Decision("submit", latest.attempt + 1, None, why)
 
 
+def _latest(prior: Sequence[PriorStatement], ids: Collection[str]) -> list[PriorStatement]:
+    """The latest attempt among ``prior`` whose id is in ``ids`` (none when none is)."""
+    mine = [p for p in prior if p.statement_id in ids]
+    return [max(mine, key=lambda p: (p.attempt, p.created_at))] if mine else []
+
+
+# A Data API statement id (the Id pattern of botocore's model); a flow run's own work ids,
+# suspend mode's ``reattach_to``, also hold Glue run ids (``jr_...``), which are not asked.
+STATEMENT_ID = re.compile(r"[a-z0-9]{8}(-[a-z0-9]{4}){3}-[a-z0-9]{12}(:\d{0,2})?")
+
+
+def _refuse_if_forgotten(
+    client: RedshiftDataAPIServiceClient, step: RunKey, unlisted: Collection[str]
+) -> None:
+    """Refuse to submit when this flow run started statements the Data API has forgotten.
+
+    It keeps statements 24 hours: a run resumed (or retried) later than that cannot find its
+    own, and cannot tell whether one of them was this step's. Those still known belong to
+    other steps (they were not listed under this step's name); a forgotten one might be this
+    step's, which may have loaded already, so nothing is submitted again.
+    """
+    forgotten = []
+    for statement_id in sorted(unlisted):
+        try:
+            client.describe_statement(Id=statement_id)
+        except client.exceptions.ResourceNotFoundException:
+            forgotten.append(statement_id)
+        except (ClientError, BotoCoreError) as exc:  # unknown: do not guess, ask again later
+            message = (
+                f"not submitting {step.step_prefix}: could not read {statement_id}, which "
+                f"this flow run started, to tell whose it is: {exc}"
+            )
+            if is_transient(exc):
+                raise StatementLookupError(message, statement_name=step.step_prefix) from exc
+            raise JobError(message) from exc
+    if forgotten:
+        raise JobError(
+            f"not submitting {step.step_prefix}: this flow run started "
+            f"{', '.join(forgotten)}, which the Data API no longer knows (it keeps statements "
+            "24 hours), and one may have been this step's. Check the warehouse, then run the "
+            "night again (with --force-rerun if this step did not run)"
+        )
+
+
 def submit_or_reattach(
     client: RedshiftDataAPIServiceClient,
     target: RedshiftTarget,
@@ -280,8 +329,16 @@ def submit_or_reattach(
     logger = logger or log
     # Validate everything before the first call to AWS.
     build_submit_request(target, sql, parameters=parameters, execution_mode=execution_mode)
-    prior = find_prior_statements(client, step, policy=policy, logger=logger)
-    decision = decide(prior, force=force, reattach_to=reattach_to)
+    prior = find_prior_statements(
+        client, step, where=target.statement_filter(), policy=policy, logger=logger
+    )
+    # Started by an earlier attempt of this step in this flow run (a retry, even a forced
+    # one, never submits a second attempt while its own may still run): as reattach_to.
+    since = started_since_first_look(
+        f"statement:{target.scope()}:{step.step_prefix}", (p.statement_id for p in prior)
+    )
+    own = {*reattach_to, *(p.statement_id for p in _latest(prior, since))}
+    decision = decide(prior, force=force, reattach_to=own)
     run = step.with_attempt(decision.attempt)
     if decision.action == "reattach":
         assert decision.statement_id is not None
@@ -291,9 +348,15 @@ def submit_or_reattach(
             decision.statement_id,
             decision.reason,
         )
-        # Reattached to an earlier run's work, unless this flow run started it itself.
-        earlier = decision.statement_id not in reattach_to
+        # An earlier run's work, unless this flow run submitted it itself (before it
+        # suspended, or in an earlier try of this step): what the summary calls reattached,
+        # and what an abandoned wait leaves running for whoever else waits on it.
+        earlier = decision.statement_id not in own
         return Submission(decision.statement_id, run.statement_name, run.attempt, earlier)
+    listed = {p.statement_id for p in prior}
+    _refuse_if_forgotten(
+        client, step, {i for i in reattach_to if STATEMENT_ID.fullmatch(i) and i not in listed}
+    )
     raise_if_stopping(f"not submitting {run.statement_name}")
     operation, request = build_submit_request(
         target,

@@ -4,7 +4,9 @@ A provisioned cluster or a Serverless workgroup, a database, how to authenticate
 database (a db user's temporary credentials or a Secrets Manager secret ARN), the region
 and, optionally, a prefect-aws ``AwsCredentials`` block for the AWS identity. Validated
 when built, so a typo fails at flow start with a message naming the field. Nothing here is
-secret (the credentials block keeps its keys as secrets), so a target is safe to log.
+secret but the credentials block's (prefect-aws keeps its secret key as a secret, but an
+``aws_session_token`` as plain text, visible in the block's repr), so log a target's fields,
+never the block with its credentials.
 
 The client is built here, once per block instance (boto3 clients are thread-safe), through
 ``tasks.aws.aws_client``; like every boto3 client it honours
@@ -116,6 +118,16 @@ class RedshiftTarget(Block):
         if self.secret_arn is not None:
             fields["SecretArn"] = self.secret_arn
         return fields
+
+    def statement_filter(self) -> dict[str, str]:
+        """ListStatements' filter for this warehouse: its cluster or workgroup and database.
+
+        ListStatements returns every statement the caller's IAM role ran, on any warehouse;
+        a lookup by name alone would find the same night of another database's run."""
+        fields = self.request_fields()
+        return {
+            k: fields[k] for k in ("ClusterIdentifier", "WorkgroupName", "Database") if k in fields
+        }
 
     def scope(self) -> str:
         """A stable text naming the warehouse, mixed into client tokens."""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.jobs import (
     STATEMENT_STATES,
@@ -128,6 +128,10 @@ def wait_for_statement(
             )
             continue
         except Exception as exc:
+            if isinstance(exc, BotoCoreError) and not is_transient(exc):
+                # Not an answer about the statement (e.g. credentials that could not be
+                # fetched): it is not cancelled, and the next run reattaches to it.
+                raise JobError(f"DescribeStatement for {statement_id} failed: {exc}") from exc
             if not is_transient(exc):
                 raise
             errors = _after_transient(
@@ -190,9 +194,14 @@ def wait_or_cancel(
     sql: str | None = None,
     logger: Logger | None = None,
     label: str | None = None,
+    reattached: bool = False,
     **wait_kwargs: Any,
 ) -> Mapping[str, Any]:
     """``wait_for_statement`` that cancels the statement when the wait is abandoned.
+
+    ``reattached``: the statement is an earlier run's, which this wait only joined; an
+    abandoned wait leaves it running (another live run may wait on it: the flows' stop path
+    stops it only when none does, ``flows.hooks.stop_run_work``); our timeout still cancels.
 
     Abandoned means: our timeout, or anything that unwinds through here that is not the
     statement's own outcome or an error of ours: KeyboardInterrupt, Prefect's
@@ -217,11 +226,14 @@ def wait_or_cancel(
         cancel_statement(client, statement_id, reason="wait timed out", logger=logger)
         raise
     except WorkStoppedError:
-        cancel_statement(client, statement_id, reason="flow run stopped", logger=logger)
+        if not reattached:
+            cancel_statement(client, statement_id, reason="flow run stopped", logger=logger)
         raise
     except JobError:
         raise
     except BaseException as exc:
+        if reattached:
+            raise
         cancel_statement(
             client, statement_id, reason=f"waiting stopped: {type(exc).__name__}", logger=logger
         )

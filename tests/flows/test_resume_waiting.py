@@ -78,6 +78,32 @@ def test_the_sweep_spares_work_another_live_run_waits_on(migrated: LocalStack) -
     _wait_for(lambda: status() == "ABORTED")
 
 
+@pytest.mark.usefixtures("prefect_settings")
+def test_work_not_read_in_a_pass_is_swept_by_a_later_pass(migrated: LocalStack) -> None:
+    """A run cancelled while suspended, whose statement the Data API does not describe this
+    pass (throttled): its waiting tag stays, so the next pass finds it and cancels the
+    statement, instead of the tag going and the statement running on with nobody waiting."""
+    runtime = _runtime(migrated)
+    statement = runtime.redshift_data.execute_statement(
+        **LOCAL_TARGET.request_fields(),
+        Sql="select pg_sleep(60)",
+        StatementName="resume-waiting-test/2026-11-22/load/attempt-1",
+    )["Id"]
+    run = _flow_run([WAITING_TAG, statement_tag(statement)], Cancelled())
+    migrated.endpoint.faults.throttle("DescribeStatement", 1000)
+    try:
+        report = one_pass(runtime, LOG)
+    finally:
+        migrated.endpoint.faults.clear()
+    assert str(run.id) in report.sweep_deferred and str(run.id) not in report.swept
+    assert statement not in report.cancelled_statements
+
+    report = one_pass(runtime, LOG)
+    assert str(run.id) in report.swept
+    assert report.cancelled_statements.count(statement) == 1
+    _wait_for(lambda: runtime.redshift_data.describe_statement(Id=statement)["Status"] == "ABORTED")
+
+
 def test_the_command_refuses_to_run_without_a_server_or_with_bad_settings(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -155,6 +155,17 @@ def test_a_day_without_raw_data_fails_unless_the_deployment_allows_no_input(
     assert (step["status"], step["rows"]) == ("no input", 0)
     assert "no raw partition for 2020-02-29 (allowed: no input)" in step["detail"]
 
+    # Only the report tells that day from one that loaded rows: a rerun (reattaching to the
+    # run) that cannot read it stops the night instead of reporting a plain success.
+    report = migrated.data_dir / "reports" / "2020-02-29" / "clean_store_sale.json"
+    report.unlink()
+    with pytest.raises(NightFailedError) as unread:
+        _run(pipeline, allowing, night=empty_day)
+    error = unread.value.summary["error"]
+    assert "clean_store_sale: Glue run" in error and "SUCCEEDED, but report" in error
+    assert str(report) in error and "MYSTORE_ALLOW_EMPTY_INPUT=true" in error
+    assert unread.value.summary["verdict"] == "FAILED"
+
 
 def test_the_history_pipeline_backfills_a_range_once(
     wh: Warehouse, migrated: LocalStack, prefect_settings: PrefectApi

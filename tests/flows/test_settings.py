@@ -81,6 +81,10 @@ _PATHS = {"raw_path": "s3://bkt/r", "clean_path": "s3://bkt/c"}
             r"MYSTORE_CLEAN_PATH '/lake/clean\[1\]/\{a,b\}' holds '\[', '\]', '\{', '\}',"
             " which Spark reads as a glob",
         ),
+        (
+            {"target": "aws", "workgroup_name": "mystore-wg", "allow_empty_input": True, **_PATHS},
+            "MYSTORE_ALLOW_EMPTY_INPUT=true on target 'aws' needs MYSTORE_GLUE_REPORT_PATH",
+        ),
         ({"target": "gcp"}, "Input should be 'local' or 'aws'"),
         ({"glue_number_of_workers": 1}, "greater than or equal to 2"),
         ({"statement_timeout_seconds": "soon"}, "valid number"),

@@ -13,6 +13,7 @@ import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -30,7 +31,7 @@ from tasks.glue import (
     run_glue_job,
 )
 from tasks.glue.lease import start_lease_name
-from tasks.jobs import RunKey
+from tasks.jobs import RunKey, retry_condition
 from tests.conftest import PrefectApi
 from tests.tasks.conftest import TASK_TIMEOUTS, HangingPrefectApi, timed_out_in_a_flow
 from tests.tasks.glue_invocation import invoke
@@ -322,3 +323,40 @@ def test_a_task_timeout_while_the_flow_run_is_tagged_stops_the_run(
         pytest.fail(f"no task timeout of {TASK_TIMEOUTS} s fired in the hang: {outcome}")
     (run,) = runs_with_key(client, "standin", key.glue_argument)
     assert wait_state(client, "standin", run["Id"], {"STOPPED"}) == "STOPPED"
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "forced"])
+def test_a_step_retried_after_a_lost_poll_waits_on_its_own_run(
+    endpoint: AwsEndpoint, prefect_settings: PrefectApi, force: bool
+) -> None:
+    """A retry follows Glue's answers being lost (GluePollError) while the step's run goes
+    on; it waits on that run, even with ``force`` (``--force-rerun``), which skips earlier
+    runs' work, not the step's own: a second run would load the night into the table twice."""
+    from prefect import flow
+
+    from tasks.glue import GlueRunResult, glue_job_run
+
+    client = glue_client(endpoint.url)
+    key = RunKey("retry", NIGHT, f"own-{force}")
+    earlier = run_glue_job(client, "standin", {}, run_key=key, **FAST)  # a night done before
+    poll = replace(FAST["poll"], transient_error_budget=2)
+
+    def glue_answers_again(task: Any, task_run: Any, state: Any) -> bool:
+        endpoint.faults.clear()
+        return retry_condition(task, task_run, state)  # the product's: GluePollError retries
+
+    @flow
+    def night() -> GlueRunResult:
+        endpoint.faults.throttle("GetJobRun", 1000)  # the first attempt loses sight of its run
+        return glue_job_run.with_options(
+            retries=1, retry_delay_seconds=0, retry_condition_fn=glue_answers_again
+        )("standin", {"--sleep": "2"}, run_key=key, force=force, client=client, poll=poll)
+
+    result = night()
+    runs = runs_with_key(client, "standin", key.glue_argument)
+    if force:
+        assert len(runs) == 2, runs  # the earlier night's and one forced run
+        assert (result.run_id != earlier.run_id, result.reattached) == (True, False)  # its own
+    else:
+        assert len(runs) == 1 and result.run_id == earlier.run_id and result.reattached
+    assert result.state == "SUCCEEDED"

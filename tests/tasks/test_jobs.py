@@ -11,8 +11,12 @@ import pytest
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    CredentialRetrievalError,
+    HTTPClientError,
     NoCredentialsError,
+    ProxyConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 from prefect.states import Completed, Failed
 
@@ -145,6 +149,10 @@ def client_error(code: str, message: str = "", status: int = 400) -> ClientError
         (client_error("ActiveStatementsExceededException", "limit"), False),
         (ConnectionClosedError(endpoint_url="http://x"), True),
         (ReadTimeoutError(endpoint_url="http://x"), True),
+        (SSLError(endpoint_url="http://x", error="EOF occurred in violation of protocol"), True),
+        (ProxyConnectionError(proxy_url="http://proxy", error="refused"), True),
+        (HTTPClientError(error="response ended early"), True),
+        (CredentialRetrievalError(provider="ecs", error_msg="timed out"), False),
         (NoCredentialsError(), False),
         (ValueError("x"), False),
     ],

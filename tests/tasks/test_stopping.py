@@ -12,12 +12,17 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from prefect import flow, task
 from prefect._internal.concurrency.cancellation import CancelledError
 from prefect.exceptions import TerminationSignal
 from prefect.task_engine import TaskRunTimeoutError
 
+from local.endpoint import AwsEndpoint
 from tasks.flow_run_tags import current_flow_run_id
+from tasks.glue import RUN_KEY_ARGUMENT, run_glue_job
+from tasks.jobs import RunKey, WaitPolicy
+from tasks.redshift_data import execute_statement
 from tasks.stopping import (
     WorkStoppedError,
     abandons_work,
@@ -29,6 +34,8 @@ from tasks.stopping import (
 )
 from tests.conftest import PrefectApi
 from tests.tasks.conftest import outcomes_of
+from tests.tasks.redshift_data.test_data_api_prefect import NIGHT, recorded_target
+from tests.tasks.test_glue import FAST, glue_client, runs_with_key
 
 PAUSE = 30.0  # far longer than any stop takes to arrive
 
@@ -122,3 +129,74 @@ def test_only_a_caller_that_stops_waiting_undoes_the_work(
     with pytest.raises(type(exc)), undone_if_abandoned(lambda: undone.append("stopped")):
         raise exc
     assert undone == (["stopped"] if abandons else [])
+
+
+# -- work the stopped run only joined ---------------------------------------------------------
+
+
+def test_a_stopped_run_leaves_a_glue_run_it_only_joined_running(
+    prefect_settings: PrefectApi, endpoint: AwsEndpoint
+) -> None:
+    """An earlier run's Glue run, which this flow run's step reattached to, may be what
+    another live run waits on: the step's thread ends without stopping it (the stop path,
+    flows.hooks.stop_run_work, stops it only when no other live run waits on it)."""
+    client = glue_client(endpoint.url)
+    key = RunKey("joined", NIGHT, "glue")
+    theirs = client.start_job_run(
+        JobName="standin", Arguments={RUN_KEY_ARGUMENT: key.glue_argument, "--sleep": "60"}
+    )["JobRunId"]
+
+    @task(retries=0)
+    def step() -> str:
+        return run_glue_job(client, "standin", {"--sleep": "60"}, run_key=key, **FAST).run_id
+
+    @flow
+    def stopped_night() -> str | BaseException:
+        future = step.submit()
+        time.sleep(1.0)  # the step waits on the run it joined
+        request_stop(current_flow_run_id())
+        (outcome,) = outcomes_of(future)
+        return outcome
+
+    try:
+        outcome = stopped_night()
+        assert isinstance(outcome, WorkStoppedError), outcome
+        run = client.get_job_run(JobName="standin", RunId=theirs)["JobRun"]
+        assert run["JobRunState"] == "RUNNING"
+        assert [r["Id"] for r in runs_with_key(client, "standin", key.glue_argument)] == [theirs]
+    finally:
+        client.batch_stop_job_run(JobName="standin", JobRunIds=[theirs])
+
+
+def test_a_stopped_run_leaves_a_statement_it_only_joined_running(
+    prefect_settings: PrefectApi,
+) -> None:
+    """The same for an earlier run's statement: not cancelled by the joining run's thread."""
+    target, client, ops = recorded_target()
+    key = RunKey("joined", NIGHT, "load")
+    started = {"Id": "sid-1", "Status": "STARTED", "StatementName": key.statement_name}
+    with Stubber(client) as stub:
+        stub.add_response("list_statements", {"Statements": [started]})
+        stub.add_response("describe_statement", {"Id": "sid-1", "Status": "STARTED"})
+        stub.add_response("cancel_statement", {"Status": True})  # answered, were it asked
+
+        @flow
+        def stopped_night() -> object:
+            future = execute_statement.with_options(retries=0).submit(
+                "call s.p()",
+                target=target,
+                run_key=key,
+                policy=WaitPolicy(initial_interval=PAUSE, max_interval=PAUSE),
+                tag_flow_run=False,
+            )
+            deadline = time.monotonic() + 30
+            while "DescribeStatement" not in [name for name, _ in ops]:
+                assert time.monotonic() < deadline, ops
+                time.sleep(0.1)
+            request_stop(current_flow_run_id())
+            (outcome,) = outcomes_of(future)
+            return outcome
+
+        outcome = stopped_night()
+    assert isinstance(outcome, WorkStoppedError), outcome
+    assert [name for name, _ in ops] == ["ListStatements", "DescribeStatement"]  # no cancel

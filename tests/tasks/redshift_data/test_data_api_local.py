@@ -322,3 +322,34 @@ def test_reattach_lookup_follows_every_page(
     assert len(listed) < 105  # the first page alone would miss some
     prior = submit_module.find_prior_statements(fresh_client, step)
     assert sorted(p.attempt for p in prior) == list(range(1, 106))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        RedshiftTarget(database="dev", cluster_identifier="local-other", db_user="awsuser"),
+        RedshiftTarget(database="postgres", cluster_identifier="local-test", db_user="awsuser"),
+    ],
+    ids=["another-cluster", "another-database"],
+)
+def test_the_same_night_on_another_warehouse_is_not_reattached(
+    fresh_client: RedshiftDataAPIServiceClient, tag: str, other: RedshiftTarget
+) -> None:
+    """ListStatements answers with what the IAM role ran on any warehouse: the same step's
+    FINISHED attempt on another cluster or database is not this warehouse's load, so it is
+    submitted here (reattaching would load nothing here and report the step done)."""
+    step = RunKey(tag, dt.date(2026, 11, 25), "record")
+    elsewhere = execute_and_wait(
+        fresh_client, other, "select 1", statement_name=step.with_attempt(1).statement_name
+    )
+    assert elsewhere.status == "FINISHED"
+    assert (
+        submit_module.find_prior_statements(fresh_client, step, where=TARGET.statement_filter())
+        == []
+    )
+    here = submit_module.submit_or_reattach(fresh_client, TARGET, "select 1", step)
+    assert (here.reattached, here.attempt) == (False, 1)
+    assert here.statement_id != elsewhere.statement_id
+    # the other warehouse still finds its own attempt by the same name
+    mine = submit_module.find_prior_statements(fresh_client, step, where=other.statement_filter())
+    assert [p.statement_id for p in mine] == [elsewhere.statement_id]

@@ -174,6 +174,45 @@ def test_call_procedure_passes_force_on(
     assert submits(ops)[0]["Sql"] == 'CALL "stg_mystore"."sp_run_incremental_load"()'
 
 
+def test_a_forced_step_retried_after_a_lost_status_waits_on_its_own_attempt(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    """``force`` submits past an earlier run's FINISHED attempt; when the task is retried
+    because that new attempt's status was lost (the only kind of error retried), the retry
+    waits on it: no second attempt, and no "cancel it before forcing" about its own."""
+    target, stub, ops = stubbed_target
+    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
+
+    def listed(*statements: tuple[str, int, str]) -> dict[str, Any]:
+        return {
+            "Statements": [
+                {"Id": sid, "StatementName": key.with_attempt(n).statement_name, "Status": st}
+                for sid, n, st in statements
+            ]
+        }
+
+    stub.add_response("list_statements", listed(("sid-1", 1, "FINISHED")))
+    stub.add_response("execute_statement", {"Id": "sid-2"})
+    stub.add_client_error("describe_statement", "ThrottlingException", "Rate exceeded")
+    stub.add_response("list_statements", listed(("sid-2", 2, "STARTED"), ("sid-1", 1, "FINISHED")))
+    stub.add_response("describe_statement", finished("sid-2"))
+
+    @flow(name="rsd-forced-retry")
+    def forced() -> StatementResult:
+        return execute_statement.with_options(retries=1, retry_delay_seconds=0)(
+            "call s.p()",
+            target=target,
+            run_key=key,
+            force=True,
+            policy=WaitPolicy(transient_error_budget=0),
+            tag_flow_run=False,
+        )
+
+    result = forced()
+    assert (result.statement_id, result.reattached) == ("sid-2", False)  # its own, not sent
+    assert [p["StatementName"] for p in submits(ops)] == [key.with_attempt(2).statement_name]
+
+
 def test_without_a_run_key_a_retry_keeps_its_client_token(
     prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
 ) -> None:
@@ -296,8 +335,8 @@ def test_execute_statement_logs_state_changes_and_publishes_a_table(
         return first, again, flow_run.id
 
     first, again, flow_run_id = night()
-    assert again.statement_id == first.statement_id  # reattached to the FINISHED statement
-    assert again.reattached and not first.reattached
+    assert again.statement_id == first.statement_id  # joined the FINISHED statement...
+    assert not again.reattached and not first.reattached  # ...this flow run's own
     assert len(describes) >= 4  # at least 3 one-second polls, plus the reattach
     messages = flow_logs(flow_run_id)
     changes = [m for m in messages if m.startswith(f"statement {pipeline}/")]

@@ -12,7 +12,7 @@ from botocore.exceptions import ConnectionClosedError
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.jobs import JobError, RunKey, SubmitError, WaitPolicy
+from tasks.jobs import JobError, RunKey, SubmitError, WaitPolicy, safe_to_retry
 from tasks.redshift_data import RedshiftTarget, StatementFailedError
 from tasks.redshift_data.errors import StatementLookupError
 from tasks.redshift_data.submit import (
@@ -75,7 +75,7 @@ def test_reattach_after_paging_through_list_statements(stubbed: Stubbed) -> None
     stub.add_response(
         "list_statements",
         {"Statements": [listed(prefix + "1", "FAILED")], "NextToken": "page2"},
-        {"StatementName": prefix, "Status": "ALL"},
+        {"StatementName": prefix, "Status": "ALL", **TARGET.statement_filter()},
     )
     stub.add_response(
         "list_statements",
@@ -86,7 +86,12 @@ def test_reattach_after_paging_through_list_statements(stubbed: Stubbed) -> None
                 listed("nightly/2026-11-25/load/attempt-2x", "FINISHED", SID),
             ]
         },
-        {"StatementName": prefix, "Status": "ALL", "NextToken": "page2"},
+        {
+            "StatementName": prefix,
+            "Status": "ALL",
+            "NextToken": "page2",
+            **TARGET.statement_filter(),
+        },
     )
     submission = submit_or_reattach(client, TARGET, "call x()", STEP)
     assert (submission.statement_id, submission.attempt, submission.reattached) == (SID2, 2, True)
@@ -284,3 +289,40 @@ def test_refused_lookup_fails_at_once_naming_the_step_and_submits_nothing(
         submit_or_reattach(client, TARGET, "call x()", STEP)
     assert "nightly/2026-11-25/load/attempt-" in str(caught.value)
     assert "AccessDeniedException" in str(caught.value)
+
+
+def test_a_statement_of_this_run_the_data_api_forgot_is_not_submitted_again(
+    stubbed: Stubbed,
+) -> None:
+    """A run resumed more than 24 hours later: the Data API no longer knows a statement the
+    run started, which may have been this step's (and loaded already), so nothing is sent;
+    one it still knows is another step's (it was not listed under this step's name)."""
+    client, stub = stubbed
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_client_error(  # asked in id order: SID2 first
+        "describe_statement",
+        "ResourceNotFoundException",
+        f"Query {SID2} does not exist",
+        expected_params={"Id": SID2},
+    )
+    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED"}, {"Id": SID})
+    with pytest.raises(JobError, match=f"started {SID2}, which the Data API no longer knows"):
+        # a Glue run id among the run's own work (suspend mode's) is not asked about
+        submit_or_reattach(client, TARGET, "call x()", STEP, reattach_to={SID, SID2, "jr_1"})
+
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED"}, {"Id": SID})
+    stub.add_response("execute_statement", {"Id": SID2})
+    submission = submit_or_reattach(client, TARGET, "call x()", STEP, reattach_to={SID})
+    assert (submission.statement_id, submission.attempt) == (SID2, 1)
+
+
+def test_a_statement_of_this_run_that_cannot_be_read_holds_the_submit(stubbed: Stubbed) -> None:
+    """Throttled while telling whose an unlisted statement of this run is: nothing is sent,
+    and the error is one a retry looks again after."""
+    client, stub = stubbed
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_client_error("describe_statement", "ThrottlingException", "Rate exceeded")
+    with pytest.raises(StatementLookupError, match=f"could not read {SID}") as caught:
+        submit_or_reattach(client, TARGET, "call x()", STEP, reattach_to={SID})
+    assert safe_to_retry(caught.value)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.exceptions import CredentialRetrievalError, ProxyConnectionError, SSLError
 from botocore.stub import Stubber
 from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
-from tasks.jobs import WaitPolicy
+from tasks.jobs import JobError, WaitPolicy
 from tasks.redshift_data import StatementAbortedError, StatementFailedError, StatementTimeoutError
 from tasks.redshift_data.errors import StatementStatusUnknownError
 from tasks.redshift_data.waiting import long_poll_seconds, wait_for_statement, wait_or_cancel
@@ -225,6 +226,64 @@ def test_losing_track_is_not_followed_by_a_cancel(
             clock=clock,
             sleep=clock.sleep,
         )
+    assert calls == ["DescribeStatement"]
+
+
+class BrokenLink:
+    """A client whose DescribeStatement never gets an answer (``error`` every time), and
+    which records any CancelStatement: what botocore raises past its own retries."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error, self.cancelled = error, 0
+
+    def describe_statement(self, **_: Any) -> Any:
+        raise self.error
+
+    def cancel_statement(self, **_: Any) -> dict[str, bool]:
+        self.cancelled += 1
+        return {"Status": True}
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (SSLError(endpoint_url="https://x", error="EOF in violation of protocol"), "unknown"),
+        (ProxyConnectionError(proxy_url="http://proxy", error="refused"), "unknown"),
+        (CredentialRetrievalError(provider="container-role", error_msg="timed out"), "job"),
+    ],
+    ids=["ssl", "proxy", "credentials"],
+)
+def test_no_answer_about_the_statement_is_not_followed_by_a_cancel(
+    clock: Any, error: Exception, raised: str
+) -> None:
+    """A poll that gets no answer (TLS, a proxy, credentials that could not be fetched)
+    says nothing about the statement: it is not cancelled, and the next run reattaches."""
+    client = BrokenLink(error)
+    expected = StatementStatusUnknownError if raised == "unknown" else JobError
+    with pytest.raises(expected) as caught:
+        wait_or_cancel(
+            client,  # type: ignore[arg-type]
+            SID,
+            policy=WaitPolicy(transient_error_budget=1),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert caught.value.__cause__ is error
+    assert client.cancelled == 0
+
+
+def test_an_abandoned_wait_on_a_statement_only_joined_does_not_cancel_it(
+    stubbed: Stubbed, clock: Any, calls: list[str]
+) -> None:
+    """An earlier run's statement (reattached) may be another live run's load."""
+    client, stub = stubbed
+    stub.add_response("describe_statement", desc("STARTED"))
+
+    def interrupted(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        wait_or_cancel(client, SID, clock=clock, sleep=interrupted, reattached=True)
     assert calls == ["DescribeStatement"]
 
 
