@@ -9,6 +9,7 @@ dangling ``Next`` or an unreachable state is a bug in the export, reported by na
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,15 @@ class Retrier:
         if self.max_delay_seconds is not None:
             entry["MaxDelaySeconds"] = self.max_delay_seconds
         return entry
+
+    def longest_wait_seconds(self) -> int:
+        """The most all of this Retry's pauses add up to (jitter only shortens a pause)."""
+        cap = math.inf if self.max_delay_seconds is None else self.max_delay_seconds
+        total, delay = 0.0, min(float(self.interval_seconds), cap)
+        for _ in range(self.max_attempts):
+            total += delay
+            delay = min(delay * self.backoff_rate, cap)
+        return math.ceil(total)
 
 
 def catch_all(next_state: str, result_path: str = ERROR_PATH) -> dict[str, Any]:

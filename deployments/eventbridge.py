@@ -5,13 +5,15 @@
 * An EventBridge rule on "Step Functions Execution Status Change" (ABORTED, TIMED_OUT,
   FAILED) starts a small canceller machine: a stopped execution runs no Catch, and a failed
   Parallel branch stops its siblings mid-wait, so their statements would run on. The
-  canceller lists the night's statements by name prefix and cancels those still running.
+  canceller lists the night's statements by name prefix and cancels those still running,
+  with no fence for another live execution of the same night that reattached to one of
+  them (the flow's stop path has one); docs/deployment.md lists this among the limits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deployments.asl import Branch, Retrier, catch_all, jsonata_pass, succeed, task
@@ -35,8 +37,9 @@ def logical_date_expression(input_expression: str) -> str:
     return LOGICAL_DATE_JSONATA.format(inp=input_expression)
 
 
-def canceller_definition(pipeline: str) -> dict[str, Any]:
-    """ASL of the canceller: the execution's input -> night prefix -> cancel live statements."""
+def canceller_definition(pipeline: str, where: Mapping[str, str]) -> dict[str, Any]:
+    """ASL of the canceller: the execution's input -> night prefix -> cancel live statements
+    on the warehouse ``where`` names (``RedshiftTarget.statement_filter()``)."""
     prefix = night_prefix(pipeline, "1970-01-01").replace("1970-01-01", "{}")
     branch = Branch("Find night")
     night = logical_date_expression("$parse($states.input.detail.input)")
@@ -49,6 +52,7 @@ def canceller_definition(pipeline: str) -> dict[str, Any]:
         task(
             SDK + "listStatements",
             parameters={
+                **where,
                 "StatementName.$": f"States.Format('{prefix}', $.logical_date)",
                 "Status": "ALL",
             },

@@ -7,11 +7,13 @@ Kept apart from the step builders so the budgets the flow and the machine must a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 
-from deployments.asl import Branch, Retrier, choice, fail, format_call
-from flows.pipeline import Step
+from deployments.asl import AslBuildError, Branch, Retrier, choice, fail, format_call
+from flows.pipeline import GlueStep, Step
+from tasks.glue.starting import DEFAULT_CONCURRENCY_WAIT
 from tasks.redshift_data.submit import submit_statement
 from tasks.redshift_data.waiting import WaitPolicy
 
@@ -26,6 +28,12 @@ THROTTLING = (
     "RedshiftData.RedshiftDataException",
 )
 TRANSIENT = ("RedshiftData.InternalServerException",)
+# Redshift Serverless answers a throttled call with ValidationException "Rate exceeded" (the
+# flow's tasks.jobs.is_throttling reads the message; a Retry can match only the name). Only
+# the DescribeStatement poll retries it: it asks about an id this machine got back from
+# ExecuteStatement or ListStatements, so it has no other validation failure to hide. A
+# submit's ValidationException may be a real refusal (a bad parameter) and is not retried.
+SERVERLESS_THROTTLING = "RedshiftData.ValidationException"
 GLUE_CAPACITY = ("Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException")
 # The flow's submit tries this often per task attempt (submit_statement's own retries).
 SUBMIT_TRIES_PER_ATTEMPT = (
@@ -65,6 +73,37 @@ def poll_retry() -> Retrier:
     )
 
 
+def describe_retry() -> Retrier:
+    """``poll_retry`` plus Serverless's throttle (``SERVERLESS_THROTTLING``), in one budget:
+    without it, one "Rate exceeded" took the cancel path and cancelled a running load."""
+    polling = poll_retry()
+    return dataclasses.replace(polling, errors=(*polling.errors, SERVERLESS_THROTTLING))
+
+
+def glue_capacity_retry(step: GlueStep) -> Retrier:
+    """The flow's patience with a Glue job at its MaxConcurrentRuns, as a Retry.
+
+    Each attempt of the flow's step keeps trying StartJobRun for
+    ``DEFAULT_CONCURRENCY_WAIT.timeout_seconds`` (pauses from its ``initial_interval``,
+    growing by ``multiplier`` up to ``max_interval``) and the step's attempts retry the
+    ``GlueConcurrencyError`` that ends it. The Retry takes the same pauses; FULL jitter
+    draws each from 0 to its length, so one averages half of it, and MaxAttempts counts as
+    many pauses as fill the flow's attempts x timeout on average. The execution's timeout
+    adds the longest they can take (``Retrier.longest_wait_seconds``).
+    """
+    wait = DEFAULT_CONCURRENCY_WAIT
+    if wait.timeout_seconds is None:  # the flow would wait for a slot forever; ASL cannot
+        raise AslBuildError("DEFAULT_CONCURRENCY_WAIT has no timeout_seconds to translate")
+    budget = step.retry.attempts * wait.timeout_seconds
+    interval, longest = max(1, round(wait.initial_interval)), max(1, round(wait.max_interval))
+    share = 0.5 if step.retry.jitter else 1.0
+    pauses, waited = 0, 0.0
+    while waited < budget:
+        waited += share * min(longest, interval * wait.multiplier**pauses)
+        pauses += 1
+    return Retrier(GLUE_CAPACITY, interval, pauses, wait.multiplier, longest, step.retry.jitter)
+
+
 STEP_FAILED = "Pipeline.StepFailed"
 
 
@@ -93,10 +132,13 @@ def add_error_exit(branch: Branch, step: str) -> None:
 
 __all__ = [
     "GLUE_CAPACITY",
+    "SERVERLESS_THROTTLING",
     "STEP_FAILED",
     "THROTTLING",
     "TRANSIENT",
     "add_error_exit",
+    "describe_retry",
+    "glue_capacity_retry",
     "poll_retry",
     "submit_retry",
 ]

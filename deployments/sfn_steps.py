@@ -8,7 +8,8 @@ FINISHED / FAILED / ABORTED branches, a deadline and no loop on anything unknown
 while waiting cancel the statement before the execution fails with the original error.
 
 A Glue step is: GetJobRuns -> skip when a run with the night's run key SUCCEEDED (the
-flow's reattach) -> ``glue:startJobRun.sync`` with the run key in Arguments.
+flow's reattach) -> ``glue:startJobRun.sync`` with the run key in Arguments, timed by the
+run's own Timeout only (as the flow's wait) and waiting for a free run slot as the flow does.
 
 Three small expressions are JSONata (per state ``QueryLanguage``) because JSONPath has no
 operator for them: the day before a scheduled time, the highest attempt number, and "now"
@@ -39,6 +40,8 @@ from deployments.sfn_config import ExportConfig
 from deployments.sfn_errors import (
     GLUE_CAPACITY,
     add_error_exit,
+    describe_retry,
+    glue_capacity_retry,
     poll_retry,
     submit_retry,
 )
@@ -93,6 +96,9 @@ def _timeout(step: Step, config: ExportConfig) -> int:
 
 
 def step_timeout_seconds(step: Step, config: ExportConfig) -> int:
+    """The longest a step may take; a Glue step may first wait for a free run slot."""
+    if isinstance(step, GlueStep):
+        return _timeout(step, config) + glue_capacity_retry(step).longest_wait_seconds()
     return _timeout(step, config)
 
 
@@ -135,7 +141,12 @@ def add_statement_step(
         names["find"],
         task(
             SDK + "listStatements",
-            parameters={"StatementName.$": name_prefix_format(pipeline, s), "Status": "ALL"},
+            # on this warehouse only: ListStatements answers with what the role ran anywhere
+            parameters={
+                **config.target.statement_filter(),
+                "StatementName.$": name_prefix_format(pipeline, s),
+                "Status": "ALL",
+            },
             result_selector={"Statements.$": "$.Statements"},
             result_path="$.prior",
             retry=[poll_retry()],
@@ -191,14 +202,14 @@ def add_statement_step(
             SDK + "describeStatement",
             parameters={"Id.$": "$.run.statement.Id"},
             result_path="$.desc",
-            retry=[poll_retry()],
+            retry=[describe_retry()],
             catch=[cancel_exit],
             next_state=names["status?"],
         ),
     )
     finished = then
     if isinstance(step, CheckStep):
-        finished = _add_check_result(branch, step, then, error_exit)
+        finished = _add_check_result(branch, step, then)
     status = "$states.input.desc.Status"
     branch.add(
         names["status?"],
@@ -260,48 +271,35 @@ def add_statement_step(
     return names["find"]
 
 
-def _add_check_result(
-    branch: Branch, step: CheckStep, then: str, error_exit: dict[str, Any]
-) -> str:
-    """FINISHED check -> fetch its result -> fail when it returned offending rows."""
+def _add_check_result(branch: Branch, step: CheckStep, then: str) -> str:
+    """FINISHED check -> fail when its query returned rows.
+
+    The count is DescribeStatement's ResultRows (for a query, the rows it returned), which
+    the poll already holds. The rows are never fetched: Step Functions checks a service
+    answer against its 256 KiB limit before the ResultSelector, so a GetStatementResult
+    with a few thousand offending rows ended the execution with States.DataLimitExceeded,
+    which no Catch takes, instead of the step's own error."""
     s = step.name
-    has_rows, fetch, offending = f"{s}: has result?", f"{s}: result", f"{s}: offending?"
-    bad = f"{s}: offending rows"
-    branch.add(
-        has_rows,
-        choice([{"Variable": "$.desc.HasResultSet", "BooleanEquals": True, "Next": fetch}], then),
-    )
-    branch.add(
-        fetch,
-        task(
-            SDK + "getStatementResult",
-            parameters={"Id.$": "$.run.statement.Id"},
-            result_selector={"TotalNumRows.$": "$.TotalNumRows"},
-            result_path="$.rows",
-            retry=[poll_retry()],
-            catch=[error_exit],
-            next_state=offending,
-        ),
-    )
-    branch.add(
-        offending,
-        choice(
-            [{"Variable": "$.rows.TotalNumRows", "NumericGreaterThan": 0, "Next": bad}],
-            then,
-        ),
-    )
+    offending, bad = f"{s}: offending?", f"{s}: offending rows"
+    rows = "$.desc.ResultRows"
+    returned_rows = [
+        {"Variable": "$.desc.HasResultSet", "BooleanEquals": True},
+        {"Variable": rows, "IsPresent": True},
+        {"Variable": rows, "NumericGreaterThan": 0},
+    ]
+    branch.add(offending, choice([{"And": returned_rows, "Next": bad}], then))
     branch.add(
         bad,
         fail(
             error="Check.OffendingRows",
             cause_path=format_call(
                 f"check {s} ({step.description}) found {{}} offending row(s) [statement {{}}]",
-                "$.rows.TotalNumRows",
+                rows,
                 "$.desc.Id",
             ),
         ),
     )
-    return has_rows
+    return offending
 
 
 def _glue_arguments(step: GlueStep, pipeline: str, config: ExportConfig) -> dict[str, str]:
@@ -380,25 +378,17 @@ def add_glue_step(
         ),
     )
     branch.add(done, choice([{"Variable": "$.done", "BooleanEquals": True, "Next": then}], run))
-    policy = step.retry
     branch.add(
         run,
         task(
             GLUE_SYNC,
             parameters=parameters,
             result_path=None,
-            retry=[
-                Retrier(
-                    GLUE_CAPACITY,
-                    max(1, round(policy.delay_seconds)),
-                    max(0, policy.attempts - 1),
-                    policy.backoff_rate,
-                    300,
-                    policy.jitter,
-                )
-            ],
+            retry=[glue_capacity_retry(step)],
             catch=[error_exit],
-            timeout_seconds=_timeout(step, config),
+            # No TimeoutSeconds: the Task's clock also counts StartJobRun, Glue's start-up
+            # and the .sync polling delay, so a run that ended within its Timeout could
+            # fail here with States.Timeout; the flow's wait has no limit beyond Glue's own.
             next_state=then,
         ),
     )

@@ -137,7 +137,9 @@ def export_documents(pipeline: Pipeline, config: ExportConfig) -> dict[str, dict
     invoker = invoker_role(config, pipeline)
     return {
         f"{name}.asl.json": export_definition(pipeline, config),
-        f"{name}{CANCELLER_SUFFIX}.asl.json": canceller_definition(pipeline.name),
+        f"{name}{CANCELLER_SUFFIX}.asl.json": canceller_definition(
+            pipeline.name, config.target.statement_filter()
+        ),
         f"{name}-policy.json": iam_policy(pipeline, config),
         f"{name}-invoke-policy.json": start_policy(
             [config.machine_arn(pipeline.name), config.machine_arn(pipeline.name, CANCELLER_SUFFIX)]

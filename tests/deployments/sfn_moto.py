@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -190,6 +191,36 @@ def moto_sfn_shims(*, fast: bool = True) -> Iterator[None]:
     with ExitStack() as stack:
         for patch in patches:
             stack.enter_context(patch)
+        yield
+
+
+@contextmanager
+def refused_machine_calls(operation: str, code: str, message: str, times: int) -> Iterator[None]:
+    """Not a gap, a seam: the machine's next ``times`` Data API calls of ``operation`` (e.g.
+    "DescribeStatement") are answered 400 ``code``/``message`` as AWS would answer them,
+    before they reach the local endpoint (whose faults inject only ThrottlingException);
+    botocore raises the modeled error, which moto names ``RedshiftData.<code>``."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    original = aws_sdk.boto_client_for
+    left = [times]
+
+    def refuse(**_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if left[0] <= 0:
+            return None
+        left[0] -= 1
+        metadata = {"HTTPStatusCode": 400, "RequestId": "refused-by-test"}
+        error = {"Code": code, "Message": message}
+        return SimpleNamespace(status_code=400), {"Error": error, "ResponseMetadata": metadata}
+
+    def client_for(*args: Any, **kwargs: Any) -> Any:
+        client = original(*args, **kwargs)
+        client.meta.events.register(f"before-call.redshift-data.{operation}", refuse)
+        return client
+
+    with mock.patch.object(aws_sdk, "boto_client_for", client_for):
         yield
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from deployments.asl import AslBuildError, Branch, to_json, wait
 from deployments.sfn_config import ExportConfig
+from deployments.sfn_errors import SERVERLESS_THROTTLING
 from deployments.sfn_steps import add_step, client_token_hash
 from deployments.stepfunctions import (
     export_definition,
@@ -26,6 +27,7 @@ from deployments.stepfunctions import (
     write_documents,
 )
 from flows.pipeline import CheckStep, GlueStep, Pipeline, ProcedureStep, StepWait, nightly_pipeline
+from tasks.glue.starting import DEFAULT_CONCURRENCY_WAIT
 from tasks.jobs import RunKey
 from tasks.redshift_data.target import RedshiftTarget
 from tests.deployments.sfn_moto import asl_validator, aws_export_env, moto_sfn, run_execution
@@ -82,6 +84,95 @@ def test_a_provisioned_cluster_policy_names_only_its_user_and_database() -> None
     ]
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert not any(a.endswith("*") for a in actions)
+
+
+def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state of the machine by name, those inside Parallel branches too."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", ()):
+            found |= _states(branch)
+    return found
+
+
+def test_any_session_of_the_role_may_describe_and_cancel_the_nights_statements() -> None:
+    """The canceller and a second execution run under other sessions of the role: a
+    statement-owner condition would deny them (moto does not enforce IAM, so only here)."""
+    statements = iam_policy(nightly_pipeline(), CONFIG)["Statement"]
+    data_api = [s for s in statements if any(a.startswith("redshift-data:") for a in s["Action"])]
+    assert not any("Condition" in s for s in data_api)
+    watching = {s["Sid"]: s for s in data_api}["DescribeOrCancelAnyStatement"]
+    assert watching["Resource"] == ["*"]
+    assert set(watching["Action"]) == {
+        "redshift-data:CancelStatement",
+        "redshift-data:DescribeStatement",
+    }
+    actions = {a for s in data_api for a in s["Action"]}
+    assert "redshift-data:GetStatementResult" not in actions  # no state fetches rows
+
+
+def test_a_check_counts_its_rows_from_describe_and_never_fetches_them() -> None:
+    """GetStatementResult's answer counts against the 256 KiB state limit before any
+    ResultSelector: a check with thousands of offending rows would end the execution with
+    States.DataLimitExceeded. DescribeStatement's ResultRows is the count."""
+    states = _states(export_definition(nightly_pipeline(), CONFIG))
+    resources = {str(s.get("Resource", "")) for s in states.values()}
+    assert not any(r.endswith(":getStatementResult") for r in resources)
+    verdict = states["check_sales_reconciled: offending rows"]
+    assert verdict["Error"] == "Check.OffendingRows"
+    assert "$.desc.ResultRows" in verdict["CausePath"]
+
+
+def test_only_the_describe_poll_retries_serverless_rate_exceeded() -> None:
+    """Serverless throttles with ValidationException "Rate exceeded"; a describe that is
+    not retried on it goes to the cancel path and cancels a running load."""
+    states = _states(export_definition(nightly_pipeline(), CONFIG))
+    for name, state in states.items():
+        errors = {e for r in state.get("Retry", ()) for e in r["ErrorEquals"]}
+        if str(state.get("Resource", "")).endswith(":describeStatement"):
+            assert SERVERLESS_THROTTLING in errors, name
+        else:  # a submit's ValidationException may be a real refusal
+            assert SERVERLESS_THROTTLING not in errors, name
+
+
+def test_a_glue_step_waits_for_a_free_run_slot_as_long_as_the_flow() -> None:
+    """The flow tries StartJobRun for DEFAULT_CONCURRENCY_WAIT per attempt, with the
+    step's attempts; the machine's Retry (FULL jitter: a pause averages half its length)
+    takes the same pauses for as long on average, and the execution's timeout fits them."""
+    pipeline = nightly_pipeline()
+    definition = export_definition(pipeline, CONFIG)
+    (retry,) = _states(definition)["clean_store_sale: run"]["Retry"]
+    wait = DEFAULT_CONCURRENCY_WAIT
+    assert wait.timeout_seconds is not None
+    budget = pipeline.step("clean_store_sale").retry.attempts * wait.timeout_seconds
+    assert (retry["IntervalSeconds"], retry["MaxDelaySeconds"], retry["BackoffRate"]) == (
+        wait.initial_interval,
+        wait.max_interval,
+        wait.multiplier,
+    )
+    assert retry["JitterStrategy"] == "FULL"
+    pauses = [
+        min(retry["MaxDelaySeconds"], retry["IntervalSeconds"] * retry["BackoffRate"] ** n)
+        for n in range(retry["MaxAttempts"])
+    ]
+    assert budget <= sum(pauses) / 2 < budget + pauses[-1] / 2
+    run_seconds = CONFIG.glue_timeout_minutes * 60
+    assert definition["TimeoutSeconds"] >= sum(pauses) + run_seconds
+
+
+def test_a_glue_run_is_timed_by_glue_alone_as_in_the_flow() -> None:
+    """The Task's own clock also counts StartJobRun, Glue's start-up and the .sync polling
+    delay: a TimeoutSeconds of the run's Timeout failed a run that succeeded near its limit.
+    The flow's wait is bounded only by the run's Timeout (flows.steps.glue_options)."""
+    pipeline = nightly_pipeline()
+    states = _states(export_definition(pipeline, CONFIG))
+    for step in pipeline.steps:
+        if isinstance(step, GlueStep):
+            run = states[f"{step.name}: run"]
+            assert "TimeoutSeconds" not in run
+            flows_minutes = min(CONFIG.glue_timeout_minutes, int(step.wait.timeout_seconds // 60))
+            assert run["Parameters"]["Timeout"] == flows_minutes
 
 
 def test_asl_validator_accepts_both_machines_and_rejects_a_broken_one(

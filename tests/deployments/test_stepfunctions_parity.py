@@ -44,6 +44,7 @@ from tests.deployments.sfn_moto import (
     MOTO_ACCESS_KEY,
     REGION,
     moto_sfn,
+    refused_machine_calls,
     run_execution,
 )
 from tests.sql.staging import RESET, START, Warehouse, state_of
@@ -327,6 +328,41 @@ def test_throttling_that_never_ends_fails_both_after_the_retry_budget(
     assert machine_statements(migrated, "parity-throttle/2026-10-16/load/") == []
 
 
+def test_a_check_with_thousands_of_offending_rows_fails_both_with_the_count(
+    moto: Any, migrated: LocalStack, prefect_settings: PrefectApi
+) -> None:
+    """A first result page of ~340 KB: fetched into the state, it passed the 256 KiB limit
+    (States.DataLimitExceeded, moto enforces it too); the machine counts from ResultRows."""
+    rows = "with recursive n(i) as (select 1 union all select i + 1 from n where i < 2000)"
+    pipeline = Pipeline(
+        "parity-rows",
+        (CheckStep("wide", "many rows", f"{rows} select i, repeat('x', 300) from n"),),
+    )
+    by_flow = run_flow(pipeline, migrated, date(2026, 10, 9))
+    by_machine = run_machine(moto, pipeline, date(2026, 10, 19))
+    assert by_flow["status"] == "FAILED" and "found 2000 offending row(s)" in by_flow["error"]
+    assert by_machine["status"] == "FAILED", by_machine
+    assert by_machine["error"] == "Check.OffendingRows"
+    assert "check wide (many rows) found 2000 offending row(s)" in by_machine["cause"]
+
+
+def test_a_describe_answered_rate_exceeded_is_retried_without_cancelling(
+    moto: Any, migrated: LocalStack
+) -> None:
+    """Serverless's throttle while polling (the flow: tasks.jobs.is_throttling) is retried
+    like the other throttles; the running statement is neither cancelled nor resubmitted."""
+    pipeline = Pipeline(
+        "parity-rate", (CheckStep("c", "passes", "select pg_sleep(1) where false"),)
+    )
+    with refused_machine_calls("DescribeStatement", "ValidationException", "Rate exceeded", 2):
+        done = run_machine(moto, pipeline, date(2026, 10, 25))
+    assert done["status"] == "SUCCEEDED", done
+    refused = [e["taskFailedEventDetails"] for e in done["events"] if e["type"] == "TaskFailed"]
+    assert [r["error"] for r in refused] == ["RedshiftData.ValidationException"] * 2
+    (statement,) = machine_statements(migrated, "parity-rate/2026-10-25/c/")
+    assert statement["Status"] == "FINISHED"
+
+
 def test_a_failed_glue_run_means_no_warehouse_load_in_both(
     moto: Any, wh: Warehouse, pg_conn: Any, migrated: LocalStack, prefect_settings: PrefectApi
 ) -> None:
@@ -404,7 +440,12 @@ def test_the_canceller_cancels_what_a_stopped_execution_left_running(
             "input": json.dumps({"scheduled_time": "2026-10-22T03:00:00Z"}),
         },
     }
-    done = run_execution(moto, canceller_definition("mystore-nightly"), "canceller", event)
+    done = run_execution(
+        moto,
+        canceller_definition("mystore-nightly", {"ClusterIdentifier": "local", "Database": "dev"}),
+        "canceller",
+        event,
+    )
     assert done["status"] == "SUCCEEDED", done
     deadline = time.monotonic() + 10
     while client.describe_statement(Id=tonight)["Status"] != "ABORTED":
