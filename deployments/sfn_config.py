@@ -146,6 +146,15 @@ class ExportConfig:
                 "the export targets AWS: set MYSTORE_WORKGROUP_NAME or "
                 "MYSTORE_CLUSTER_IDENTIFIER (with MYSTORE_DB_USER or MYSTORE_SECRET_ARN)"
             )
+        if settings.allow_empty_input:
+            # The flow tells an allowed empty day by the clean job's report and ends NoInput
+            # (CLI exit 3); the machine has no such verdict, so an empty day would end as a
+            # plain SUCCEEDED execution that loaded nothing.
+            raise AslBuildError(
+                "MYSTORE_ALLOW_EMPTY_INPUT=true is not exported: a Step Functions execution "
+                "of a day without raw data would end SUCCEEDED having loaded nothing (the "
+                "flow ends it NoInput). Export without it; run such deployments as the flow"
+            )
         if settings.target != "aws":  # checked on validation for the aws target only
             try:
                 settings.check_target_fields()

@@ -320,6 +320,15 @@ def test_the_cli_refuses_settings_it_cannot_export(
     assert err.startswith("error: cannot export: MYSTORE_WORKGROUP_NAME 'wg' is invalid"), err
     assert "pydantic" not in err  # one line naming the variable, not a validation dump
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+    # Allowed empty days end NoInput in the flow; the machine has no such verdict and would
+    # end such a day SUCCEEDED having loaded nothing.
+    aws_export_env(monkeypatch)
+    monkeypatch.setenv("MYSTORE_ALLOW_EMPTY_INPUT", "true")
+    monkeypatch.setenv("MYSTORE_GLUE_REPORT_PATH", "s3://mystore-lake/reports")
+    assert main(["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "MYSTORE_ALLOW_EMPTY_INPUT=true is not exported" in err and "SUCCEEDED" in err
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
 
 def _submit_retries(definition: dict[str, Any]) -> list[tuple[int, int]]:
