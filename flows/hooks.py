@@ -85,17 +85,18 @@ def stop_run_work(runtime: Runtime, flow_run_id: Any, reason: str) -> list[Work]
 
     The one stop path: the runner calls it when the flow is stopped (SIGTERM, cancellation,
     Ctrl-C, a flow timeout) and ``stop_hook`` when a runner cancels or loses the run. Never
-    raises: it runs while another error is on its way out. First it tells the run's worker
-    threads in this process to stop (``tasks.stopping``), so none starts more work while
-    the tagged work is being stopped.
+    raises: it runs while another error is on its way out. Once it knows the run's work and
+    which of it another live run shares, it tells the run's worker threads in this process
+    to stop (``tasks.stopping``), leaving that shared work running as it does itself, so
+    none starts more work while the tagged work is being stopped.
     """
     if flow_run_id is None:
         log.warning("not stopping anything (%s): not inside a flow run", reason)
         return []
-    request_stop(flow_run_id)
     try:
         work, shared = work_of_run(flow_run_id)
     except Exception as exc:
+        request_stop(flow_run_id)
         log.error(
             "could not read which work flow run %s waits on (%s); stopping nothing. Its "
             "statements and Glue runs carry its night's run key if they must be stopped by "
@@ -105,6 +106,7 @@ def stop_run_work(runtime: Runtime, flow_run_id: Any, reason: str) -> list[Work]
             exc,
         )
         return []
+    request_stop(flow_run_id, leave_running=[w.id for w in work if w.tag in shared])
     stopped: list[Work] = []
     for item in work:
         if item.tag in shared:

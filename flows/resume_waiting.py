@@ -51,7 +51,7 @@ from flows.runtime import Runtime
 from flows.settings import Settings
 from flows.waiting import WAITING_TAG, Work, work_from_tags
 from tasks.glue.runner import list_runs, stop_run
-from tasks.jobs import GLUE_RUN_STATES, STATEMENT_STATES, Logger
+from tasks.jobs import GLUE_RUN_STATES, STATEMENT_STATES, Logger, error_code
 from tasks.redshift_data.cancel import cancel_statement
 
 PAGE = 200
@@ -93,6 +93,9 @@ def read_runs(
             return runs
 
 
+GONE = "(not found)"  # what the service answers for work it no longer knows
+
+
 class WorkStatus:
     """The status of many pieces of work, asked for in batches and remembered per pass."""
 
@@ -119,6 +122,9 @@ class WorkStatus:
             answer = self.runtime.redshift_data.describe_statement(Id=statement_id)
             self.status[statement_id] = str(answer["Status"])
         except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == "ResourceNotFoundException":  # forgotten (24 h): not running
+                self.status[statement_id] = GONE
+                return
             self.logger.warning("could not describe statement %s: %s", statement_id, exc)
 
     def _list_job(self, job: str, ids: set[str]) -> None:
@@ -130,16 +136,28 @@ class WorkStatus:
                     self.status[str(run["Id"])] = str(run.get("JobRunState", ""))
             for run_id in ids - self.status.keys():  # older than the newest 500
                 self.calls += 1
-                run = self.runtime.glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
+                try:
+                    run = self.runtime.glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]
+                except ClientError as exc:
+                    if error_code(exc) != "EntityNotFoundException":
+                        raise
+                    self.status[run_id] = GONE
+                    continue
                 self.status[run_id] = str(run.get("JobRunState", ""))
         except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == "EntityNotFoundException":  # the job is gone: so are its runs
+                self.status.update(dict.fromkeys(ids - self.status.keys(), GONE))
+                return
             self.logger.warning("could not read Glue job %s runs: %s", job, exc)
 
     def ended(self, work: Work) -> bool | None:
-        """True/False when known; None when the service did not answer (ask next pass)."""
+        """True/False when known; None when the service did not answer (ask next pass).
+        Work the service no longer knows (a statement after 24 h) has ended."""
         status = self.status.get(work.id)
         if status is None:
             return None
+        if status == GONE:
+            return True
         table = STATEMENT_STATES if work.kind == "statement" else GLUE_RUN_STATES
         return table.outcome(status) != "running"
 

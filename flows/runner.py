@@ -296,6 +296,8 @@ def run_pipeline(
         target=runtime.settings.target,
         api_calls=runtime.api_calls,
     )
+    if any(isinstance(s, GlueStep) for s in pipeline.steps):
+        runtime.settings.check_clean_reports()  # before anything starts (deployed runs too)
     started = time.monotonic()
     clear_stop(current_flow_run_id())  # a new attempt of a run stopped in this process
     suspender = Suspender.begin(wait_mode or runtime.settings.wait_mode, runtime)

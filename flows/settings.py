@@ -133,16 +133,19 @@ class Settings(WarehouseSettings):
             if missing:
                 names = ", ".join(f"MYSTORE_{n.upper()}" for n in missing)
                 raise ValueError(f"target 'aws' needs {names} (s3:// URIs)")
-            if self.allow_empty_input and self.glue_report_path is None:
-                # The clean job's report is the only place that says a day had no input;
-                # without it such a night would end as a plain success that loaded nothing.
-                raise ValueError(
-                    "MYSTORE_ALLOW_EMPTY_INPUT=true on target 'aws' needs "
-                    "MYSTORE_GLUE_REPORT_PATH (an s3:// prefix the Glue job's role may "
-                    "write): the clean job's report is what tells a day without raw data "
-                    "from a day that loaded rows"
-                )
         return self
+
+    def check_clean_reports(self) -> None:
+        """Before a night with clean steps (not on every read of the settings: the stop hooks
+        and the resumer must still work): MYSTORE_ALLOW_EMPTY_INPUT on AWS needs the report
+        path, since the clean job's report is the only place that says a day had no input;
+        without it such a night would end as a plain success that loaded nothing."""
+        if self.target == "aws" and self.allow_empty_input and self.glue_report_path is None:
+            raise ValueError(
+                "MYSTORE_ALLOW_EMPTY_INPUT=true on target 'aws' needs MYSTORE_GLUE_REPORT_PATH "
+                "(an s3:// prefix the Glue job's role may write): the clean job's report is "
+                "what tells a day without raw data from a day that loaded rows"
+            )
 
 
 def settings_glue_arguments(settings: Settings) -> dict[str, str]:

@@ -1,23 +1,21 @@
-"""What a flow run itself started, so that no retry of it starts a run key's work twice.
+"""What a step's earlier tries started, so that a retry never starts a run key's work twice.
 
 ``force`` (``--force-rerun``) means: do not reuse an *earlier run's* work. A retry of a step
-inside the same flow run is not an earlier run: its first attempt's Glue run or statement
-may still be running (the errors that are retried are a lost poll or an unknown status),
-and a forced lookup that skipped it would start a second one: the same night loaded twice
-into the same table. Suspend mode's reading pass, which runs a step whose start failed as
-poll mode does, is the same case.
+is not an earlier run: its first try's Glue run or statement may still be running (the
+errors that are retried are a lost poll or an unknown status), and a forced lookup that
+skipped it would start a second one: the same night loaded twice into the same table.
 
-So the lookups note, per flow run and run key, which runs or statements of the key already
-existed when that flow run first looked. Whatever has the key and was not there then was
-started since, by this flow run (or by a concurrent invocation of the same night, whose
-fresh work a forced retry then shares instead of doubling it), and is reattached as
-``reattach_to`` (a resumed run's own work) is: whatever its state, so a failed one is
-reported, never started again; and, being the run's own, it is not "reattached" (the summary
-says so only of an earlier run's work) and is stopped when the run gives up waiting on it.
+So the lookups note, per Prefect task run (its retries are the same task run) and run key,
+which runs or statements of the key already existed at its first try. Whatever has the key
+and was not there then was started since, by an earlier try (or by a concurrent
+invocation of the same night, whose fresh work a forced retry then shares instead of
+doubling it), and is reattached as ``reattach_to`` (a resumed run's own work) is: whatever
+its state, so a failed one is reported, never started again; and, being the run's own, it
+is not "reattached" (the summary says so only of an earlier run's work).
 
-Kept in this process, per Prefect flow run (outside one, per task run; outside both nothing
-is noted and the lookups behave as before). A run resumed in another process has its work
-from its tags (``reattach_to``).
+Another call with the same key (a new task run) looks afresh, as before: a deliberate
+second call after a failure still submits the next attempt. Kept in this process; outside a
+task run nothing is noted.
 """
 
 from __future__ import annotations
@@ -27,33 +25,27 @@ import threading
 from collections.abc import Iterable
 
 _LOCK = threading.Lock()
-# (flow or task run, what was looked up): the ids that existed at that run's first look.
+# (task run, what was looked up): the ids that existed at that task run's first try. A few
+# entries per step run; the process (a flow run's, or a test session) ends with them.
 _FIRST_LOOK: dict[tuple[str, str], frozenset[str]] = {}
 
 
-def _current_run() -> str | None:
-    """The Prefect flow run this code runs in (also from a task's thread), else the task
-    run, else None."""
+def _current_task_run() -> str | None:
     if "prefect" not in sys.modules:
         return None  # a process that never imported Prefect is in no Prefect run
-    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.context import TaskRunContext
 
-    flow_run = FlowRunContext.get()
-    if flow_run is not None and flow_run.flow_run is not None:
-        return f"flow-run:{flow_run.flow_run.id}"
-    task_run = TaskRunContext.get()
-    if task_run is not None and task_run.task_run is not None:
-        return f"task-run:{task_run.task_run.id}"
-    return None
+    context = TaskRunContext.get()
+    if context is None or context.task_run is None:
+        return None
+    return str(context.task_run.id)
 
 
 def started_since_first_look(lookup: str, listed: Iterable[str]) -> frozenset[str]:
-    """The ids among ``listed`` (what ``lookup`` finds now) that the current run started.
-
-    None on the run's first look at ``lookup``, whose ids are remembered; on a later look,
-    those not listed then. Nothing outside a Prefect run.
-    """
-    run = _current_run()
+    """The ids among ``listed`` (what ``lookup`` finds now) that appeared since the current
+    task run's first try looked: none on that first look (whose ids are remembered).
+    Nothing outside a task run."""
+    run = _current_task_run()
     ids = frozenset(listed)
     if run is None:
         return frozenset()

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from tasks.flow_run_tags import current_flow_run_id
 from tasks.jobs import JobError
 
 _stopping: set[str] = set()
+# Per stopped flow run: ids of work its threads must leave running (another live run waits on
+# it; the stop path's fence decided so), guarded by _changed.
+_left_running: dict[str, frozenset[str]] = {}
 _changed = threading.Condition()
 
 
@@ -41,11 +44,14 @@ def _run_id() -> str | None:
     return None if run_id is None else str(run_id)
 
 
-def request_stop(flow_run_id: object) -> None:
-    """Stop the work of ``flow_run_id``'s threads at their next pause (None: nothing)."""
+def request_stop(flow_run_id: object, leave_running: Iterable[str] = ()) -> None:
+    """Stop the work of ``flow_run_id``'s threads at their next pause (None: nothing), but
+    for ``leave_running``: ids of work another live run also waits on, which the threads
+    leave as the stop path's fence does (``flows.hooks.stop_run_work``)."""
     if flow_run_id is None:
         return
     with _changed:
+        _left_running[str(flow_run_id)] = frozenset(leave_running)
         _stopping.add(str(flow_run_id))
         _changed.notify_all()
 
@@ -54,6 +60,15 @@ def clear_stop(flow_run_id: object) -> None:
     """Forget a stop of ``flow_run_id``: a new attempt of that run starts afresh."""
     with _changed:
         _stopping.discard(str(flow_run_id))
+        _left_running.pop(str(flow_run_id), None)
+
+
+def left_running(work_id: str) -> bool:
+    """Whether this thread's flow run is being stopped with ``work_id`` left running for
+    another live run that waits on it (so its waiting thread must not stop it)."""
+    run_id = _run_id()
+    with _changed:
+        return run_id is not None and work_id in _left_running.get(run_id, frozenset())
 
 
 def raise_if_stopping(what: str) -> None:

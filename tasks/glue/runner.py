@@ -37,7 +37,7 @@ from tasks.jobs import (
     WaitPolicy,
     is_transient,
 )
-from tasks.stopping import WorkStoppedError, stoppable_sleep, undone_if_abandoned
+from tasks.stopping import WorkStoppedError, left_running, stoppable_sleep, undone_if_abandoned
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -240,18 +240,15 @@ def run_glue_job(
     except WorkStoppedError:
         # The flow run is ending: stop the run and stay until Glue says it stopped, so the
         # last word of the run's log (and of a local stack, which ends with this process)
-        # is its final state, not STOPPING. An earlier run's run, which this one only
-        # joined, is left to the stop path's fence (flows.hooks.stop_run_work): it stops
-        # it only when no other live run waits on it.
-        if not reattached:
+        # is its final state, not STOPPING; unless the stop path's fence left it running
+        # for another live run that waits on it too (flows.hooks.stop_run_work).
+        if not left_running(run_id):
             stop_run(client, job_name, run_id, logger)
             _confirm_stopped(client, job_name, run_id, logger)
         raise
     except BaseException:
-        # Cancellation, a task timeout, SIGTERM or Ctrl-C: our run must not outlive its
-        # flow; an earlier run's, which we only joined, goes on for whoever else waits.
-        if not reattached:
-            stop_run(client, job_name, run_id, logger)
+        # Cancellation, a task timeout, SIGTERM or Ctrl-C: the run must not outlive its flow.
+        stop_run(client, job_name, run_id, logger)
         raise
     state = final.get("JobRunState", "")
     if GLUE_RUN_STATES.outcome(state) != "succeeded":

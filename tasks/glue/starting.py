@@ -219,8 +219,8 @@ def _first_hold(
         deadline=time.monotonic() + (knobs.concurrency.timeout_seconds or 0.0),
     )
     keyed = [r for r in seen if run_key_of(r) == run_key]
-    # Started by this flow run: before it suspended (reattach_to), or by an earlier attempt
-    # of this step in this process (a retry, even a forced one, never starts a second run).
+    # Started by this flow run before it suspended (reattach_to), or by an earlier try of
+    # this task run (a retry, even a forced one, never starts a second run: own_work).
     since = started_since_first_look(
         f"glue-run:{job_name}:{run_key}", (str(r.get("Id")) for r in keyed)
     )

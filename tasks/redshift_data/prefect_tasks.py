@@ -290,7 +290,6 @@ def execute_statement(
             sql=sql if isinstance(sql, str) else "; ".join(sql),
             logger=logger,
             label=submission.statement_name,
-            reattached=submission.reattached,
         )
     except StatementError as exc:
         record_statement(_row(submission.statement_name, None, exc))

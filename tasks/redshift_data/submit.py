@@ -332,7 +332,7 @@ def submit_or_reattach(
     prior = find_prior_statements(
         client, step, where=target.statement_filter(), policy=policy, logger=logger
     )
-    # Started by an earlier attempt of this step in this flow run (a retry, even a forced
+    # Started by an earlier try of this task run (a retry, even a forced
     # one, never submits a second attempt while its own may still run): as reattach_to.
     since = started_since_first_look(
         f"statement:{target.scope()}:{step.step_prefix}", (p.statement_id for p in prior)
@@ -349,8 +349,7 @@ def submit_or_reattach(
             decision.reason,
         )
         # An earlier run's work, unless this flow run submitted it itself (before it
-        # suspended, or in an earlier try of this step): what the summary calls reattached,
-        # and what an abandoned wait leaves running for whoever else waits on it.
+        # suspended, or in an earlier try of this step): what the summary calls reattached.
         earlier = decision.statement_id not in own
         return Submission(decision.statement_id, run.statement_name, run.attempt, earlier)
     listed = {p.statement_id for p in prior}

@@ -32,7 +32,7 @@ from tasks.redshift_data.errors import (
     StatementTimeoutError,
 )
 from tasks.redshift_data.status import terminal_error
-from tasks.stopping import WorkStoppedError, raise_if_stopping, stoppable_sleep
+from tasks.stopping import WorkStoppedError, left_running, raise_if_stopping, stoppable_sleep
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -194,14 +194,9 @@ def wait_or_cancel(
     sql: str | None = None,
     logger: Logger | None = None,
     label: str | None = None,
-    reattached: bool = False,
     **wait_kwargs: Any,
 ) -> Mapping[str, Any]:
     """``wait_for_statement`` that cancels the statement when the wait is abandoned.
-
-    ``reattached``: the statement is an earlier run's, which this wait only joined; an
-    abandoned wait leaves it running (another live run may wait on it: the flows' stop path
-    stops it only when none does, ``flows.hooks.stop_run_work``); our timeout still cancels.
 
     Abandoned means: our timeout, or anything that unwinds through here that is not the
     statement's own outcome or an error of ours: KeyboardInterrupt, Prefect's
@@ -226,14 +221,13 @@ def wait_or_cancel(
         cancel_statement(client, statement_id, reason="wait timed out", logger=logger)
         raise
     except WorkStoppedError:
-        if not reattached:
+        # unless the stop path's fence left it for another live run that waits on it too
+        if not left_running(statement_id):
             cancel_statement(client, statement_id, reason="flow run stopped", logger=logger)
         raise
     except JobError:
         raise
     except BaseException as exc:
-        if reattached:
-            raise
         cancel_statement(
             client, statement_id, reason=f"waiting stopped: {type(exc).__name__}", logger=logger
         )

@@ -48,6 +48,21 @@ def test_aws_target_without_a_warehouse_names_the_missing_variables(
     assert "needs exactly one of MYSTORE_CLUSTER_IDENTIFIER or MYSTORE_WORKGROUP_NAME" in out
 
 
+def test_allowing_empty_input_on_aws_without_reports_exits_2_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "MYSTORE_WORKGROUP_NAME": "mystore-wg",
+        "MYSTORE_RAW_PATH": "s3://bkt/raw",
+        "MYSTORE_CLEAN_PATH": "s3://bkt/clean",
+        "MYSTORE_ALLOW_EMPTY_INPUT": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert nightly.main(["--target", "aws"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "MYSTORE_ALLOW_EMPTY_INPUT=true on target 'aws' needs MYSTORE_GLUE_REPORT_PATH" in out
+
+
 def test_a_bad_value_is_named_by_its_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

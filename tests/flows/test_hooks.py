@@ -132,6 +132,52 @@ def test_work_another_live_run_waits_on_is_left_running(migrated: LocalStack) ->
     _wait_for(lambda: _status(runtime, shared) == "ABORTED")
 
 
+@pytest.mark.usefixtures("prefect_settings")
+def test_a_stopped_runs_waiting_thread_leaves_work_another_live_run_waits_on(
+    migrated: LocalStack,
+) -> None:
+    """A's step waits, in its worker thread, on the statement B (live) also waits on; A is
+    stopped (its stop path, as on SIGTERM): the fence leaves the statement running, and so
+    does the thread, which ends with WorkStoppedError instead of cancelling B's load."""
+    from prefect import flow as prefect_flow
+
+    from tasks.flow_run_tags import current_flow_run_id
+    from tasks.jobs import WaitPolicy
+    from tasks.redshift_data import execute_statement
+    from tasks.stopping import WorkStoppedError
+    from tests.tasks.conftest import outcomes_of
+
+    runtime = _runtime(migrated)
+    key = RunKey("hook-test", NIGHT, "shared-wait")
+    shared = _submit(runtime, key.with_attempt(1).statement_name)
+    _flow_run([statement_tag(shared)])  # B: Running, waits on it too
+
+    @prefect_flow(name="hook-test-night-a")
+    def night_a() -> object:
+        waiting = execute_statement.with_options(retries=0).submit(
+            "select pg_sleep(60)",
+            target=runtime.target,
+            run_key=key,
+            policy=WaitPolicy(initial_interval=0.2, max_interval=0.2, long_poll_seconds=1),
+        )
+        _wait_for(lambda: statement_tag(shared) in _tags(current_flow_run_id()))
+        stop_run_work(runtime, current_flow_run_id(), reason="test")
+        (outcome,) = outcomes_of(waiting)
+        return outcome
+
+    try:
+        outcome = night_a()
+        assert isinstance(outcome, WorkStoppedError), outcome
+        assert _status(runtime, shared) in RUNNING
+    finally:
+        runtime.redshift_data.cancel_statement(Id=shared)
+
+
+def _tags(flow_run_id: Any) -> list[str]:
+    with get_client(sync_client=True) as client:
+        return list(client.read_flow_run(flow_run_id).tags)
+
+
 def test_a_task_tags_its_flow_run_with_the_statement_it_started(
     migrated: LocalStack, prefect_settings: PrefectApi
 ) -> None:

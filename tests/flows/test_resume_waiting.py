@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,24 @@ def test_work_not_read_in_a_pass_is_swept_by_a_later_pass(migrated: LocalStack) 
     assert str(run.id) in report.swept
     assert report.cancelled_statements.count(statement) == 1
     _wait_for(lambda: runtime.redshift_data.describe_statement(Id=statement)["Status"] == "ABORTED")
+
+
+@pytest.mark.usefixtures("prefect_settings")
+def test_work_the_service_no_longer_knows_has_ended(migrated: LocalStack) -> None:
+    """A statement the Data API forgot (it keeps them 24 h) is not running: the run that
+    names it beside a running one is swept at once, not deferred on every pass."""
+    runtime = _runtime(migrated)
+    running = runtime.redshift_data.execute_statement(
+        **LOCAL_TARGET.request_fields(),
+        Sql="select pg_sleep(60)",
+        StatementName="resume-waiting-test/2026-11-23/load/attempt-1",
+    )["Id"]
+    forgotten = str(uuid.uuid4())
+    run = _flow_run([WAITING_TAG, statement_tag(forgotten), statement_tag(running)], Cancelled())
+    report = one_pass(runtime, LOG)
+    assert str(run.id) in report.swept and str(run.id) not in report.sweep_deferred
+    assert running in report.cancelled_statements and forgotten not in report.cancelled_statements
+    _wait_for(lambda: runtime.redshift_data.describe_statement(Id=running)["Status"] == "ABORTED")
 
 
 def test_the_command_refuses_to_run_without_a_server_or_with_bad_settings(

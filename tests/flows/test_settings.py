@@ -81,10 +81,6 @@ _PATHS = {"raw_path": "s3://bkt/r", "clean_path": "s3://bkt/c"}
             r"MYSTORE_CLEAN_PATH '/lake/clean\[1\]/\{a,b\}' holds '\[', '\]', '\{', '\}',"
             " which Spark reads as a glob",
         ),
-        (
-            {"target": "aws", "workgroup_name": "mystore-wg", "allow_empty_input": True, **_PATHS},
-            "MYSTORE_ALLOW_EMPTY_INPUT=true on target 'aws' needs MYSTORE_GLUE_REPORT_PATH",
-        ),
         ({"target": "gcp"}, "Input should be 'local' or 'aws'"),
         ({"glue_number_of_workers": 1}, "greater than or equal to 2"),
         ({"statement_timeout_seconds": "soon"}, "valid number"),
@@ -107,3 +103,16 @@ def test_allowing_empty_input_reaches_the_clean_job_as_its_argument(
         "--raw_path": "/lake/raw",
         "--allow_empty_input": "true",
     }
+
+
+def test_allowing_empty_input_on_aws_needs_the_clean_reports() -> None:
+    """Checked before a night with clean steps, not on every read of the settings (the stop
+    hooks and the resumer build them too, and must keep working)."""
+    fields: dict[str, object] = {"target": "aws", "workgroup_name": "mystore-wg", **_PATHS}
+    settings = Settings(allow_empty_input=True, **fields)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs MYSTORE_GLUE_REPORT_PATH"):
+        settings.check_clean_reports()
+    Settings(
+        allow_empty_input=True, glue_report_path="s3://bkt/reports", **fields
+    ).check_clean_reports()  # type: ignore[arg-type]
+    Settings(allow_empty_input=True).check_clean_reports()  # the embedded default keeps its own

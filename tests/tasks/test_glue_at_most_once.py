@@ -331,7 +331,9 @@ def test_a_step_retried_after_a_lost_poll_waits_on_its_own_run(
 ) -> None:
     """A retry follows Glue's answers being lost (GluePollError) while the step's run goes
     on; it waits on that run, even with ``force`` (``--force-rerun``), which skips earlier
-    runs' work, not the step's own: a second run would load the night into the table twice."""
+    runs' work, not the step's own: a second run would load the night into the table twice.
+    ``plain`` is the baseline (the retry reattaches to the earlier night's run, as before);
+    ``forced`` is what tasks/own_work.py is for."""
     from prefect import flow
 
     from tasks.glue import GlueRunResult, glue_job_run

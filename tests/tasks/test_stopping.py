@@ -134,12 +134,12 @@ def test_only_a_caller_that_stops_waiting_undoes_the_work(
 # -- work the stopped run only joined ---------------------------------------------------------
 
 
-def test_a_stopped_run_leaves_a_glue_run_it_only_joined_running(
+def test_a_stopped_run_leaves_a_glue_run_another_live_run_waits_on(
     prefect_settings: PrefectApi, endpoint: AwsEndpoint
 ) -> None:
-    """An earlier run's Glue run, which this flow run's step reattached to, may be what
-    another live run waits on: the step's thread ends without stopping it (the stop path,
-    flows.hooks.stop_run_work, stops it only when no other live run waits on it)."""
+    """A Glue run this flow run's step joined, which the stop path's fence leaves running
+    because another live run waits on it too (``request_stop(..., leave_running=...)``, as
+    flows.hooks.stop_run_work asks): the step's thread ends without stopping it."""
     client = glue_client(endpoint.url)
     key = RunKey("joined", NIGHT, "glue")
     theirs = client.start_job_run(
@@ -154,7 +154,7 @@ def test_a_stopped_run_leaves_a_glue_run_it_only_joined_running(
     def stopped_night() -> str | BaseException:
         future = step.submit()
         time.sleep(1.0)  # the step waits on the run it joined
-        request_stop(current_flow_run_id())
+        request_stop(current_flow_run_id(), leave_running=[theirs])
         (outcome,) = outcomes_of(future)
         return outcome
 
@@ -168,10 +168,10 @@ def test_a_stopped_run_leaves_a_glue_run_it_only_joined_running(
         client.batch_stop_job_run(JobName="standin", JobRunIds=[theirs])
 
 
-def test_a_stopped_run_leaves_a_statement_it_only_joined_running(
+def test_a_stopped_run_leaves_a_statement_another_live_run_waits_on(
     prefect_settings: PrefectApi,
 ) -> None:
-    """The same for an earlier run's statement: not cancelled by the joining run's thread."""
+    """The same for a statement: not cancelled by the stopped run's thread."""
     target, client, ops = recorded_target()
     key = RunKey("joined", NIGHT, "load")
     started = {"Id": "sid-1", "Status": "STARTED", "StatementName": key.statement_name}
@@ -193,7 +193,7 @@ def test_a_stopped_run_leaves_a_statement_it_only_joined_running(
             while "DescribeStatement" not in [name for name, _ in ops]:
                 assert time.monotonic() < deadline, ops
                 time.sleep(0.1)
-            request_stop(current_flow_run_id())
+            request_stop(current_flow_run_id(), leave_running=["sid-1"])
             (outcome,) = outcomes_of(future)
             return outcome
 

@@ -213,6 +213,35 @@ def test_a_forced_step_retried_after_a_lost_status_waits_on_its_own_attempt(
     assert [p["StatementName"] for p in submits(ops)] == [key.with_attempt(2).statement_name]
 
 
+def test_a_second_call_after_a_failed_attempt_submits_the_next_one(
+    prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
+) -> None:
+    """Only a retry of the same task run waits on its earlier try's statement: another call
+    with the same key, in the same flow run, after that statement FAILED, submits attempt 2."""
+    target, stub, ops = stubbed_target
+    key = RunKey(f"p{uuid.uuid4().hex[:8]}", NIGHT, "load")
+    stub.add_response("list_statements", {"Statements": []})
+    stub.add_response("execute_statement", {"Id": "sid-1"})
+    stub.add_response("describe_statement", {"Id": "sid-1", "Status": "FAILED", "Error": "x"})
+    failed = {"Id": "sid-1", "StatementName": key.statement_name, "Status": "FAILED"}
+    stub.add_response("list_statements", {"Statements": [failed]})
+    stub.add_response("execute_statement", {"Id": "sid-2"})
+    stub.add_response("describe_statement", finished("sid-2"))
+
+    @flow(name="rsd-second-call")
+    def twice() -> StatementResult:
+        once = execute_statement.with_options(retries=0)
+        first = once("call s.p()", target=target, run_key=key, return_state=True)
+        assert first.is_failed()
+        return once("call s.p()", target=target, run_key=key, tag_flow_run=False)
+
+    assert twice().statement_id == "sid-2"
+    assert [p["StatementName"] for p in submits(ops)] == [
+        key.with_attempt(1).statement_name,
+        key.with_attempt(2).statement_name,
+    ]
+
+
 def test_without_a_run_key_a_retry_keeps_its_client_token(
     prefect_settings: PrefectApi, stubbed_target: tuple[RedshiftTarget, Stubber, Ops]
 ) -> None:
@@ -335,8 +364,8 @@ def test_execute_statement_logs_state_changes_and_publishes_a_table(
         return first, again, flow_run.id
 
     first, again, flow_run_id = night()
-    assert again.statement_id == first.statement_id  # joined the FINISHED statement...
-    assert not again.reattached and not first.reattached  # ...this flow run's own
+    assert again.statement_id == first.statement_id  # reattached to the FINISHED statement
+    assert again.reattached and not first.reattached
     assert len(describes) >= 4  # at least 3 one-second polls, plus the reattach
     messages = flow_logs(flow_run_id)
     changes = [m for m in messages if m.startswith(f"statement {pipeline}/")]

@@ -272,21 +272,6 @@ def test_no_answer_about_the_statement_is_not_followed_by_a_cancel(
     assert client.cancelled == 0
 
 
-def test_an_abandoned_wait_on_a_statement_only_joined_does_not_cancel_it(
-    stubbed: Stubbed, clock: Any, calls: list[str]
-) -> None:
-    """An earlier run's statement (reattached) may be another live run's load."""
-    client, stub = stubbed
-    stub.add_response("describe_statement", desc("STARTED"))
-
-    def interrupted(_: float) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        wait_or_cancel(client, SID, clock=clock, sleep=interrupted, reattached=True)
-    assert calls == ["DescribeStatement"]
-
-
 def test_the_error_budget_counts_errors_in_a_row_only(stubbed: Stubbed, clock: Any) -> None:
     """Errors and successes alternating, more errors in all than the budget: still waits."""
     client, stub = stubbed
