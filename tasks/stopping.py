@@ -10,8 +10,9 @@ flow run before it stops the work the run has tagged; the waiting code of tasks/
 with :func:`stoppable_sleep` and checks :func:`raise_if_stopping` before it starts work,
 so each worker thread notices the stop within one pause (a statement's wait: within its
 long poll, which the stop path's cancel of the tagged statements ends at once), stops the
-run or statement it waits on, and ends with ``WorkStoppedError`` (never retried: the flow
-run is ending).
+run or statement it waits on, unless the stop path's fence left it running for another
+live run (:func:`left_running`), and ends with ``WorkStoppedError`` (never retried: the
+flow run is ending).
 
 Scoped by flow run id (from Prefect's run context), so stopping one run never touches the
 threads of another run in the same process. Outside a flow run nothing is ever stopped.
