@@ -95,12 +95,12 @@ def run_cli(
     except ValidationError as exc:
         console.print(f"[red]Invalid settings:[/red] {describe_validation_error(exc)}")
         return EXIT_USAGE
-    try:
-        if nightly:
+    if nightly:
+        try:
             settings.check_clean_reports()
-    except ValueError as exc:
-        console.print(f"[red]Invalid settings:[/red] {exc}")
-        return EXIT_USAGE
+        except ValueError as exc:
+            console.print(f"[red]Invalid settings:[/red] {exc}")
+            return EXIT_USAGE
     flow_kwargs["force_rerun"] = bool(getattr(args, "force_rerun", False))
     started, state = False, None  # the flow was called; its final state
     api_url = None  # the Prefect API the flow ran against (for the message if it is lost)

@@ -8,7 +8,7 @@ only ordering, the "later steps do not run" rule, progress lines and the night's
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -105,6 +105,13 @@ class NightFailedError(RuntimeError):
         self.summary = summary.as_dict()
 
 
+def _own_work(suspender: Suspender | None, step: Step) -> frozenset[str]:
+    """The step's ``reattach_to``: this run's own work of the step's kind (suspend mode)."""
+    if suspender is None:
+        return frozenset()
+    return suspender.own_ids("glue" if isinstance(step, GlueStep) else "statement")
+
+
 def settle_layer(
     layer: tuple[Step, ...],
     pipeline: Pipeline,
@@ -119,7 +126,10 @@ def settle_layer(
     and reports its error. Returns the steps whose work an earlier run did.
     """
     logger = get_run_logger()
-    starts = {s.name: start_step(s, pipeline, runtime, night, force, suspender.own) for s in layer}
+    starts = {
+        s.name: start_step(s, pipeline, runtime, night, force, _own_work(suspender, s))
+        for s in layer
+    }
     work: list[Work] = []
     earlier: set[str] = set()
     for step in layer:
@@ -260,13 +270,13 @@ def _run_layers(
             continue
         logger.info("Starting %s", ", ".join(s.name for s in layer))
         started = {s.name: time.monotonic() for s in layer}
-        own: Collection[str] = ()
         earlier: set[str] = set()
         if suspender is not None:
             earlier = settle_layer(layer, pipeline, runtime, night, force, suspender)
-            own = frozenset(suspender.own)
         futures = {
-            s.name: submit_step(s, pipeline, runtime, night, force, own, s.name in earlier)
+            s.name: submit_step(
+                s, pipeline, runtime, night, force, _own_work(suspender, s), s.name in earlier
+            )
             for s in layer
         }
         _wait_with_progress(futures)

@@ -253,14 +253,14 @@ def resumed_after_seconds() -> float | None:
 class Suspender:
     """Suspend mode for one execution of one flow run (built by ``Suspender.begin``).
 
-    ``own`` holds the ids of every statement and Glue run this flow run started, read from
-    its tags on the server: starts and reads reattach to them whatever their state.
+    ``own`` holds every statement and Glue run this flow run started, read from its tags on
+    the server: starts and reads reattach to them whatever their state (``own_ids``).
     """
 
     def __init__(self, runtime: Runtime, tags: Sequence[str]) -> None:
         self.runtime = runtime
         self.tags = list(tags)
-        self.own = {w.id for w in work_from_tags(tags)}
+        self.own = set(work_from_tags(tags))
         self.execution_started = time.monotonic()
 
     @classmethod
@@ -279,6 +279,12 @@ class Suspender:
         else:
             get_run_logger().info("Resumed after %.0f s suspended", slept)
         return cls(runtime, run_tags())
+
+    def own_ids(self, kind: str) -> frozenset[str]:
+        """The ids of this run's own work of ``kind`` ("statement" or "glue"): a step's
+        ``reattach_to`` names only its own kind of work (a statement step asks the Data API
+        about each id the lookup did not list)."""
+        return frozenset(w.id for w in self.own if w.kind == kind)
 
     def progress(self, work: Work) -> Progress:
         if work.kind == "statement":
@@ -303,7 +309,7 @@ class Suspender:
         if new:
             set_tags(add=new)
             self.tags += new
-            self.own.update(w.id for w in work)
+            self.own.update(work)
         while True:
             progress = [self.progress(w) for w in work]
             running = [p for p in progress if p.outcome == "running"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -262,11 +261,6 @@ def _latest(prior: Sequence[PriorStatement], ids: Collection[str]) -> list[Prior
     return [max(mine, key=lambda p: (p.attempt, p.created_at))] if mine else []
 
 
-# A Data API statement id (the Id pattern of botocore's model); a flow run's own work ids,
-# suspend mode's ``reattach_to``, also hold Glue run ids (``jr_...``), which are not asked.
-STATEMENT_ID = re.compile(r"[a-z0-9]{8}(-[a-z0-9]{4}){3}-[a-z0-9]{12}(:\d{0,2})?")
-
-
 def _refuse_if_forgotten(
     client: RedshiftDataAPIServiceClient, step: RunKey, unlisted: Collection[str]
 ) -> None:
@@ -352,10 +346,7 @@ def submit_or_reattach(
         # suspended, or in an earlier try of this step): what the summary calls reattached.
         earlier = decision.statement_id not in own
         return Submission(decision.statement_id, run.statement_name, run.attempt, earlier)
-    listed = {p.statement_id for p in prior}
-    _refuse_if_forgotten(
-        client, step, {i for i in reattach_to if STATEMENT_ID.fullmatch(i) and i not in listed}
-    )
+    _refuse_if_forgotten(client, step, set(reattach_to) - {p.statement_id for p in prior})
     raise_if_stopping(f"not submitting {run.statement_name}")
     operation, request = build_submit_request(
         target,

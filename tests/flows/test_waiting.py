@@ -15,6 +15,7 @@ import tasks
 from flows.waiting import (
     WAITING_TAG,
     Progress,
+    Suspender,
     WaitModeError,
     Work,
     parse_wait_mode,
@@ -30,6 +31,15 @@ def test_work_round_trips_through_run_tags() -> None:
     work = [Work("statement", "5c9c01c8-f299"), Work("glue", "jr_abc", "raw2clean")]
     tags = ["mystore", WAITING_TAG, *(w.tag for w in work)]
     assert work_from_tags(tags) == work
+
+
+def test_a_step_reattaches_to_its_own_kind_of_work_only() -> None:
+    """A statement step is given statement ids only (it asks the Data API about each one its
+    lookup did not list; a Glue run id there failed a resumed night), a Glue step run ids."""
+    work = [Work("statement", "5c9c01c8-f299"), Work("glue", "jr_abc", "raw2clean")]
+    suspender = Suspender(None, [w.tag for w in work])  # type: ignore[arg-type]
+    assert suspender.own_ids("statement") == {"5c9c01c8-f299"}
+    assert suspender.own_ids("glue") == {"jr_abc"}
 
 
 def test_wait_mode_names_the_allowed_values() -> None:

@@ -307,8 +307,7 @@ def test_a_statement_of_this_run_the_data_api_forgot_is_not_submitted_again(
     )
     stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED"}, {"Id": SID})
     with pytest.raises(JobError, match=f"started {SID2}, which the Data API no longer knows"):
-        # a Glue run id among the run's own work (suspend mode's) is not asked about
-        submit_or_reattach(client, TARGET, "call x()", STEP, reattach_to={SID, SID2, "jr_1"})
+        submit_or_reattach(client, TARGET, "call x()", STEP, reattach_to={SID, SID2})
 
     stub.add_response("list_statements", {"Statements": []})
     stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED"}, {"Id": SID})
